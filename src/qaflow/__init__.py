@@ -1,0 +1,5 @@
+"""qaflow: run your code on batches of inputs x configurations, as cached DAGs."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

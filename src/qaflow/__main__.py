@@ -1,0 +1,5 @@
+"""`python -m qaflow` is the `qa` command."""
+
+from qaflow.cli import main
+
+main()

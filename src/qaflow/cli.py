@@ -1,0 +1,187 @@
+"""The `qa` command: parse arguments, call the library, print, exit with its code.
+
+Exit codes are mapped in one place, `main`: 0 success, 1 a run failed (or an internal
+error of ours), 2 usage or configuration error, printed as one paragraph without traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from qaflow import __version__
+from qaflow.errors import QaflowError, UsageError
+from qaflow.project import Project, QaflowWarning
+
+
+@dataclass
+class Globals:
+    """Options given before the command, as in QA-Board (`qa --label X batch Y`)."""
+
+    project_dir: Path | None = None
+    label: str = "default"
+    configs: tuple[Any, ...] | None = None
+    platform: str | None = None
+    database: Path | None = None
+    type: str | None = None
+    dryrun: bool = False
+    tuning: dict[str, Any] = field(default_factory=dict)
+    forwarded_args: tuple[str, ...] = ()
+
+    def project(self) -> Project:
+        if self.project_dir is not None and not self.project_dir.is_dir():
+            raise UsageError(f"-C {str(self.project_dir)!r}: no such folder.")
+        return Project.discover(self.project_dir)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "-C",
+    "--project",
+    "project_dir",
+    type=click.Path(path_type=Path),
+    help="Use the project in DIR (default: the nearest qaboard.yaml above the cwd).",
+    metavar="DIR",
+)
+@click.option(
+    "--label",
+    "-l",
+    default="default",
+    show_default=True,
+    help="Experiment name the execution is recorded under.",
+)
+@click.option(
+    "--config",
+    "-c",
+    "configs",
+    multiple=True,
+    help="Default configurations (`base:delta` or repeated); used by batches that set none.",
+)
+@click.option("--platform", help="Platform of the runs (default: the host's, e.g. linux).")
+@click.option(
+    "--database",
+    type=click.Path(path_type=Path),
+    help="Folder relative input paths are resolved against.",
+)
+@click.option("--type", "input_type", help="Input type (one of inputs.types in qaboard.yaml).")
+@click.option("--dryrun", is_flag=True, help="Print what would run, run nothing.")
+@click.option(
+    "--tuning",
+    multiple=True,
+    metavar="JSON",
+    help="Extra parameters as a JSON object, merged into params (repeatable).",
+)
+@click.version_option(__version__, prog_name="qaflow")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    project_dir: Path | None,
+    label: str,
+    configs: tuple[str, ...],
+    platform: str | None,
+    database: Path | None,
+    input_type: str | None,
+    dryrun: bool,
+    tuning: tuple[str, ...],
+) -> None:
+    """qaflow: run your code on batches of inputs x configurations, chained into cached DAGs."""
+    ctx.obj = Globals(
+        project_dir=project_dir,
+        label=label,
+        configs=parse_configs(configs) if configs else None,
+        platform=platform,
+        database=database.resolve() if database else None,
+        type=input_type,
+        dryrun=dryrun,
+        tuning=parse_tuning(tuning),
+        forwarded_args=ctx.meta.get("qaflow.forwarded", ()),
+    )
+
+
+def parse_configs(values: tuple[str, ...]) -> tuple[Any, ...]:
+    """`-c base:delta -c '{"k": 1}'` -> ("base", "delta", {"k": 1})."""
+    out: list[Any] = []
+    for value in values:
+        if value.lstrip().startswith("{"):
+            out.append(_json(value, "--config"))
+        else:
+            out.extend(part for part in value.split(":") if part)
+    return tuple(out)
+
+
+def parse_tuning(values: tuple[str, ...]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for value in values:
+        parsed = _json(value, "--tuning")
+        if not isinstance(parsed, dict):
+            raise UsageError(
+                f"--tuning {value!r}: expected a JSON object such as '{{\"threshold\": 0.5}}'."
+            )
+        merged.update(parsed)
+    return merged
+
+
+def _json(value: str, option: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"{option} {value!r} is not valid JSON: {exc.msg} at character {exc.pos}."
+        ) from exc
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    if issubclass(category, QaflowWarning):
+        click.secho(f"warning: {message}", fg="yellow", err=True)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `qa` console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    forwarded: tuple[str, ...] = ()
+    if "--" in args:  # QA-Board: what follows `--` is forwarded to the runs
+        cut = args.index("--")
+        args, forwarded = args[:cut], tuple(args[cut + 1 :])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", QaflowWarning)
+            warnings.showwarning = _show_warning
+            with cli.make_context("qa", args) as ctx:
+                ctx.meta["qaflow.forwarded"] = forwarded
+                code = cli.invoke(ctx)
+    except QaflowError as exc:
+        click.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if exc.exit_code == 2 else exc.exit_code)
+    except click.exceptions.Abort:
+        click.secho("aborted", fg="red", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _register_commands() -> None:
+    from qaflow.commands import batch
+
+    cli.add_command(batch.batch)
+
+
+_register_commands()

@@ -1,0 +1,1 @@
+"""The subcommands of `qa`, one module each; each is a thin layer over the library."""

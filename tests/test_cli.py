@@ -1,0 +1,171 @@
+"""The `qa` command line: planning output, global options, errors and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+BATCHES = """
+my-batch:
+  configs: [base]
+  inputs: [A.jpg, B.jpg]
+other:
+  inputs: [A.jpg]
+  matrix: {x: [1, 2]}
+  configs: ["v${matrix.x}"]
+"""
+
+
+def test_list_is_a_json_array_with_the_documented_fields(project, qa):
+    root = project(batches=BATCHES, files=["A.jpg", "B.jpg"])
+    result = qa("-C", str(root), "batch", "my-batch", "--list")
+    assert result.exit_code == 0, result.stderr
+    runs = result.json()
+    assert [r["rel_input_path"] for r in runs] == ["A.jpg", "B.jpg"]
+    for key in (
+        "batch",
+        "input_path",
+        "rel_input_path",
+        "database",
+        "type",
+        "configurations",
+        "params",
+        "platform",
+        "output_dir",
+    ):
+        assert key in runs[0]
+    assert runs[0]["input_path"] == str(root.resolve() / "A.jpg")
+    assert runs[0]["configurations"] == ["base"]
+
+
+def test_list_inputs_and_output_dirs(project, qa):
+    root = project(batches=BATCHES, files=["A.jpg", "B.jpg"])
+    inputs = qa("-C", str(root), "batch", "my-batch", "--list-inputs")
+    assert inputs.stdout.splitlines() == [
+        str(root.resolve() / "A.jpg"),
+        str(root.resolve() / "B.jpg"),
+    ]
+    dirs = qa(
+        "-C", str(root), "batch", "my-batch", "other", "--list-output-dirs"
+    ).stdout.splitlines()
+    assert len(dirs) == 4 and len(set(dirs)) == 4
+    assert all(d.startswith(str(root.resolve() / "output")) for d in dirs)
+
+
+def test_several_batches_and_batch_option(project, qa):
+    root = project(batches=BATCHES, files=["A.jpg", "B.jpg"])
+    runs = qa("-C", str(root), "batch", "--batch", "other", "-b", "my-batch", "--list").json()
+    assert [r["batch"] for r in runs] == ["other", "other", "my-batch", "my-batch"]
+
+
+def test_global_options(project, qa):
+    root = project(batches="b:\n  inputs: [A.jpg]\n", files=["A.jpg", "db2/A.jpg"])
+    runs = qa(
+        "-C",
+        str(root),
+        "--label",
+        "exp",
+        "-c",
+        "base:delta",
+        "--config",
+        "more",
+        "--platform",
+        "arm",
+        "--database",
+        str(root / "db2"),
+        "--tuning",
+        '{"t": 1}',
+        "batch",
+        "b",
+        "--list",
+    ).json()
+    assert runs[0]["configurations"] == ["base", "delta", "more", {"t": 1}]
+    assert runs[0]["params"] == {"t": 1}
+    assert runs[0]["platform"] == "arm"
+    assert runs[0]["input_path"] == str(root.resolve() / "db2" / "A.jpg")
+
+
+def test_project_found_from_a_subfolder(project, qa):
+    root = project(batches=BATCHES, files=["A.jpg", "B.jpg"])
+    (root / "sub").mkdir()
+    result = qa("batch", "my-batch", "--list-inputs", cwd=root / "sub")
+    assert result.exit_code == 0
+    assert len(result.stdout.splitlines()) == 2
+
+
+def test_dryrun_prints_one_line_per_run(project, qa):
+    root = project(batches=BATCHES, files=["A.jpg", "B.jpg"])
+    result = qa("-C", str(root), "--dryrun", "batch", "my-batch", "other")
+    lines = result.stdout.splitlines()
+    assert result.exit_code == 0
+    assert len(lines) == 5
+    assert lines[0].startswith("my-batch  A.jpg  [base]")
+    assert "other  A.jpg  [v2]" in lines[3]
+    assert "4 run(s) planned" in lines[-1]
+
+
+def test_errors_are_one_paragraph_with_exit_code_2(project, qa):
+    root = project(batches="b:\n  inputs: 3\n", files=["A.jpg"])
+    result = qa("-C", str(root), "batch", "b", "--list")
+    assert result.exit_code == 2
+    assert "Traceback" not in result.stderr
+    assert (
+        "batches.yaml:2" in result.stderr
+        and "`inputs`" in result.stderr
+        and "batch 'b'" in result.stderr
+    )
+    assert result.stdout == ""
+
+
+def test_each_user_error_exits_2(project, qa):
+    cases = {
+        "malformed": ("b: [\n", "b", r"batches.yaml:2: malformed YAML"),
+        "unknown": ("my-batch: {inputs: [A.jpg]}\n", "my-bach", "Did you mean 'my-batch'"),
+        "missing input": ("b: {inputs: [nope.jpg]}\n", "b", "does not exist"),
+        "matrix": (
+            "b:\n  inputs: [A.jpg]\n  matrix: {x: [1]}\n  configs: ['${matrix.y}']\n",
+            "b",
+            "matrix.y",
+        ),
+        "cycle": ("aliases: {a: [b], b: [a]}\n", "a", "a -> b -> a"),
+    }
+    for name, (batches, target, expected) in cases.items():
+        root = project(batches=batches, files=["A.jpg"])
+        result = qa("-C", str(root), "batch", target, "--list")
+        assert result.exit_code == 2, name
+        assert expected in result.stderr, (name, result.stderr)
+        assert "Traceback" not in result.stderr, name
+
+
+def test_unknown_key_warning_does_not_fail(project, qa):
+    root = project(
+        qaboard="whatever: 1\n", batches="b: {inputs: [A.jpg], colour: red}\n", files=["A.jpg"]
+    )
+    result = qa("-C", str(root), "batch", "b", "--list")
+    assert result.exit_code == 0
+    assert "unknown key `whatever`" in result.stderr
+    assert "batch 'b': unknown key `colour`" in result.stderr
+    assert len(json.loads(result.stdout)) == 1
+
+
+def test_no_project(tmp_path, qa):
+    result = qa("batch", "x", cwd=tmp_path)
+    assert result.exit_code == 2
+    assert "No qaboard.yaml found" in result.stderr
+
+
+def test_python_dash_m_and_console_script(project):
+    root = project(batches=BATCHES, files=["A.jpg", "B.jpg"])
+    out = subprocess.run(
+        [sys.executable, "-m", "qaflow", "-C", str(root), "batch", "my-batch", "--list-inputs"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert len(out.stdout.splitlines()) == 2
+    version = subprocess.run(
+        [sys.executable, "-m", "qaflow", "--version"], capture_output=True, text=True, check=False
+    )
+    assert version.returncode == 0 and "0.1.0" in version.stdout
