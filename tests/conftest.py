@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import secrets
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+
+from qaflow.plan import merge_params
+from qaflow.runs import RunTask
+from qaflow.store import Store
 
 
 @dataclass
@@ -107,3 +115,87 @@ def project(tmp_path: Path) -> Callable[..., Path]:
 @pytest.fixture
 def qa() -> Callable[..., Result]:
     return run_qa
+
+
+# ---------------------------------------------------------------- real store backends
+POSTGRES_ENV = "QA_TEST_POSTGRES_URL"  # e.g. postgresql://qaflow:qaflow@127.0.0.1:5432/postgres
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[Engine]:
+    """A connection to the test server with which to create and drop one database per test."""
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        reason = (
+            f"{POSTGRES_ENV} is not set, so the store is not tested on PostgreSQL. Set it to "
+            "the URL of a role that may CREATE DATABASE (.ci/run shows how to make one)."
+        )
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} CI must test PostgreSQL.")
+        pytest.skip(reason)
+    engine = create_engine(
+        make_url(url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
+    )
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_admin: Engine) -> Iterator[str]:
+    """The URL (plain postgresql://, as users write it) of a new, empty database."""
+    name = f"qaflow_test_{secrets.token_hex(6)}"
+    with postgres_admin.connect() as connection:
+        # UTF8 whatever the cluster's default (a cluster made without a locale is SQL_ASCII)
+        connection.exec_driver_sql(
+            f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8' "
+            "LC_COLLATE 'C' LC_CTYPE 'C'"
+        )
+    url = make_url(os.environ[POSTGRES_ENV]).set(database=name)
+    yield url.render_as_string(hide_password=False)
+    with postgres_admin.connect() as connection:
+        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new database on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'qaflow.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def store(store_url: str, tmp_path: Path) -> Iterator[Store]:
+    with Store.open(store_url, storage=tmp_path) as opened:
+        yield opened
+
+
+# ---------------------------------------------------------------- tasks as the planner makes them
+def make_task(
+    root: Path,
+    name: str,
+    configs: tuple[Any, ...] = (),
+    *,
+    input_path: Path | None = None,
+    batch: str = "b",
+    **kwargs: Any,
+) -> RunTask:
+    """A RunTask for the project at root, its outputs in root/output/NAME (kwargs: RunTask's)."""
+    database = input_path.parent if input_path is not None else root
+    spec = {
+        "batch": batch,
+        "batch_file": str(root / "qa" / "batches.yaml"),
+        "input_path": None if input_path is None else str(input_path),
+        "rel_input_path": None if input_path is None else input_path.name,
+        "database": str(database),
+        "type": "default",
+        "configurations": list(configs),
+        "configs": list(configs),
+        "params": merge_params(configs),
+        "platform": "linux",
+        "matrix": {},
+        "output_dir": str(root / "output" / name),
+        "id": name,
+    }
+    kwargs.setdefault("entrypoint", None if kwargs.get("command") else "qa/main.py")
+    return RunTask(key=name, spec=spec, project_root=str(root), **kwargs)

@@ -3,3 +3,8 @@
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+from qaflow import api
+from qaflow.api import batch, run
+
+__all__ = ["__version__", "api", "batch", "run"]

@@ -16,7 +16,9 @@ from typing import Any
 import click
 
 from qaflow import __version__
+from qaflow.api import Options
 from qaflow.errors import QaflowError, UsageError
+from qaflow.plan import PlanOptions
 from qaflow.project import Project, QaflowWarning
 
 
@@ -38,6 +40,26 @@ class Globals:
         if self.project_dir is not None and not self.project_dir.is_dir():
             raise UsageError(f"-C {str(self.project_dir)!r}: no such folder.")
         return Project.discover(self.project_dir)
+
+    def plan_options(self) -> PlanOptions:
+        return PlanOptions(
+            configs=self.configs,
+            platform=self.platform,
+            database=self.database,
+            type=self.type,
+            label=self.label,
+            extra_parameters=self.tuning,
+        )
+
+    def options(self, **execution: Any) -> Options:
+        return Options(
+            label=self.label,
+            plan=self.plan_options(),
+            forwarded_args=self.forwarded_args,
+            dryrun=self.dryrun,
+            argv=tuple(sys.argv),
+            **execution,
+        )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -172,16 +194,17 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(2 if exc.exit_code == 2 else exc.exit_code)
-    except click.exceptions.Abort:
-        click.secho("aborted", fg="red", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.secho("interrupted", fg="red", err=True)
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)
 
 
 def _register_commands() -> None:
-    from qaflow.commands import batch
+    from qaflow.commands import batch, init, logs, run
 
-    cli.add_command(batch.batch)
+    for command in (batch.batch, run.run, init.init, logs.logs):
+        cli.add_command(command)
 
 
 _register_commands()

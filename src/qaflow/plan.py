@@ -85,11 +85,22 @@ class RunSpec:
 
 
 @dataclass(frozen=True)
+class BatchSettings:
+    """How the runs of one batch execute."""
+
+    timeout: float | None = None  # seconds
+    retries: int = 0
+    cpus: int = 1
+    concurrency: int | None = None  # `local: {concurrency: N}`: at most N of its runs at once
+
+
+@dataclass(frozen=True)
 class Plan:
     """Every run to execute, in a stable order, and the batches they come from."""
 
     runs: list[RunSpec]
     batches: list[str]
+    settings: dict[str, BatchSettings] = field(default_factory=dict)
 
     def to_json(self) -> str:
         """A JSON array, one run object per line (fast to write, easy to grep)."""
@@ -115,20 +126,34 @@ def plan(
         )
     runs: list[RunSpec] = []
     names: list[str] = []
+    settings: dict[str, BatchSettings] = {}
     seen: set[str] = set()
     found = _InputCache()
     for target in catalog.resolve(targets):
         if isinstance(target, FolderTarget):
             planned = _plan_folder(project, target, options, found)
             names.append(target.location)
+            settings[target.location] = BatchSettings()
         else:
-            planned = _plan_batch(project, catalog.batch(target), options, found)
+            batch = catalog.batch(target)
+            planned = _plan_batch(project, batch, options, found)
             names.append(target)
+            settings[target] = _settings(batch)
         for run in planned:
             if run.key not in seen:  # the same input and configs listed twice is one run
                 seen.add(run.key)
                 runs.append(run)
-    return Plan(runs=runs, batches=names)
+    return Plan(runs=runs, batches=names, settings=settings)
+
+
+def _settings(batch: Batch) -> BatchSettings:
+    cpus = batch.resources.get("cpus", 1)
+    return BatchSettings(
+        timeout=batch.timeout,
+        retries=batch.retries,
+        cpus=max(1, int(cpus)) if isinstance(cpus, int | float) else 1,
+        concurrency=batch.local_concurrency,
+    )
 
 
 # ---------------------------------------------------------------- one batch
@@ -407,3 +432,37 @@ def _rel_dir(rel: str) -> str:
     """The input's relative path as folders under the batch; `..` cannot climb out."""
     parts = [_slug(p) if p not in (".", "..") else "_" for p in rel.split("/") if p]
     return "/".join(parts) or "_"
+
+
+def plan_single(project: Project, location: str, options: PlanOptions | None = None) -> Plan:
+    """The one run of `qa run -i LOCATION`: that exact path (no glob expansion), default configs."""
+    options = options or PlanOptions()
+    itype = project.input_type(options.type)
+    database = options.database if options.database is not None else itype.database
+    path = Path(location) if Path(location).is_absolute() else database / location
+    if not path.exists():
+        raise BatchSpecError(
+            f"Input {location!r} does not exist: there is no {str(path)!r}. Give a path relative to the database {str(database)!r}, or an absolute path."
+        )
+    if not path.is_relative_to(database):
+        database = Path(path.anchor)
+    context = _Context(
+        batch=SINGLE_RUN_BATCH,
+        batch_file=None,
+        type=itype.name,
+        database=database,
+        globs=(),
+        use_parent_folder=False,
+        platform=options.platform or HOST,
+        configs=_default_configs(project, options),
+        matrix={},
+        has_matrix=False,
+    )
+    found = [FoundInput.under(path, database)]
+    runs = list(
+        _runs(project, context, found, context.configs, itype.name, context.platform, options)
+    )
+    return Plan(runs=runs, batches=[SINGLE_RUN_BATCH], settings={SINGLE_RUN_BATCH: BatchSettings()})
+
+
+SINGLE_RUN_BATCH = "@run"

@@ -72,7 +72,7 @@ class OutputsSection(_Section):
 
 
 class LocalRunnerSection(_Section):
-    concurrency: int = -1
+    concurrency: int | None = None  # None: QA_BATCH_CONCURRENCY, else one per CPU
 
 
 class DaskClusterSection(_Section):
@@ -131,7 +131,7 @@ class Project:
     storage: Path
     database_url: str | None
     runner: str
-    local_concurrency: int
+    local_concurrency: int | None
     dask: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import click
 
+from qaflow.api import ActionOnExisting, execute
 from qaflow.cli import Globals
-from qaflow.errors import UsageError
-from qaflow.plan import Plan, PlanOptions, RunSpec, plan
+from qaflow.plan import Plan, RunSpec, plan
 
 
 @click.command()
@@ -33,6 +34,24 @@ from qaflow.plan import Plan, PlanOptions, RunSpec, plan
     is_flag=True,
     help="Print the output directory of each planned run and exit.",
 )
+@click.option(
+    "--runner",
+    type=click.Choice(["local", "dask"]),
+    help="Where runs execute (default: runners.default, else local).",
+)
+@click.option(
+    "--local-concurrency",
+    type=int,
+    metavar="N",
+    help="Runs at once on this machine (-1: one per CPU).",
+)
+@click.option(
+    "--action-on-existing",
+    type=click.Choice(["run", "postprocess", "sync", "skip"]),
+    default="run",
+    show_default=True,
+    help="For runs whose output directory holds results: run again, only postprocess, record them as they are, or skip them.",
+)
 @click.pass_obj
 def batch(
     g: Globals,
@@ -41,18 +60,13 @@ def batch(
     list_runs: bool,
     list_inputs: bool,
     list_output_dirs: bool,
+    runner: str | None,
+    local_concurrency: int | None,
+    action_on_existing: ActionOnExisting,
 ) -> int:
     """Plan and run the batches NAME… (batch names, aliases, wildcards or folders of the database)."""
     project = g.project()
-    options = PlanOptions(
-        configs=g.configs,
-        platform=g.platform,
-        database=g.database,
-        type=g.type,
-        label=g.label,
-        extra_parameters=g.tuning,
-    )
-    the_plan = plan(project, [*names, *batch_opts], options)
+    the_plan = plan(project, [*names, *batch_opts], g.plan_options())
     if list_runs:
         click.echo(the_plan.to_json())
     elif list_inputs:
@@ -62,15 +76,15 @@ def batch(
     elif g.dryrun:
         click.echo(describe(the_plan, project.root))
     else:
-        raise UsageError(
-            "Executing runs is not available yet in this version of qaflow: plan with "
-            "`qa batch NAME --list` or `qa --dryrun batch NAME`."
+        options = g.options(
+            runner=runner, concurrency=local_concurrency, action_on_existing=action_on_existing
         )
+        return execute(project, the_plan, options).exit_code
     return 0
 
 
-def _echo_lines(lines: object) -> None:
-    click.echo("\n".join(lines), nl=True)  # type: ignore[call-overload]
+def _echo_lines(lines: Iterable[str]) -> None:
+    click.echo("\n".join(lines))
 
 
 def describe(the_plan: Plan, root: Path) -> str:

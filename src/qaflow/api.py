@@ -1,0 +1,313 @@
+"""The Python API: `qaflow.batch(...)` and `qaflow.run(...)`; the CLI is a thin layer over it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from qaflow.errors import UsageError
+from qaflow.plan import Plan, PlanOptions, RunSpec, plan, plan_single
+from qaflow.project import Project
+from qaflow.runs import RunResult, RunStatus, RunTask
+from qaflow.scheduler import Job, Scheduler
+
+ActionOnExisting = Literal["run", "postprocess", "sync", "skip"]
+
+
+@dataclass(frozen=True)
+class Run:
+    """A planned run and what came of it."""
+
+    spec: RunSpec
+    result: RunResult
+
+    @property
+    def status(self) -> RunStatus:
+        return self.result.status
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.result.metrics
+
+    @property
+    def output_dir(self) -> Path:
+        return self.spec.output_dir
+
+    @property
+    def error(self) -> str | None:
+        return self.result.error
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One `qa batch`: its plan and the result of every run."""
+
+    id: str
+    label: str
+    plan: Plan
+    results: dict[str, RunResult]
+    storage: Path
+    started_at: float
+    ended_at: float = field(default_factory=time.time)
+
+    def runs(self) -> list[Run]:
+        """Every run, in plan order."""
+        return [
+            Run(spec, self.results[spec.key]) for spec in self.plan.runs if spec.key in self.results
+        ]
+
+    @property
+    def status(self) -> str:
+        statuses = {result.status for result in self.results.values()}
+        if RunStatus.CANCELLED in statuses:
+            return "cancelled"
+        return "succeeded" if all(s.ok for s in statuses) else "failed"
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.status == "succeeded" else 1
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to execute: everything `qa batch` accepts besides the batch names."""
+
+    label: str = "default"
+    plan: PlanOptions = field(default_factory=PlanOptions)
+    runner: str | None = None
+    concurrency: int | None = None
+    action_on_existing: ActionOnExisting = "run"
+    forwarded_args: tuple[str, ...] = ()
+    dryrun: bool = False
+    command: str | None = None
+    tee: bool = False
+    argv: tuple[str, ...] = ()
+
+
+def batch(
+    names: str | Sequence[str],
+    *,
+    project: str | Path = ".",
+    wait: bool = True,
+    reporter: Any = None,
+    **options: Any,
+) -> Execution:
+    """Plan and execute batches (and what they need); return the execution with its runs.
+
+    `options` are the fields of `Options` (label, runner, concurrency, action_on_existing…)
+    and of `PlanOptions` (configs, platform, database, type, extra_parameters).
+    """
+    if not wait:
+        raise UsageError(
+            "wait=False (background executions) is not available yet in this version of qaflow."
+        )
+    the_project = Project.discover(Path(project))
+    opts = _options(options)
+    targets = [names] if isinstance(names, str) else list(names)
+    return execute(the_project, plan(the_project, targets, opts.plan), opts, reporter=reporter)
+
+
+def run(
+    input_path: str | Path,
+    *,
+    project: str | Path = ".",
+    command: str | None = None,
+    reporter: Any = None,
+    **options: Any,
+) -> Execution:
+    """One run of the entrypoint (or of `command`) on one input, like `qa run -i INPUT [CMD]`."""
+    the_project = Project.discover(Path(project))
+    opts = _options({**options, "command": command})
+    return execute(
+        the_project, plan_single(the_project, str(input_path), opts.plan), opts, reporter=reporter
+    )
+
+
+def _options(options: dict[str, Any]) -> Options:
+    plan_fields = set(PlanOptions.__dataclass_fields__)
+    plan_options = {k: options.pop(k) for k in list(options) if k in plan_fields and k != "label"}
+    unknown = set(options) - set(Options.__dataclass_fields__)
+    if unknown:
+        raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+    if "label" in options:
+        plan_options["label"] = options["label"]
+    if "configs" in plan_options and plan_options["configs"] is not None:
+        plan_options["configs"] = tuple(plan_options["configs"])
+    return Options(**options, plan=PlanOptions(**plan_options))
+
+
+def execute(
+    project: Project, the_plan: Plan, options: Options, *, reporter: Any = None
+) -> Execution:
+    """Run a plan: record it, schedule it on the executor, report it. Blocks until done."""
+    from qaflow.executors.local import LocalPool
+    from qaflow.git import git_info
+    from qaflow.recorder import StoreRecorder
+    from qaflow.report import ConsoleReporter, Reporters
+    from qaflow.store import Store
+
+    if (options.runner or project.runner) != "local":
+        raise UsageError(
+            f"runner {options.runner or project.runner!r} is not available yet in this version of qaflow; use `--runner local`."
+        )
+    if options.command is None and not project.entrypoint.is_file():
+        raise UsageError(
+            f"The entrypoint {str(project.entrypoint)!r} does not exist. Create it with a `run(context)` function "
+            "(`qa init` writes a sample), set `project.entrypoint` in qaboard.yaml, or give a command: "
+            "qa run -i INPUT 'echo \"{input_path} => {output_dir}\"'."
+        )
+    capacity, limits = concurrency(project, the_plan, options.concurrency)
+    store = Store.open(project.database_url, storage=project.storage)
+    try:
+        execution_id = store.create_execution(
+            label=options.label,
+            project=project.name,
+            argv=list(options.argv or sys.argv),
+            git=git_info(project.root),
+            pid=os.getpid(),
+            host=socket.gethostname(),
+        )
+        events = Reporters(
+            reporter if reporter is not None else ConsoleReporter(single=options.tee),
+            StoreRecorder(store=store, execution_id=execution_id),
+        )
+        jobs = [_job(project, the_plan, run_spec, options, limits) for run_spec in the_plan.runs]
+        started = time.time()
+        events.execution_started(execution_id, the_plan)
+        with LocalPool(capacity) as pool:
+            scheduler = Scheduler(
+                executor=pool,
+                events=events,
+                capacity=capacity,
+                decide=_existing(options.action_on_existing),
+            )
+            results = scheduler.run(jobs)
+        execution = Execution(
+            id=execution_id,
+            label=options.label,
+            plan=the_plan,
+            results=results,
+            storage=project.storage,
+            started_at=started,
+        )
+        events.execution_finished(execution)
+        return execution
+    finally:
+        store.close()
+
+
+def concurrency(project: Project, the_plan: Plan, cli: int | None) -> tuple[int, dict[str, int]]:
+    """(capacity of the pool, per-batch limits): CLI, else batch `local.concurrency`, else
+    `runners.local.concurrency`, else QA_BATCH_CONCURRENCY, else one per CPU (-1)."""
+    cpus = os.cpu_count() or 1
+
+    def resolve(value: int) -> int:
+        return cpus if value <= 0 else value
+
+    if cli is not None:
+        return resolve(cli), {}
+    default = project.local_concurrency
+    if default is None:
+        env = os.environ.get("QA_BATCH_CONCURRENCY")
+        try:
+            default = int(env) if env else -1
+        except ValueError:
+            raise UsageError(
+                f"QA_BATCH_CONCURRENCY={env!r} is not a number; set it to a number of runs, or -1 for one per CPU."
+            ) from None
+    limits = {
+        name: resolve(s.concurrency)
+        for name, s in the_plan.settings.items()
+        if s.concurrency is not None
+    }
+    capacity = max([resolve(default), *limits.values()])
+    return capacity, limits
+
+
+def _job(
+    project: Project, the_plan: Plan, spec: RunSpec, options: Options, limits: dict[str, int]
+) -> Job:
+    settings = the_plan.settings.get(spec.batch)
+    timeout = settings.timeout if settings and settings.timeout else _env_timeout()
+    task = RunTask(
+        key=spec.key,
+        spec=spec.to_dict(),
+        project_root=str(project.root),
+        entrypoint=None if options.command is not None else str(project.entrypoint),
+        command=options.command,
+        action="postprocess" if options.action_on_existing == "postprocess" else "run",
+        forwarded_args=options.forwarded_args,
+        extra_parameters=options.plan.extra_parameters,
+        dryrun=options.dryrun,
+        timeout=timeout,
+        cpus=settings.cpus if settings else 1,
+        tee=options.tee,
+    )
+    return Job(
+        run=spec,
+        task=task,
+        retries=settings.retries if settings else 0,
+        batch_limit=limits.get(spec.batch),
+    )
+
+
+def _env_timeout() -> float | None:
+    value = os.environ.get("QA_BATCH_TIMEOUT")
+    try:
+        return float(value) if value else None
+    except ValueError:
+        raise UsageError(f"QA_BATCH_TIMEOUT={value!r} is not a number of seconds.") from None
+
+
+def _existing(action: ActionOnExisting) -> Any:
+    """The scheduler's `decide` for --action-on-existing sync and skip (QA-Board's modes).
+
+    skip: a run whose output directory holds successful results is not executed (reported
+    cached, with those metrics); sync: no run executes, existing results are recorded as
+    they are, and a run without results fails.
+    """
+    if action not in ("sync", "skip"):
+        return None
+    from qaflow.context import MetricsError, read_metrics
+
+    def decide(job: Job) -> RunResult | None:
+        now = time.time()
+        try:
+            metrics = (
+                read_metrics(job.run.output_dir)
+                if (job.run.output_dir / "metrics.json").is_file()
+                else None
+            )
+        except MetricsError as exc:
+            metrics, problem = None, str(exc)
+        else:
+            problem = f"no existing results to sync in {job.run.output_dir}"
+        if action == "skip":
+            ok = metrics is not None and not metrics.get("is_failed")
+            return (
+                RunResult(
+                    job.key, RunStatus.CACHED, metrics=metrics or {}, started_at=now, ended_at=now
+                )
+                if ok
+                else None
+            )
+        if metrics is None:
+            return RunResult(job.key, RunStatus.FAILED, error=problem, started_at=now, ended_at=now)
+        failed = bool(metrics.get("is_failed"))
+        error = "synced: the existing result had failed" if failed else None
+        return RunResult(
+            job.key,
+            RunStatus.FAILED if failed else RunStatus.SUCCEEDED,
+            metrics=metrics,
+            error=error,
+            started_at=now,
+            ended_at=now,
+        )
+
+    return decide

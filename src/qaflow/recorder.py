@@ -1,0 +1,86 @@
+"""Recording an execution in the store, as a reporter, with writes coalesced off the hot path.
+
+Policy: events are queued and written by one thread, which takes everything queued so far
+and writes it in one transaction (`Store.record`), at most every `interval` seconds. A
+2,000-run batch then costs tens of commits instead of 4,000, and the scheduler never waits
+on the database. Each transaction is atomic, so a killed driver leaves the store consistent:
+it only lacks the last fraction of a second of events. A run is recorded as finished only
+after its result (and metrics.json) exists.
+"""
+
+from __future__ import annotations
+
+import queue
+import socket
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from qaflow.plan import Plan, RunSpec
+from qaflow.runs import RunResult
+from qaflow.store import Store
+
+if TYPE_CHECKING:
+    from qaflow.api import Execution
+
+HOST = socket.gethostname()
+_STOP = object()
+
+
+class StoreRecorder:
+    """Writes the planned runs, their starts and results, and the execution's end to the store."""
+
+    def __init__(self, *, store: Store, execution_id: str, interval: float = 0.2) -> None:
+        self.store = store
+        self.execution_id = execution_id
+        self.interval = interval
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def execution_started(self, execution_id: str, plan: Plan) -> None:
+        self.store.add_runs(self.execution_id, [run.to_dict() for run in plan.runs])
+        self._thread = threading.Thread(
+            target=self._write_loop, name="qaflow-recorder", daemon=True
+        )
+        self._thread.start()
+
+    def run_started(self, run: RunSpec, attempt: int) -> None:
+        self._queue.put((run.key, time.time(), HOST, attempt))
+
+    def run_finished(self, run: RunSpec, result: RunResult) -> None:
+        self._queue.put(result)
+
+    def execution_finished(self, execution: Execution) -> None:
+        self.flush()
+        self.store.finish_execution(
+            self.execution_id, execution.status, ended_at=execution.ended_at
+        )
+
+    def flush(self) -> None:
+        """Write everything queued, stop the writer thread, re-raise its error if it had one."""
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            raise self._error
+
+    def _write_loop(self) -> None:
+        stop = False
+        while not stop:
+            items = [self._queue.get()]
+            deadline = time.monotonic() + self.interval
+            while items[-1] is not _STOP and (left := deadline - time.monotonic()) > 0:
+                try:
+                    items.append(self._queue.get(timeout=left))
+                except queue.Empty:
+                    break
+            stop = items[-1] is _STOP
+            started = [item for item in items if isinstance(item, tuple)]
+            finished = [item for item in items if isinstance(item, RunResult)]
+            try:
+                self.store.record(self.execution_id, started=started, finished=finished)
+            except BaseException as exc:  # surfaced by flush(), in the driver's thread
+                self._error = exc
+                return

@@ -1,0 +1,128 @@
+"""The vocabulary shared by the scheduler, the executors and the store: statuses, tasks, results.
+
+A `RunTask` is what crosses to a worker process (it pickles: plain data only); a
+`RunResult` is what comes back. A failure of the user's code is a result with status
+FAILED, never an exception; ERRORED means qaflow could not run it at all. Executors
+implement the narrow `Executor` seam: `submit(task) -> Future[RunResult]`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal, Protocol
+
+
+class RunStatus(StrEnum):
+    """The life of a run. `style` and `symbol` are how the console and the board show it."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # the user's code failed (raised, exited, crashed, timed out)
+    ERRORED = "errored"  # qaflow could not execute it
+    SKIPPED = "skipped"  # not executed: upstream failed, or --action-on-existing skip
+    CACHED = "cached"  # an up-to-date result was reused
+    INTERRUPTED = "interrupted"  # its driver died while it ran
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (RunStatus.PENDING, RunStatus.RUNNING)
+
+    @property
+    def ok(self) -> bool:
+        return self in (RunStatus.SUCCEEDED, RunStatus.CACHED)
+
+    @property
+    def style(self) -> str:
+        return _STYLES[self]
+
+    @property
+    def symbol(self) -> str:
+        return _SYMBOLS[self]
+
+
+_STYLES = {
+    RunStatus.PENDING: "dim",
+    RunStatus.RUNNING: "cyan",
+    RunStatus.SUCCEEDED: "green",
+    RunStatus.FAILED: "red",
+    RunStatus.ERRORED: "red",
+    RunStatus.SKIPPED: "yellow",
+    RunStatus.CACHED: "blue",
+    RunStatus.INTERRUPTED: "magenta",
+    RunStatus.CANCELLED: "yellow",
+}
+_SYMBOLS = {
+    RunStatus.PENDING: "·",
+    RunStatus.RUNNING: "▶",
+    RunStatus.SUCCEEDED: "✓",
+    RunStatus.FAILED: "✗",
+    RunStatus.ERRORED: "!",
+    RunStatus.SKIPPED: "-",
+    RunStatus.CACHED: "=",
+    RunStatus.INTERRUPTED: "?",
+    RunStatus.CANCELLED: "-",
+}
+
+Action = Literal["run", "postprocess"]
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """Everything a worker needs to execute one run. Plain data, so it pickles."""
+
+    key: str  # the run's identity (RunSpec.key); results come back under it
+    spec: dict[
+        str, Any
+    ]  # RunSpec.to_dict(): batch, input_path, configurations, params, output_dir…
+    project_root: str
+    entrypoint: str | None  # path of the file defining run(context); None for commands
+    command: str | None = None  # a shell command to run instead of the entrypoint
+    action: Action = "run"
+    forwarded_args: tuple[str, ...] = ()
+    extra_parameters: dict[str, Any] = field(default_factory=dict)
+    dryrun: bool = False
+    timeout: float | None = None  # seconds; enforced by the executor
+    cpus: int = 1  # slots of the local pool this run occupies
+    attempt: int = 1
+    tee: bool = False  # also copy the run's output to our own stdout (qa run)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What came of executing a task."""
+
+    key: str
+    status: RunStatus
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None  # one line first, then details (e.g. the traceback)
+    started_at: float = 0.0  # time.time()
+    ended_at: float = 0.0
+    host: str = ""
+    pid: int = 0
+    attempt: int = 1
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.ended_at - self.started_at)
+
+    @property
+    def error_line(self) -> str:
+        return (
+            (self.error or "").strip().splitlines()[0] if self.error and self.error.strip() else ""
+        )
+
+
+class Executor(Protocol):
+    """The seam between the scheduler and where runs execute (local pool, Dask, in-process)."""
+
+    def submit(self, task: RunTask) -> concurrent.futures.Future[RunResult]:
+        """Start the task (or queue it); the future resolves to its result, never raises."""
+        ...
+
+    def shutdown(self, *, cancel: bool = False) -> None:
+        """Release the workers; with cancel, kill the runs in flight (their futures get CANCELLED)."""
+        ...

@@ -1,0 +1,1 @@
+"""One module per schema revision; SCHEMA_REVISION in qaflow.store.engine names the head."""

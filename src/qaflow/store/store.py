@@ -1,0 +1,442 @@
+"""The run store: where executions and their runs are recorded (SQLite by default, or PostgreSQL).
+
+Policy
+- One public call is one transaction, committed before it returns: if the process is killed
+  between two calls, the store holds exactly what the calls before it wrote.
+- The hot paths (run_started, run_finished, heartbeat) are single Core UPDATEs found by
+  (execution_id, key) through the unique index: no ORM loads, no reads before writing.
+- SQLite: WAL journal (readers never block the writer: `qa status` while an execution runs),
+  synchronous=NORMAL (a power cut may lose the last commits, never corrupt the file),
+  busy_timeout=30 s, and writes begin with BEGIN IMMEDIATE so concurrent writers from several
+  processes wait for the lock instead of failing with "database is locked".
+- PostgreSQL: through psycopg 3, a 10 s connect timeout, connections pinged before use.
+- Schema: SCHEMA_REVISION is the revision this code needs. Opening a database at it costs
+  one query; a new or older database is migrated with Alembic (imported only then, under a
+  lock so concurrent openers serialise); a newer one is refused.
+- Errors: every SQLAlchemy or driver error leaves as a StoreError naming what failed and
+  the URL without its password. Programming errors (a bad status) are ValueErrors.
+- JSON values: NaN and ±infinity are stored as null on both backends (PostgreSQL refuses
+  them); values JSON cannot encode (dates…) are stored as their str().
+
+Invariants
+- An execution id is 12 lowercase hex characters, unique; `execution()` also takes a prefix.
+- A run is unique by (execution_id, key); add_runs inserts runs PENDING with attempt 0, and
+  run ids grow with insertion, so an execution's runs in id order are in plan order.
+- `spec` is exactly the dict given to add_runs (after a JSON round trip).
+- `counts` adds up to the number of runs of the execution, by status.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
+
+from qaflow.errors import StoreError
+from qaflow.runs import RunResult, RunStatus
+from qaflow.store import engine as db
+from qaflow.store.models import Base
+from qaflow.store.records import (
+    EXECUTION_STATUSES,
+    ExecutionRecord,
+    GitInfo,
+    RunRecord,
+    execution_record,
+    run_record,
+    run_row,
+)
+
+EXECUTIONS = Base.metadata.tables["executions"]
+RUNS = Base.metadata.tables["runs"]
+_BY_KEY = update(RUNS).where(
+    RUNS.c.execution_id == bindparam("b_execution_id"), RUNS.c.key == bindparam("b_key")
+)
+_FINISHED = _BY_KEY.values(  # an unknown start time or host (None) keeps the stored one
+    started_at=func.coalesce(bindparam("b_started_at"), RUNS.c.started_at),
+    host=func.coalesce(bindparam("b_host"), RUNS.c.host),
+)
+_HEX = re.compile(r"[0-9a-f]+")
+_PREFIX = re.compile(r"[0-9A-Za-z_.:+=-]+")
+MIN_PREFIX = 4  # characters of a run key or fingerprint prefix in find_runs
+_CHUNK = 500  # keys per IN (…) list: well under every backend's limit on parameters
+
+
+class Store:
+    """Executions and runs, recorded one transaction per call. Open with `Store.open`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._writer = engine.execution_options(**db.WRITE)
+        self._sqlite = engine.dialect.name == "sqlite"
+
+    @classmethod
+    def open(cls, url: str | None = None, *, storage: Path) -> Store:
+        """Connect (url None: SQLite file storage/qaflow.db) and bring the schema up to date."""
+        target = db.database_url(url, storage)
+        engine = db.create(target)
+        try:
+            with db.translated(target, "open the database"):
+                db.ensure_schema(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _transaction(self, what: str, *, write: bool = True) -> Iterator[Connection]:
+        engine = self._writer if write else self._engine
+        with db.translated(self._engine.url, what), engine.begin() as connection:
+            yield connection
+
+    # ------------------------------------------------------------ executions
+    def create_execution(
+        self,
+        *,
+        label: str,
+        project: str,
+        argv: list[str],
+        git: GitInfo,
+        pid: int | None,
+        host: str | None,
+    ) -> str:
+        """Record a new execution, status "running"; return its new id."""
+        now = time.time()
+        with self._transaction("create an execution") as connection:
+            execution_id = _new_id(connection)
+            connection.execute(
+                insert(EXECUTIONS),
+                {
+                    "id": execution_id,
+                    "label": label,
+                    "project": project,
+                    "argv": list(argv),
+                    "git_commit": git.commit,
+                    "git_branch": git.branch,
+                    "git_dirty": git.dirty,
+                    "status": "running",
+                    "started_at": now,
+                    "pid": pid,
+                    "host": host,
+                    "heartbeat_at": now,  # creating it is a sign of life
+                },
+            )
+        return execution_id
+
+    def heartbeat(self, execution_id: str) -> None:
+        """Note that the execution's driver is alive."""
+        with self._transaction(f"record a heartbeat of execution {execution_id}") as connection:
+            changed = connection.execute(
+                update(EXECUTIONS)
+                .where(EXECUTIONS.c.id == execution_id)
+                .values(heartbeat_at=time.time())
+            ).rowcount
+            if not changed:
+                raise self._no_execution(execution_id)
+
+    def finish_execution(
+        self, execution_id: str, status: str, *, ended_at: float | None = None
+    ) -> None:
+        """Record how the execution ended (its runs' statuses are set separately)."""
+        status = str(getattr(status, "value", status))  # a str Enum is welcome too
+        if status not in EXECUTION_STATUSES or status == "running":
+            raise ValueError(f"finish_execution: invalid status {status!r}")
+        when = time.time() if ended_at is None else ended_at
+        with self._transaction(f"finish execution {execution_id}") as connection:
+            changed = connection.execute(
+                update(EXECUTIONS)
+                .where(EXECUTIONS.c.id == execution_id)
+                .values(status=status, ended_at=when)
+            ).rowcount
+            if not changed:
+                raise self._no_execution(execution_id)
+
+    def execution(self, execution_id: str) -> ExecutionRecord:
+        """The execution with this id, or the only one whose id starts with it."""
+        with self._transaction("read an execution", write=False) as connection:
+            row = self._find_execution(connection, execution_id)
+            counts = _counts(connection, [row.id])
+        return execution_record(row, counts.get(row.id, {}))
+
+    def executions(self, *, limit: int = 20, label: str | None = None) -> list[ExecutionRecord]:
+        """The newest executions first, optionally only those with this label."""
+        query = select(EXECUTIONS).order_by(EXECUTIONS.c.seq.desc()).limit(limit)
+        if label is not None:
+            query = query.where(EXECUTIONS.c.label == label)
+        with self._transaction("list executions", write=False) as connection:
+            rows = connection.execute(query).all()
+            counts = _counts(connection, [row.id for row in rows])
+        return [execution_record(row, counts.get(row.id, {})) for row in rows]
+
+    def _find_execution(self, connection: Connection, ref: str) -> Row[Any]:
+        exact = connection.execute(select(EXECUTIONS).where(EXECUTIONS.c.id == ref)).first()
+        if exact is not None:
+            return exact
+        prefix = ref.strip().lower()
+        if not _HEX.fullmatch(prefix):
+            raise self._no_execution(ref)
+        query = (
+            select(EXECUTIONS)
+            .where(EXECUTIONS.c.id.startswith(prefix))
+            .order_by(EXECUTIONS.c.seq.desc())
+            .limit(11)
+        )
+        rows = connection.execute(query).all()
+        if not rows:
+            raise self._no_execution(ref)
+        if len(rows) > 1:
+            shown = ", ".join(f"{row.id} ({row.label})" for row in rows[:10])
+            more = ", …" if len(rows) > 10 else ""
+            raise StoreError(
+                f"The execution id {ref!r} is ambiguous: it starts the ids of {shown}{more}. "
+                "Give more of the id."
+            )
+        return rows[0]
+
+    def _no_execution(self, ref: str) -> StoreError:
+        return StoreError(
+            f"There is no execution {ref!r} (nor one whose id starts with it) in the run store "
+            f"at {db.shown(self._engine.url)}."
+        )
+
+    # ------------------------------------------------------------ runs
+    def add_runs(
+        self,
+        execution_id: str,
+        specs: Sequence[dict[str, Any]],
+        *,
+        fingerprints: Sequence[str | None] | None = None,
+    ) -> None:
+        """Insert the planned runs, PENDING, in one transaction; specs are RunSpec.to_dict()s."""
+        if fingerprints is not None and len(fingerprints) != len(specs):
+            raise ValueError(f"add_runs: {len(specs)} specs but {len(fingerprints)} fingerprints")
+        prints = fingerprints if fingerprints is not None else [None] * len(specs)
+        rows = [run_row(execution_id, s, f) for s, f in zip(specs, prints, strict=True)]
+        with self._transaction(f"add runs to execution {execution_id}") as connection:
+            if connection.execute(_exists(execution_id)).first() is None:
+                raise self._no_execution(execution_id)
+            if rows:
+                connection.execute(insert(RUNS), rows)
+
+    def run_started(
+        self, execution_id: str, key: str, *, started_at: float, host: str, attempt: int = 1
+    ) -> None:
+        """The run is RUNNING (again, for a retry: its last end and error are cleared)."""
+        values = {
+            "status": RunStatus.RUNNING.value,
+            "started_at": started_at,
+            "host": host,
+            "attempt": attempt,
+            "ended_at": None,
+            "error": None,
+        }
+        self._update_run(execution_id, key, values, "record the start of")
+
+    def run_finished(self, execution_id: str, result: RunResult) -> None:
+        """Record a run's result. An unset started_at (0) or host ("") keeps the stored one."""
+        values: dict[str, Any] = {
+            "status": RunStatus(result.status).value,
+            "metrics": result.metrics,
+            "error": result.error,
+            "ended_at": result.ended_at or time.time(),
+            "attempt": result.attempt,
+        }
+        if result.started_at:
+            values["started_at"] = result.started_at
+        if result.host:
+            values["host"] = result.host
+        self._update_run(execution_id, result.key, values, "record the result of")
+
+    def record(
+        self,
+        execution_id: str,
+        *,
+        started: Sequence[tuple[str, float, str, int]] = (),
+        finished: Sequence[RunResult] = (),
+    ) -> None:
+        """Many run_started (key, started_at, host, attempt) then run_finished, in one transaction.
+
+        What a busy driver calls instead of one transaction per event: the same updates,
+        executed as two executemany statements, so a batch of 2,000 runs costs a few commits.
+        """
+        starts = [
+            {
+                "b_execution_id": execution_id,
+                "b_key": key,
+                "status": RunStatus.RUNNING.value,
+                "started_at": at,
+                "host": host,
+                "attempt": attempt,
+                "ended_at": None,
+                "error": None,
+            }
+            for key, at, host, attempt in started
+        ]
+        ends = [
+            {
+                "b_execution_id": execution_id,
+                "b_key": r.key,
+                "status": RunStatus(r.status).value,
+                "metrics": r.metrics,
+                "error": r.error,
+                "ended_at": r.ended_at or time.time(),
+                "attempt": r.attempt,
+                "b_started_at": r.started_at or None,
+                "b_host": r.host or None,
+            }
+            for r in finished
+        ]
+        with self._transaction(
+            f"record {len(starts)} starts and {len(ends)} results of execution {execution_id}"
+        ) as connection:
+            if starts:
+                connection.execute(_BY_KEY, starts)
+            if ends:
+                connection.execute(_FINISHED, ends)
+
+    def _update_run(self, execution_id: str, key: str, values: dict[str, Any], what: str) -> None:
+        params = {"b_execution_id": execution_id, "b_key": key, **values}
+        with self._transaction(f"{what} run {key} of execution {execution_id}") as connection:
+            if not connection.execute(_BY_KEY, params).rowcount:
+                raise StoreError(
+                    f"There is no run {key!r} in execution {execution_id!r} in the run store "
+                    f"at {db.shown(self._engine.url)}."
+                )
+
+    def set_status(
+        self,
+        execution_id: str,
+        keys: Sequence[str],
+        status: RunStatus,
+        *,
+        error: str | None = None,
+    ) -> None:
+        """Set the status and error (None clears it) of many runs; a finished status also
+        sets ended_at to now where it is unset."""
+        unique = list(dict.fromkeys(keys))
+        values: dict[str, Any] = {"status": RunStatus(status).value, "error": error}
+        if RunStatus(status).finished:
+            values["ended_at"] = func.coalesce(RUNS.c.ended_at, time.time())
+        what = f"set the status of {len(unique)} runs of execution {execution_id}"
+        with self._transaction(what) as connection:
+            changed = 0
+            for start in range(0, len(unique), _CHUNK):
+                chunk = unique[start : start + _CHUNK]
+                where = (RUNS.c.execution_id == execution_id) & RUNS.c.key.in_(chunk)
+                changed += connection.execute(update(RUNS).where(where).values(values)).rowcount
+            if changed != len(unique):
+                self._raise_missing(connection, execution_id, unique)
+
+    def _raise_missing(self, connection: Connection, execution_id: str, keys: list[str]) -> None:
+        query = select(RUNS.c.key).where(RUNS.c.execution_id == execution_id)
+        known = set(connection.execute(query).scalars())
+        missing = [key for key in keys if key not in known]
+        listed = ", ".join(missing[:5]) + (", …" if len(missing) > 5 else "")
+        raise StoreError(
+            f"Execution {execution_id!r} has no run {listed} (run store at "
+            f"{db.shown(self._engine.url)}); no status was changed."
+        )
+
+    def runs(self, execution_id: str) -> list[RunRecord]:
+        """The execution's runs in plan (insertion) order."""
+        query = select(RUNS).where(RUNS.c.execution_id == execution_id).order_by(RUNS.c.id)
+        with self._transaction("read runs", write=False) as connection:
+            rows = connection.execute(query).all()
+            if not rows and connection.execute(_exists(execution_id)).first() is None:
+                raise self._no_execution(execution_id)
+        return [run_record(row) for row in rows]
+
+    def find_runs(self, ref: str) -> list[RunRecord]:
+        """Runs by output directory (a path), or by a prefix of their key or fingerprint;
+        newest first."""
+        where: ColumnElement[bool]
+        if os.sep in ref or "/" in ref or ref.startswith((".", "~")):
+            where = RUNS.c.output_dir.in_(_path_forms(ref))
+        elif len(ref) < MIN_PREFIX or not _PREFIX.fullmatch(ref):
+            raise StoreError(
+                f"{ref!r} names no run: give a run's output directory, or at least "
+                f"{MIN_PREFIX} characters of its key or fingerprint."
+            )
+        else:
+            where = _starts(RUNS.c.key, ref, self._sqlite) | _starts(
+                RUNS.c.fingerprint, ref, self._sqlite
+            )
+        with self._transaction("find runs", write=False) as connection:
+            rows = connection.execute(select(RUNS).where(where).order_by(RUNS.c.id.desc())).all()
+        return [run_record(row) for row in rows]
+
+    def latest_success(self, fingerprint: str) -> RunRecord | None:
+        """The newest SUCCEEDED run with this fingerprint, if any."""
+        query = (
+            select(RUNS)
+            .where(RUNS.c.fingerprint == fingerprint, RUNS.c.status == RunStatus.SUCCEEDED.value)
+            .order_by(RUNS.c.ended_at.desc().nulls_last(), RUNS.c.id.desc())
+            .limit(1)
+        )
+        with self._transaction("look up a cached run", write=False) as connection:
+            row = connection.execute(query).first()
+        return None if row is None else run_record(row)
+
+
+# ---------------------------------------------------------------- rows and records
+def _path_forms(ref: str) -> list[str]:
+    """A path as given, made absolute, and with symlinks resolved: stored paths are one of them."""
+    path = Path(ref).expanduser()
+    return sorted({ref, os.path.normpath(path.absolute()), str(path.resolve())})
+
+
+def _new_id(connection: Connection) -> str:
+    while True:
+        candidate = secrets.token_hex(6)
+        if connection.execute(_exists(candidate)).first() is None:
+            return candidate
+
+
+def _exists(execution_id: str) -> Any:
+    return select(EXECUTIONS.c.seq).where(EXECUTIONS.c.id == execution_id)
+
+
+def _starts(column: ColumnElement[Any], prefix: str, sqlite: bool) -> ColumnElement[bool]:
+    """`column` starts with `prefix`, in a form the backend's index serves (SQLite: GLOB)."""
+    if sqlite:  # LIKE is case-insensitive there, so it cannot use the index; GLOB can
+        return column.op("GLOB", is_comparison=True)(f"{prefix}*")
+    return column.startswith(prefix, autoescape=True)
+
+
+def _counts(connection: Connection, ids: list[str]) -> dict[str, dict[str, int]]:
+    if not ids:
+        return {}
+    query = (
+        select(RUNS.c.execution_id, RUNS.c.status, func.count())
+        .where(RUNS.c.execution_id.in_(ids))
+        .group_by(RUNS.c.execution_id, RUNS.c.status)
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for execution_id, status, count in connection.execute(query):
+        counts.setdefault(execution_id, {})[status] = int(count)
+    return counts

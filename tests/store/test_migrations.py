@@ -1,0 +1,114 @@
+"""The store's schema revisions: created, upgraded, refused when newer, matching the models."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, inspect, text
+
+from qaflow.errors import StoreError
+from qaflow.store import SCHEMA_REVISION, GitInfo, Store
+from qaflow.store import engine as db
+from qaflow.store.models import Base
+
+
+@pytest.fixture
+def raw(store_url: str, tmp_path: Path) -> Iterator[Engine]:
+    """An engine on the test database, configured as the store configures its own."""
+    engine = db.create(db.database_url(store_url, tmp_path))
+    yield engine
+    engine.dispose()
+
+
+def revisions(engine: Engine) -> list[str]:
+    with engine.connect() as connection:
+        return list(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
+
+
+def test_a_new_database_gets_the_head_revision_and_the_models_schema(
+    store_url: str, tmp_path: Path, raw: Engine
+) -> None:
+    assert inspect(raw).get_table_names() == []
+    Store.open(store_url, storage=tmp_path).close()
+    assert revisions(raw) == [SCHEMA_REVISION] == ["0001"]
+    assert sorted(inspect(raw).get_table_names()) == ["alembic_version", "executions", "runs"]
+    with raw.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
+    indexes = {index["name"]: index["column_names"] for index in inspect(raw).get_indexes("runs")}
+    assert indexes == {
+        "uq_runs_execution_key": ["execution_id", "key"],
+        "ix_runs_execution_status": ["execution_id", "status"],
+        "ix_runs_key": ["key"],
+        "ix_runs_fingerprint": ["fingerprint"],
+        "ix_runs_output_dir": ["output_dir"],
+        "ix_runs_status": ["status"],
+    }
+
+
+def test_a_database_of_a_newer_qaflow_is_refused_with_what_to_do(
+    store_url: str, tmp_path: Path, raw: Engine
+) -> None:
+    Store.open(store_url, storage=tmp_path).close()
+    with raw.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0042'"))
+    with pytest.raises(StoreError) as raised:
+        Store.open(store_url, storage=tmp_path)
+    message = str(raised.value)
+    assert "has schema revision '0042'" in message
+    assert "knows revisions up to '0001'" in message
+    assert "Upgrade qaflow (pip install --upgrade qaflow)" in message
+    assert revisions(raw) == ["0042"]  # left as it was
+
+
+def test_an_older_database_is_upgraded_and_keeps_working(
+    store_url: str, tmp_path: Path, raw: Engine
+) -> None:
+    Store.open(store_url, storage=tmp_path).close()
+    with raw.begin() as connection:  # back to before revision 0001
+        config = db.alembic_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, "base")
+    assert sorted(inspect(raw).get_table_names()) == ["alembic_version"]
+    assert revisions(raw) == []
+    with Store.open(store_url, storage=tmp_path) as store:
+        execution_id = store.create_execution(
+            label="l", project="p", argv=[], git=GitInfo(), pid=None, host=None
+        )
+        assert store.execution(execution_id).label == "l"
+    assert revisions(raw) == ["0001"]
+
+
+def test_schema_revision_is_the_head_of_the_migration_scripts() -> None:
+    scripts = ScriptDirectory.from_config(db.alembic_config())
+    assert scripts.get_heads() == [SCHEMA_REVISION]
+    in_order = [script.revision for script in scripts.walk_revisions()][::-1]
+    assert tuple(in_order) == db.KNOWN_REVISIONS
+
+
+def test_the_migrations_ship_as_python_packages() -> None:
+    """`pip install .` copies only .py files of packages: nothing else may be needed."""
+    files = [p for p in db.MIGRATIONS.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    assert {p.suffix for p in files} == {".py"}
+    folders = {p.parent for p in files}
+    assert folders == {db.MIGRATIONS, db.MIGRATIONS / "versions"}
+    assert all((folder / "__init__.py").is_file() for folder in folders)
+
+
+def test_opening_an_up_to_date_database_does_not_import_alembic(tmp_path: Path) -> None:
+    Store.open(storage=tmp_path).close()
+    code = (
+        "import sys; from pathlib import Path; from qaflow.store import Store; "
+        f"Store.open(storage=Path({str(tmp_path)!r})).close(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -1,0 +1,318 @@
+"""The run store on SQLite and PostgreSQL: executions, runs, statuses and lookups."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from store_helpers import GIT, make_spec, new_execution, with_runs
+
+from qaflow.errors import StoreError
+from qaflow.runs import RunResult, RunStatus
+from qaflow.store import ExecutionRecord, GitInfo, Store
+
+
+# ---------------------------------------------------------------- executions and runs
+def test_an_execution_is_created_running_with_what_it_was_given(store: Store) -> None:
+    before = time.time()
+    execution_id = new_execution(store, label="nightly")
+    record = store.execution(execution_id)
+    assert len(execution_id) == 12 and int(execution_id, 16) >= 0
+    assert record == ExecutionRecord(
+        id=execution_id,
+        label="nightly",
+        project="acme/vision",
+        argv=["qa", "batch", "sweep", "--label", "nightly"],
+        git=GIT,
+        status="running",
+        started_at=record.started_at,
+        ended_at=None,
+        pid=4242,
+        host="build-01",
+        heartbeat_at=record.started_at,
+        counts={},
+    )
+    assert before <= record.started_at <= time.time()
+    other = new_execution(store, git=GitInfo(), pid=None, host=None)
+    assert other != execution_id
+    assert store.execution(other).git == GitInfo(None, None, None)
+    assert (store.execution(other).pid, store.execution(other).host) == (None, None)
+
+
+def test_added_runs_are_pending_in_plan_order_with_their_whole_spec(store: Store) -> None:
+    execution_id = new_execution(store)
+    specs = [make_spec(i) for i in (3, 1, 2)]
+    store.add_runs(execution_id, specs, fingerprints=["fp-a", None, "fp-c"])
+    runs = store.runs(execution_id)
+    assert [run.key for run in runs] == [spec["id"] for spec in specs]
+    assert [run.spec for run in runs] == specs
+    assert [run.fingerprint for run in runs] == ["fp-a", None, "fp-c"]
+    first = runs[0]
+    assert (first.batch, first.type, first.platform) == ("sweep", "image", "linux")
+    assert first.input_path == "/data/images/img00003.raw"
+    assert first.rel_input_path == "images/img00003.raw"
+    assert first.configurations == ["base", {"threshold": 3, "mode": "fast"}]
+    assert first.params == {"threshold": 3, "mode": "fast"}
+    assert first.output_dir == specs[0]["output_dir"]
+    assert (first.status, first.metrics, first.error, first.attempt) == (
+        RunStatus.PENDING,
+        {},
+        None,
+        0,
+    )
+    assert (first.started_at, first.ended_at, first.host) == (None, None, None)
+    assert first.execution_id == execution_id
+    accented = {**make_spec(9), "input_path": "/data/été/日本.raw", "output_dir": "/out/été/日本"}
+    store.add_runs(execution_id, [accented])
+    assert [run.spec for run in store.find_runs("/out/été/日本")] == [accented]
+    assert runs[0].id < runs[1].id < runs[2].id
+    assert store.execution(execution_id).counts == {"pending": 4}
+
+
+def test_add_runs_refuses_mismatched_fingerprints_and_unknown_executions(store: Store) -> None:
+    execution_id = new_execution(store)
+    with pytest.raises(ValueError, match="2 specs but 1 fingerprints"):
+        store.add_runs(execution_id, [make_spec(1), make_spec(2)], fingerprints=["x"])
+    with pytest.raises(StoreError, match="no execution 'feedfeedfeed'"):
+        store.add_runs("feedfeedfeed", [make_spec(1)])
+    with pytest.raises(StoreError, match="no execution 'feedfeedfeed'"):
+        store.runs("feedfeedfeed")
+    store.add_runs(execution_id, [make_spec(1)])
+    with pytest.raises(StoreError, match=r"UNIQUE|unique|duplicate"):
+        store.add_runs(execution_id, [make_spec(2), make_spec(1)])
+    assert [run.key for run in store.runs(execution_id)] == [make_spec(1)["id"]]  # rolled back
+
+
+METRICS = {
+    "psnr": 31.415926535897931,
+    "tiny": 5e-324,
+    "huge": 1.7976931348623157e308,
+    "negative": -0.1,
+    "count": 2**53 + 1,
+    "ok": True,
+    "missing": None,
+    "nested": {"per_channel": [0.25, 0.5, {"alpha": [1, 2.5, "three"]}], "empty": {}},
+    "label": "déjà vu — 日本語 ✓ 🚀",
+    "unicode_key_é": ["\u0000 nul", "tab\there", 'quote"s'],
+}
+
+
+def test_a_run_round_trips_start_and_result(store: Store) -> None:
+    execution_id, specs = with_runs(store, 2)
+    key = specs[0]["id"]
+    started = time.time()
+    store.run_started(execution_id, key, started_at=started, host="worker-7", attempt=1)
+    running = store.runs(execution_id)[0]
+    assert (running.status, running.started_at, running.host, running.attempt) == (
+        RunStatus.RUNNING,
+        started,  # the exact float: epoch seconds keep their microseconds
+        "worker-7",
+        1,
+    )
+    assert store.execution(execution_id).counts == {"pending": 1, "running": 1}
+    result = RunResult(
+        key=key,
+        status=RunStatus.SUCCEEDED,
+        metrics=METRICS,
+        started_at=started,
+        ended_at=started + 1.25,
+        host="worker-7",
+        attempt=1,
+    )
+    store.run_finished(execution_id, result)
+    done = store.runs(execution_id)[0]
+    assert done.status is RunStatus.SUCCEEDED
+    assert done.metrics == METRICS
+    assert (done.started_at, done.ended_at, done.error) == (started, started + 1.25, None)
+    assert store.runs(execution_id)[1].status is RunStatus.PENDING
+    assert store.execution(execution_id).counts == {"pending": 1, "succeeded": 1}
+
+
+def test_a_retry_clears_the_last_error_and_a_result_keeps_the_known_start(store: Store) -> None:
+    execution_id, specs = with_runs(store, 1)
+    key = specs[0]["id"]
+    store.run_started(execution_id, key, started_at=100.5, host="a")
+    store.run_finished(
+        execution_id,
+        RunResult(key=key, status=RunStatus.FAILED, error="boom\nTraceback…", ended_at=101.0),
+    )
+    failed = store.runs(execution_id)[0]
+    assert (failed.status, failed.error, failed.started_at, failed.host) == (
+        RunStatus.FAILED,
+        "boom\nTraceback…",
+        100.5,  # RunResult.started_at 0.0 means "not known": the recorded start stays
+        "a",
+    )
+    store.run_started(execution_id, key, started_at=200.0, host="b", attempt=2)
+    retried = store.runs(execution_id)[0]
+    assert (retried.status, retried.error, retried.ended_at, retried.attempt) == (
+        RunStatus.RUNNING,
+        None,
+        None,
+        2,
+    )
+
+
+def test_non_finite_metrics_are_stored_as_null(store: Store) -> None:
+    execution_id, specs = with_runs(store, 1)
+    metrics = {"nan": float("nan"), "inf": [float("inf"), -float("inf"), 1.5]}
+    store.run_finished(
+        execution_id, RunResult(key=specs[0]["id"], status=RunStatus.FAILED, metrics=metrics)
+    )
+    run = store.runs(execution_id)[0]
+    assert run.metrics == {"nan": None, "inf": [None, None, 1.5]}
+    assert run.ended_at is not None and run.ended_at > 0
+
+
+def test_writing_an_unknown_run_or_execution_is_a_store_error(store: Store) -> None:
+    execution_id, _ = with_runs(store, 1)
+    with pytest.raises(StoreError, match="no run 'nope' in execution"):
+        store.run_started(execution_id, "nope", started_at=1.0, host="h")
+    with pytest.raises(StoreError, match="no run 'nope' in execution"):
+        store.run_finished(execution_id, RunResult(key="nope", status=RunStatus.SUCCEEDED))
+    with pytest.raises(StoreError, match="no execution 'abcabcabcabc'"):
+        store.heartbeat("abcabcabcabc")
+    with pytest.raises(StoreError, match="no execution 'abcabcabcabc'"):
+        store.finish_execution("abcabcabcabc", "failed")
+
+
+def test_set_status_changes_exactly_the_given_runs(store: Store) -> None:
+    execution_id, specs = with_runs(store, 1200)  # more keys than one IN (…) list holds
+    skipped = [spec["id"] for spec in specs[:1100]]
+    before = time.time()
+    store.set_status(execution_id, skipped, RunStatus.SKIPPED, error="upstream failed")
+    runs = store.runs(execution_id)
+    assert {run.status for run in runs[:1100]} == {RunStatus.SKIPPED}
+    assert {run.error for run in runs[:1100]} == {"upstream failed"}
+    assert all(run.ended_at is not None and run.ended_at >= before for run in runs[:1100])
+    assert {(run.status, run.error, run.ended_at) for run in runs[1100:]} == {
+        (RunStatus.PENDING, None, None)
+    }
+    store.set_status(execution_id, [specs[0]["id"]], RunStatus.CANCELLED)
+    assert (store.runs(execution_id)[0].status, store.runs(execution_id)[0].error) == (
+        RunStatus.CANCELLED,
+        None,
+    )
+    assert store.execution(execution_id).counts == {"pending": 100, "skipped": 1099, "cancelled": 1}
+
+
+def test_set_status_with_an_unknown_key_changes_nothing(store: Store) -> None:
+    execution_id, specs = with_runs(store, 3)
+    with pytest.raises(StoreError, match="has no run missing-key"):
+        store.set_status(execution_id, [specs[0]["id"], "missing-key"], RunStatus.CANCELLED)
+    assert store.execution(execution_id).counts == {"pending": 3}
+
+
+def test_finish_execution_and_heartbeat(store: Store) -> None:
+    execution_id, specs = with_runs(store, 4)
+    created = store.execution(execution_id)
+    time.sleep(0.01)
+    store.heartbeat(execution_id)
+    beat = store.execution(execution_id).heartbeat_at
+    assert beat is not None and beat > created.started_at
+    for spec, status in zip(
+        specs, [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.FAILED], strict=False
+    ):
+        store.run_finished(execution_id, RunResult(key=spec["id"], status=status))
+    store.finish_execution(execution_id, "failed", ended_at=created.started_at + 60.0)
+    record = store.execution(execution_id)
+    assert (record.status, record.ended_at) == ("failed", created.started_at + 60.0)
+    assert record.counts == {"succeeded": 1, "failed": 2, "pending": 1}
+    other = new_execution(store)
+    store.finish_execution(other, "cancelled")
+    cancelled = store.execution(other)
+    assert cancelled.status == "cancelled"
+    assert cancelled.ended_at is not None and cancelled.ended_at >= cancelled.started_at
+    with pytest.raises(ValueError, match="invalid status 'done'"):
+        store.finish_execution(other, "done")
+
+
+# ---------------------------------------------------------------- lookups
+def test_execution_accepts_a_unique_prefix_and_refuses_ambiguous_or_unknown_ones(
+    store: Store,
+) -> None:
+    ids = [
+        new_execution(store, label=f"e{i}") for i in range(17)
+    ]  # 17 ids: two share a first digit
+    for execution_id in ids:
+        prefix = next(
+            execution_id[:n]
+            for n in range(1, 13)
+            if sum(i.startswith(execution_id[:n]) for i in ids) == 1
+        )
+        assert store.execution(prefix).id == execution_id
+        assert store.execution(prefix.upper()).id == execution_id
+    shared = next(i[0] for i in ids if sum(j.startswith(i[0]) for j in ids) > 1)
+    sharing = [i for i in ids if i.startswith(shared)]
+    with pytest.raises(StoreError, match="ambiguous") as ambiguous:
+        store.execution(shared)
+    assert all(f"{i} (e{ids.index(i)})" in str(ambiguous.value) for i in sharing)
+    unused = next(f"{n:03x}" for n in range(4096) if not any(i.startswith(f"{n:03x}") for i in ids))
+    for unknown in (unused, "not-an-id", ""):
+        with pytest.raises(StoreError, match="There is no execution"):
+            store.execution(unknown)
+
+
+def test_executions_are_listed_newest_first_and_filtered_by_label(store: Store) -> None:
+    first = new_execution(store, label="nightly")
+    second = new_execution(store, label="manual")
+    third = new_execution(store, label="nightly")
+    store.add_runs(third, [make_spec(1), make_spec(2)])
+    assert [e.id for e in store.executions()] == [third, second, first]
+    assert [e.id for e in store.executions(label="nightly")] == [third, first]
+    assert [e.id for e in store.executions(limit=2)] == [third, second]
+    assert store.executions(label="none") == []
+    assert [e.counts for e in store.executions()] == [{"pending": 2}, {}, {}]
+
+
+def test_find_runs_by_output_dir_or_by_prefix_newest_first(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old, specs = with_runs(store, 3)
+    new = new_execution(store)
+    store.add_runs(new, specs[:1], fingerprints=["3f9a77e0c1"])
+    key = specs[0]["id"]
+    by_dir = store.find_runs(specs[0]["output_dir"])
+    assert [(run.execution_id, run.key) for run in by_dir] == [(new, key), (old, key)]
+    by_key = store.find_runs(key[:4])
+    assert [run.execution_id for run in by_key if run.key == key] == [new, old]
+    assert all(run.key.startswith(key[:4]) for run in by_key)
+    assert [(r.execution_id, r.key) for r in store.find_runs("3f9a")] == [(new, key)]
+    assert store.find_runs("3F9A") == []  # keys and fingerprints are case-sensitive
+    assert store.find_runs("/project/output/runs/nope") == []
+    assert store.find_runs("9999999999") == []
+    with pytest.raises(StoreError, match="at least 4 characters"):
+        store.find_runs(key[:3])
+    # a relative path is taken from the current folder
+    local = tmp_path / "out" / "run1"
+    third = new_execution(store)
+    store.add_runs(third, [{**make_spec(7), "output_dir": str(local)}])
+    monkeypatch.chdir(tmp_path)
+    assert [run.execution_id for run in store.find_runs("out/run1")] == [third]
+    assert [run.execution_id for run in store.find_runs("./out/run1/")] == [third]
+
+
+def test_latest_success_is_the_newest_succeeded_run_with_the_fingerprint(store: Store) -> None:
+    assert store.latest_success("fp") is None
+    finished: list[str] = []
+    for status, ended_at in [
+        (RunStatus.SUCCEEDED, 10.0),
+        (RunStatus.SUCCEEDED, 30.0),
+        (RunStatus.FAILED, 40.0),
+    ]:
+        execution_id = new_execution(store)
+        store.add_runs(execution_id, [make_spec(1)], fingerprints=["fp"])
+        result = RunResult(key=make_spec(1)["id"], status=status, started_at=1.0, ended_at=ended_at)
+        store.run_finished(execution_id, result)
+        finished.append(execution_id)
+    running = new_execution(store)
+    store.add_runs(running, [make_spec(1)], fingerprints=["fp"])
+    latest = store.latest_success("fp")
+    assert latest is not None
+    assert (latest.execution_id, latest.status, latest.ended_at) == (
+        finished[1],
+        RunStatus.SUCCEEDED,
+        30.0,
+    )
+    assert store.latest_success("other") is None
