@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qaflow.batches import Catalog, FolderTarget
+from qaflow.batches import Catalog, FolderTarget, Need
 from qaflow.errors import BatchSpecError, ConfigError
 from qaflow.project import Project, QaflowWarning
 
@@ -49,7 +49,7 @@ def test_new_keys_are_read(project):
         files=["f"],
     )
     batch = Catalog.load(Project.load(root)).batch("b")
-    assert batch.needs == {"raw": "other"}
+    assert batch.needs == (Need("raw", "other"),)
     assert batch.deps == ("src/algo.py",)
     assert batch.resources == {"cpus": 2}
     assert (batch.timeout, batch.retries, batch.local_concurrency) == (30, 2, 3)

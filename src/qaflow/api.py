@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
@@ -148,6 +149,7 @@ def execute(
     """Run a plan: record it, schedule it on the executor, report it. Blocks until done."""
     from qaflow.executors.local import LocalPool
     from qaflow.git import git_info
+    from qaflow.prepare import Preparer
     from qaflow.recorder import StoreRecorder
     from qaflow.report import ConsoleReporter, Reporters
     from qaflow.store import Store
@@ -156,15 +158,17 @@ def execute(
         raise UsageError(
             f"runner {options.runner or project.runner!r} is not available yet in this version of qaflow; use `--runner local`."
         )
-    if options.command is None and not project.entrypoint.is_file():
+    needs_entrypoint = options.command is None and any(run.command is None for run in the_plan.runs)
+    if needs_entrypoint and not project.entrypoint.is_file():
         raise UsageError(
             f"The entrypoint {str(project.entrypoint)!r} does not exist. Create it with a `run(context)` function "
             "(`qa init` writes a sample), set `project.entrypoint` in qaboard.yaml, or give a command: "
             "qa run -i INPUT 'echo \"{input_path} => {output_dir}\"'."
         )
     capacity, limits = concurrency(project, the_plan, options.concurrency)
-    store = Store.open(project.database_url, storage=project.storage)
-    try:
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(LocalPool(capacity))  # its workers boot while the store opens
+        store = stack.enter_context(Store.open(project.database_url, storage=project.storage))
         execution_id = store.create_execution(
             label=options.label,
             project=project.name,
@@ -180,14 +184,15 @@ def execute(
         jobs = [_job(project, the_plan, run_spec, options, limits) for run_spec in the_plan.runs]
         started = time.time()
         events.execution_started(execution_id, the_plan)
-        with LocalPool(capacity) as pool:
-            scheduler = Scheduler(
-                executor=pool,
-                events=events,
-                capacity=capacity,
-                decide=_existing(options.action_on_existing),
-            )
-            results = scheduler.run(jobs)
+        scheduler = Scheduler(
+            executor=pool,
+            events=events,
+            capacity=capacity,
+            decide=_existing(options.action_on_existing),
+            prepare=Preparer(the_plan),
+        )
+        results = scheduler.run(jobs)
+        pool.shutdown()
         execution = Execution(
             id=execution_id,
             label=options.label,
@@ -198,8 +203,6 @@ def execute(
         )
         events.execution_finished(execution)
         return execution
-    finally:
-        store.close()
 
 
 def concurrency(project: Project, the_plan: Plan, cli: int | None) -> tuple[int, dict[str, int]]:
@@ -235,12 +238,14 @@ def _job(
 ) -> Job:
     settings = the_plan.settings.get(spec.batch)
     timeout = settings.timeout if settings and settings.timeout else _env_timeout()
+    command = spec.command if spec.command is not None else options.command
     task = RunTask(
         key=spec.key,
         spec=spec.to_dict(),
         project_root=str(project.root),
-        entrypoint=None if options.command is not None else str(project.entrypoint),
-        command=options.command,
+        entrypoint=None if command is not None else str(project.entrypoint),
+        command=command,
+        env=the_plan.env.get(spec.key, {}),
         action="postprocess" if options.action_on_existing == "postprocess" else "run",
         forwarded_args=options.forwarded_args,
         extra_parameters=options.plan.extra_parameters,
@@ -252,6 +257,7 @@ def _job(
     return Job(
         run=spec,
         task=task,
+        needs=the_plan.needs(spec.key),
         retries=settings.retries if settings else 0,
         batch_limit=limits.get(spec.batch),
     )

@@ -74,6 +74,26 @@ class InputEntry:
 
 
 @dataclass(frozen=True)
+class Need:
+    """One entry of `needs:`: the batch needed, the name it goes by in expressions, and whether
+    each run needs only the runs of that batch with the same input (`per: input`)."""
+
+    alias: str
+    batch: str
+    per_input: bool = False
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a `type: pipeline` batch: a shell command, or batches run in parallel."""
+
+    index: int
+    command: str | None = None
+    batches: tuple[str, ...] = ()
+    label: str | None = None
+
+
+@dataclass(frozen=True)
 class Batch:
     """A validated batch definition."""
 
@@ -88,7 +108,8 @@ class Batch:
     globs: tuple[str, ...] | None
     use_parent_folder: bool | None
     matrix: dict[str, list[Any]]
-    needs: Any
+    needs: tuple[Need, ...]
+    steps: tuple[Step, ...]  # type: pipeline only
     deps: tuple[str, ...]
     resources: dict[str, Any]
     timeout: float | None
@@ -284,7 +305,8 @@ def _parse(project: Project, raw: _Raw) -> Batch:
         globs=_tuple_or_none(section.globs if section.globs is not None else section.glob),
         use_parent_folder=section.use_parent_folder,
         matrix=dict(section.matrix or {}),
-        needs=section.needs,
+        needs=_needs(raw, section.needs),
+        steps=_steps(raw, configs) if section.type == "pipeline" else (),
         deps=_tuple_or_none(section.deps) or (),
         resources=dict(section.resources or {}),
         timeout=section.timeout,
@@ -292,6 +314,70 @@ def _parse(project: Project, raw: _Raw) -> Batch:
         local_concurrency=(section.local or {}).get("concurrency"),
         runner_options=dict(section.model_extra or {}),
     )
+
+
+def _needs(raw: _Raw, needs: str | list[str] | dict[str, Any] | None) -> tuple[Need, ...]:
+    if needs is None:
+        return ()
+    if isinstance(needs, str):
+        return (Need(needs, needs),)
+    if isinstance(needs, list):
+        return tuple(Need(name, name) for name in needs)
+    out = []
+    for alias, target in needs.items():
+        if isinstance(target, str):
+            out.append(Need(alias, target))
+            continue
+        batch, per = target.get("batch"), target.get("per")
+        if (
+            not isinstance(batch, str)
+            or per not in (None, "input")
+            or set(target) - {"batch", "per"}
+        ):
+            raise BatchSpecError(
+                f"{yamlfile.where(raw.file, (raw.key, 'needs', alias))}: batch {raw.name!r}: invalid `needs.{alias}`: "
+                f"expected a batch name or `{{batch: NAME, per: input}}`, got {target!r}."
+            )
+        out.append(Need(alias, batch, per_input=per == "input"))
+    return tuple(out)
+
+
+def _steps(raw: _Raw, configs: Any) -> tuple[Step, ...]:
+    """QA-Board's user-land pipelines: `- run: CMD` or `- batch: NAME | [NAME, …, {label: …}]`."""
+    steps = []
+    for index, item in enumerate(flatten(configs or [])):
+        where = yamlfile.where(raw.file, (raw.key, "configs", index))
+        if (
+            isinstance(item, dict)
+            and set(item) <= {"run", "label"}
+            and isinstance(item.get("run"), str)
+        ):
+            steps.append(Step(index, command=item["run"], label=item.get("label")))
+        elif isinstance(item, dict) and set(item) <= {"batch", "label"} and "batch" in item:
+            names = [b for b in flatten(item["batch"]) if isinstance(b, str)]
+            labels = [
+                b["label"] for b in flatten(item["batch"]) if isinstance(b, dict) and "label" in b
+            ]
+            if not names or len(names) + len(labels) != len(flatten(item["batch"])):
+                raise BatchSpecError(
+                    f"{where}: pipeline {raw.name!r}: step {index + 1}: `batch:` takes a batch name or a list of names (and an optional `{{label: …}}`), got {item['batch']!r}."
+                )
+            steps.append(
+                Step(
+                    index,
+                    batches=tuple(names),
+                    label=item.get("label") or (labels[0] if labels else None),
+                )
+            )
+        else:
+            raise BatchSpecError(
+                f"{where}: pipeline {raw.name!r}: step {index + 1} must be `run: COMMAND` or `batch: NAME` (or a list of names), got {item!r}."
+            )
+    if not steps:
+        raise BatchSpecError(
+            f"{yamlfile.where(raw.file, (raw.key,))}: pipeline {raw.name!r} has no steps: list them under `configs:`, e.g. `- run: echo hi` and `- batch: my-batch`."
+        )
+    return tuple(steps)
 
 
 def _input_entries(raw: _Raw, inputs: Any) -> tuple[InputEntry, ...]:

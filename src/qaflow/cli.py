@@ -201,9 +201,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _register_commands() -> None:
-    from qaflow.commands import batch, init, logs, run
+    from qaflow.commands import batch, dag, init, logs, run
 
-    for command in (batch.batch, run.run, init.init, logs.logs):
+    for command in (batch.batch, run.run, dag.dag, init.init, logs.logs):
         cli.add_command(command)
 
 

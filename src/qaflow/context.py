@@ -123,7 +123,7 @@ def isolated(task: RunTask, output_dir: Path) -> Iterator[None]:
 
 def _run_env(task: RunTask, output_dir: Path) -> dict[str, str]:
     """`ENV` of the dict configurations (later ones win), then QA_OUTPUT_DIR, QA_INPUT_PATH, QA_BATCH."""
-    env: dict[str, str] = {}
+    env: dict[str, str] = dict(task.env)  # e.g. PIPELINE_OUTPUT_DIR, QA_PREVIOUS_BATCH
     for config in task.spec.get("configurations") or []:
         if isinstance(config, dict) and "ENV" in config:
             values = config["ENV"]

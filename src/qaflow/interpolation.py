@@ -62,6 +62,7 @@ class _Context:
     names: Mapping[str, object]
     roots: frozenset[str]
     quote: bool
+    later: frozenset[str] = frozenset()  # names given in a later pass: templates using them wait
 
 
 # --- allowed functions and operators -------------------------------------------------------------
@@ -510,6 +511,8 @@ def _resolve(expression: str, template: str, ctx: _Context, mode: _Mode) -> obje
             raise _error(template, str(exc)) from None
         return _KEEP
     relevant = free & ctx.roots
+    if relevant & ctx.later:
+        return _KEEP
     if not relevant:
         ours = mode == "double" or (mode == "dollar" and _ours_without_roots(tree, free))
         if not ours:
@@ -584,8 +587,14 @@ def _render(part: str | _Evaluated, quote: bool) -> str:
         raise _error(part.template, f"cannot format its value: {_reason(exc)}") from exc
 
 
-def _context(names: Mapping[str, object], roots: frozenset[str] | None, quote: bool) -> _Context:
-    return _Context(names, KNOWN_ROOTS | frozenset(names) if roots is None else roots, quote)
+def _context(
+    names: Mapping[str, object],
+    roots: frozenset[str] | None,
+    quote: bool,
+    later: frozenset[str] = frozenset(),
+) -> _Context:
+    known = KNOWN_ROOTS | frozenset(names) | later if roots is None else roots | later
+    return _Context(names, known, quote, later)
 
 
 def _interpolate(value: object, ctx: _Context) -> object:
@@ -631,24 +640,30 @@ def interpolate(
     *,
     roots: frozenset[str] | None = None,
     quote: bool = False,
+    later: frozenset[str] = frozenset(),
 ) -> object:
     """Replace `${expr}` and `${{ expr }}` in every string inside value (recursing into lists and
     dict values, not keys; other types returned unchanged). Returns a new object, never mutates.
-    A string that is exactly one template becomes the template's value, with its type."""
+    A string that is exactly one template becomes the template's value, with its type.
+    A template that reads a name in `later` is left as written, for a later pass."""
     try:
-        return _interpolate(value, _context(names, roots, quote))
+        return _interpolate(value, _context(names, roots, quote, later))
     except RecursionError:
         raise InterpolationError("cannot interpolate: the value is nested too deeply") from None
 
 
 def interpolate_command(
-    command: str, names: Mapping[str, object], *, roots: frozenset[str] | None = None
+    command: str,
+    names: Mapping[str, object],
+    *,
+    roots: frozenset[str] | None = None,
+    later: frozenset[str] = frozenset(),
 ) -> str:
     """For shell commands: like interpolate(..., quote=True) on a string, plus QA-Board's
     single-brace forms `{input_path}`, `{o.output_dir for o in needs["b"]}`, when they name a root."""
     if "{" not in command:
         return command
-    parts = _split(command, _context(names, roots, True), single=True)
+    parts = _split(command, _context(names, roots, True, later), single=True)
     return "".join(_render(part, True) for part in parts)
 
 

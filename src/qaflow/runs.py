@@ -89,6 +89,7 @@ class RunTask:
     cpus: int = 1  # slots of the local pool this run occupies
     attempt: int = 1
     tee: bool = False  # also copy the run's output to our own stdout (qa run)
+    env: dict[str, str] = field(default_factory=dict)  # extra environment variables of the run
 
 
 @dataclass(frozen=True)

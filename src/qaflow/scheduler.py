@@ -3,7 +3,9 @@
 Policy
 - A run is submitted when every run it needs has finished with an ok status; a run whose
   upstream did not succeed is SKIPPED ("upstream failed") without being submitted.
-- `decide(job)` may settle a run without executing it (a cached or existing result).
+- `decide(job)` may settle a run without executing it (a cached or existing result);
+  `prepare(job, results)` completes a run once what it needs is done (expressions that read
+  upstream metrics), or settles it (a failure to evaluate them).
 - Capacity: at most `capacity` slots in use; a run takes `task.cpus` slots (clamped to the
   capacity, so a big run still runs, alone); a batch with `concurrency` has at most that
   many runs in flight. Ready runs start in plan order; a smaller run may pass a bigger one
@@ -27,7 +29,7 @@ import graphlib
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -60,6 +62,7 @@ class Events(Protocol):
 
 
 Decide = Callable[[Job], RunResult | None]
+Prepare = Callable[[Job, Mapping[str, RunResult]], "Job | RunResult"]
 
 
 @dataclass
@@ -76,7 +79,13 @@ class Scheduler:
     """Runs jobs on an executor, respecting their dependencies and the capacity."""
 
     def __init__(
-        self, *, executor: Executor, events: Events, capacity: int, decide: Decide | None = None
+        self,
+        *,
+        executor: Executor,
+        events: Events,
+        capacity: int,
+        decide: Decide | None = None,
+        prepare: Prepare | None = None,
     ) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
@@ -84,6 +93,7 @@ class Scheduler:
         self.events = events
         self.capacity = capacity
         self.decide = decide
+        self.prepare = prepare
         self._cancelled = threading.Event()
         self._wakeup: concurrent.futures.Future[RunResult] = concurrent.futures.Future()
 
@@ -122,6 +132,10 @@ class Scheduler:
                 self._finish(state, job, _settled(job, RunStatus.SKIPPED, reason))
                 continue
             decided = self.decide(job) if self.decide else None
+            if decided is None and self.prepare is not None:
+                prepared = self.prepare(job, state.results)
+                decided = prepared if isinstance(prepared, RunResult) else None
+                job = prepared if isinstance(prepared, Job) else job
             if decided is not None:
                 self._finish(state, job, decided)
             else:

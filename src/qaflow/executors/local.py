@@ -10,9 +10,11 @@ import dataclasses
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -395,7 +397,8 @@ class LocalPool:
             daemon=True,
         )
         try:
-            process.start()
+            with _without_main_fixup():
+                process.start()
         finally:
             child.close()
         assert process.pid is not None
@@ -484,3 +487,33 @@ def _cancel_at_exit() -> None:
     Registered after multiprocessing's own exit hook, so it runs first (atexit is LIFO)."""
     for pool in list(_LIVE):
         pool.shutdown(cancel=True)
+
+
+_MAIN_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _without_main_fixup() -> Iterator[None]:
+    """Start a worker without multiprocessing re-running the driver's `__main__` in it.
+
+    Workers only ever run `serve()` on plain-data tasks, so they never need the driver's main
+    module; re-running it costs the import of whatever it imports (the `qa` script: all of
+    qaflow.cli) and breaks outright when it is not a file (`python - < script`, a REPL).
+    """
+    main = sys.modules["__main__"]
+    with _MAIN_LOCK:
+        saved_file = main.__dict__.pop("__file__", _MISSING)
+        saved_spec = main.__dict__.get("__spec__", _MISSING)
+        main.__spec__ = None
+        try:
+            yield
+        finally:
+            if saved_file is not _MISSING:
+                main.__file__ = saved_file
+            if saved_spec is _MISSING:
+                main.__dict__.pop("__spec__", None)
+            else:
+                main.__spec__ = saved_spec
+
+
+_MISSING = object()
