@@ -33,7 +33,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import OperationalError
 
 from qaflow.errors import StoreError
 from qaflow.runs import RunResult, RunStatus
@@ -93,7 +94,7 @@ class Store:
         engine = db.create(target)
         try:
             with db.translated(target, "open the database"):
-                db.ensure_schema(engine)
+                _retrying_locks(lambda: db.ensure_schema(engine))
         except BaseException:
             engine.dispose()
             raise
@@ -440,3 +441,23 @@ def _counts(connection: Connection, ids: list[str]) -> dict[str, dict[str, int]]
     for execution_id, status, count in connection.execute(query):
         counts.setdefault(execution_id, {})[status] = int(count)
     return counts
+
+
+def _retrying_locks(action: Callable[[], None], *, seconds: float = 30.0) -> None:
+    """Run action, again while SQLite says "database is locked", for up to `seconds`.
+
+    Two processes opening a new SQLite file at once both switch it to WAL mode, which needs
+    the file to themselves: SQLite then reports the lock at once instead of waiting on the
+    busy timeout. Waiting a little and trying again is all it takes.
+    """
+    deadline = time.monotonic() + seconds
+    delay = 0.01
+    while True:
+        try:
+            action()
+            return
+        except OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
