@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -144,9 +146,18 @@ def _options(options: dict[str, Any]) -> Options:
 
 
 def execute(
-    project: Project, the_plan: Plan, options: Options, *, reporter: Any = None
+    project: Project,
+    the_plan: Plan,
+    options: Options,
+    *,
+    reporter: Any = None,
+    execution_id: str | None = None,
 ) -> Execution:
-    """Run a plan: record it, schedule it on the executor, report it. Blocks until done."""
+    """Run a plan: record it, schedule it on the executor, report it. Blocks until done.
+
+    `execution_id`: drive an execution already recorded (by `qa batch --no-wait`) instead
+    of recording a new one. SIGTERM (`qa cancel`) cancels the execution.
+    """
     from qaflow.executors.local import LocalPool
     from qaflow.git import git_info
     from qaflow.prepare import Preparer
@@ -169,14 +180,17 @@ def execute(
     with contextlib.ExitStack() as stack:
         pool = stack.enter_context(LocalPool(capacity))  # its workers boot while the store opens
         store = stack.enter_context(Store.open(project.database_url, storage=project.storage))
-        execution_id = store.create_execution(
-            label=options.label,
-            project=project.name,
-            argv=list(options.argv or sys.argv),
-            git=git_info(project.root),
-            pid=os.getpid(),
-            host=socket.gethostname(),
-        )
+        if execution_id is None:
+            execution_id = store.create_execution(
+                label=options.label,
+                project=project.name,
+                argv=list(options.argv or sys.argv),
+                git=git_info(project.root),
+                pid=os.getpid(),
+                host=socket.gethostname(),
+            )
+        else:
+            store.adopt_execution(execution_id, pid=os.getpid(), host=socket.gethostname())
         events = Reporters(
             reporter if reporter is not None else ConsoleReporter(single=options.tee),
             StoreRecorder(store=store, execution_id=execution_id),
@@ -191,7 +205,8 @@ def execute(
             decide=_existing(options.action_on_existing),
             prepare=Preparer(the_plan),
         )
-        results = scheduler.run(jobs)
+        with _cancelled_by_sigterm(scheduler):
+            results = scheduler.run(jobs)
         pool.shutdown()
         execution = Execution(
             id=execution_id,
@@ -203,6 +218,20 @@ def execute(
         )
         events.execution_finished(execution)
         return execution
+
+
+@contextlib.contextmanager
+def _cancelled_by_sigterm(scheduler: Scheduler) -> Iterator[None]:
+    """While the scheduler runs, SIGTERM (`qa cancel`) cancels it: runs in flight are killed,
+    the rest is marked cancelled, and the execution is recorded as cancelled."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: scheduler.cancel())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def concurrency(project: Project, the_plan: Plan, cli: int | None) -> tuple[int, dict[str, int]]:

@@ -10,10 +10,12 @@ after its result (and metrics.json) exists.
 
 from __future__ import annotations
 
+import functools
 import queue
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from qaflow.plan import Plan, RunSpec
@@ -24,16 +26,25 @@ if TYPE_CHECKING:
     from qaflow.api import Execution
 
 HOST = socket.gethostname()
+HEARTBEAT = 5.0  # seconds between signs of life of a driver; `qa status` allows several missed
 _STOP = object()
 
 
 class StoreRecorder:
     """Writes the planned runs, their starts and results, and the execution's end to the store."""
 
-    def __init__(self, *, store: Store, execution_id: str, interval: float = 0.2) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        execution_id: str,
+        interval: float = 0.2,
+        heartbeat: float = HEARTBEAT,
+    ) -> None:
         self.store = store
         self.execution_id = execution_id
         self.interval = interval
+        self.heartbeat = heartbeat
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -68,8 +79,17 @@ class StoreRecorder:
 
     def _write_loop(self) -> None:
         stop = False
+        beat = time.monotonic()
         while not stop:
-            items = [self._queue.get()]
+            try:
+                items = [self._queue.get(timeout=self.heartbeat)]
+            except queue.Empty:
+                items = []
+            if time.monotonic() - beat >= self.heartbeat:  # a sign of life for `qa status`
+                beat = time.monotonic()
+                self._safely(lambda: self.store.heartbeat(self.execution_id))
+            if not items:
+                continue
             deadline = time.monotonic() + self.interval
             while items[-1] is not _STOP and (left := deadline - time.monotonic()) > 0:
                 try:
@@ -79,8 +99,17 @@ class StoreRecorder:
             stop = items[-1] is _STOP
             started = [item for item in items if isinstance(item, tuple)]
             finished = [item for item in items if isinstance(item, RunResult)]
-            try:
-                self.store.record(self.execution_id, started=started, finished=finished)
-            except BaseException as exc:  # surfaced by flush(), in the driver's thread
-                self._error = exc
+            if not self._safely(
+                functools.partial(
+                    self.store.record, self.execution_id, started=started, finished=finished
+                )
+            ):
                 return
+
+    def _safely(self, write: Callable[[], None]) -> bool:
+        try:
+            write()
+        except BaseException as exc:  # surfaced by flush(), in the driver's thread
+            self._error = exc
+            return False
+        return True

@@ -149,6 +149,17 @@ class Store:
             )
         return execution_id
 
+    def adopt_execution(self, execution_id: str, *, pid: int, host: str) -> None:
+        """A process takes over driving an execution created by another (`--no-wait`)."""
+        with self._transaction(f"adopt execution {execution_id}") as connection:
+            changed = connection.execute(
+                update(EXECUTIONS)
+                .where(EXECUTIONS.c.id == execution_id)
+                .values(pid=pid, host=host, heartbeat_at=time.time(), status="running")
+            ).rowcount
+            if not changed:
+                raise self._no_execution(execution_id)
+
     def heartbeat(self, execution_id: str) -> None:
         """Note that the execution's driver is alive."""
         with self._transaction(f"record a heartbeat of execution {execution_id}") as connection:
@@ -402,6 +413,32 @@ class Store:
         with self._transaction("look up a cached run", write=False) as connection:
             row = connection.execute(query).first()
         return None if row is None else run_record(row)
+
+    def successes(self, fingerprints: Sequence[str]) -> dict[str, RunRecord]:
+        """For each fingerprint that has one, its newest SUCCEEDED run (one query per 500)."""
+        return self._newest_success(RUNS.c.fingerprint, fingerprints, "fingerprint")
+
+    def last_successes(self, keys: Sequence[str]) -> dict[str, RunRecord]:
+        """For each run key (identity) that has one, its newest SUCCEEDED run."""
+        return self._newest_success(RUNS.c.key, keys, "key")
+
+    def _newest_success(
+        self, column: Any, values: Sequence[str], attribute: str
+    ) -> dict[str, RunRecord]:
+        unique = list(dict.fromkeys(v for v in values if v))
+        found: dict[str, RunRecord] = {}
+        with self._transaction("look up cached runs", write=False) as connection:
+            for start in range(0, len(unique), _CHUNK):
+                chunk = unique[start : start + _CHUNK]
+                query = (
+                    select(RUNS)
+                    .where(column.in_(chunk), RUNS.c.status == RunStatus.SUCCEEDED.value)
+                    .order_by(RUNS.c.ended_at.asc().nulls_first(), RUNS.c.id.asc())
+                )
+                for row in connection.execute(query):
+                    record = run_record(row)
+                    found[getattr(record, attribute)] = record  # the newest comes last
+        return found
 
 
 # ---------------------------------------------------------------- rows and records
