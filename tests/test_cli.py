@@ -100,9 +100,9 @@ def test_dryrun_prints_one_line_per_run(project, qa):
     lines = result.stdout.splitlines()
     assert result.exit_code == 0
     assert len(lines) == 5
-    assert lines[0].startswith("my-batch  A.jpg  [base]")
+    assert lines[0].startswith("run     my-batch  A.jpg  [base]")
     assert "other  A.jpg  [v2]" in lines[3]
-    assert "4 run(s) planned" in lines[-1]
+    assert "4 run(s) planned, 4 to run, 0 cached" in lines[-1]
 
 
 def test_errors_are_one_paragraph_with_exit_code_2(project, qa):

@@ -157,7 +157,7 @@ def test_the_pipeline_example_of_the_spec_verbatim(project):
     assert execution.exit_code == 0, [r.error for r in execution.runs()]
     runs = by_batch(execution)
     step1, step4 = runs["my-pipeline"]
-    folder = step1.output_dir.parent
+    folder = step1.output_dir.parent.parent  # PIPELINE_OUTPUT_DIR/step-1/<fingerprint>
     assert "Step 1" in (step1.output_dir / "log.txt").read_text()
     assert json.loads((folder / "summary.json").read_text()) == [
         "second-batch:succeeded",
@@ -298,7 +298,7 @@ def test_list_and_dryrun_show_the_whole_dag(project, qa):
     assert runs[1]["configurations"] == [runs[0]["output_dir"] + "/x"]
     assert runs[1]["needs"] == [runs[0]["id"]]
     lines = qa("-C", str(root), "--dryrun", "batch", "down").stdout.splitlines()
-    assert lines[1].startswith(f"down  a.txt  [{runs[0]['output_dir']}/x]")
+    assert lines[1].startswith(f"run     down  a.txt  [{runs[0]['output_dir']}/x]")
     assert not (root / "output").exists()
 
 

@@ -12,13 +12,16 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from qaflow.errors import UsageError
 from qaflow.plan import Plan, PlanOptions, RunSpec, plan, plan_single
 from qaflow.project import Project
 from qaflow.runs import RunResult, RunStatus, RunTask
 from qaflow.scheduler import Job, Scheduler
+
+if TYPE_CHECKING:
+    from qaflow.background import Handle
 
 ActionOnExisting = Literal["run", "postprocess", "sync", "skip"]
 
@@ -91,6 +94,8 @@ class Options:
     command: str | None = None
     tee: bool = False
     argv: tuple[str, ...] = ()
+    force: bool = False  # execute every planned run, even those with an up-to-date result
+    force_batches: tuple[str, ...] = ()  # execute the runs of these batches (and what needs them)
 
 
 def batch(
@@ -100,20 +105,24 @@ def batch(
     wait: bool = True,
     reporter: Any = None,
     **options: Any,
-) -> Execution:
-    """Plan and execute batches (and what they need); return the execution with its runs.
+) -> Execution | Handle:
+    """Plan and execute batches (and what they need); return the execution with its runs, or
+    with `wait=False`, a `Handle` on the execution that goes on in the background.
 
     `options` are the fields of `Options` (label, runner, concurrency, action_on_existing…)
     and of `PlanOptions` (configs, platform, database, type, extra_parameters).
     """
-    if not wait:
-        raise UsageError(
-            "wait=False (background executions) is not available yet in this version of qaflow."
-        )
     the_project = Project.discover(Path(project))
     opts = _options(options)
     targets = [names] if isinstance(names, str) else list(names)
-    return execute(the_project, plan(the_project, targets, opts.plan), opts, reporter=reporter)
+    the_plan = plan(
+        the_project, targets, opts.plan, persist=True
+    )  # errors raise here, in both cases
+    if not wait:
+        from qaflow.background import start
+
+        return start(the_project, the_plan, targets, opts)
+    return execute(the_project, the_plan, opts, reporter=reporter)
 
 
 def run(
@@ -202,8 +211,8 @@ def execute(
             executor=pool,
             events=events,
             capacity=capacity,
-            decide=_existing(options.action_on_existing),
-            prepare=Preparer(the_plan),
+            decide=_decide(the_plan, options, store),
+            prepare=Preparer(the_plan, forced=_forced(the_plan, options)),
         )
         with _cancelled_by_sigterm(scheduler):
             results = scheduler.run(jobs)
@@ -298,6 +307,27 @@ def _env_timeout() -> float | None:
         return float(value) if value else None
     except ValueError:
         raise UsageError(f"QA_BATCH_TIMEOUT={value!r} is not a number of seconds.") from None
+
+
+def _decide(the_plan: Plan, options: Options, store: Any) -> Any:
+    """Which runs are settled without executing: up-to-date results (the cache), or for
+    --action-on-existing sync/skip, whatever the output directories hold."""
+    if options.action_on_existing in ("sync", "skip"):
+        return _existing(options.action_on_existing)
+    if options.action_on_existing == "postprocess":
+        return None
+    from qaflow.cache import reusable
+
+    cached = reusable(
+        the_plan, force=options.force, force_batches=options.force_batches, recorded=store.successes
+    )
+    return lambda job: cached.get(job.key)
+
+
+def _forced(the_plan: Plan, options: Options) -> frozenset[str]:
+    if options.force:
+        return frozenset(run.key for run in the_plan.runs)
+    return frozenset(run.key for run in the_plan.runs if run.batch in options.force_batches)
 
 
 def _existing(action: ActionOnExisting) -> Any:

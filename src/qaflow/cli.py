@@ -201,9 +201,31 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _register_commands() -> None:
-    from qaflow.commands import batch, dag, init, logs, run
+    from qaflow.commands import (  # background executions
+        batch,
+        cancel,
+        dag,
+        init,
+        logs,
+        run,
+        status,
+        wait,
+        why,
+    )
+    from qaflow.commands import gc as gc_command
 
-    for command in (batch.batch, run.run, dag.dag, init.init, logs.logs):
+    for command in (
+        batch.batch,
+        run.run,
+        dag.dag,
+        why.why,
+        init.init,
+        logs.logs,
+        gc_command.gc,
+        status.status,
+        wait.wait,
+        cancel.cancel,
+    ):
         cli.add_command(command)
 
 

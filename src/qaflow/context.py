@@ -251,7 +251,9 @@ def write_metrics(output_dir: Path, metrics: dict[str, Any]) -> dict[str, Any]:
         text = json.dumps(metrics, indent=2, default=jsonable)
     except TypeError:  # keys that JSON cannot have, e.g. tuples
         text = json.dumps(_string_keys(metrics), indent=2, default=jsonable)
-    (output_dir / "metrics.json").write_text(text + "\n", encoding="utf-8")
+    partial = output_dir / ".metrics.json.tmp"
+    partial.write_text(text + "\n", encoding="utf-8")
+    partial.replace(output_dir / "metrics.json")  # atomic: readers never see half of it
     return json.loads(text)
 
 

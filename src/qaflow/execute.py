@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
+import fcntl
 import hashlib
 import importlib.util
 import json
@@ -23,7 +24,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -68,9 +69,55 @@ class _Outcome:
 
 # ---------------------------------------------------------------- the steps of a run
 def execute(task: RunTask) -> RunResult:
-    """Execute one task in this process and record its results in its output directory."""
-    started = time.time()
+    """Execute one task in this process and record its results in its output directory.
+
+    The run holds a lock on its directory while it runs, so that two qaflow processes that
+    plan the same run execute it once: the second waits for the lock, then (with
+    `task.reuse`) finds the first one's successful result and reuses it.
+    """
     output_dir = output_dir_of(task)
+    with run_lock(output_dir):
+        if task.reuse and task.action == "run":
+            done = completed_metrics(output_dir)
+            if done is not None:
+                now = time.time()
+                return RunResult(
+                    task.key,
+                    RunStatus.CACHED,
+                    metrics=done,
+                    started_at=now,
+                    ended_at=now,
+                    host=HOST,
+                    pid=os.getpid(),
+                    attempt=task.attempt,
+                )
+        return _execute(task, output_dir)
+
+
+@contextlib.contextmanager
+def run_lock(output_dir: Path) -> Iterator[None]:
+    """An exclusive lock on a run's directory, shared by all processes of this machine (and of
+    others, on filesystems where flock works across hosts). Released when its process dies."""
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(output_dir.parent / f".{output_dir.name}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def completed_metrics(output_dir: Path) -> dict[str, Any] | None:
+    """The metrics of a successful result in output_dir, None if there is none."""
+    try:
+        metrics = json.loads((output_dir / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return metrics if isinstance(metrics, dict) and metrics.get("is_failed") is False else None
+
+
+def _execute(task: RunTask, output_dir: Path) -> RunResult:
+    started = time.time()
     if task.action == "postprocess" and not (output_dir / "metrics.json").is_file():
         return _result(
             task,
@@ -157,18 +204,18 @@ def _keeping_results(outcome: _Outcome, output_dir: Path) -> _Outcome:
 
 
 def _finish(output_dir: Path, outcome: _Outcome) -> _Outcome:
-    """Write metrics.json (with is_failed, compute_time) and the manifest; the final outcome."""
+    """Write the manifest, then metrics.json (with is_failed, compute_time); the final outcome."""
     failed = outcome.status is not RunStatus.SUCCEEDED
     metrics = {**outcome.metrics, "is_failed": failed, "compute_time": outcome.compute_time}
     error = outcome.error
     try:
-        try:
+        write_manifest(output_dir)
+        try:  # last, atomically: a metrics.json is the sign that a run completed (crash safety)
             metrics = write_metrics(output_dir, metrics)
         except (TypeError, ValueError, RecursionError) as exc:  # not JSON-serialisable
             error = error or f"the metrics cannot be written as JSON: {exc}"
             metrics = {"is_failed": True, "compute_time": outcome.compute_time}
             metrics = write_metrics(output_dir, metrics)
-        write_manifest(output_dir)
     except OSError as exc:
         status = outcome.status if failed else RunStatus.ERRORED
         return _Outcome(

@@ -26,6 +26,7 @@ from qaflow.link import Link, resolve
 from qaflow.project import HOST, Project
 
 if TYPE_CHECKING:
+    from qaflow.cache import Fingerprints
     from qaflow.plan import PlanOptions, RunSpec
 
 
@@ -47,6 +48,7 @@ def compile_pipeline(
     catalog: Catalog,
     planned: Mapping[str, list[RunSpec]],
     by_key: Mapping[str, RunSpec],
+    fingerprints: Fingerprints,
 ) -> Compiled:
     from qaflow.plan import RunSpec
 
@@ -90,6 +92,7 @@ def compile_pipeline(
                 key=key,
             )
             link = Link(batch, groups, previous=previous, command=step.command)
+            run = fingerprints.step(run, [_fingerprint(k, by_key, compiled) for k in previous])
             compiled.runs.append(resolve(run, link, {**by_key, run.key: run}, None))
             compiled.links[key] = link
             compiled.env[key] = env
@@ -103,6 +106,11 @@ def compile_pipeline(
                 compiled.env[key] = env
             previous = keys
     return compiled
+
+
+def _fingerprint(key: str, by_key: Mapping[str, RunSpec], compiled: Compiled) -> str:
+    run = by_key.get(key) or next(r for r in compiled.runs if r.key == key)
+    return run.fingerprint or ""
 
 
 def write_previous(path: Path, runs: list[dict[str, object]]) -> None:

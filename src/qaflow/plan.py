@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from qaflow.batches import Batch, Catalog, FolderTarget
+from qaflow.cache import Fingerprints
 from qaflow.errors import BatchSpecError
 from qaflow.expand import (
     PIPELINE,
@@ -70,6 +72,8 @@ class RunSpec:
     key: str
     command: str | None = None  # script batches and pipeline `run:` steps
     deferred: bool = False  # its configurations read upstream metrics: evaluated when it starts
+    fingerprint: str | None = None  # what decides reuse (see cache.py); addresses output_dir
+    parts: dict[str, Any] | None = None  # what the fingerprint is made of, for `qa why`
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form printed by `qa batch --list`."""
@@ -87,6 +91,7 @@ class RunSpec:
             "matrix": self.matrix,
             "output_dir": str(self.output_dir),
             "id": self.key,
+            "fingerprint": self.fingerprint,
         }
         if self.command is not None:
             data["command"] = self.command
@@ -122,12 +127,17 @@ class Plan:
     def needs(self, key: str) -> frozenset[str]:
         return self.edges.get(key, frozenset())
 
-    def to_json(self) -> str:
-        """A JSON array, one run object per line (fast to write, easy to grep)."""
+    def to_json(self, statuses: Mapping[str, str] | None = None) -> str:
+        """A JSON array, one run object per line (fast to write, easy to grep); with `statuses`,
+        each object says whether the run would execute or is cached."""
         if not self.runs:
             return "[]"
         dumps = json.JSONEncoder(default=str, ensure_ascii=False).encode
-        return "[\n" + ",\n".join(dumps(self.describe(run)) for run in self.runs) + "\n]"
+        rows = (
+            self.describe(run) | ({"status": statuses[run.key]} if statuses else {})
+            for run in self.runs
+        )
+        return "[\n" + ",\n".join(dumps(row) for row in rows) + "\n]"
 
     def describe(self, run: RunSpec) -> dict[str, Any]:
         """A run as `--list` shows it: its spec, what it needs, its extra environment."""
@@ -145,16 +155,27 @@ def plan(
     options: PlanOptions | None = None,
     *,
     catalog: Catalog | None = None,
+    persist: bool = False,
 ) -> Plan:
     """Plan the runs of the batches (or aliases, wildcards, folders) named by `targets`, and of
-    everything they need."""
+    everything they need. `persist`: keep what was learnt (input hashes) on disk, for a plan
+    about to execute; other plans change nothing on disk."""
     options = options or PlanOptions()
     catalog = catalog or Catalog.load(project)
     if not targets:
         raise BatchSpecError(
             f"No batch given. Name one of: {', '.join(catalog.names[:20]) or '(no batch is defined)'}."
         )
-    builder = _Builder(project, catalog, options)
+    builder = _Builder(project, catalog, options, persist=persist)
+    try:
+        _add_targets(builder, catalog, targets)
+        builder.fingerprints.save()
+    finally:
+        builder.fingerprints.close()
+    return builder.build()
+
+
+def _add_targets(builder: _Builder, catalog: Catalog, targets: list[str]) -> None:
     for target in catalog.resolve(targets):
         if isinstance(target, FolderTarget):
             builder.add_folder(target)
@@ -162,14 +183,16 @@ def plan(
             for name in batch_order(catalog, [target]):
                 builder.add_batch(catalog.batch(name))
             builder.targets.append(target)
-    return builder.build()
 
 
 class _Builder:
     """The plan being built, batch by batch (each after the batches it needs)."""
 
-    def __init__(self, project: Project, catalog: Catalog, options: PlanOptions) -> None:
+    def __init__(
+        self, project: Project, catalog: Catalog, options: PlanOptions, *, persist: bool = False
+    ) -> None:
         self.project, self.catalog, self.options = project, catalog, options
+        self.fingerprints = Fingerprints(project, persist=persist)
         self.find = input_cache()
         self.runs: list[RunSpec] = []
         self.by_key: dict[str, RunSpec] = {}
@@ -193,18 +216,27 @@ class _Builder:
         if batch.type == PIPELINE:
             self._add_pipeline(batch)
             return
-        runs = []
-        templated: dict[int, bool] = {}  # runs of one matrix point share their configurations
+        raw: dict[str, RunSpec] = {}
         for run in expand_batch(
             self.project, batch, self.options, self.find, later=later_names(batch)
         ):
-            if run.key in self.by_key:  # the same input and configs listed twice is one run
-                continue
+            if run.key not in self.by_key:  # the same input and configs listed twice is one run
+                raw.setdefault(run.key, run)
+        groups = [self.linker.groups(batch, run) if batch.needs else {} for run in raw.values()]
+        upstream = [
+            [self.by_key[key].fingerprint or "" for keys in group.values() for key in keys]
+            for group in groups
+        ]
+        runs = []
+        templated: dict[int, bool] = {}  # runs of one matrix point share their configurations
+        for run, group in zip(
+            self.fingerprints.assign(batch, list(raw.values()), upstream), groups, strict=True
+        ):
             configs = id(run.configurations)
             if configs not in templated:
                 templated[configs] = has_templates(list(run.configurations))
             if batch.needs or batch.type == SCRIPT or templated[configs]:
-                link = Link(batch, self.linker.groups(batch, run))
+                link = Link(batch, group)
                 run = resolve(run, link, self.by_key, None)
                 self.links[run.key] = link
             self._add_run(run)
@@ -213,7 +245,13 @@ class _Builder:
 
     def _add_pipeline(self, batch: Batch) -> None:
         compiled = compile_pipeline(
-            self.project, batch, self.options, self.catalog, self.planned, self.by_key
+            self.project,
+            batch,
+            self.options,
+            self.catalog,
+            self.planned,
+            self.by_key,
+            self.fingerprints,
         )
         for run in compiled.runs:
             self._add_run(run)
@@ -244,6 +282,7 @@ class _Builder:
         self.planned[target.location] = runs
 
     def build(self) -> Plan:
+        self.fingerprints.close()
         edges = {}
         for run in self.runs:
             link = self.links.get(run.key)
@@ -319,7 +358,13 @@ def _deep_merge(into: dict[str, Any], new: dict[str, Any]) -> None:
             into[key] = copy.deepcopy(value)
 
 
-def plan_single(project: Project, location: str, options: PlanOptions | None = None) -> Plan:
+def plan_single(
+    project: Project,
+    location: str,
+    options: PlanOptions | None = None,
+    *,
+    command: str | None = None,
+) -> Plan:
     """The one run of `qa run -i LOCATION`: that exact path (no glob expansion), default configs."""
     options = options or PlanOptions()
     itype = project.input_type(options.type)

@@ -23,8 +23,9 @@ from qaflow.scheduler import Job
 class Preparer:
     """The scheduler's `prepare` hook for one plan."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, *, forced: frozenset[str] = frozenset()) -> None:
         self.plan = plan
+        self.forced = forced  # keys of runs that --force / --force-batch re-execute
         self.by_key = {run.key: run for run in plan.runs}
         self._written: set[str] = set()
 
@@ -32,6 +33,13 @@ class Preparer:
         listing = job.task.env.get("QA_PREVIOUS_BATCH")
         if listing and listing not in self._written:
             self._write_listing(listing, results)
+        # a result made meanwhile (by another qaflow process) may be reused, unless the run is
+        # forced or something it needs executed here: then it must execute too
+        reuse = job.key not in self.forced and all(
+            results[k].status is RunStatus.CACHED for k in job.needs
+        )
+        if reuse != job.task.reuse:
+            job = dataclasses.replace(job, task=dataclasses.replace(job.task, reuse=reuse))
         if not job.run.deferred:
             return job
         try:

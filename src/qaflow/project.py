@@ -41,6 +41,7 @@ StrList = str | list[str]
 class ProjectSection(_Section):
     name: str | None = None
     entrypoint: str = "qa/main.py"
+    deps: StrList | None = None  # the files whose content is the code version (default: git)
     url: str | None = None
     reference_branch: str | None = None
     reference_platform: str | None = None
@@ -133,6 +134,7 @@ class Project:
     runner: str
     local_concurrency: int | None
     dask: dict[str, Any] = field(default_factory=dict)
+    deps: tuple[str, ...] = ()
 
     @classmethod
     def discover(cls, start: Path | None = None) -> Project:
@@ -215,6 +217,7 @@ class Project:
             runner=config.runners.default,
             local_concurrency=config.runners.local.concurrency,
             dask=config.runners.dask.model_dump(exclude_none=True),
+            deps=_as_tuple(config.project.deps),
         )
 
     def batch_files(self) -> list[Path]:

@@ -50,7 +50,10 @@ class StoreRecorder:
         self._error: BaseException | None = None
 
     def execution_started(self, execution_id: str, plan: Plan) -> None:
-        self.store.add_runs(self.execution_id, [run.to_dict() for run in plan.runs])
+        specs = [{**plan.describe(run), "fingerprint_parts": run.parts} for run in plan.runs]
+        self.store.add_runs(
+            self.execution_id, specs, fingerprints=[run.fingerprint for run in plan.runs]
+        )
         self._thread = threading.Thread(
             target=self._write_loop, name="qaflow-recorder", daemon=True
         )

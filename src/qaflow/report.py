@@ -107,6 +107,7 @@ class ConsoleReporter:
         self._progress: Progress | None = None
         self._bars: dict[str, TaskID] = {}
         self._running: set[str] = set()
+        self._cached: Counter[str] = Counter()
         self._done = 0
         self._total = 0
         self._root = Path.cwd()
@@ -141,6 +142,7 @@ class ConsoleReporter:
             self._progress.start()
 
     def run_started(self, run: RunSpec, attempt: int) -> None:
+        self._flush_cached()
         if run.key not in self._running:  # a retry is still the same running run
             self._running.add(run.key)
             self.counts[run.batch].running += 1
@@ -155,8 +157,23 @@ class ConsoleReporter:
         self._done += 1
         if self._progress is not None:
             self._refresh(run.batch)
+        elif result.status is RunStatus.CACHED:
+            self._cached[run.batch] += 1  # one line per batch, not thousands of lines
         elif not self.quiet and not self.single:
+            self._flush_cached()
             self._line(run, result)
+
+    def _flush_cached(self) -> None:
+        """In plain mode, up-to-date runs are told as one line per batch."""
+        if self._cached and not self.quiet and not self.single and self._progress is None:
+            for batch, count in self._cached.items():
+                line = Text(
+                    f"{RunStatus.CACHED.symbol} {RunStatus.CACHED.value:<9}",
+                    style=RunStatus.CACHED.style,
+                )
+                line.append(f" {batch}: {count} run(s) up to date")
+                self.console.print(line, soft_wrap=True)
+        self._cached.clear()
 
     def _refresh(self, batch: str) -> None:
         if self._progress is not None:
@@ -176,6 +193,7 @@ class ConsoleReporter:
         self.console.print(line, soft_wrap=True)
 
     def execution_finished(self, execution: Execution) -> None:
+        self._flush_cached()
         if self._progress is not None:
             self._progress.stop()
         if self.single and not self.quiet:

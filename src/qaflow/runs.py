@@ -90,6 +90,7 @@ class RunTask:
     attempt: int = 1
     tee: bool = False  # also copy the run's output to our own stdout (qa run)
     env: dict[str, str] = field(default_factory=dict)  # extra environment variables of the run
+    reuse: bool = False  # a successful result already in output_dir may be reused (CACHED)
 
 
 @dataclass(frozen=True)

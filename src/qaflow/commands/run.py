@@ -25,12 +25,14 @@ from qaflow.plan import plan_single
 def run(g: Globals, input_path: str, command: tuple[str, ...]) -> int:
     """Run the entrypoint's run(context) on INPUT, or COMMAND with {input_path} and {output_dir} filled in."""
     project = g.project()
-    the_plan = plan_single(project, input_path, g.plan_options())
     cmd = (command[0] if len(command) == 1 else shlex.join(command)) if command else None
+    the_plan = plan_single(project, input_path, g.plan_options(), command=cmd)
     if g.dryrun and cmd is not None:
         click.echo(
             f"would run: {cmd}  (input {the_plan.runs[0].input_path}, output {the_plan.runs[0].output_dir})"
         )
         return 0
-    execution = execute(project, the_plan, g.options(command=cmd, tee=True, concurrency=1))
+    execution = execute(
+        project, the_plan, g.options(command=cmd, tee=True, concurrency=1, force=True)
+    )
     return execution.exit_code

@@ -35,7 +35,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
@@ -73,6 +73,7 @@ _FINISHED = _BY_KEY.values(  # an unknown start time or host (None) keeps the st
     started_at=func.coalesce(bindparam("b_started_at"), RUNS.c.started_at),
     host=func.coalesce(bindparam("b_host"), RUNS.c.host),
 )
+_OK = (RunStatus.SUCCEEDED.value, RunStatus.CACHED.value)
 _HEX = re.compile(r"[0-9a-f]+")
 _PREFIX = re.compile(r"[0-9A-Za-z_.:+=-]+")
 MIN_PREFIX = 4  # characters of a run key or fingerprint prefix in find_runs
@@ -414,9 +415,47 @@ class Store:
             row = connection.execute(query).first()
         return None if row is None else run_record(row)
 
-    def successes(self, fingerprints: Sequence[str]) -> dict[str, RunRecord]:
-        """For each fingerprint that has one, its newest SUCCEEDED run (one query per 500)."""
-        return self._newest_success(RUNS.c.fingerprint, fingerprints, "fingerprint")
+    def successes(self, fingerprints: Sequence[str]) -> dict[str, Success]:
+        """For each fingerprint that has one, its newest successful run (SUCCEEDED, or CACHED:
+        reused, which proves the result was there), one query per 500 fingerprints. Only the
+        columns the cache needs: this runs before every execution, over every planned run."""
+        unique = list(dict.fromkeys(f for f in fingerprints if f))
+        found: dict[str, Success] = {}
+        with self._transaction("look up cached runs", write=False) as connection:
+            for start in range(0, len(unique), _CHUNK):
+                # coalesce(): keeps SQLite from choosing the status index (a scan of every
+                # success) over the fingerprint index (a few rows per fingerprint)
+                newest = (
+                    select(func.max(RUNS.c.id))
+                    .where(
+                        RUNS.c.fingerprint.in_(unique[start : start + _CHUNK]),
+                        func.coalesce(RUNS.c.status, "").in_(_OK),
+                    )
+                    .group_by(RUNS.c.fingerprint)
+                )
+                query = select(RUNS.c.fingerprint, RUNS.c.output_dir, RUNS.c.metrics).where(
+                    RUNS.c.id.in_(newest)
+                )
+                for fingerprint, output_dir, metrics in connection.execute(query):
+                    found[fingerprint] = Success(output_dir, metrics or {})
+        return found
+
+    def last_successes_by_input(
+        self, batches: Sequence[str]
+    ) -> dict[tuple[str, str | None, str], RunRecord]:
+        """The newest successful run per (batch, input, platform) of these batches: what a run
+        whose configuration changed (a new identity) is compared with by `qa why`."""
+        found: dict[tuple[str, str | None, str], RunRecord] = {}
+        query = (
+            select(RUNS)
+            .where(RUNS.c.batch.in_(list(dict.fromkeys(batches))), RUNS.c.status.in_(_OK))
+            .order_by(RUNS.c.ended_at.asc().nulls_first(), RUNS.c.id.asc())
+        )
+        with self._transaction("look up the last results", write=False) as connection:
+            for row in connection.execute(query):
+                record = run_record(row)
+                found[(record.batch, record.rel_input_path, record.platform)] = record
+        return found
 
     def last_successes(self, keys: Sequence[str]) -> dict[str, RunRecord]:
         """For each run key (identity) that has one, its newest SUCCEEDED run."""
@@ -432,7 +471,7 @@ class Store:
                 chunk = unique[start : start + _CHUNK]
                 query = (
                     select(RUNS)
-                    .where(column.in_(chunk), RUNS.c.status == RunStatus.SUCCEEDED.value)
+                    .where(column.in_(chunk), RUNS.c.status.in_(_OK))
                     .order_by(RUNS.c.ended_at.asc().nulls_first(), RUNS.c.id.asc())
                 )
                 for row in connection.execute(query):
@@ -442,6 +481,13 @@ class Store:
 
 
 # ---------------------------------------------------------------- rows and records
+class Success(NamedTuple):
+    """A successful result, as the cache needs it."""
+
+    output_dir: str
+    metrics: dict[str, Any]
+
+
 def _path_forms(ref: str) -> list[str]:
     """A path as given, made absolute, and with symlinks resolved: stored paths are one of them."""
     path = Path(ref).expanduser()

@@ -1,0 +1,26 @@
+"""`qa wait ID`: block until an execution ends; exit with its code."""
+
+from __future__ import annotations
+
+import click
+
+from qaflow.background import exit_code, wait_for
+from qaflow.cli import Globals
+from qaflow.commands.status import find, open_store, summary_line
+
+
+@click.command()
+@click.argument("ref", metavar="ID")
+@click.option("--timeout", type=float, metavar="S", help="Give up after S seconds (exit code 1).")
+@click.pass_obj
+def wait(g: Globals, ref: str, timeout: float | None) -> int:
+    """Block until execution ID (or a prefix of it) ends, then print one line and exit as
+    `qa batch` would have: 0 if every run succeeded (or was cached), else 1."""
+    with open_store(g.project()) as store:
+        try:
+            record = wait_for(store, find(store, ref).id, timeout)
+        except TimeoutError as exc:
+            click.echo(f"{exc}; `qa cancel {ref}` stops it.", err=True)
+            return 1
+    click.echo(summary_line(record))
+    return exit_code(record) or 0
