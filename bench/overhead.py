@@ -59,6 +59,7 @@ def main() -> None:
             str(root),
             "batch",
             "big",
+            "--force",  # the runs are up to date by now: execute them again
             "--local-concurrency",
             str(args.concurrency),
         ]

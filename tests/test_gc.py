@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
+import multiprocessing
 import os
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import qaflow
 from conftest import write_project
 from qaflow.errors import UsageError
+from qaflow.execute import run_lock, try_run_lock
 from qaflow.gc import GcPlan, Removal, apply_gc, human_size, parse_duration, plan_gc
 from qaflow.project import Project
 from qaflow.report import RecordingReporter
@@ -223,21 +225,37 @@ def test_apply_refuses_folders_outside_runs_and_changed_ones(root, old_new, tmp_
 
 def test_a_run_holding_its_lock_is_skipped_and_a_free_lock_goes_with_its_dir(root, old_new):
     busy, free = orphan(root), orphan(root, "gone/Y.txt/4567cdef")
-    busy_lock, free_lock = busy.parent / ".0123abcd.lock", free.parent / ".4567cdef.lock"
-    busy_lock.touch()
-    free_lock.touch()
+    with run_lock(free):  # a run that ran here once: the folder keeps a .locks file
+        pass
     gc_plan = plan(root)
-    fd = os.open(busy_lock, os.O_RDWR)
+    holder = multiprocessing.get_context("spawn").Process(target=_hold_lock, args=(str(busy), 5.0))
+    holder.start()  # a run executing in busy/ (locks belong to processes: another process)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # a run executing in busy/
+        _wait_locked(busy)
         result = apply_gc(gc_plan)
     finally:
-        os.close(fd)
-    assert [r.path for r in result.removed] == [free] and not free_lock.exists()
+        holder.terminate()
+        holder.join()
+    assert [r.path for r in result.removed] == [free] and not (free.parent / ".locks").exists()
     assert [(r.path, why) for r, why in result.skipped] == [(busy, "in use: a run holds its lock")]
-    assert busy.is_dir() and busy_lock.is_file()
+    assert busy.is_dir()
     assert [r.path for r in apply_gc(plan(root)).removed] == [busy]  # once the run is done
-    assert not busy_lock.exists() and not (root / "output" / "runs" / "gone").exists()
+    assert not (root / "output" / "runs" / "gone").exists()
+
+
+def _hold_lock(path: str, seconds: float) -> None:
+    with run_lock(Path(path)):
+        time.sleep(seconds)
+
+
+def _wait_locked(path: Path) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with contextlib.ExitStack() as stack:
+            if not try_run_lock(path, stack):
+                return
+        time.sleep(0.02)
+    raise AssertionError("the other process never took the lock")
 
 
 def test_a_pipeline_folder_goes_whole_when_none_of_its_steps_is_referenced(root):

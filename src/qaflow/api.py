@@ -135,10 +135,9 @@ def run(
 ) -> Execution:
     """One run of the entrypoint (or of `command`) on one input, like `qa run -i INPUT [CMD]`."""
     the_project = Project.discover(Path(project))
-    opts = _options({**options, "command": command})
-    return execute(
-        the_project, plan_single(the_project, str(input_path), opts.plan), opts, reporter=reporter
-    )
+    opts = _options({"force": True, **options, "command": command})  # an explicit run always runs
+    the_plan = plan_single(the_project, str(input_path), opts.plan, command=command)
+    return execute(the_project, the_plan, opts, reporter=reporter)
 
 
 def _options(options: dict[str, Any]) -> Options:

@@ -16,6 +16,7 @@ Policy
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -24,8 +25,16 @@ from typing import TYPE_CHECKING, Any
 
 from qaflow.batches import Batch
 from qaflow.execute import completed_metrics
-from qaflow.expand import PIPELINE, SCRIPT, rel_dir, slug
-from qaflow.fingerprint import InputHashes, Parts, code_version, fingerprint, make_parts
+from qaflow.expand import PIPELINE, SCRIPT
+from qaflow.fingerprint import (
+    InputHashes,
+    Parts,
+    code_version,
+    fingerprint,
+    fingerprint_of,
+    hash_json,
+    make_parts,
+)
 from qaflow.project import Project
 from qaflow.runs import RunResult, RunStatus
 
@@ -62,15 +71,16 @@ class Fingerprints:
         out = []
         for run, ups in zip(runs, upstream, strict=True):
             input_hash = hashes.get(run.input_path) if run.input_path is not None else None
-            parts = self.parts(run, kind=kind, input_hash=input_hash, code=code, upstream=ups)
-            digest = fingerprint(parts)
-            folder = f"{self.project.storage}/runs/{slug(run.batch)}/{'_' if run.rel_input_path is None else rel_dir(run.rel_input_path)}"
+            parts = self.parts(
+                run, kind=kind, input_hash=input_hash, code=code, upstream=ups
+            ).to_dict()
+            digest = fingerprint_of(parts)
             out.append(
                 replace(
                     run,
                     fingerprint=digest,
-                    parts=parts.to_dict(),
-                    output_dir=Path(f"{folder}/{digest[:12]}"),
+                    parts=parts,
+                    output_dir=Path(f"{run.output_dir}/{digest[:12]}"),
                 )
             )
         return out
@@ -88,22 +98,35 @@ class Fingerprints:
     def parts(
         self, run: RunSpec, *, kind: str, input_hash: str | None, code: str, upstream: Sequence[str]
     ) -> Parts:
+        commanded = run.command is not None and kind != SCRIPT  # `qa run -i X CMD`: CMD counts
         return make_parts(
             kind=kind,
-            configurations=run.configurations
-            if run.command is None or kind == SCRIPT
-            else (*run.configurations, {"command": run.command}),
+            configurations=(*run.configurations, {"command": run.command})
+            if commanded
+            else run.configurations,
             params=run.params,
             platform=run.platform,
             input_hash=input_hash,
             code=code,
             upstream=tuple(upstream),
             batch=run.batch,
-            batch_file=None
-            if run.batch_file is None
-            else _relative(run.batch_file, self.project.root),
+            batch_file=None if run.batch_file is None else self._relative(run.batch_file),
             rel_input_path=run.rel_input_path,
+            hashed=self._hash,
         )
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019 - one Fingerprints per plan; batch files are few
+    def _relative(self, path: Path) -> str:
+        """Paths in fingerprints are relative to the project: a moved or cloned project keeps them."""
+        root = self.project.root
+        return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+
+    def _hash(self, value: Any) -> str:
+        """JSON hashes memoised by object: the runs of a batch share their configurations."""
+        key = id(value)
+        if key not in self._hashed:
+            self._hashed[key] = (value, hash_json(value))  # holding value keeps its id unique
+        return self._hashed[key][1]
 
     def code(self, deps: tuple[str, ...]) -> str:
         deps = deps or self.project.deps
@@ -133,11 +156,6 @@ class Fingerprints:
         if self._inputs is not None:
             self._inputs.close()
             self._inputs = None
-
-
-def _relative(path: Path, root: Path) -> str:
-    """Paths in fingerprints are relative to the project: a moved or cloned project keeps them."""
-    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
 
 
 Recorded = Callable[[Sequence[str]], Mapping[str, Any]]

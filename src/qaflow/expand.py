@@ -308,7 +308,8 @@ def runs_of(
             params=params,
             platform=platform,
             matrix=context.matrix,
-            output_dir=Path(f"{runs_dir}/{'_' if item is None else rel_dir(item.rel)}/{key[:12]}"),
+            # the input's folder of runs; `cache.Fingerprints.assign` appends the fingerprint
+            output_dir=Path(f"{runs_dir}/{'_' if item is None else rel_dir(item.rel)}"),
             key=key,
         )
 

@@ -347,7 +347,12 @@ class Parts:
 
 def fingerprint(parts: Parts) -> str:
     """The blake2b hex digest (32 characters) of the canonical JSON of `parts`."""
-    data = {"scheme": SCHEME, **parts.to_dict()}
+    return fingerprint_of(parts.to_dict())
+
+
+def fingerprint_of(parts: Mapping[str, object]) -> str:
+    """`fingerprint` of parts already made a dict by `Parts.to_dict`."""
+    data = {"scheme": SCHEME, **parts}
     return hash_bytes(json.dumps(data, sort_keys=True, separators=(",", ":")).encode())
 
 

@@ -30,7 +30,6 @@ Safety invariants
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -42,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qaflow.errors import UsageError
+from qaflow.execute import LOCKS, try_run_lock
 
 if TYPE_CHECKING:
     from qaflow.store import Store
@@ -286,37 +286,17 @@ def _changed_since(folder: Path, when: float) -> bool:
 
 
 def _remove(removal: Removal) -> str | None:
-    """Remove the folder (and its run lock) while holding its runs' locks, or say why not."""
+    """Remove the folder while holding the locks of its runs, or say why not."""
     folder = removal.path
-    sibling = folder.parent / f".{folder.name}.lock"  # qaflow's lock on a run directory
-    inner = sorted(folder.glob("step-*/.*.lock")) if removal.pipeline else []
+    inner = sorted(p for p in folder.glob("step-*/*") if p.is_dir()) if removal.pipeline else []
     with contextlib.ExitStack() as stack:
-        if not _take_locks([sibling, *inner], stack):
+        if not all(try_run_lock(run, stack) for run in (folder, *inner)):
             return "in use: a run holds its lock"
         try:
             shutil.rmtree(folder)
-            sibling.unlink(missing_ok=True)
         except OSError as exc:
             return f"cannot be removed: {exc.strerror or exc}"
     return None
-
-
-def _take_locks(paths: Iterable[Path], stack: contextlib.ExitStack) -> bool:
-    """Lock each existing lock file without waiting (released when stack closes); False if
-    one is held by a run, or cannot be opened (it may be a symlink: never followed)."""
-    for path in paths:
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
-        except FileNotFoundError:
-            continue
-        except OSError:
-            return False
-        stack.callback(os.close, fd)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return False
-    return True
 
 
 def remove_empty_parents(removed: Iterable[Path], runs_root: Path) -> int:
@@ -333,6 +313,10 @@ def remove_empty_parents(removed: Iterable[Path], runs_root: Path) -> int:
 
 
 def _rmdir(folder: Path) -> bool:
+    locks = folder / LOCKS  # run locks: a folder with nothing else in it is empty
+    with contextlib.suppress(OSError):
+        if [entry.name for entry in os.scandir(folder)] == [LOCKS] and not locks.is_symlink():
+            locks.unlink()
     try:
         folder.rmdir()  # only ever succeeds on an empty folder
     except OSError:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -389,9 +389,17 @@ def plan_single(
         has_matrix=False,
     )
     found: list[FoundInput | None] = [FoundInput.under(path, database)]
-    runs = list(
-        runs_of(project, context, found, context.configs, itype.name, context.platform, options)
+    fingerprints = Fingerprints(
+        project, kind="entrypoint" if command is None else "command", persist=True
     )
+    try:
+        planned = runs_of(
+            project, context, found, context.configs, itype.name, context.platform, options
+        )
+        runs = fingerprints.assign(None, [replace(run, command=command) for run in planned], [[]])
+        fingerprints.save()
+    finally:
+        fingerprints.close()
     return Plan(
         runs=runs,
         batches=[SINGLE_RUN_BATCH],

@@ -89,8 +89,8 @@ def batch(
 ) -> int:
     """Plan and run the batches NAME… (batch names, aliases, wildcards or folders of the database)."""
     project = g.project()
-    executing = not (list_runs or list_inputs or list_output_dirs or g.dryrun)
-    the_plan = plan(project, [*names, *batch_opts], g.plan_options(), persist=executing)
+    # input hashes are kept once planning succeeds (listing too: the next plan reads no input)
+    the_plan = plan(project, [*names, *batch_opts], g.plan_options(), persist=True)
     if list_runs:
         click.echo(the_plan.to_json(statuses(the_plan, force, force_batches)))
     elif list_inputs:
