@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from qaflow.batches import Batch
 from qaflow.execute import completed_metrics
-from qaflow.expand import PIPELINE, SCRIPT
+from qaflow.expand import PIPELINE, SCRIPT, rel_dir
 from qaflow.fingerprint import (
     InputHashes,
     Parts,
@@ -80,7 +80,7 @@ class Fingerprints:
                     run,
                     fingerprint=digest,
                     parts=parts,
-                    output_dir=Path(f"{run.output_dir}/{digest[:12]}"),
+                    output_dir=Path(f"{run.output_dir}/{_input_dir(run)}/{digest[:12]}"),
                 )
             )
         return out
@@ -156,6 +156,10 @@ class Fingerprints:
         if self._inputs is not None:
             self._inputs.close()
             self._inputs = None
+
+
+def _input_dir(run: RunSpec) -> str:
+    return "_" if run.rel_input_path is None else rel_dir(run.rel_input_path)
 
 
 Recorded = Callable[[Sequence[str]], Mapping[str, Any]]

@@ -291,7 +291,7 @@ def runs_of(
         default=str,
     ).encode()
     prefix = hashlib.blake2b(identity, digest_size=8)
-    runs_dir = f"{project.storage}/runs/{slug(context.batch)}"
+    runs_dir = Path(f"{project.storage}/runs/{slug(context.batch)}")  # shared: no parse per run
     for item in found:
         digest = prefix.copy()
         if item is not None:
@@ -308,8 +308,7 @@ def runs_of(
             params=params,
             platform=platform,
             matrix=context.matrix,
-            # the input's folder of runs; `cache.Fingerprints.assign` appends the fingerprint
-            output_dir=Path(f"{runs_dir}/{'_' if item is None else rel_dir(item.rel)}"),
+            output_dir=runs_dir,  # the batch's folder of runs; `Fingerprints.assign` completes it
             key=key,
         )
 

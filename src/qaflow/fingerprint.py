@@ -38,7 +38,7 @@ from qaflow.errors import BatchSpecError
 CHUNK = 1 << 20  # bytes read at a time
 QUERY_CHUNK = 500  # parameters per `IN (…)` query
 PARALLEL_BYTES = 32 << 20  # hash misses in threads when they add up to more than this
-SCHEME = 1  # bump to invalidate every fingerprint when their recipe changes
+SCHEME = 2  # bump to invalidate every fingerprint when their recipe changes
 
 Key = tuple[str, int, int, int, int]  # (resolved path, size, mtime_ns, inode, ctime_ns)
 
@@ -351,9 +351,17 @@ def fingerprint(parts: Parts) -> str:
 
 
 def fingerprint_of(parts: Mapping[str, object]) -> str:
-    """`fingerprint` of parts already made a dict by `Parts.to_dict`."""
-    data = {"scheme": SCHEME, **parts}
-    return hash_bytes(json.dumps(data, sort_keys=True, separators=(",", ":")).encode())
+    """`fingerprint` of parts already made a dict by `Parts.to_dict`: a hash of each field,
+    by name, in a fixed order (faster than sorted JSON, and as unambiguous: fields are
+    separated by a byte that never occurs in them)."""
+    fields = [f"scheme={SCHEME}"]
+    for name in _FIELDS:
+        value = parts[name]
+        fields.append(f"{name}={','.join(value) if isinstance(value, list) else value}")  # type: ignore[arg-type]
+    return hash_bytes("\0".join(fields).encode())
+
+
+_FIELDS = ("kind", "configurations", "params", "platform", "input", "code", "upstream", "identity")
 
 
 def make_parts(
@@ -381,7 +389,9 @@ def make_parts(
         input=input_hash,
         code=code,
         upstream=tuple(upstream),
-        identity=_json_hash([batch, batch_file, rel_input_path]),  # a Path as its str
+        identity=hash_bytes(
+            f"{batch}\0{batch_file}\0{rel_input_path}".encode()
+        ),  # a Path as its str
     )
 
 
