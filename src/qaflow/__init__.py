@@ -2,10 +2,36 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from qaflow import api
-from qaflow.api import Execution, Run, batch, run
-from qaflow.background import ExecutionStatus, Handle
-
 __all__ = ["Execution", "ExecutionStatus", "Handle", "Run", "__version__", "api", "batch", "run"]
+
+_LAZY = {
+    "api": ("qaflow.api", None),
+    "batch": ("qaflow.api", "batch"),
+    "run": ("qaflow.api", "run"),
+    "Execution": ("qaflow.api", "Execution"),
+    "Run": ("qaflow.api", "Run"),
+    "Handle": ("qaflow.background", "Handle"),
+    "ExecutionStatus": ("qaflow.background", "ExecutionStatus"),
+}
+
+if TYPE_CHECKING:
+    from qaflow import api
+    from qaflow.api import Execution, Run, batch, run
+    from qaflow.background import ExecutionStatus, Handle
+
+
+def __getattr__(name: str) -> Any:
+    """The API, imported on first use: `qa --help` and `qa batch --list` need none of it."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'qaflow' has no attribute {name!r}")
+    import importlib
+
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value
+    return value

@@ -26,20 +26,20 @@ from typing import TYPE_CHECKING, Any
 from qaflow.batches import Batch
 from qaflow.execute import completed_metrics
 from qaflow.expand import PIPELINE, SCRIPT, rel_dir
-from qaflow.fingerprint import (
-    InputHashes,
-    Parts,
-    code_version,
-    fingerprint,
-    fingerprint_of,
-    hash_json,
-    make_parts,
-)
+from qaflow.fingerprint import InputHashes, code_version, fingerprint_of, hash_json, parts_dict
 from qaflow.project import Project
 from qaflow.runs import RunResult, RunStatus
 
 if TYPE_CHECKING:
     from qaflow.plan import Plan, RunSpec
+
+
+def evolve(run: RunSpec, **changes: Any) -> RunSpec:
+    """`dataclasses.replace` for planning's hot path (a call per planned run): copies the
+    instance's fields instead of running `__init__` again (RunSpec has no __post_init__)."""
+    new = object.__new__(type(run))
+    new.__dict__.update(run.__dict__, **changes)
+    return new
 
 
 class Fingerprints:
@@ -71,18 +71,10 @@ class Fingerprints:
         out = []
         for run, ups in zip(runs, upstream, strict=True):
             input_hash = hashes.get(run.input_path) if run.input_path is not None else None
-            parts = self.parts(
-                run, kind=kind, input_hash=input_hash, code=code, upstream=ups
-            ).to_dict()
+            parts = self.parts(run, kind=kind, input_hash=input_hash, code=code, upstream=ups)
             digest = fingerprint_of(parts)
-            out.append(
-                replace(
-                    run,
-                    fingerprint=digest,
-                    parts=parts,
-                    output_dir=Path(f"{run.output_dir}/{_input_dir(run)}/{digest[:12]}"),
-                )
-            )
+            output_dir = Path(f"{run.output_dir}/{_input_dir(run)}/{digest[:12]}")
+            out.append(evolve(run, fingerprint=digest, parts=parts, output_dir=output_dir))
         return out
 
     def step(self, run: RunSpec, upstream: Sequence[str]) -> RunSpec:
@@ -90,16 +82,17 @@ class Fingerprints:
         parts = self.parts(
             run, kind=PIPELINE, input_hash=None, code=self.code(()), upstream=upstream
         )
-        digest = fingerprint(parts)
+        digest = fingerprint_of(parts)
         return replace(
-            run, fingerprint=digest, parts=parts.to_dict(), output_dir=run.output_dir / digest[:12]
+            run, fingerprint=digest, parts=parts, output_dir=run.output_dir / digest[:12]
         )
 
     def parts(
         self, run: RunSpec, *, kind: str, input_hash: str | None, code: str, upstream: Sequence[str]
-    ) -> Parts:
+    ) -> dict[str, Any]:
+        """The run's fingerprint parts, as a dict (`Parts.from_dict` makes them Parts)."""
         commanded = run.command is not None and kind != SCRIPT  # `qa run -i X CMD`: CMD counts
-        return make_parts(
+        return parts_dict(
             kind=kind,
             configurations=(*run.configurations, {"command": run.command})
             if commanded
@@ -183,8 +176,13 @@ def reusable(
     forced = set(force_batches)
     cached: dict[str, RunResult] = {}
     now = time.time()
+    ran: dict[str, bool] = {}  # batch -> whether it has a folder of runs at all
     for run in plan.runs:  # topological order: what a run needs was decided before it
         if run.batch in forced or not all(key in cached for key in plan.needs(run.key)):
+            continue
+        if run.batch not in ran:  # a batch that never ran has nothing to reuse: no file to try
+            ran[run.batch] = _batch_folder(run).is_dir()
+        if not ran[run.batch]:
             continue
         metrics = _completed(run, known.get(run.fingerprint or ""))
         if metrics is not None:
@@ -192,6 +190,12 @@ def reusable(
                 run.key, RunStatus.CACHED, metrics=metrics, started_at=now, ended_at=now
             )
     return cached
+
+
+def _batch_folder(run: RunSpec) -> Path:
+    """STORAGE/runs/BATCH, the folder above every run directory of the run's batch."""
+    depth = 1 if run.rel_input_path is None else rel_dir(run.rel_input_path).count("/") + 1
+    return run.output_dir.parents[depth]
 
 
 def _completed(run: RunSpec, record: Any) -> dict[str, Any] | None:

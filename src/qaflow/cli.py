@@ -11,15 +11,17 @@ import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from qaflow import __version__
-from qaflow.api import Options
 from qaflow.errors import QaflowError, UsageError
 from qaflow.plan import PlanOptions
 from qaflow.project import Project, QaflowWarning
+
+if TYPE_CHECKING:
+    from qaflow.api import Options
 
 
 @dataclass
@@ -52,6 +54,8 @@ class Globals:
         )
 
     def options(self, **execution: Any) -> Options:
+        from qaflow.api import Options
+
         return Options(
             label=self.label,
             plan=self.plan_options(),

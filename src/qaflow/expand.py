@@ -320,6 +320,7 @@ def slug(name: str) -> str:
     return _UNSAFE.sub("_", name).strip("_") or "_"
 
 
+@functools.lru_cache(maxsize=1 << 16)  # the runs of one input share it (matrix points)
 def rel_dir(rel: str) -> str:
     """The input's relative path as folders under the batch; `..` cannot climb out."""
     parts = [slug(p) if p not in (".", "..") else "_" for p in rel.split("/") if p]

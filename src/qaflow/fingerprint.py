@@ -380,19 +380,52 @@ def make_parts(
 ) -> Parts:
     """Parts from planned values: configurations, params and identity hashed as sorted JSON.
     `hashed` may memoise the hashing of values shared by many runs (configurations, params)."""
+    return Parts.from_dict(
+        parts_dict(
+            kind=kind,
+            configurations=configurations,
+            params=params,
+            platform=platform,
+            input_hash=input_hash,
+            code=code,
+            upstream=upstream,
+            batch=batch,
+            batch_file=batch_file,
+            rel_input_path=rel_input_path,
+            hashed=hashed,
+        )
+    )
+
+
+def parts_dict(
+    *,
+    kind: str,
+    configurations: Any,
+    params: Any,
+    platform: str,
+    input_hash: str | None,
+    code: str,
+    upstream: Sequence[str],
+    batch: str,
+    batch_file: Path | str | None,
+    rel_input_path: str | None,
+    hashed: Callable[[Any], str] | None = None,
+) -> dict[str, Any]:
+    """`make_parts(...).to_dict()` without the Parts object: the planner's path, run for every
+    planned run. The one recipe of a fingerprint's parts."""
     digest = hashed or _json_hash
-    return Parts(
-        kind=kind,
-        configurations=digest(configurations),
-        params=digest(params),
-        platform=platform,
-        input=input_hash,
-        code=code,
-        upstream=tuple(upstream),
-        identity=hash_bytes(
+    return {
+        "kind": kind,
+        "configurations": digest(configurations),
+        "params": digest(params),
+        "platform": platform,
+        "input": input_hash,
+        "code": code,
+        "upstream": sorted(set(upstream)),
+        "identity": hash_bytes(
             f"{batch}\0{batch_file}\0{rel_input_path}".encode()
         ),  # a Path as its str
-    )
+    }
 
 
 # ---------------------------------------------------------------- what changed

@@ -6,11 +6,14 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from qaflow.api import ActionOnExisting, execute
 from qaflow.cli import Globals
+
+if TYPE_CHECKING:
+    from qaflow.api import ActionOnExisting
 from qaflow.plan import Plan, RunSpec, plan
 
 
@@ -114,6 +117,8 @@ def batch(
             handle = start(project, the_plan, [*names, *batch_opts], options)
             click.echo(started_message(handle, the_plan, project.root))
             return 0
+        from qaflow.api import execute
+
         return execute(project, the_plan, options, execution_id=execution_id).exit_code
     return 0
 
