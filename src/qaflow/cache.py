@@ -7,7 +7,7 @@ Policy
   excluded) and the fingerprints of the runs it needs. Its output directory is addressed
   by it: a new fingerprint never overwrites another's results.
 - A run is reused (CACHED) when its output directory holds a successful `metrics.json`
-  (written last and atomically by the run: the sign it completed) and none of the runs it
+  (written last by the run, in one write: the sign it completed) and none of the runs it
   needs executes in this execution. This holds across labels, executions and commits, and
   after a crash: a run that completed before its driver was killed is not run again.
 - `--force` executes every run; `--force-batch NAME` the runs of that batch (and so,

@@ -251,9 +251,9 @@ def write_metrics(output_dir: Path, metrics: dict[str, Any]) -> dict[str, Any]:
         text = json.dumps(metrics, indent=2, default=jsonable)
     except TypeError:  # keys that JSON cannot have, e.g. tuples
         text = json.dumps(_string_keys(metrics), indent=2, default=jsonable)
-    partial = output_dir / ".metrics.json.tmp"
-    partial.write_text(text + "\n", encoding="utf-8")
-    partial.replace(output_dir / "metrics.json")  # atomic: readers never see half of it
+    # written last, in one write: a run killed while writing it leaves invalid JSON, which
+    # counts as "not completed" (execute.completed_metrics), so no temporary file is needed
+    (output_dir / "metrics.json").write_text(text + "\n", encoding="utf-8")
     return json.loads(text)
 
 

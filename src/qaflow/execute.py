@@ -242,7 +242,7 @@ def _finish(output_dir: Path, outcome: _Outcome) -> _Outcome:
     error = outcome.error
     try:
         write_manifest(output_dir)
-        try:  # last, atomically: a metrics.json is the sign that a run completed (crash safety)
+        try:  # last: a valid metrics.json is the sign that a run completed (crash safety)
             metrics = write_metrics(output_dir, metrics)
         except (TypeError, ValueError, RecursionError) as exc:  # not JSON-serialisable
             error = error or f"the metrics cannot be written as JSON: {exc}"
