@@ -13,7 +13,7 @@ import pytest
 import qaflow
 from conftest import write_project
 from qaflow.errors import UsageError
-from qaflow.execute import run_lock, try_run_lock
+from qaflow.execute import lock_dir_of, run_lock, try_run_lock
 from qaflow.gc import GcPlan, Removal, apply_gc, human_size, parse_duration, plan_gc
 from qaflow.project import Project
 from qaflow.report import RecordingReporter
@@ -225,34 +225,39 @@ def test_apply_refuses_folders_outside_runs_and_changed_ones(root, old_new, tmp_
 
 def test_a_run_holding_its_lock_is_skipped_and_a_free_lock_goes_with_its_dir(root, old_new):
     busy, free = orphan(root), orphan(root, "gone/Y.txt/4567cdef")
-    with run_lock(free):  # a run that ran here once: the folder keeps a .locks file
+    runs_root = root / "output" / "runs"
+    with run_lock(
+        free, lock_dir_of(free, runs_root)
+    ):  # a run ran here once: its batch folder keeps a .locks file
         pass
     gc_plan = plan(root)
-    holder = multiprocessing.get_context("spawn").Process(target=_hold_lock, args=(str(busy), 5.0))
+    holder = multiprocessing.get_context("spawn").Process(
+        target=_hold_lock, args=(str(busy), str(lock_dir_of(busy, runs_root)), 5.0)
+    )
     holder.start()  # a run executing in busy/ (locks belong to processes: another process)
     try:
-        _wait_locked(busy)
+        _wait_locked(busy, lock_dir_of(busy, runs_root))
         result = apply_gc(gc_plan)
     finally:
         holder.terminate()
         holder.join()
-    assert [r.path for r in result.removed] == [free] and not (free.parent / ".locks").exists()
+    assert [r.path for r in result.removed] == [free]
     assert [(r.path, why) for r, why in result.skipped] == [(busy, "in use: a run holds its lock")]
     assert busy.is_dir()
     assert [r.path for r in apply_gc(plan(root)).removed] == [busy]  # once the run is done
     assert not (root / "output" / "runs" / "gone").exists()
 
 
-def _hold_lock(path: str, seconds: float) -> None:
-    with run_lock(Path(path)):
+def _hold_lock(path: str, lock_dir: str, seconds: float) -> None:
+    with run_lock(Path(path), Path(lock_dir)):
         time.sleep(seconds)
 
 
-def _wait_locked(path: Path) -> None:
+def _wait_locked(path: Path, lock_dir: Path) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         with contextlib.ExitStack() as stack:
-            if not try_run_lock(path, stack):
+            if not try_run_lock(path, stack, lock_dir):
                 return
         time.sleep(0.02)
     raise AssertionError("the other process never took the lock")
@@ -262,7 +267,9 @@ def test_a_pipeline_folder_goes_whole_when_none_of_its_steps_is_referenced(root)
     first = run_batch(root, "old", v=1, name="p", step="one")
     run_batch(root, "new", v=1, name="p", step="two")
     run_batch(root, "newest", v=1, name="p", step="one")
-    folders = sorted((root / "output" / "runs" / "p").iterdir())
+    folders = sorted(
+        f for f in (root / "output" / "runs" / "p").iterdir() if f.is_dir()
+    )  # not .locks
     assert len(folders) == 2 and all((f / "steps").is_dir() for f in folders)
     [two] = [f for f in folders if "two" in next((f / "step-1").rglob("log.txt")).read_text()]
     gc_plan = plan(root, ("newest",), DAYS_30, LATER)

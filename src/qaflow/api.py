@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from qaflow.errors import UsageError
+from qaflow.execute import lock_dir_of
 from qaflow.plan import Plan, PlanOptions, RunSpec, plan, plan_single
 from qaflow.project import Project
 from qaflow.runs import RunResult, RunStatus, RunTask
@@ -283,6 +284,7 @@ def _job(
         entrypoint=None if command is not None else str(project.entrypoint),
         command=command,
         env=the_plan.env.get(spec.key, {}),
+        lock_dir=str(lock_dir_of(spec.output_dir, project.storage / "runs")),
         action="postprocess" if options.action_on_existing == "postprocess" else "run",
         forwarded_args=options.forwarded_args,
         extra_parameters=options.plan.extra_parameters,

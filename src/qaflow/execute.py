@@ -76,7 +76,7 @@ def execute(task: RunTask) -> RunResult:
     `task.reuse`) finds the first one's successful result and reuses it.
     """
     output_dir = output_dir_of(task)
-    with run_lock(output_dir):
+    with run_lock(output_dir, None if task.lock_dir is None else Path(task.lock_dir)):
         if task.reuse and task.action == "run":
             done = completed_metrics(output_dir)
             if done is not None:
@@ -95,15 +95,16 @@ def execute(task: RunTask) -> RunResult:
 
 
 @contextlib.contextmanager
-def run_lock(output_dir: Path) -> Iterator[None]:
+def run_lock(output_dir: Path, lock_dir: Path | None = None) -> Iterator[None]:
     """An exclusive lock on a run's directory, for every process of this machine (and of others,
     where the filesystem supports POSIX locks), released when its process dies.
 
-    One `.locks` file per folder of runs, locked by byte range (one byte per run directory
-    name): taking a lock creates no file, which on slow disks is most of a run's overhead.
+    One `.locks` file in `lock_dir` (the batch's folder of runs; by default the run's parent),
+    locked by byte range (one byte per run directory): taking a lock creates no file, which
+    on slow disks would be a good part of a run's overhead.
     """
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    path, offset = _lock_of(output_dir)
+    path, offset = _lock_of(output_dir, lock_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         fcntl.lockf(fd, fcntl.LOCK_EX, 1, offset)
@@ -112,10 +113,12 @@ def run_lock(output_dir: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-def try_run_lock(output_dir: Path, stack: contextlib.ExitStack) -> bool:
+def try_run_lock(
+    output_dir: Path, stack: contextlib.ExitStack, lock_dir: Path | None = None
+) -> bool:
     """Take a run's lock without waiting, until `stack` closes; False if a run holds it.
     (`qa gc` takes it before removing a run directory.)"""
-    path, offset = _lock_of(output_dir)
+    path, offset = _lock_of(output_dir, lock_dir)
     try:
         fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
     except FileNotFoundError:
@@ -130,13 +133,20 @@ def try_run_lock(output_dir: Path, stack: contextlib.ExitStack) -> bool:
     return True
 
 
-LOCKS = ".locks"  # the file of run locks, one per folder of run directories
+LOCKS = ".locks"  # the file of run locks, one per batch folder of run directories
 
 
-def _lock_of(output_dir: Path) -> tuple[Path, int]:
-    return output_dir.parent / LOCKS, int(
-        hashlib.blake2b(output_dir.name.encode(), digest_size=7).hexdigest(), 16
-    )
+def lock_dir_of(output_dir: Path, runs_root: Path) -> Path:
+    """Where the lock of a run directory lives: its batch's folder, STORAGE/runs/<first part>."""
+    if not output_dir.is_relative_to(runs_root) or output_dir == runs_root:
+        return output_dir.parent
+    return runs_root / output_dir.relative_to(runs_root).parts[0]
+
+
+def _lock_of(output_dir: Path, lock_dir: Path | None) -> tuple[Path, int]:
+    folder = output_dir.parent if lock_dir is None else lock_dir
+    digest = hashlib.blake2b(str(output_dir).encode(), digest_size=7).hexdigest()
+    return folder / LOCKS, int(digest, 16)
 
 
 def completed_metrics(output_dir: Path) -> dict[str, Any] | None:

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qaflow.errors import UsageError
-from qaflow.execute import LOCKS, try_run_lock
+from qaflow.execute import LOCKS, lock_dir_of, try_run_lock
 
 if TYPE_CHECKING:
     from qaflow.store import Store
@@ -258,7 +258,7 @@ def apply_gc(gc_plan: GcPlan) -> GcResult:
     for removal in gc_plan.removals:
         reason = _refusal(removal.path, root, gc_plan.planned_at)
         if reason is None:
-            reason = _remove(removal)
+            reason = _remove(removal, gc_plan.runs_root)
         if reason is None:
             result.removed.append(removal)
         else:
@@ -285,12 +285,14 @@ def _changed_since(folder: Path, when: float) -> bool:
         return any(entry.stat(follow_symlinks=False).st_mtime > when for entry in entries)
 
 
-def _remove(removal: Removal) -> str | None:
+def _remove(removal: Removal, runs_root: Path) -> str | None:
     """Remove the folder while holding the locks of its runs, or say why not."""
     folder = removal.path
     inner = sorted(p for p in folder.glob("step-*/*") if p.is_dir()) if removal.pipeline else []
     with contextlib.ExitStack() as stack:
-        if not all(try_run_lock(run, stack) for run in (folder, *inner)):
+        if not all(
+            try_run_lock(run, stack, lock_dir_of(run, runs_root)) for run in (folder, *inner)
+        ):
             return "in use: a run holds its lock"
         try:
             shutil.rmtree(folder)

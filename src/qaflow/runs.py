@@ -91,6 +91,7 @@ class RunTask:
     tee: bool = False  # also copy the run's output to our own stdout (qa run)
     env: dict[str, str] = field(default_factory=dict)  # extra environment variables of the run
     reuse: bool = False  # a successful result already in output_dir may be reused (CACHED)
+    lock_dir: str | None = None  # the folder whose `.locks` file holds this run's lock
 
 
 @dataclass(frozen=True)
