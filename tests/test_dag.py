@@ -382,3 +382,37 @@ def test_qa_dag_formats(project, qa):
         and '  b0["images<br/>2 runs"]' in mermaid
         and "  b1 -- c --> b2" in mermaid
     )
+
+
+def test_qa_dag_of_a_pipeline_draws_its_steps_in_order(project, qa):
+    root = project(
+        batches="""
+        first-batch: {inputs: [a.txt]}
+        second-batch: {inputs: [a.txt]}
+        third-batch: {inputs: [b.txt]}
+        my-pipeline:
+          type: pipeline
+          configs:
+          - run: echo "Step 1"
+          - batch: first-batch
+          - batch: [second-batch, third-batch]
+          - run: echo done
+        """,
+        files=["a.txt", "b.txt"],
+        extra={"qa/main.py": MAIN},
+    )
+    lines = [line.split() for line in qa("-C", str(root), "dag", "my-pipeline").stdout.splitlines()]
+    assert lines[0] == ["my-pipeline", "step", "1", "1", "run"]
+    assert lines[1] == ["first-batch", "1", "run", "after", "my-pipeline", "step", "1"]
+    assert lines[2][:3] == ["second-batch", "1", "run"] and lines[2][-1] == "first-batch"
+    assert lines[3][:3] == ["third-batch", "1", "run"] and lines[3][-1] == "first-batch"
+    assert lines[4] == [
+        "my-pipeline",
+        "step",
+        "4",
+        "1",
+        "run",
+        "after",
+        "second-batch,",
+        "third-batch",
+    ]

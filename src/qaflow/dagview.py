@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import graphlib
 import json
 from collections import Counter
 from dataclasses import dataclass
 
 from qaflow.batches import Batch, Catalog
+from qaflow.graph import stable_order
 from qaflow.plan import Plan
 
 
@@ -47,18 +47,10 @@ def graph(plan: Plan, catalog: Catalog) -> Graph:
 
 def _sorted(drawn: Graph) -> Graph:
     """Nodes in a topological order, ties in plan order."""
-    position = {name: i for i, name in enumerate(drawn.nodes)}
-    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter(
-        {name: set() for name in drawn.nodes}
-    )
+    needs: dict[str, list[str]] = {}
     for edge in drawn.edges:
-        sorter.add(edge.downstream, edge.upstream)
-    sorter.prepare()
-    order: list[str] = []
-    while sorter.is_active():
-        ready = sorted(sorter.get_ready(), key=lambda n: position.get(n, len(position)))
-        order.extend(ready)
-        sorter.done(*ready)
+        needs.setdefault(edge.downstream, []).append(edge.upstream)
+    order = stable_order(list(drawn.nodes), needs)
     return Graph({name: drawn.nodes.get(name, 0) for name in order}, drawn.edges)
 
 

@@ -15,7 +15,8 @@ Policy
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping
+import graphlib
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,22 @@ def _check_known(catalog: Catalog, needed: str, by: str, field: tuple[str, ...])
     raise GraphError(
         f"{where}: batch {by!r}: `needs` names {needed!r}, which is not a batch of the batch files.{hint}"
     )
+
+
+def stable_order(nodes: list[str], needs: Mapping[str, Iterable[str]]) -> list[str]:
+    """`nodes` in a topological order of `needs` (node -> what it comes after) that keeps the
+    given order wherever the edges allow: Kahn's algorithm, taking ready nodes in that order."""
+    position = {node: i for i, node in enumerate(nodes)}
+    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter(dict.fromkeys(nodes, ()))
+    for node, upstream in needs.items():
+        sorter.add(node, *upstream)
+    sorter.prepare()
+    order: list[str] = []
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready(), key=lambda node: position.get(node, len(position)))
+        order.extend(ready)
+        sorter.done(*ready)
+    return order
 
 
 class RunView:

@@ -125,7 +125,7 @@ def _names(
         return RunView(upstream, (lambda: metrics(upstream)) if metrics else _deferred(upstream))
 
     needed = {
-        alias: RunList(_batch_of(link, alias, by_key), [view(k) for k in keys])
+        alias: RunList(_batch_of(link, alias), [view(k) for k in keys])
         for alias, keys in link.groups.items()
     }
     names = namespace(needed)
@@ -139,9 +139,8 @@ def _names(
     return names
 
 
-def _batch_of(link: Link, alias: str, by_key: Mapping[str, RunSpec]) -> str:
-    need = next(n for n in link.batch.needs if n.alias == alias)
-    return need.batch
+def _batch_of(link: Link, alias: str) -> str:
+    return next(need.batch for need in link.batch.needs if need.alias == alias)
 
 
 def _deferred(run: RunSpec) -> Callable[[], dict[str, Any]]:

@@ -32,7 +32,7 @@ from qaflow.expand import (
     input_cache,
     runs_of,
 )
-from qaflow.graph import batch_order
+from qaflow.graph import batch_order, stable_order
 from qaflow.inputs import FoundInput
 from qaflow.interpolation import has_templates
 from qaflow.link import Link, Linker, later_names, resolve
@@ -306,27 +306,11 @@ class _Builder:
 def _topological(runs: list[RunSpec], edges: dict[str, frozenset[str]]) -> list[RunSpec]:
     """The runs in plan order, except that a run comes after the runs it needs (pipelines add
     edges to batches planned before them)."""
-    if not edges:
-        return runs
     position = {run.key: i for i, run in enumerate(runs)}
     if all(position[n] < position[k] for k, needs in edges.items() for n in needs):
         return runs
-    import graphlib
-
-    sorter = graphlib.TopologicalSorter({run.key: edges.get(run.key, ()) for run in runs})
     by_key = {run.key: run for run in runs}
-    return [by_key[key] for key in _stable(sorter, position)]
-
-
-def _stable(sorter: Any, position: dict[str, int]) -> list[str]:
-    """Kahn's order, taking ready runs in plan order: runs move only as far as edges require."""
-    sorter.prepare()
-    out: list[str] = []
-    while sorter.is_active():
-        ready = sorted(sorter.get_ready(), key=position.__getitem__)
-        out.extend(ready)
-        sorter.done(*ready)
-    return out
+    return [by_key[key] for key in stable_order(list(by_key), edges)]
 
 
 def _settings(batch: Batch) -> BatchSettings:
