@@ -1,7 +1,7 @@
 """Caching: the fingerprint of every planned run, and which runs can reuse an existing result.
 
 Policy
-- A run's fingerprint (`fingerprint.make_parts`) covers its kind, its configurations and
+- A run's fingerprint (`fingerprint.parts_dict`) covers its kind, its configurations and
   params as planned, the platform, its input's content, the code version (the `deps:`
   files of the batch or project, else the git commit and uncommitted changes, batch files
   excluded) and the fingerprints of the runs it needs. Its output directory is addressed

@@ -364,37 +364,9 @@ def fingerprint_of(parts: Mapping[str, object]) -> str:
 _FIELDS = ("kind", "configurations", "params", "platform", "input", "code", "upstream", "identity")
 
 
-def make_parts(
-    *,
-    kind: str,
-    configurations: Any,
-    params: Any,
-    platform: str,
-    input_hash: str | None,
-    code: str,
-    upstream: Sequence[str],
-    batch: str,
-    batch_file: Path | str | None,
-    rel_input_path: str | None,
-    hashed: Callable[[Any], str] | None = None,
-) -> Parts:
-    """Parts from planned values: configurations, params and identity hashed as sorted JSON.
-    `hashed` may memoise the hashing of values shared by many runs (configurations, params)."""
-    return Parts.from_dict(
-        parts_dict(
-            kind=kind,
-            configurations=configurations,
-            params=params,
-            platform=platform,
-            input_hash=input_hash,
-            code=code,
-            upstream=upstream,
-            batch=batch,
-            batch_file=batch_file,
-            rel_input_path=rel_input_path,
-            hashed=hashed,
-        )
-    )
+def make_parts(**values: Any) -> Parts:
+    """`parts_dict(**values)` as Parts (the form `explain` compares)."""
+    return Parts.from_dict(parts_dict(**values))
 
 
 def parts_dict(
@@ -411,8 +383,8 @@ def parts_dict(
     rel_input_path: str | None,
     hashed: Callable[[Any], str] | None = None,
 ) -> dict[str, Any]:
-    """`make_parts(...).to_dict()` without the Parts object: the planner's path, run for every
-    planned run. The one recipe of a fingerprint's parts."""
+    """A fingerprint's parts, as `Parts.to_dict()` gives them: the one recipe, used as a dict
+    by the planner (a call per planned run) and as Parts through `make_parts`."""
     digest = hashed or _json_hash
     return {
         "kind": kind,
