@@ -23,6 +23,7 @@ from qaflow.scheduler import Job, Scheduler
 
 if TYPE_CHECKING:
     from qaflow.background import Handle
+    from qaflow.executors.dask import DaskScheduler
 
 ActionOnExisting = Literal["run", "postprocess", "sync", "skip"]
 
@@ -88,6 +89,7 @@ class Options:
     label: str = "default"
     plan: PlanOptions = field(default_factory=PlanOptions)
     runner: str | None = None
+    dask_scheduler: str | None = None  # the address of a Dask scheduler (runner dask)
     concurrency: int | None = None
     action_on_existing: ActionOnExisting = "run"
     forwarded_args: tuple[str, ...] = ()
@@ -174,10 +176,7 @@ def execute(
     from qaflow.report import ConsoleReporter, Reporters
     from qaflow.store import Store
 
-    if (options.runner or project.runner) != "local":
-        raise UsageError(
-            f"runner {options.runner or project.runner!r} is not available yet in this version of qaflow; use `--runner local`."
-        )
+    runner = check_runner(options.runner or project.runner)
     needs_entrypoint = options.command is None and any(run.command is None for run in the_plan.runs)
     if needs_entrypoint and not project.entrypoint.is_file():
         raise UsageError(
@@ -187,8 +186,13 @@ def execute(
         )
     capacity, limits = concurrency(project, the_plan, options.concurrency)
     with contextlib.ExitStack() as stack:
-        pool = stack.enter_context(LocalPool(capacity))  # its workers boot while the store opens
+        # the local pool's workers boot while the store opens
+        pool = stack.enter_context(LocalPool(capacity)) if runner == "local" else None
         store = stack.enter_context(Store.open(project.database_url, storage=project.storage))
+        if runner == "dask":  # reached and checked before anything is recorded
+            from qaflow.executors.cluster import open_cluster
+
+            cluster = stack.enter_context(open_cluster(project, the_plan, options.dask_scheduler))
         if execution_id is None:
             execution_id = store.create_execution(
                 label=options.label,
@@ -207,16 +211,32 @@ def execute(
         jobs = [_job(project, the_plan, run_spec, options, limits) for run_spec in the_plan.runs]
         started = time.time()
         events.execution_started(execution_id, the_plan)
-        scheduler = Scheduler(
-            executor=pool,
-            events=events,
-            capacity=capacity,
-            decide=_decide(the_plan, options, store),
-            prepare=Preparer(the_plan, forced=_forced(the_plan, options)),
-        )
+        scheduler: Scheduler | DaskScheduler
+        if pool is not None:
+            scheduler = Scheduler(
+                executor=pool,
+                events=events,
+                capacity=capacity,
+                decide=_decide(the_plan, options, store),
+                prepare=Preparer(the_plan, forced=_forced(the_plan, options)),
+            )
+        else:
+            from qaflow.executors.dask import DaskScheduler
+
+            scheduler = DaskScheduler(
+                cluster=cluster,
+                events=events,
+                plan=the_plan,
+                execution_id=execution_id,
+                root=project.root,
+                storage=project.storage,
+                decide=_decide(the_plan, options, store),
+                forced=_forced(the_plan, options),
+            )
         with _cancelled_by_sigterm(scheduler):
             results = scheduler.run(jobs)
-        pool.shutdown()
+        if pool is not None:
+            pool.shutdown()
         execution = Execution(
             id=execution_id,
             label=options.label,
@@ -229,8 +249,17 @@ def execute(
         return execution
 
 
+def check_runner(runner: str) -> str:
+    if runner not in ("local", "dask"):
+        raise UsageError(
+            f"Unknown runner {runner!r} (from --runner or runners.default in qaboard.yaml): "
+            "use local or dask."
+        )
+    return runner
+
+
 @contextlib.contextmanager
-def _cancelled_by_sigterm(scheduler: Scheduler) -> Iterator[None]:
+def _cancelled_by_sigterm(scheduler: Scheduler | DaskScheduler) -> Iterator[None]:
     """While the scheduler runs, SIGTERM (`qa cancel`) cancels it: runs in flight are killed,
     the rest is marked cancelled, and the execution is recorded as cancelled."""
     if threading.current_thread() is not threading.main_thread():

@@ -226,11 +226,10 @@ def log_path(storage: Path, execution_id: str) -> Path:
 
 def _preflight(project: Project, the_plan: Plan, options: Options) -> None:
     """What `execute()` refuses, refused here, before anything starts."""
-    from qaflow.api import concurrency
+    from qaflow.api import check_runner, concurrency
 
     cli_args(project.root, [], options, "")  # options the command line cannot express
-    if (runner := options.runner or project.runner) != "local":
-        raise UsageError(f"runner {runner!r} is not available yet; use `--runner local`.")
+    check_runner(options.runner or project.runner)
     if any(run.command is None for run in the_plan.runs) and not project.entrypoint.is_file():
         raise UsageError(
             f"The entrypoint {str(project.entrypoint)!r} does not exist: create it with a "
@@ -267,6 +266,7 @@ def cli_args(root: Path, targets: Sequence[str], options: Options, execution_id:
     after += [("--force-batch", name) for name in options.force_batches]
     after += [("--force", options.force or None)]
     after += [("--runner", options.runner), ("--local-concurrency", options.concurrency)]
+    after += [("--dask-scheduler", options.dask_scheduler)]
     after += [
         ("--action-on-existing", options.action_on_existing),
         ("--execution-id", execution_id),

@@ -108,6 +108,7 @@ class BatchSettings:
     retries: int = 0
     cpus: int = 1
     concurrency: int | None = None  # `local: {concurrency: N}`: at most N of its runs at once
+    resources: dict[str, Any] = field(default_factory=dict)  # as written: cpus, gpus, memory…
 
 
 @dataclass(frozen=True)
@@ -322,6 +323,7 @@ def _settings(batch: Batch) -> BatchSettings:
         concurrency=batch.local_concurrency
         if batch.local_concurrency and batch.local_concurrency > 0
         else None,
+        resources=dict(batch.resources),
     )
 
 

@@ -44,6 +44,11 @@ from qaflow.plan import Plan, RunSpec, plan
     help="Where runs execute (default: runners.default, else local).",
 )
 @click.option(
+    "--dask-scheduler",
+    metavar="ADDRESS",
+    help="With --runner dask: the scheduler to use, e.g. tcp://host:8786 (default: runners.dask).",
+)
+@click.option(
     "--local-concurrency",
     type=int,
     metavar="N",
@@ -83,6 +88,7 @@ def batch(
     list_inputs: bool,
     list_output_dirs: bool,
     runner: str | None,
+    dask_scheduler: str | None,
     local_concurrency: int | None,
     force: bool,
     force_batches: tuple[str, ...],
@@ -104,7 +110,8 @@ def batch(
         click.echo(describe(the_plan, project.root, statuses(the_plan, force, force_batches)))
     else:
         options = g.options(
-            runner=runner,
+            runner=runner or ("dask" if dask_scheduler else None),
+            dask_scheduler=dask_scheduler,
             concurrency=local_concurrency,
             action_on_existing=action_on_existing,
             force=force,
