@@ -176,7 +176,7 @@ def execute(
     from qaflow.report import ConsoleReporter, Reporters
     from qaflow.store import Store
 
-    runner = check_runner(options.runner or project.runner)
+    runner = runner_of(project, options)
     needs_entrypoint = options.command is None and any(run.command is None for run in the_plan.runs)
     if needs_entrypoint and not project.entrypoint.is_file():
         raise UsageError(
@@ -249,7 +249,9 @@ def execute(
         return execution
 
 
-def check_runner(runner: str) -> str:
+def runner_of(project: Project, options: Options) -> str:
+    """--runner, else dask when a Dask scheduler is given, else runners.default."""
+    runner = options.runner or ("dask" if options.dask_scheduler else project.runner)
     if runner not in ("local", "dask"):
         raise UsageError(
             f"Unknown runner {runner!r} (from --runner or runners.default in qaboard.yaml): "

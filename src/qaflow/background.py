@@ -226,10 +226,10 @@ def log_path(storage: Path, execution_id: str) -> Path:
 
 def _preflight(project: Project, the_plan: Plan, options: Options) -> None:
     """What `execute()` refuses, refused here, before anything starts."""
-    from qaflow.api import check_runner, concurrency
+    from qaflow.api import concurrency, runner_of
 
     cli_args(project.root, [], options, "")  # options the command line cannot express
-    check_runner(options.runner or project.runner)
+    runner_of(project, options)
     if any(run.command is None for run in the_plan.runs) and not project.entrypoint.is_file():
         raise UsageError(
             f"The entrypoint {str(project.entrypoint)!r} does not exist: create it with a "

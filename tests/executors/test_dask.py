@@ -44,6 +44,12 @@ def run(context):
     while context.params.get("hold") and hold.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(context.params.get("sleep", 0))
+    if context.params.get("flaky"):
+        with open(Path(context.database, "tries"), "a+") as tries:
+            tries.write("x")
+            tries.seek(0)
+            if len(tries.read()) % 2:
+                raise RuntimeError("flaky: fails every other time")
     text = context.input_path.read_text()
     if "bad" in text:
         raise ValueError("bad input")
@@ -72,6 +78,10 @@ held:
 held-once:
   inputs: [a.txt]
   configs: [{hold: true}]
+flaky:
+  inputs: [a.txt]
+  configs: [{flaky: true}]
+  retries: 1
 slow:
   inputs: [a.txt]
   configs: [{sleep: 30}]
@@ -336,6 +346,15 @@ def test_resources_no_worker_offers_are_refused_before_anything_runs(two_workers
     assert "Batch 'too-many-gpus' asks for the Dask resources GPU=2" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (root / "output" / "runs").exists()
+
+
+def test_a_failed_run_is_retried_as_with_the_local_runner(two_workers, root):
+    local = batch(root, "flaky", runner="local")
+    on_dask = batch(root, "flaky", dask_scheduler=two_workers.address, force=True)
+    assert outcome(on_dask) == outcome(local)
+    [run] = on_dask.runs()
+    assert run.status is RunStatus.SUCCEEDED and run.result.attempt == 2
+    assert (root / "tries").read_text() == "xxxx"
 
 
 def test_a_run_over_its_timeout_fails_and_the_worker_goes_on(two_workers, root):

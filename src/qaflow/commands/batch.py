@@ -110,7 +110,7 @@ def batch(
         click.echo(describe(the_plan, project.root, statuses(the_plan, force, force_batches)))
     else:
         options = g.options(
-            runner=runner or ("dask" if dask_scheduler else None),
+            runner=runner,
             dask_scheduler=dask_scheduler,
             concurrency=local_concurrency,
             action_on_existing=action_on_existing,

@@ -55,6 +55,8 @@ class _State:
     futures: dict[str, Future] = field(default_factory=dict)  # run key -> its unfinished task
     jobs: dict[str, Job] = field(default_factory=dict)  # Dask key -> job, while unfinished
     started: set[str] = field(default_factory=set)
+    queued: set[str] = field(default_factory=set)  # keys of the jobs in `submit`
+    reported: dict[str, RunResult] = field(default_factory=dict)  # results sent as events
 
 
 class DaskScheduler:
@@ -119,8 +121,7 @@ class DaskScheduler:
 
     # ------------------------------------------------------------ before submitting
     def _settle(self, job: Job, state: _State) -> None:
-        queued = {j.key for j, _ in state.submit}
-        unknown = [k for k in sorted(job.needs) if k not in state.results and k not in queued]
+        unknown = [k for k in sorted(job.needs) if k not in state.results and k not in state.queued]
         if unknown:
             raise GraphError(
                 f"Run {job.run.batch} {job.run.rel_input_path} needs runs that are not planned "
@@ -137,6 +138,7 @@ class DaskScheduler:
             self._finish(state, job, decided)
         else:
             state.submit.append((job, decided))
+            state.queued.add(job.key)
 
     def _skip_reason(self, key: str) -> str:
         run = self._by_key[key]
@@ -221,7 +223,7 @@ class DaskScheduler:
                     items.append(self._queue.get_nowait())
             for item in items:
                 if isinstance(item, tuple):
-                    self._started(state, *item)
+                    self._event(state, *item)
             done = [item for item in items if item is not _CANCEL and not isinstance(item, tuple)]
             for future, result in zip(done, self._results(client, done, state), strict=True):
                 job = state.jobs.pop(future.key, None)
@@ -232,6 +234,14 @@ class DaskScheduler:
                     self._started(state, job.key, result.attempt)
                 self._finish(state, job, result)
 
+    def _event(self, state: _State, kind: str, *args: Any) -> None:
+        if kind == "started":
+            self._started(state, *args)
+        elif kind == "finished":
+            message = args[0]
+            result = RunResult(**{**message, "status": RunStatus(message["status"])})
+            state.reported[result.key] = result
+
     def _started(self, state: _State, key: str, attempt: int) -> None:
         job = state.futures.get(key) and state.jobs.get(state.futures[key].key)
         if job:
@@ -239,12 +249,17 @@ class DaskScheduler:
             self.events.run_started(job.run, attempt)
 
     def _results(self, client: Client, done: list[Future], state: _State) -> list[RunResult]:
-        """The result of each finished task, fetched together; failed tasks explained."""
-        finished = [f for f in done if f.status == "finished"]
-        try:
-            values = dict(zip([f.key for f in finished], client.gather(finished), strict=True))
-        except Exception:  # a result lost meanwhile: each is explained alone below
-            values = {}
+        """The result of each finished task (sent as an event, else fetched), failures explained."""
+        jobs = [state.jobs.get(f.key) for f in done]
+        values = {
+            f.key: state.reported.pop(job.key)
+            for f, job in zip(done, jobs, strict=True)
+            if job is not None and job.key in state.reported and f.status == "finished"
+        }
+        fetch = [f for f in done if f.status == "finished" and f.key not in values]
+        if fetch:
+            with contextlib.suppress(Exception):  # a result lost meanwhile is explained below
+                values.update(zip([f.key for f in fetch], client.gather(fetch), strict=True))
         return [values[f.key] if f.key in values else self._failure(f, state) for f in done]
 
     def _failure(self, future: Future, state: _State) -> RunResult:

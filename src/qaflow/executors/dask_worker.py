@@ -30,7 +30,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from qaflow.context import record_failure
 from qaflow.execute import HOST, run_lock
@@ -98,10 +98,18 @@ class Work:
 
 
 def run_work(work: Work, *upstream: RunResult) -> RunResult:
-    """The Dask task of one run (see the module docstring). Never raises for a run's failure."""
+    """The Dask task of one run (see the module docstring). Never raises for a run's failure.
+    The result is also sent to the driver as an event: it gets it without fetching it."""
     from distributed import get_worker
 
     worker = get_worker()
+    result = _run(work, upstream, worker)
+    message = {**dataclasses.asdict(result), "status": result.status.value}
+    _publish(worker, work.execution_id, ["finished", message])
+    return result
+
+
+def _run(work: Work, upstream: tuple[RunResult, ...], worker: Any) -> RunResult:
     job = work.job
     problem = shared_problem(work.shared)
     if problem is not None:
@@ -133,7 +141,7 @@ def _prepare(work: Work, results: dict[str, RunResult]) -> Job | RunResult:
         return preparer(work.job, results)
 
 
-def _attempts(work: Work, job: Job, worker: object) -> RunResult:
+def _attempts(work: Work, job: Job, worker: Any) -> RunResult:
     """Execute the run, again after a failure or a dead worker, up to `retries` more times."""
     address = str(getattr(worker, "address", ""))
     ledger = Ledger(Path(work.scratch) / "runs" / _digest(job.key))
@@ -154,7 +162,7 @@ def _attempts(work: Work, job: Job, worker: object) -> RunResult:
     while True:
         task = dataclasses.replace(job.task, attempt=attempt, env=env)
         ledger.start(attempt, address)
-        _publish(worker, work.execution_id, job.key, attempt)
+        _publish(worker, work.execution_id, ["started", job.key, attempt])
         try:
             result = pool.submit(task).result()
         except RuntimeError:  # the execution was cancelled: its pool is shut down
@@ -170,10 +178,11 @@ def _times(count: int) -> str:
     return "once" if count == 1 else f"{count} times"
 
 
-def _publish(worker: object, execution_id: str, key: str, attempt: int) -> None:
-    """Tell the driver the run started (an event it subscribed to: see DaskScheduler)."""
-    with contextlib.suppress(Exception):  # progress display only: never fail the run for it
-        worker.log_event(topic(execution_id), [key, attempt])  # type: ignore[attr-defined]
+def _publish(worker: Any, execution_id: str, message: list[Any]) -> None:
+    """Tell the driver (an event it subscribed to: see DaskScheduler). Events travel on the
+    same stream as the task's completion, before it."""
+    with contextlib.suppress(Exception):  # the driver falls back to fetching the result
+        worker.log_event(topic(execution_id), message)
 
 
 def topic(execution_id: str) -> str:
