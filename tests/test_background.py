@@ -265,17 +265,18 @@ def test_cli_args_express_every_option():
             "concurrency": 3,
             "forwarded_args": ("-v",),
             "force_batches": ("c",),
+            "dask_scheduler": "tcp://h:1",
         }
     )
     args = cli_args(Path("/p"), ["b", "c"], options, "abc")
     assert args == [
         "-C", "/p", "--label", "L", "--config", "base", "--config", '{"a": [1]}',
         "--tuning", '{"k": 1}', "batch", "--batch", "b", "--batch", "c", "--force-batch", "c",
-        "--local-concurrency", "3", "--action-on-existing", "run", "--execution-id", "abc",
-        "--", "-v",
+        "--local-concurrency", "3", "--dask-scheduler", "tcp://h:1", "--action-on-existing",
+        "run", "--execution-id", "abc", "--", "-v",
     ]  # fmt: skip
     handled = {"label", "plan", "runner", "concurrency", "action_on_existing", "forwarded_args"}
-    handled |= {"force", "force_batches"}
+    handled |= {"force", "force_batches", "dask_scheduler"}
     refused, irrelevant = {"dryrun", "command"}, {"tee", "argv"}
     assert set(Options.__dataclass_fields__) == handled | refused | irrelevant, (
         "a new option: teach background.cli_args to pass it to the background process"

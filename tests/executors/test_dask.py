@@ -20,14 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from distributed import Client
 
 import qaflow
 from conftest import write_project
 from qaflow.report import ConsoleReporter
 from qaflow.runs import RunStatus
-
-pytest.importorskip("distributed")
-from distributed import Client
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

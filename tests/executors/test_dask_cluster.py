@@ -14,8 +14,6 @@ from qaflow.errors import UsageError
 from qaflow.executors.cluster import Cluster, configured, task_resources
 from qaflow.project import Project
 
-pytest.importorskip("dask_jobqueue")
-
 SLURM = """
 runners:
   default: dask

@@ -23,6 +23,8 @@ import contextlib
 import os
 import re
 import secrets
+import signal
+import threading
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -219,8 +221,7 @@ def allow_failures(retries: int) -> None:
 
 def jobqueue_cluster(kind: str, options: Mapping[str, Any]) -> Any:
     """A dask-jobqueue cluster (its scheduler runs here; no job is submitted until scaled)."""
-    import dask_jobqueue
-
+    dask_jobqueue = _import_jobqueue()
     if kind not in JOBQUEUE:
         raise UsageError(
             f"runners.dask.cluster.type in qaboard.yaml is {kind!r}; give one of local, "
@@ -235,6 +236,17 @@ def jobqueue_cluster(kind: str, options: Mapping[str, Any]) -> Any:
             f"runners.dask.cluster ({kind}) in qaboard.yaml: {exc}. Its keys are dask-jobqueue's "
             f"{JOBQUEUE[kind]} options (cores, memory, queue, walltime, job_extra_directives…)."
         ) from exc
+
+
+def _import_jobqueue() -> Any:
+    """dask_jobqueue, without the SIGINT handler its import installs (it exits the process):
+    Ctrl-C must stay a KeyboardInterrupt, which cancels the execution."""
+    previous = signal.getsignal(signal.SIGINT)
+    import dask_jobqueue
+
+    if previous is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, previous)
+    return dask_jobqueue
 
 
 def _declared_resources(jobs: Any) -> dict[str, float]:
