@@ -96,6 +96,7 @@ def test_an_lsf_job_script_asks_for_the_configured_resources(tmp_path):
         ("{type: slurm, memory: 8GB}", "cores and memory per job"),
         ("{type: slurm, cores: 2, memory: 8GB, walltme: '1:00'}", "walltme"),
         ("{type: condor, cores: 2}", "runners.dask.cluster.type"),
+        ("{type: local, n_wrkers: 2}", "'n_wrkers' is not an option .* Did you mean 'n_workers'"),
     ],
 )
 def test_bad_cluster_options_are_usage_errors(tmp_path, cluster, message):

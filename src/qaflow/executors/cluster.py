@@ -20,6 +20,7 @@ Policy
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import re
 import secrets
@@ -28,7 +29,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from qaflow.errors import UsageError
+from qaflow.errors import ExecutorError, UsageError
 from qaflow.executors.dask_worker import Shared, shared_problem
 
 if TYPE_CHECKING:
@@ -88,11 +89,8 @@ class Cluster:
         options |= {"dashboard_address": ":0", **(self._local or {})}  # no fixed port to clash on
         try:
             self._started = LocalCluster(**options)
-        except TypeError as exc:
-            raise UsageError(
-                f"runners.dask.cluster in qaboard.yaml: {exc}. Give options of "
-                "distributed.LocalCluster (n_workers, threads_per_worker, memory_limit, resources…)."
-            ) from exc
+        except Exception as exc:
+            raise ExecutorError(f"cannot start the local Dask cluster: {exc}") from exc
         self._client = Client(self._started, set_as_default=False)
         return self._client
 
@@ -195,6 +193,7 @@ def configured(options: Mapping[str, Any], retries: int) -> Cluster:
     kind = options.pop("type", "local")
     maximum_jobs = options.pop("maximum_jobs", None)
     if kind == "local":
+        check_local_options(options)
         resources = {k: float(v) for k, v in (options.get("resources") or {}).items()}
         return Cluster(
             description="the local Dask cluster", offered=resources, local=options, retries=retries
@@ -207,6 +206,29 @@ def configured(options: Mapping[str, Any], retries: int) -> Cluster:
         jobs=jobs,
         maximum_jobs=maximum_jobs,
     )
+
+
+def check_local_options(options: Mapping[str, Any]) -> None:
+    """UsageError for a key that LocalCluster (or the workers it passes the rest to) does not
+    take: it would only fail once the cluster starts, in its workers."""
+    if not options:
+        return
+    import inspect
+
+    from distributed import LocalCluster, Nanny, Worker
+
+    known = set()
+    for function in (LocalCluster.__init__, Nanny.__init__, Worker.__init__):
+        known |= set(inspect.signature(function).parameters) - {"self", "kwargs"}
+    for key in options:
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise UsageError(
+                f"runners.dask.cluster in qaboard.yaml: {key!r} is not an option of "
+                f"distributed.LocalCluster or its workers.{hint} The options are LocalCluster's: "
+                "n_workers, threads_per_worker, processes, memory_limit, resources…"
+            )
 
 
 def allow_failures(retries: int) -> None:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qaflow.context import record_failure
-from qaflow.errors import GraphError
+from qaflow.errors import ExecutorError, GraphError
 from qaflow.executors.dask_worker import Shared, Work, close_pool, run_work, topic
 from qaflow.plan import Plan
 from qaflow.runs import RunResult, RunStatus
@@ -102,17 +102,22 @@ class DaskScheduler:
         if self._cancelled:
             self._cancel_all(None, state, [job for job, _ in state.submit])
             return state.results
-        client = self.cluster.client(len(state.submit))
+        try:
+            client = self.cluster.client(len(state.submit))
+        except ExecutorError as exc:  # every run that was to execute fails with the reason
+            for job, _ in state.submit:
+                self._finish(state, job, _settled(job, RunStatus.ERRORED, str(exc)))
+            return state.results
         try:
             with self._subscribed(client):
                 self._write_marker()
-                pending = self._submit(client, state)
                 try:
+                    self._submit(client, state)
                     self._wait(client, state)
                 except KeyboardInterrupt:
                     self._cancelled = True
                 if self._cancelled:
-                    self._cancel_all(client, state, pending)
+                    self._cancel_all(client, state, [job for job, _ in state.submit])
         finally:
             with contextlib.suppress(Exception):
                 client.run(close_pool, self.execution_id)
@@ -158,11 +163,12 @@ class DaskScheduler:
             with contextlib.suppress(Exception):
                 client.unsubscribe_topic(name)
 
-    def _submit(self, client: Client, state: _State) -> list[Job]:
+    def _submit(self, client: Client, state: _State) -> None:
         shared = Shared.of(self.root, self.scratch / "shared", self.execution_id)
         resources: dict[str, dict[str, float]] = {}
-        submitted = []
         for job, settled in state.submit:
+            if self._cancelled:
+                return
             if job.run.batch not in resources:
                 wanted = (
                     self.plan.settings[job.run.batch].resources
@@ -194,8 +200,6 @@ class DaskScheduler:
             state.futures[job.key] = future
             state.jobs[future.key] = job
             future.add_done_callback(self._queue.put)
-            submitted.append(job)
-        return submitted
 
     def _plan_for(self, job: Job) -> Plan:
         """The part of the plan that `Preparer` reads to complete this run on a worker."""

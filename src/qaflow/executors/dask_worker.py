@@ -28,6 +28,7 @@ import os
 import pickle
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -157,14 +158,15 @@ def _attempts(work: Work, job: Job, worker: Any) -> RunResult:
             _settled(job, RunStatus.FAILED, error), metrics=record_failure(job.task, error, 0.0)
         )
     env = {**job.task.env, WORKER_ENV: address}
-    pool = _pool(work.execution_id, int(getattr(getattr(worker, "state", None), "nthreads", 1)))
+    size = int(getattr(getattr(worker, "state", None), "nthreads", 1))
     attempt = started + 1
     while True:
         task = dataclasses.replace(job.task, attempt=attempt, env=env)
         ledger.start(attempt, address)
         _publish(worker, work.execution_id, ["started", job.key, attempt])
         try:
-            result = pool.submit(task).result()
+            with _pooled(work.execution_id, size) as pool:
+                result = pool.submit(task).result()
         except RuntimeError:  # the execution was cancelled: its pool is shut down
             return _settled(job, RunStatus.CANCELLED, "cancelled")
         if result.status is not RunStatus.FAILED or attempt > job.retries:
@@ -245,6 +247,7 @@ def _settled(job: Job, status: RunStatus, error: str) -> RunResult:
 class _Pool:
     pool: LocalPool
     last_used: float
+    inflight: int = 0
 
 
 _POOLS: dict[str, _Pool] = {}
@@ -252,28 +255,31 @@ _CLOSED: set[str] = set()  # executions cancelled or ended: their late tasks get
 _LOCK = threading.Lock()
 
 
-def _pool(execution_id: str, size: int) -> LocalPool:
-    """This worker's pool for the execution, started on its first run (one process per thread)."""
+@contextlib.contextmanager
+def _pooled(execution_id: str, size: int) -> Iterator[LocalPool]:
+    """This worker's pool for the execution, started on its first run (one process per
+    thread); pools idle for IDLE_POOL seconds (their driver went away) are closed."""
     from qaflow.executors.local import LocalPool
 
     with _LOCK:
         if execution_id in _CLOSED:
             raise RuntimeError("cancelled")
         now = time.monotonic()
-        _close_idle(now)
+        idle = [k for k, e in _POOLS.items() if not e.inflight and now - e.last_used > IDLE_POOL]
+        stale = [_POOLS.pop(k) for k in idle]
         entry = _POOLS.get(execution_id)
         if entry is None:
             _allow_children()
             entry = _POOLS[execution_id] = _Pool(LocalPool(max(1, size)), now)
-        entry.last_used = now
-        return entry.pool
-
-
-def _close_idle(now: float) -> None:
-    for execution_id, entry in list(_POOLS.items()):
-        if now - entry.last_used > IDLE_POOL:
-            del _POOLS[execution_id]
-            entry.pool.shutdown()
+        entry.inflight += 1
+    for old in stale:
+        old.pool.shutdown()
+    try:
+        yield entry.pool
+    finally:
+        with _LOCK:
+            entry.inflight -= 1
+            entry.last_used = time.monotonic()
 
 
 def close_pool(execution_id: str, cancel: bool = False) -> None:
