@@ -227,7 +227,8 @@ def outcome(execution: qaflow.api.Execution) -> dict[tuple[str, str | None], tup
     for run in execution.runs():
         metrics = {k: v for k, v in run.metrics.items() if k not in ("compute_time", "worker")}
         manifest = run.output_dir / "manifest.outputs.json"
-        files = json.loads(manifest.read_text()) if manifest.is_file() else None
+        files = json.loads(manifest.read_text()) if manifest.is_file() else {}
+        files.pop("started", None)  # the pid and worker of the run
         rows[(run.spec.batch, run.spec.rel_input_path)] = (
             run.status,
             metrics,
@@ -240,9 +241,9 @@ def outcome(execution: qaflow.api.Execution) -> dict[tuple[str, str | None], tup
 
 # ---------------------------------------------------------------- same results as local
 def test_per_input_dag_with_upstream_metrics_equals_the_local_runner(two_workers, root):
-    local = batch(root, "use", runner="local", concurrency=2)
+    local = outcome(batch(root, "use", runner="local", concurrency=2))
     on_dask = batch(root, "use", runner="dask", dask_scheduler=two_workers.address, force=True)
-    assert outcome(on_dask) == outcome(local)
+    assert outcome(on_dask) == local
     rows = outcome(on_dask)
     assert rows[("use", "a.txt")][:2] == (RunStatus.SUCCEEDED, {"value": 12, "is_failed": False})
     assert rows[("measure", "c.txt")][0] is RunStatus.FAILED
@@ -250,6 +251,12 @@ def test_per_input_dag_with_upstream_metrics_equals_the_local_runner(two_workers
     assert rows[("use", "c.txt")][2] == "skipped (upstream failed): measure c.txt"
     workers = {run.metrics.get("worker") for run in on_dask.runs()} - {None}
     assert workers <= set(two_workers.pids()) and workers
+    # --action-on-existing skip: runs with results are not executed, the failed one is
+    skip = outcome(
+        batch(root, "use", dask_scheduler=two_workers.address, action_on_existing="skip")
+    )
+    assert skip == outcome(batch(root, "use", action_on_existing="skip"))
+    assert [row[0] for row in skip.values()].count(RunStatus.CACHED) == 4
     # nothing was left to execute: a second execution submits nothing
     again = batch(root, "use", runner="dask", dask_scheduler=two_workers.address)
     statuses = {(r.spec.batch, r.status) for r in again.runs()}
@@ -324,8 +331,9 @@ def test_a_local_cluster_from_qaboard_yaml(tmp_path):
         extra={"qa/main.py": MAIN, **FILES},
     )
     on_dask = batch(root, "use")
+    expected = outcome(on_dask)
     local = batch(root, "use", runner="local", force=True)
-    assert outcome(on_dask) == outcome(local)
+    assert outcome(local) == expected
     assert {r.status for r in on_dask.runs()} == {
         RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED,
     }  # fmt: skip
@@ -347,9 +355,9 @@ def test_resources_no_worker_offers_are_refused_before_anything_runs(two_workers
 
 
 def test_a_failed_run_is_retried_as_with_the_local_runner(two_workers, root):
-    local = batch(root, "flaky", runner="local")
+    local = outcome(batch(root, "flaky", runner="local"))
     on_dask = batch(root, "flaky", dask_scheduler=two_workers.address, force=True)
-    assert outcome(on_dask) == outcome(local)
+    assert outcome(on_dask) == local
     [run] = on_dask.runs()
     assert run.status is RunStatus.SUCCEEDED and run.result.attempt == 2
     assert (root / "tries").read_text() == "xxxx"

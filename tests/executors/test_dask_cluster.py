@@ -4,6 +4,7 @@ the job script they would submit: no batch system is needed), and the translatio
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import warnings
 
@@ -12,6 +13,7 @@ import pytest
 from conftest import write_project
 from qaflow.errors import UsageError
 from qaflow.executors.cluster import Cluster, configured, task_resources
+from qaflow.executors.dask_worker import Shared, shared_problem
 from qaflow.project import Project
 
 SLURM = """
@@ -136,3 +138,19 @@ def test_a_local_cluster_is_not_started_before_there_is_work(tmp_path):
     assert cluster.connected is None and cluster.offered == {"GPU": 1.0}
     with pytest.raises(UsageError, match="GPU=2"):
         cluster.resources("b", {"gpus": 2})
+
+
+def test_a_worker_that_sees_other_files_is_told_why(tmp_path):
+    root = write_project(tmp_path / "proj", qaboard="")
+    marker = tmp_path / "output" / "marker"
+    marker.parent.mkdir()
+    marker.write_text("token")
+    assert shared_problem(Shared.of(root, marker, "token", stamped=True)) is None
+    assert "cannot see the storage folder" in shared_problem(Shared.of(root, marker, "other"))
+    moved = Shared.of(root, marker, "token")
+    (root / "qaboard.yaml").unlink()
+    assert shared_problem(moved) == f"it cannot see the project folder {root}"
+    (root / "qaboard.yaml").write_text("project: {name: another}\n")
+    stamped = dataclasses.replace(moved, stamp=(0, 0))
+    assert "is not the driver's" in shared_problem(stamped)
+    assert shared_problem(moved) is None  # per run, only its presence is checked
