@@ -293,6 +293,11 @@ def test_the_calibration_example_equals_the_local_runner(two_workers, calibratio
     assert outcome_of_files(calibration) == before
     [cde] = (calibration / "output").rglob("calibration.cde")
     assert json.loads(cde.read_text())["white_balance_gains"][1] == 1.0
+    # runs that need cached runs: those are passed to the Dask tasks as results, not futures
+    again = qa(calibration, "batch", "my-evaluation-batch", "--force-batch", "my-evaluation-batch",
+               "--dask-scheduler", two_workers.address)  # fmt: skip
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert outcome_of_files(calibration) == before
 
 
 def outcome_of_files(root: Path) -> dict[str, Any]:

@@ -7,16 +7,24 @@ Policy
   of the runs it needs, so the cluster starts it when they are done, on a worker offering
   its batch's resources. The task (`dask_worker.run_work`) skips, completes, executes and
   retries the run there; the driver only submits and reports.
-- Events: `run_started` comes from the workers (an event topic per execution),
-  `run_finished` from the futures as they complete; both reach the reporters in the thread
-  that called run(). The driver waits on one queue fed by both: never a polling sleep.
+- Events: the workers publish each run's start and result on an event topic of the
+  execution; a task's future completes after its result event (one stream), so the driver
+  reports `run_finished` when the future is done without fetching the result (it fetches
+  it only if the event is missing). Reporters are called from the thread that called
+  run(), which waits on one queue fed by the events, the futures' callbacks and cancel():
+  never a polling sleep.
+- Why Dask holds the edges rather than our `Scheduler` releasing ready runs: the cluster
+  then starts each run as soon as its upstream is done, on a worker of its choosing,
+  without a round trip to the driver per run. What needs upstream results (skips, deferred `needs[x].metrics`,
+  `$QA_PREVIOUS_BATCH`) is done on the worker, from the upstream results Dask passes in.
 - cancel() (SIGTERM, `qa cancel`) or Ctrl-C: the futures are cancelled, the execution's
   pool on every worker kills its runs, every unfinished run is CANCELLED.
 - A task Dask gave up on (its workers died more often than the scheduler's
   `allowed-failures`) is FAILED with that reason; another error of a task is ERRORED.
   Per-batch `local.concurrency` does not apply: the cluster's workers are the capacity.
 
-State: the futures by run key, the jobs by Dask key, the results, the keys reported started.
+State: the futures by run key, the jobs by Dask key, the results, the keys reported started,
+the results received as events and not yet matched with their future.
 Invariant: every job gets exactly one final result, reported once to `run_finished`.
 """
 
