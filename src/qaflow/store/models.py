@@ -47,6 +47,7 @@ class RunRow(Base):
     __table_args__ = (
         Index("uq_runs_execution_key", "execution_id", "key", unique=True),
         Index("ix_runs_execution_status", "execution_id", "status"),
+        Index("ix_runs_fingerprint_status", "fingerprint", "status"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -54,7 +55,7 @@ class RunRow(Base):
         String(12), ForeignKey("executions.id", ondelete="CASCADE")
     )
     key: Mapped[str] = mapped_column(Text, index=True)
-    fingerprint: Mapped[str | None] = mapped_column(Text, index=True)
+    fingerprint: Mapped[str | None] = mapped_column(Text)
     batch: Mapped[str] = mapped_column(Text)
     input_path: Mapped[str | None] = mapped_column(Text)
     rel_input_path: Mapped[str | None] = mapped_column(Text)
@@ -63,7 +64,7 @@ class RunRow(Base):
     platform: Mapped[str] = mapped_column(Text)
     type: Mapped[str] = mapped_column(Text)
     output_dir: Mapped[str] = mapped_column(Text, index=True)
-    status: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[str] = mapped_column(String(16))
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[float | None] = mapped_column(Float)
