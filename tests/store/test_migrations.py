@@ -17,7 +17,7 @@ from sqlalchemy import Engine, inspect, text
 from qaflow.errors import StoreError
 from qaflow.store import SCHEMA_REVISION, GitInfo, Store
 from qaflow.store import engine as db
-from qaflow.store.models import Base
+from qaflow.store.models import metadata
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def test_a_new_database_gets_the_head_revision_and_the_models_schema(
     assert revisions(raw) == [SCHEMA_REVISION] == ["0002"]
     assert sorted(inspect(raw).get_table_names()) == ["alembic_version", "executions", "runs"]
     with raw.connect() as connection:
-        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        differences = compare_metadata(MigrationContext.configure(connection), metadata)
     assert differences == []
     indexes = {index["name"]: index["column_names"] for index in inspect(raw).get_indexes("runs")}
     assert indexes == {

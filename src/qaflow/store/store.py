@@ -53,7 +53,7 @@ from sqlalchemy.exc import OperationalError
 from qaflow.errors import StoreError
 from qaflow.runs import RunResult, RunStatus
 from qaflow.store import engine as db
-from qaflow.store.models import Base
+from qaflow.store.models import EXECUTIONS, RUNS
 from qaflow.store.records import (
     EXECUTION_STATUSES,
     ExecutionRecord,
@@ -64,8 +64,6 @@ from qaflow.store.records import (
     run_row,
 )
 
-EXECUTIONS = Base.metadata.tables["executions"]
-RUNS = Base.metadata.tables["runs"]
 _BY_KEY = update(RUNS).where(
     RUNS.c.execution_id == bindparam("b_execution_id"), RUNS.c.key == bindparam("b_key")
 )
