@@ -147,7 +147,9 @@ class DaskScheduler:
             self._finish(state, job, _settled(job, RunStatus.SKIPPED, self._skip_reason(failed[0])))
             return
         decided = self.decide(job) if self.decide else None
-        if decided is not None and all(k in state.results for k in job.needs):
+        if decided is None and job.task is None:
+            decided = _settled(job, RunStatus.ERRORED, "qaflow bug: a run without a task")
+        if decided is not None and (job.task is None or all(k in state.results for k in job.needs)):
             self._finish(state, job, decided)
         else:
             state.submit.append((job, decided))
@@ -211,7 +213,7 @@ class DaskScheduler:
 
     def _plan_for(self, job: Job) -> Plan:
         """The part of the plan that `Preparer` reads to complete this run on a worker."""
-        listing = job.task.env.get("QA_PREVIOUS_BATCH")
+        listing = job.task.env.get("QA_PREVIOUS_BATCH") if job.task is not None else None
         links = {job.key: self.plan.links[job.key]} if job.run.deferred else {}
         keys = set(links[job.key].needs) if links else set()
         previous = {listing: self.plan.previous_files.get(listing, ())} if listing else {}
@@ -302,7 +304,9 @@ class DaskScheduler:
                 "distributed.scheduler.allowed-failures)"
             )
             result = _settled(job, RunStatus.FAILED, error)
-            return dataclasses.replace(result, metrics=record_failure(job.task, error, 0.0))
+            if job.task is not None:
+                result = dataclasses.replace(result, metrics=record_failure(job.task, error, 0.0))
+            return result
         return _settled(
             job, RunStatus.ERRORED, f"the Dask task failed: {type(exc).__name__}: {exc}"
         )
@@ -337,5 +341,5 @@ def _settled(job: Job, status: RunStatus, error: str) -> RunResult:
         error=error,
         started_at=now,
         ended_at=now,
-        attempt=job.task.attempt,
+        attempt=job.task.attempt if job.task is not None else 1,
     )

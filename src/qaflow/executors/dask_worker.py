@@ -135,6 +135,7 @@ def _prepare(work: Work, results: dict[str, RunResult]) -> Job | RunResult:
     if work.plan is None:
         return work.job
     preparer = Preparer(work.plan, forced=frozenset({work.job.key} if work.forced else ()))
+    assert work.job.task is not None  # the driver submits only runs to execute
     listing = work.job.task.env.get("QA_PREVIOUS_BATCH")
     if not listing:
         return preparer(work.job, results)
@@ -144,6 +145,7 @@ def _prepare(work: Work, results: dict[str, RunResult]) -> Job | RunResult:
 
 def _attempts(work: Work, job: Job, worker: Any) -> RunResult:
     """Execute the run, again after a failure or a dead worker, up to `retries` more times."""
+    assert job.task is not None
     address = str(getattr(worker, "address", ""))
     ledger = Ledger(Path(work.scratch) / "runs" / _digest(job.key))
     started, died_on, done = ledger.read()
@@ -237,9 +239,7 @@ def _digest(key: str) -> str:
 
 def _settled(job: Job, status: RunStatus, error: str) -> RunResult:
     now = time.time()
-    return RunResult(
-        job.key, status, error=error, started_at=now, ended_at=now, host=HOST, attempt=1
-    )
+    return RunResult(job.key, status, error=error, started_at=now, ended_at=now, host=HOST)
 
 
 # ---------------------------------------------------------------- one pool per execution
