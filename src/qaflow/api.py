@@ -139,7 +139,8 @@ def run(
 ) -> Execution:
     """One run of the entrypoint (or of `command`) on one input, like `qa run -i INPUT [CMD]`."""
     the_project = Project.discover(Path(project))
-    opts = _options({"force": True, **options, "command": command})  # an explicit run always runs
+    # an explicit run always runs, here (its output shown as it goes), whatever runners.default
+    opts = _options({"force": True, "runner": "local", **options, "command": command})
     the_plan = plan_single(the_project, str(input_path), opts.plan, command=command)
     return execute(the_project, the_plan, opts, reporter=reporter)
 
