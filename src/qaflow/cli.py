@@ -208,7 +208,9 @@ def _register_commands() -> None:
     from qaflow.commands import (  # background executions
         batch,
         cancel,
+        compare,
         dag,
+        history,
         init,
         logs,
         run,
@@ -229,6 +231,8 @@ def _register_commands() -> None:
         status.status,
         wait.wait,
         cancel.cancel,
+        compare.compare,
+        history.history,
     ):
         cli.add_command(command)
 
