@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -290,3 +290,19 @@ def _md_escape(text: str) -> str:
 
 def _md_row(values: list[str]) -> str:
     return "| " + " | ".join(_md_escape(v) for v in values) + " |"
+
+
+BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[float | None]) -> str:
+    """One block per value, from ▁ (the smallest) to █ (the largest); a space for None."""
+    numbers = [v for v in values if v is not None]
+    if not numbers:
+        return " " * len(values)
+    low, span = min(numbers), max(numbers) - min(numbers)
+    top = len(BLOCKS) - 1
+    return "".join(
+        " " if v is None else BLOCKS[round((v - low) / span * top) if span else top // 2]
+        for v in values
+    )

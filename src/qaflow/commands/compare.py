@@ -12,7 +12,6 @@ from rich.table import Table
 from rich.text import Text
 
 from qaflow import compare_format as out
-from qaflow.cli import Globals
 from qaflow.commands.status import open_store
 from qaflow.compare import BatchComparison, CompareRun, Comparison, ExecutionSide
 from qaflow.compare import compare as compare_executions
@@ -21,6 +20,7 @@ from qaflow.filecompare import FilesComparison, RunFiles, compare_files
 from qaflow.metrics import Metrics, parse_tolerances
 
 if TYPE_CHECKING:
+    from qaflow.cli import Globals
     from qaflow.compare_format import Cell
     from qaflow.store import ExecutionRecord, Store
 

@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import statistics
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from qaflow.cli import Globals
 from qaflow.commands.status import ago, git_text, open_store
-from qaflow.compare_format import aligned
+from qaflow.compare_format import aligned, sparkline
 from qaflow.errors import UsageError
 from qaflow.metrics import Metrics, as_number
+
+if TYPE_CHECKING:
+    from qaflow.cli import Globals
 
 STATS: dict[str, Callable[[list[float]], float]] = {
     "mean": statistics.fmean,
@@ -21,7 +23,6 @@ STATS: dict[str, Callable[[list[float]], float]] = {
     "min": min,
     "max": max,
 }
-BLOCKS = "▁▂▃▄▅▆▇█"
 
 
 @click.command()
@@ -107,19 +108,6 @@ def summarize(values: Sequence[Any], stat: Callable[[list[float]], float]) -> fl
     """One value for an execution: `stat` over the numbers among the runs' values."""
     numbers = [n for n in (as_number(v) for v in values) if n is not None]
     return stat(numbers) if numbers else None
-
-
-def sparkline(values: Sequence[float | None]) -> str:
-    """One block per value, from ▁ (the smallest) to █ (the largest); a space for None."""
-    numbers = [v for v in values if v is not None]
-    if not numbers:
-        return " " * len(values)
-    low, span = min(numbers), max(numbers) - min(numbers)
-    top = len(BLOCKS) - 1
-    return "".join(
-        " " if v is None else BLOCKS[round((v - low) / span * top) if span else top // 2]
-        for v in values
-    )
 
 
 def _json(points: list[tuple[Any, float | None, int]], metric: str, stat: str) -> dict[str, Any]:
