@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import textwrap
+import warnings
 from pathlib import Path
 
 import pytest
@@ -132,6 +133,19 @@ def test_wrong_types_name_the_file_line_and_key(
     assert got in message
 
 
+def test_the_readme_example_loads_without_warnings(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Comparing results", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        metrics = Metrics.load(write(tmp_path, example))
+    assert metrics.main_metrics == ("loss", "psnr") and metrics.default_metric == "loss"
+    assert metrics.spec("psnr").format(31.23456) == "31.23 dB"
+    assert metrics.spec("recall").format(0.93) == "93%"
+    assert metrics.spec("loss").tolerance == Tolerance(0.01)
+
+
 def test_a_file_that_is_not_a_mapping_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="expected a mapping"):
         Metrics.load(write(tmp_path, "- loss\n"))
@@ -152,7 +166,7 @@ def test_values_are_scaled_rounded_and_suffixed() -> None:
         "0",
         "7",
     ]
-    assert neutral.format(1.5e-7) == "1.50e-07"
+    assert neutral.format(1.5e-7) == "1.5e-07"
 
 
 def test_strings_rich_metrics_booleans_and_missing_values_are_kept() -> None:

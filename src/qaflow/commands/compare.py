@@ -78,6 +78,13 @@ _COLOURS = {"regression": "bold red", "failed": "bold red", "worse": "red", "bet
 @click.option(
     "--all", "show_all", is_flag=True, help="table/markdown: also runs whose metrics are unchanged."
 )
+@click.option(
+    "--limit",
+    default=out.LIMIT,
+    show_default=True,
+    metavar="N",
+    help="table/markdown: at most N runs per batch, regressions first (0: all).",
+)
 @click.pass_obj
 def compare(
     g: Globals,
@@ -91,6 +98,7 @@ def compare(
     files: bool,
     ignore: tuple[str, ...],
     show_all: bool,
+    limit: int,
 ) -> int:
     """Compare the results of NEW with those of REF, run by run and metric by metric.
 
@@ -100,6 +108,8 @@ def compare(
 
     Exit codes: 0; 1 with --fail-on-regression when something regressed, or with --files
     when an output file differs or is missing; 2 for a usage error (unknown REF…)."""
+    if limit < 0:
+        raise UsageError(f"--limit {limit}: give 0 (no limit) or more.")
     if ignore and not files:
         raise UsageError("--ignore only applies to the file comparison: add --files.")
     tolerances = parse_tolerances(tolerance)
@@ -127,9 +137,9 @@ def compare(
     elif fmt == "csv":
         click.echo(out.to_csv(comparison), nl=False)
     elif fmt == "markdown":
-        click.echo(out.to_markdown(comparison, file_diff, show_all=show_all), nl=False)
+        click.echo(out.to_markdown(comparison, file_diff, show_all=show_all, limit=limit), nl=False)
     else:
-        _print_table(comparison, file_diff, show_all=show_all, gate=fail_on_regression)
+        _print_table(comparison, file_diff, show_all=show_all, limit=limit, gate=fail_on_regression)
     failed = (fail_on_regression and comparison.failed) or bool(file_diff and file_diff.failed)
     if failed and fmt != "table":  # the rows that fail the gate, where a CI log shows them
         for line in out.failures(comparison) if fail_on_regression else []:
@@ -166,16 +176,21 @@ def _unknown_batch(store: Store, name: str, sides: Sequence[ExecutionRecord]) ->
 
 # ---------------------------------------------------------------- the table
 def _print_table(
-    comparison: Comparison, files: FilesComparison | None, *, show_all: bool, gate: bool
+    comparison: Comparison,
+    files: FilesComparison | None,
+    *,
+    show_all: bool,
+    limit: int,
+    gate: bool,
 ) -> None:
     console = Console(highlight=False, soft_wrap=not _terminal())
     click.echo(f"REF {comparison.ref}  →  NEW {comparison.new}")
     for batch in comparison.batches:
-        _print_batch(console, comparison, batch, show_all)
+        _print_batch(console, comparison, batch, show_all, limit)
     if files is not None:
         _print_files(files)
-    failing = out.failures(comparison)
-    if gate and failing:
+    failing = out.failures(comparison) if gate else []
+    if failing:
         click.echo("\nregressions (--fail-on-regression):")
         for line in failing:
             click.echo(line)
@@ -190,9 +205,9 @@ def _print_table(
 
 
 def _print_batch(
-    console: Console, comparison: Comparison, batch: BatchComparison, show_all: bool
+    console: Console, comparison: Comparison, batch: BatchComparison, show_all: bool, limit: int
 ) -> None:
-    rows = out.shown_rows(batch, show_all)
+    rows, hidden = out.shown_rows(batch, show_all, limit)
     changed = sum(row.changed for row in batch.rows)
     click.echo(
         f"\nbatch {batch.batch}: {len(batch.rows)} matched run(s), {changed} changed, "
@@ -201,6 +216,8 @@ def _print_batch(
     lines = [cell for row in rows for cell in out.cells(comparison, row)]
     if lines:
         _table(console, lines, with_configuration=batch.by_configuration)
+    if hidden:
+        click.echo(f"(… and {hidden} more run(s): --limit 0 shows them all)")
     if not show_all and changed < len(batch.rows):
         click.echo(f"({len(batch.rows) - changed} unchanged run(s) not shown: --all shows them)")
     for spec, summary in zip(comparison.metrics, batch.summaries, strict=True):
