@@ -114,6 +114,8 @@ def test_a_run_failing_where_the_reference_succeeded_is_a_regression() -> None:
     a, b = result.rows
     assert (a.failed, a.regression, b.failed, b.regression) == (True, True, False, False)
     assert a.metrics[0].delta is None and a.changed
+    running = compare(ref[:1], [compare_run("a", {}, status="running")], metrics=DESCRIBED)
+    assert not running.failed  # not finished: not (yet) a failure
 
 
 def test_unmatched_runs_are_listed_per_side_and_batch_filters() -> None:

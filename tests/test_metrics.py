@@ -39,6 +39,7 @@ available_metrics:
   rmse:
     threshold: 0.01
     tolerance: 0.002
+  bare:
 default_metric: psnr
 summary_metrics: [is_failed, psnr]
 main_metrics: [psnr, loss]
@@ -77,6 +78,7 @@ def test_a_qa_board_metrics_file_loads_with_every_field(tmp_path: Path) -> None:
     )
     rmse = metrics.spec("rmse")
     assert (rmse.target, rmse.tolerance) == (0.01, Tolerance(0.002))  # QA-Board's `threshold`
+    assert metrics.spec("bare") == MetricSpec("bare", "bare", "bare", smaller_is_better=True)
 
 
 def test_undescribed_metrics_are_neutral_and_a_missing_file_describes_none(tmp_path: Path) -> None:
@@ -283,3 +285,45 @@ def test_significant_digits_round_trip_within_their_precision(value: float, digi
     assert (
         math.isclose(shown, value, rel_tol=10 ** (1 - digits), abs_tol=1e-300) or abs(value) < 1e-4
     )
+
+
+yaml_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
+    max_leaves=10,
+)
+fields = st.sampled_from(
+    [
+        "label",
+        "smaller_is_better",
+        "target",
+        "target_passfail",
+        "scale",
+        "suffix",
+        "precision",
+        "tolerance",
+    ]
+)
+
+
+@given(
+    entry=st.dictionaries(fields, yaml_values, max_size=4),
+    top=st.dictionaries(
+        st.sampled_from(["default_metric", "main_metrics", "summary_metrics"]), yaml_values
+    ),
+)
+def test_any_content_loads_or_is_a_config_error_naming_the_file(
+    tmp_path_factory: pytest.TempPathFactory, entry: dict, top: dict
+) -> None:
+    import yaml
+
+    path = tmp_path_factory.mktemp("m") / "metrics.yaml"
+    path.write_text(yaml.safe_dump({"available_metrics": {"m": entry}, **top}))
+    try:
+        metrics = Metrics.load(path)
+    except ConfigError as error:
+        assert str(error).startswith(str(path)) and "invalid value for `" in str(error)
+    else:
+        assert isinstance(metrics.spec("m").format(1.0), str)

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from qaflow.store.records import ExecutionRecord, RunRecord
 
 OK_STATUSES = frozenset({"succeeded", "cached"})
+FAILED_STATUSES = frozenset({"failed", "errored", "skipped", "interrupted", "cancelled"})
 _EPSILON = 1e-9  # relative: 0.31 - 0.30 is not "more than" a tolerance of 0.01
 
 
@@ -182,8 +183,8 @@ class Row:
 
     @property
     def failed(self) -> bool:
-        """The new run failed where the reference succeeded."""
-        return self.ref.ok and not self.new.ok
+        """The new run failed where the reference succeeded (pending or running: not yet)."""
+        return self.ref.ok and self.new.status in FAILED_STATUSES
 
     @property
     def regression(self) -> bool:

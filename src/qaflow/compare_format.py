@@ -19,6 +19,7 @@ from qaflow.filecompare import FilesComparison
 from qaflow.metrics import MetricSpec
 
 LIMIT = 100  # matched runs shown per batch in the table and Markdown (comments have size limits)
+# (qaflow.commands.compare repeats it as its --limit default, so `qa --help` need not load this)
 CSV_COLUMNS = (
     "batch",
     "input",

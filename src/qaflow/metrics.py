@@ -193,7 +193,7 @@ class _MetricEntry(_Section):
 
 
 class _MetricsFile(_Section):
-    available_metrics: dict[str, _MetricEntry] = Field(default_factory=dict)
+    available_metrics: dict[str, _MetricEntry | None] = Field(default_factory=dict)  # `loss:`
     default_metric: str | None = None
     main_metrics: list[str] = Field(default_factory=list)
     summary_metrics: list[str] = Field(default_factory=list)
@@ -230,7 +230,9 @@ class Metrics:
             raise ConfigError(_explain(path, exc)) from exc
         _warn_unknown_keys(path, parsed)
         return cls(
-            available={k: _spec(k, v) for k, v in parsed.available_metrics.items()},
+            available={
+                k: _spec(k, v or _MetricEntry()) for k, v in parsed.available_metrics.items()
+            },
             default_metric=parsed.default_metric,
             main_metrics=tuple(parsed.main_metrics),
             summary_metrics=tuple(parsed.summary_metrics),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -285,3 +287,16 @@ def test_two_real_executions_compare_end_to_end(project: Callable[..., Path], qa
     ]
     same = qa("-C", str(root), "compare", "ref", "ref", "--files", "--fail-on-regression")
     assert same.exit_code == 0 and "2 identical, 0 different" in same.stdout
+
+
+def test_the_comparison_modules_load_only_when_a_comparison_runs() -> None:
+    """`qa --help` and `qa batch` start fast: compare's modules are imported by its body."""
+    code = (
+        "import sys, qaflow.cli; "
+        "print(sorted(m for m in sys.modules if m.split('.')[-1] in "
+        "('compare', 'metrics', 'filecompare', 'compare_format', 'history')))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert loaded.stdout.split() == ["['qaflow.commands.compare',", "'qaflow.commands.history']"]

@@ -11,20 +11,18 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from qaflow import compare_format as out
 from qaflow.commands.status import open_store
-from qaflow.compare import BatchComparison, CompareRun, Comparison, ExecutionSide
-from qaflow.compare import compare as compare_executions
 from qaflow.errors import StoreError, UsageError
-from qaflow.filecompare import FilesComparison, RunFiles, compare_files
-from qaflow.metrics import Metrics, parse_tolerances
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the comparison modules load when the command runs, not with `qa --help`
     from qaflow.cli import Globals
+    from qaflow.compare import BatchComparison, CompareRun, Comparison
     from qaflow.compare_format import Cell
+    from qaflow.filecompare import FilesComparison, RunFiles
     from qaflow.store import ExecutionRecord, Store
 
 FORMATS = ("table", "json", "csv", "markdown")
+LIMIT = 100  # matched runs shown per batch in the table and Markdown
 LISTED = 20  # unmatched runs and non-identical files listed per batch in the table
 _COLOURS = {"regression": "bold red", "failed": "bold red", "worse": "red", "better": "green"}
 
@@ -80,7 +78,7 @@ _COLOURS = {"regression": "bold red", "failed": "bold red", "worse": "red", "bet
 )
 @click.option(
     "--limit",
-    default=out.LIMIT,
+    default=LIMIT,
     show_default=True,
     metavar="N",
     help="table/markdown: at most N runs per batch, regressions first (0: all).",
@@ -108,6 +106,11 @@ def compare(
 
     Exit codes: 0; 1 with --fail-on-regression when something regressed, or with --files
     when an output file differs or is missing; 2 for a usage error (unknown REF…)."""
+    from qaflow import compare_format as out
+    from qaflow.compare import ExecutionSide
+    from qaflow.compare import compare as compare_executions
+    from qaflow.metrics import Metrics, parse_tolerances
+
     if limit < 0:
         raise UsageError(f"--limit {limit}: give 0 (no limit) or more.")
     if ignore and not files:
@@ -131,6 +134,8 @@ def compare(
     )
     file_diff = None
     if files:
+        from qaflow.filecompare import compare_files
+
         file_diff = compare_files(comparison, ignore=ignore, root=project.root)
     if fmt == "json":
         click.echo(out.to_json(comparison, file_diff))
@@ -183,8 +188,13 @@ def _print_table(
     limit: int,
     gate: bool,
 ) -> None:
+    from qaflow import compare_format as out
+
     console = Console(highlight=False, soft_wrap=not _terminal())
     click.echo(f"REF {comparison.ref}  →  NEW {comparison.new}")
+    for side in (comparison.ref, comparison.new):
+        if side.status == "running":
+            click.secho(f"note: execution {side.id} is still running", fg="yellow")
     for batch in comparison.batches:
         _print_batch(console, comparison, batch, show_all, limit)
     if files is not None:
@@ -207,6 +217,8 @@ def _print_table(
 def _print_batch(
     console: Console, comparison: Comparison, batch: BatchComparison, show_all: bool, limit: int
 ) -> None:
+    from qaflow import compare_format as out
+
     rows, hidden = out.shown_rows(batch, show_all, limit)
     changed = sum(row.changed for row in batch.rows)
     click.echo(
@@ -228,12 +240,16 @@ def _print_batch(
 
 
 def _print_unmatched(title: str, runs: Sequence[CompareRun]) -> None:
+    from qaflow import compare_format as out
+
     if runs:
         more = f", … {len(runs) - LISTED} more" if len(runs) > LISTED else ""
         click.echo(f"  {title}: " + ", ".join(out.run_name(r) for r in runs[:LISTED]) + more)
 
 
 def _table(console: Console, lines: list[Cell], *, with_configuration: bool) -> None:
+    from qaflow import compare_format as out
+
     headers = ["input", *(["configuration"] if with_configuration else []), "metric"]
     headers += ["ref", "new", "Δ", "Δ%", ""]
     rows = []

@@ -10,9 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from qaflow.commands.status import ago, git_text, open_store
-from qaflow.compare_format import aligned, sparkline
 from qaflow.errors import UsageError
-from qaflow.metrics import Metrics, as_number
 
 if TYPE_CHECKING:
     from qaflow.cli import Globals
@@ -54,6 +52,9 @@ def history(
 ) -> int:
     """The summary of a metric over the batch NAME's successful runs, for each of the last
     executions that ran it (of a git branch or a label), oldest first, with a sparkline."""
+    from qaflow.compare_format import aligned, sparkline
+    from qaflow.metrics import Metrics
+
     if branch and label:
         raise UsageError("Give --branch or --label, not both.")
     if limit < 1:
@@ -106,6 +107,8 @@ def history(
 
 def summarize(values: Sequence[Any], stat: Callable[[list[float]], float]) -> float | None:
     """One value for an execution: `stat` over the numbers among the runs' values."""
+    from qaflow.metrics import as_number
+
     numbers = [n for n in (as_number(v) for v in values) if n is not None]
     return stat(numbers) if numbers else None
 
