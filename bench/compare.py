@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -88,14 +89,20 @@ def build(root: Path, runs: int, executions: int) -> None:
             store.finish_execution(execution_id, "succeeded")
 
 
-def timed(root: Path, *args: str) -> tuple[float, int]:
+def timed(root: Path, *args: str) -> tuple[float, float, int]:
+    """Wall-clock and CPU seconds (user + system: what other load on the machine does not
+    inflate) of one whole `qa` process, and its exit code."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "qaflow", "-C", str(root), *args],
         capture_output=True,
         check=False,
     )
-    return time.perf_counter() - started, done.returncode
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return wall, cpu, done.returncode
 
 
 def main() -> None:
@@ -121,12 +128,14 @@ def main() -> None:
             "compare --fail-on-regression": ["compare", ref, new, "--fail-on-regression"],
             "history batch0 -m loss": ["history", "batch0", "-m", "loss"],
         }
+        print(f"{options.runs:,} vs {options.runs:,} runs; median of {options.repeat} processes")
         for name, args in cases.items():
-            seconds = [timed(root, *args)[0] for _ in range(options.repeat)]
-            code = timed(root, *args)[1]
+            walls, cpus, codes = zip(
+                *(timed(root, *args) for _ in range(options.repeat)), strict=True
+            )
             print(
-                f"{name:<32} median {statistics.median(seconds):.2f}s  "
-                f"(min {min(seconds):.2f}s, exit {code}) for {options.runs:,} vs {options.runs:,} runs"
+                f"{name:<30} wall {statistics.median(walls):.2f}s (min {min(walls):.2f}s)  "
+                f"cpu {statistics.median(cpus):.2f}s  exit {codes[0]}"
             )
 
 

@@ -237,7 +237,10 @@ def to_markdown(
     failing = failures(comparison)
     if failing:
         lines += ["", "<details><summary>Failing rows</summary>", ""]
-        lines += [f"- {_md_escape(line)}" for line in failing] + ["", "</details>"]
+        lines += [f"- {_md_escape(line)}" for line in failing[: limit or None]]
+        if 0 < limit < len(failing):
+            lines.append(f"- … and {len(failing) - limit} more")
+        lines += ["", "</details>"]
     for batch in comparison.batches:
         lines += _md_batch(comparison, batch, show_all, limit)
     if files is not None:
