@@ -22,7 +22,6 @@ target is a target miss. Both make `--fail-on-regression` fail.
 from __future__ import annotations
 
 import difflib
-import json
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -30,6 +29,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from qaflow.errors import UsageError
+from qaflow.matching import canonical, match
 from qaflow.metrics import (
     BOOKKEEPING,
     Direction,
@@ -84,7 +84,7 @@ class CompareRun:
     @cached_property
     def configuration(self) -> str:
         """As QA-Board writes it: `base:delta`, dictionaries as JSON."""
-        return ":".join(c if isinstance(c, str) else _canonical(c) for c in self.configurations)
+        return ":".join(c if isinstance(c, str) else canonical(c) for c in self.configurations)
 
     def brief(self) -> dict[str, Any]:
         """What a matched row says of each side (its metrics are in the row's deltas)."""
@@ -344,17 +344,21 @@ def compare(
     specs = _specs(described, [*ref_runs, *new_runs], list(select), given)
     pairs, only_ref, only_new = match(ref_runs, new_runs)
     rows = [_row(r, n, specs) for r, n in pairs]
+    names = list(dict.fromkeys(run.batch for run in [*new_runs, *ref_runs]))
+    per_batch = {
+        part: _by_batch(items, names)
+        for part, items in (("rows", rows), ("only_ref", only_ref), ("only_new", only_new))
+    }
     batches = [
         BatchComparison(
             batch=name,
-            rows=tuple(row for row in rows if row.batch == name),
-            only_ref=tuple(run for run in only_ref if run.batch == name),
-            only_new=tuple(run for run in only_new if run.batch == name),
-            summaries=(),
+            rows=per_batch["rows"][name],
+            only_ref=per_batch["only_ref"][name],
+            only_new=per_batch["only_new"][name],
+            summaries=summarize(per_batch["rows"][name], specs),
         )
-        for name in dict.fromkeys(run.batch for run in [*new_runs, *ref_runs])
+        for name in names
     ]
-    batches = [replace(b, summaries=summarize(b.rows, specs)) for b in batches]
     misses = [
         TargetMiss(run.batch, run.input, run.configuration, spec.key, run.metrics[spec.key], t)
         for run in new_runs
@@ -370,6 +374,14 @@ def compare(
         target_misses=tuple(misses),
         tolerances={s.key: str(s.tolerance) for s in specs if s.tolerance is not None},
     )
+
+
+def _by_batch(items: Sequence[Any], names: list[str]) -> dict[str, tuple[Any, ...]]:
+    """Rows or runs grouped by batch, every batch present, order kept."""
+    groups: dict[str, list[Any]] = {name: [] for name in names}
+    for item in items:
+        groups[item.batch].append(item)
+    return {name: tuple(group) for name, group in groups.items()}
 
 
 def _specs(
@@ -401,7 +413,7 @@ def _specs(
     if not select:  # what the gate judges is always compared, shown or not
         keys += [
             k
-            for k in [*metrics.available, *tolerances]
+            for k in dict.fromkeys([*metrics.available, *tolerances])
             if k in found
             and k not in keys
             and (k in tolerances or metrics.spec(k).tolerance or metrics.spec(k).target_passfail)
@@ -463,63 +475,3 @@ def summarize(rows: Sequence[Row], specs: Sequence[MetricSpec]) -> tuple[MetricS
             )
         )
     return tuple(summaries)
-
-
-# ---------------------------------------------------------------- matching
-def match(
-    ref_runs: Sequence[CompareRun], new_runs: Sequence[CompareRun]
-) -> tuple[list[tuple[CompareRun, CompareRun]], list[CompareRun], list[CompareRun]]:
-    """(matched pairs in NEW's order, runs only in REF, runs only in NEW): see the module notes."""
-    ref_groups = _groups(ref_runs)
-    new_groups = _groups(new_runs)
-    partner: dict[int, CompareRun] = {}  # id(new run) -> its ref run
-    only_ref: list[CompareRun] = []
-    for identity, refs in ref_groups.items():
-        news = new_groups.get(identity, [])
-        if len(refs) == 1 and len(news) == 1:
-            partner[id(news[0])] = refs[0]
-            continue
-        left = list(refs)
-        for variant in (_variant, _matrix_point):
-            left = _pair_by(variant, left, [n for n in news if id(n) not in partner], partner)
-        only_ref.extend(left)
-    pairs = [(partner[id(run)], run) for run in new_runs if id(run) in partner]
-    only_new = [run for run in new_runs if id(run) not in partner]
-    return pairs, only_ref, only_new
-
-
-def _groups(runs: Sequence[CompareRun]) -> dict[tuple[str, str | None], list[CompareRun]]:
-    groups: dict[tuple[str, str | None], list[CompareRun]] = {}
-    for run in runs:
-        groups.setdefault((run.batch, run.input), []).append(run)
-    return groups
-
-
-def _pair_by(
-    variant: Any, refs: list[CompareRun], news: list[CompareRun], partner: dict[int, CompareRun]
-) -> list[CompareRun]:
-    """Pair runs whose variant is unique on both sides; return the refs left over."""
-    ref_by: dict[str, list[CompareRun]] = {}
-    for run in refs:
-        ref_by.setdefault(variant(run), []).append(run)
-    new_by: dict[str, list[CompareRun]] = {}
-    for run in news:
-        new_by.setdefault(variant(run), []).append(run)
-    paired: set[int] = set()
-    for key, candidates in new_by.items():
-        mates = ref_by.get(key, [])
-        if len(candidates) == 1 and len(mates) == 1:
-            partner[id(candidates[0])] = mates[0]
-            paired.add(id(mates[0]))
-    return [run for run in refs if id(run) not in paired]
-
-
-def _variant(run: CompareRun) -> str:
-    return _canonical([run.platform, run.configurations, run.matrix])
-
-
-def _matrix_point(run: CompareRun) -> str:
-    return _canonical([run.platform, run.matrix])
-
-
-_canonical = json.JSONEncoder(sort_keys=True, default=str).encode  # one encoder: 10x faster
