@@ -300,3 +300,17 @@ def test_the_comparison_modules_load_only_when_a_comparison_runs() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert loaded.stdout.split() == ["['qaflow.commands.compare',", "'qaflow.commands.history']"]
+
+
+def test_on_a_terminal_worse_is_red_and_better_green(
+    results: Path, qa, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich then draws as on a terminal
+    monkeypatch.setenv("COLUMNS", "160")
+    result = qa("-C", str(results), "compare", "ref", "new", "-m", "psnr")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    [a_row] = [line for line in lines if "36dB" in line]
+    [b_row] = [line for line in lines if "29dB" in line]
+    assert "\x1b[32m36dB" in a_row and "\x1b[32m+1dB" in a_row  # better: green
+    assert "\x1b[1;31m29dB" in b_row and "regression" in b_row  # a regression: bold red
