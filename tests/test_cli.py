@@ -169,3 +169,28 @@ def test_python_dash_m_and_console_script(project):
         [sys.executable, "-m", "qaflow", "--version"], capture_output=True, text=True, check=False
     )
     assert version.returncode == 0 and "0.1.0" in version.stdout
+
+
+def test_commands_are_imported_when_they_run_not_with_the_cli():
+    code = (
+        "import sys, qaflow.cli as cli\n"
+        "loaded = [m for m in ('qaflow.plan', 'qaflow.commands.batch', 'qaflow.store') if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+        "assert cli.cli.get_command(None, 'status').name == 'status'\n"
+        "assert 'qaflow.commands.status' in sys.modules and 'qaflow.commands.batch' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(project):
+    root = project(batches=BATCHES, files=["A.jpg", "B.jpg"])
+    with subprocess.Popen(
+        [sys.executable, "-m", "qaflow", "-C", str(root), "batch", "my-batch", "other", "--list"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as qa:
+        assert qa.stdout is not None and qa.stderr is not None
+        qa.stdout.close()  # like `| head -0`: every write to stdout fails with EPIPE
+        stderr = qa.stderr.read().decode()
+        assert qa.wait(timeout=30) == 1
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import itertools
 import threading
 import time
@@ -169,6 +170,24 @@ def test_decide_settles_runs_without_executing_them():
     assert results["a"].status is RunStatus.CACHED
     assert results["b"].status is RunStatus.SUCCEEDED
     assert set(executor.attempts) == {"b"}
+
+
+def test_a_job_without_a_task_is_settled_by_decide_or_errors_without_being_submitted():
+    executor = FakeExecutor()
+    cached = RunResult(key="a", status=RunStatus.CACHED)
+    no_task = [dataclasses.replace(job(key), task=None) for key in ("a", "b")]
+    results = Scheduler(
+        executor=executor,
+        events=RecordingReporter(),
+        capacity=1,
+        decide=lambda j: cached if j.key == "a" else None,
+    ).run([*no_task, job("c", needs=("a",))])
+    assert results["a"] is cached
+    assert results["b"].status is RunStatus.ERRORED and "without a task" in (
+        results["b"].error or ""
+    )
+    assert results["c"].status is RunStatus.SUCCEEDED
+    assert set(executor.attempts) == {"c"}
 
 
 def test_cancel_marks_the_rest_cancelled():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -200,20 +201,26 @@ def execute(
             )
         else:
             store.adopt_execution(execution_id, pid=os.getpid(), host=socket.gethostname())
+        decide, settled = _decide(the_plan, options, store)
         events = Reporters(
             reporter if reporter is not None else ConsoleReporter(single=options.tee),
-            StoreRecorder(store=store, execution_id=execution_id),
+            StoreRecorder(store=store, execution_id=execution_id, settled=settled),
         )
-        jobs = [_job(project, the_plan, run_spec, options, limits) for run_spec in the_plan.runs]
+        timeout = _env_timeout()
+        jobs = [
+            _job(project, the_plan, spec, options, limits, timeout, settled=spec.key in settled)
+            for spec in the_plan.runs
+        ]
         started = time.time()
         events.execution_started(execution_id, the_plan)
         scheduler = Scheduler(
             executor=pool,
             events=events,
             capacity=capacity,
-            decide=_decide(the_plan, options, store),
+            decide=decide,
             prepare=Preparer(the_plan, forced=_forced(the_plan, options)),
         )
+        gc.enable()  # off while planning (see `cli.main`); an execution may last for hours
         with _cancelled_by_sigterm(scheduler):
             results = scheduler.run(jobs)
         pool.shutdown()
@@ -272,12 +279,33 @@ def concurrency(project: Project, the_plan: Plan, cli: int | None) -> tuple[int,
 
 
 def _job(
-    project: Project, the_plan: Plan, spec: RunSpec, options: Options, limits: dict[str, int]
+    project: Project,
+    the_plan: Plan,
+    spec: RunSpec,
+    options: Options,
+    limits: dict[str, int],
+    env_timeout: float | None,
+    *,
+    settled: bool = False,
 ) -> Job:
+    """The scheduler's job for a run; a run settled up front (reused) gets no task to execute."""
     settings = the_plan.settings.get(spec.batch)
-    timeout = settings.timeout if settings and settings.timeout else _env_timeout()
+    return Job(
+        run=spec,
+        task=None if settled else _task(project, the_plan, spec, options, env_timeout),
+        needs=the_plan.needs(spec.key),
+        retries=settings.retries if settings else 0,
+        batch_limit=limits.get(spec.batch),
+    )
+
+
+def _task(
+    project: Project, the_plan: Plan, spec: RunSpec, options: Options, env_timeout: float | None
+) -> RunTask:
+    settings = the_plan.settings.get(spec.batch)
+    timeout = settings.timeout if settings and settings.timeout else env_timeout
     command = spec.command if spec.command is not None else options.command
-    task = RunTask(
+    return RunTask(
         key=spec.key,
         spec=spec.to_dict(),
         project_root=str(project.root),
@@ -293,13 +321,6 @@ def _job(
         cpus=settings.cpus if settings else 1,
         tee=options.tee,
     )
-    return Job(
-        run=spec,
-        task=task,
-        needs=the_plan.needs(spec.key),
-        retries=settings.retries if settings else 0,
-        batch_limit=limits.get(spec.batch),
-    )
 
 
 def _env_timeout() -> float | None:
@@ -310,19 +331,20 @@ def _env_timeout() -> float | None:
         raise UsageError(f"QA_BATCH_TIMEOUT={value!r} is not a number of seconds.") from None
 
 
-def _decide(the_plan: Plan, options: Options, store: Any) -> Any:
+def _decide(the_plan: Plan, options: Options, store: Any) -> tuple[Any, dict[str, RunResult]]:
     """Which runs are settled without executing: up-to-date results (the cache), or for
-    --action-on-existing sync/skip, whatever the output directories hold."""
+    --action-on-existing sync/skip, whatever the output directories hold. Returns the
+    scheduler's `decide`, and the results known already (the cache's, decided up front)."""
     if options.action_on_existing in ("sync", "skip"):
-        return _existing(options.action_on_existing)
+        return _existing(options.action_on_existing), {}
     if options.action_on_existing == "postprocess":
-        return None
+        return None, {}
     from qaflow.cache import reusable
 
     cached = reusable(
         the_plan, force=options.force, force_batches=options.force_batches, recorded=store.successes
     )
-    return lambda job: cached.get(job.key)
+    return (lambda job: cached.get(job.key)), cached
 
 
 def _forced(the_plan: Plan, options: Options) -> frozenset[str]:

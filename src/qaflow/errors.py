@@ -50,3 +50,7 @@ class StoreError(QaflowError):
 
 class ExecutorError(QaflowError):
     """qaflow could not execute a run (as opposed to the user's code failing)."""
+
+
+class QaflowWarning(UserWarning):
+    """A problem in the user's files that does not stop anything (e.g. an unknown key)."""

@@ -19,14 +19,10 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from qaflow import yamlfile
-from qaflow.errors import ConfigError
+from qaflow.errors import ConfigError, QaflowWarning
 
 CONFIG_FILENAME = "qaboard.yaml"
 HOST = {"win32": "windows", "darwin": "darwin"}.get(sys.platform, "linux")
-
-
-class QaflowWarning(UserWarning):
-    """A problem in the user's files that does not stop anything (e.g. an unknown key)."""
 
 
 # ---------------------------------------------------------------- the file, as written

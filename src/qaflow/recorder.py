@@ -15,7 +15,7 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from qaflow.plan import Plan, RunSpec
@@ -40,8 +40,12 @@ class StoreRecorder:
         execution_id: str,
         interval: float = 0.2,
         heartbeat: float = HEARTBEAT,
+        settled: Mapping[str, RunResult] | None = None,
     ) -> None:
+        """`settled`: results known before anything runs (reused ones), recorded with the
+        planned runs by one insert instead of one update each."""
         self.store = store
+        self.settled = settled or {}
         self.execution_id = execution_id
         self.interval = interval
         self.heartbeat = heartbeat
@@ -52,7 +56,10 @@ class StoreRecorder:
     def execution_started(self, execution_id: str, plan: Plan) -> None:
         specs = [{**plan.describe(run), "fingerprint_parts": run.parts} for run in plan.runs]
         self.store.add_runs(
-            self.execution_id, specs, fingerprints=[run.fingerprint for run in plan.runs]
+            self.execution_id,
+            specs,
+            fingerprints=[run.fingerprint for run in plan.runs],
+            results=self.settled,
         )
         self._thread = threading.Thread(
             target=self._write_loop, name="qaflow-recorder", daemon=True
@@ -63,7 +70,8 @@ class StoreRecorder:
         self._queue.put((run.key, time.time(), HOST, attempt))
 
     def run_finished(self, run: RunSpec, result: RunResult) -> None:
-        self._queue.put(result)
+        if self.settled.get(run.key) is not result:  # a settled one is in the store already
+            self._queue.put(result)
 
     def execution_finished(self, execution: Execution) -> None:
         self.flush()

@@ -43,7 +43,7 @@ class Job:
     """One run of the graph: what to execute, what it needs, and its scheduling limits."""
 
     run: RunSpec
-    task: RunTask
+    task: RunTask | None  # None: settled by `decide` (a reused result), never submitted
     needs: frozenset[str] = frozenset()
     retries: int = 0
     batch_limit: int | None = None
@@ -132,6 +132,8 @@ class Scheduler:
                 self._finish(state, job, _settled(job, RunStatus.SKIPPED, reason))
                 continue
             decided = self.decide(job) if self.decide else None
+            if decided is None and job.task is None:
+                decided = _settled(job, RunStatus.ERRORED, "qaflow bug: a run without a task")
             if decided is None and self.prepare is not None:
                 prepared = self.prepare(job, state.results)
                 decided = prepared if isinstance(prepared, RunResult) else None
@@ -234,5 +236,5 @@ def _settled(job: Job, status: RunStatus, error: str) -> RunResult:
         error=error,
         started_at=now,
         ended_at=now,
-        attempt=job.task.attempt,
+        attempt=job.task.attempt if job.task is not None else 1,
     )

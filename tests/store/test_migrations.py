@@ -17,7 +17,7 @@ from sqlalchemy import Engine, inspect, text
 from qaflow.errors import StoreError
 from qaflow.store import SCHEMA_REVISION, GitInfo, Store
 from qaflow.store import engine as db
-from qaflow.store.models import Base
+from qaflow.store.models import metadata
 
 
 @pytest.fixture
@@ -38,19 +38,18 @@ def test_a_new_database_gets_the_head_revision_and_the_models_schema(
 ) -> None:
     assert inspect(raw).get_table_names() == []
     Store.open(store_url, storage=tmp_path).close()
-    assert revisions(raw) == [SCHEMA_REVISION] == ["0001"]
+    assert revisions(raw) == [SCHEMA_REVISION] == ["0002"]
     assert sorted(inspect(raw).get_table_names()) == ["alembic_version", "executions", "runs"]
     with raw.connect() as connection:
-        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        differences = compare_metadata(MigrationContext.configure(connection), metadata)
     assert differences == []
     indexes = {index["name"]: index["column_names"] for index in inspect(raw).get_indexes("runs")}
     assert indexes == {
         "uq_runs_execution_key": ["execution_id", "key"],
         "ix_runs_execution_status": ["execution_id", "status"],
         "ix_runs_key": ["key"],
-        "ix_runs_fingerprint": ["fingerprint"],
+        "ix_runs_fingerprint_status": ["fingerprint", "status"],
         "ix_runs_output_dir": ["output_dir"],
-        "ix_runs_status": ["status"],
     }
 
 
@@ -64,7 +63,7 @@ def test_a_database_of_a_newer_qaflow_is_refused_with_what_to_do(
         Store.open(store_url, storage=tmp_path)
     message = str(raised.value)
     assert "has schema revision '0042'" in message
-    assert "knows revisions up to '0001'" in message
+    assert "knows revisions up to '0002'" in message
     assert "Upgrade qaflow (pip install --upgrade qaflow)" in message
     assert revisions(raw) == ["0042"]  # left as it was
 
@@ -84,7 +83,7 @@ def test_an_older_database_is_upgraded_and_keeps_working(
             label="l", project="p", argv=[], git=GitInfo(), pid=None, host=None
         )
         assert store.execution(execution_id).label == "l"
-    assert revisions(raw) == ["0001"]
+    assert revisions(raw) == ["0002"]
 
 
 def test_schema_revision_is_the_head_of_the_migration_scripts() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -68,6 +69,31 @@ def test_added_runs_are_pending_in_plan_order_with_their_whole_spec(store: Store
     assert [run.spec for run in store.find_runs("/out/été/日本")] == [accented]
     assert runs[0].id < runs[1].id < runs[2].id
     assert store.execution(execution_id).counts == {"pending": 4}
+
+
+def test_runs_settled_up_front_are_inserted_finished_and_specs_are_stored_once(
+    store: Store,
+) -> None:
+    execution_id = new_execution(store)
+    specs = [make_spec(i) for i in (1, 2)]
+    reused = RunResult(
+        key=specs[1]["id"],
+        status=RunStatus.CACHED,
+        metrics={"loss": 0.5},
+        started_at=100.0,
+        ended_at=100.0,
+    )
+    store.add_runs(execution_id, specs, fingerprints=["fp1", "fp2"], results={reused.key: reused})
+    pending, cached = store.runs(execution_id)
+    assert (pending.status, pending.metrics, pending.attempt) == (RunStatus.PENDING, {}, 0)
+    assert (cached.status, cached.metrics, cached.attempt) == (RunStatus.CACHED, {"loss": 0.5}, 1)
+    assert (cached.started_at, cached.ended_at, cached.error) == (100.0, 100.0, None)
+    assert [run.spec for run in (pending, cached)] == specs
+    assert store.execution(execution_id).counts == {"pending": 1, "cached": 1}
+    with store._transaction("read", write=False) as connection:  # what the table holds
+        raw = connection.exec_driver_sql("SELECT spec FROM runs ORDER BY id").scalars().all()
+    stored = raw[0] if isinstance(raw[0], dict) else json.loads(raw[0])
+    assert "output_dir" not in stored and "params" not in stored  # kept in their columns only
 
 
 def test_add_runs_refuses_mismatched_fingerprints_and_unknown_executions(store: Store) -> None:

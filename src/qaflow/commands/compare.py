@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import difflib
-import gc
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import click
@@ -27,20 +25,6 @@ FORMATS = ("table", "json", "csv", "markdown")
 LIMIT = 100  # matched runs shown per batch in the table and Markdown
 LISTED = 20  # unmatched runs and non-identical files listed per batch in the table
 _COLOURS = {"regression": "bold red", "failed": "bold red", "worse": "red", "better": "green"}
-
-
-@contextlib.contextmanager
-def paused_gc() -> Iterator[None]:
-    """No cyclic garbage collection meanwhile. Comparing 10,000 runs allocates a million
-    objects, none in reference cycles; the collector's passes over them would cost a third
-    of the command's time."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 @click.command()
@@ -100,7 +84,6 @@ def paused_gc() -> Iterator[None]:
     help="table/markdown: at most N runs per batch, regressions first (0: all).",
 )
 @click.pass_obj
-@paused_gc()
 def compare(
     g: Globals,
     ref: str,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from qaflow.runs import RunStatus
+from qaflow.runs import RunResult, RunStatus
 
 if TYPE_CHECKING:
     from sqlalchemy import Row
@@ -71,8 +71,10 @@ def _optional_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def run_row(execution_id: str, spec: dict[str, Any], fingerprint: str | None) -> dict[str, Any]:
-    return {
+def run_row(
+    execution_id: str, spec: dict[str, Any], fingerprint: str | None, result: RunResult | None
+) -> dict[str, Any]:
+    row = {
         "execution_id": execution_id,
         "key": str(spec["id"]),
         "fingerprint": fingerprint,
@@ -91,8 +93,52 @@ def run_row(execution_id: str, spec: dict[str, Any], fingerprint: str | None) ->
         "ended_at": None,
         "host": None,
         "attempt": 0,
-        "spec": spec,
     }
+    row["spec"] = _compact(spec, row)
+    if result is not None:
+        row.update(
+            status=RunStatus(result.status).value,
+            metrics=result.metrics,
+            error=result.error,
+            started_at=result.started_at or None,
+            ended_at=result.ended_at or None,
+            host=result.host or None,
+            attempt=result.attempt,
+        )
+    return row
+
+
+# Fields of a spec that the run's columns hold too: stored once, in the column.
+_IN_COLUMNS = {
+    "batch": "batch",
+    "input_path": "input_path",
+    "rel_input_path": "rel_input_path",
+    "type": "type",
+    "configurations": "configurations",
+    "configs": "configurations",
+    "params": "params",
+    "platform": "platform",
+    "output_dir": "output_dir",
+    "id": "key",
+    "fingerprint": "fingerprint",
+}
+_MOVED = "_in_columns"  # the fields left out of the stored spec, to put back when read
+
+
+def _compact(spec: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    """The spec without the fields its columns hold with the same value (half its size:
+    10,000 runs are inserted per execution, cached ones included)."""
+    moved = [k for k, column in _IN_COLUMNS.items() if k in spec and spec[k] == row[column]]
+    compact = {k: v for k, v in spec.items() if k not in moved}
+    compact[_MOVED] = moved
+    return compact
+
+
+def _whole(row: Row[Any]) -> dict[str, Any]:
+    spec = dict(row.spec)
+    for k in spec.pop(_MOVED, ()):
+        spec[k] = getattr(row, _IN_COLUMNS[k])
+    return spec
 
 
 def execution_record(row: Row[Any], counts: dict[str, int]) -> ExecutionRecord:
@@ -133,5 +179,5 @@ def run_record(row: Row[Any]) -> RunRecord:
         ended_at=row.ended_at,
         host=row.host,
         attempt=row.attempt,
-        spec=row.spec,
+        spec=_whole(row),
     )

@@ -33,7 +33,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -53,7 +53,7 @@ from sqlalchemy.exc import OperationalError
 from qaflow.errors import StoreError
 from qaflow.runs import RunResult, RunStatus
 from qaflow.store import engine as db
-from qaflow.store.models import Base
+from qaflow.store.models import EXECUTIONS, RUNS
 from qaflow.store.records import (
     EXECUTION_STATUSES,
     ExecutionRecord,
@@ -67,8 +67,6 @@ from qaflow.store.records import (
 if TYPE_CHECKING:
     from qaflow.compare import CompareRun
 
-EXECUTIONS = Base.metadata.tables["executions"]
-RUNS = Base.metadata.tables["runs"]
 _BY_KEY = update(RUNS).where(
     RUNS.c.execution_id == bindparam("b_execution_id"), RUNS.c.key == bindparam("b_key")
 )
@@ -343,12 +341,21 @@ class Store:
         specs: Sequence[dict[str, Any]],
         *,
         fingerprints: Sequence[str | None] | None = None,
+        results: Mapping[str, RunResult] | None = None,
     ) -> None:
-        """Insert the planned runs, PENDING, in one transaction; specs are RunSpec.to_dict()s."""
+        """Insert the planned runs, PENDING, in one transaction; specs are RunSpec.to_dict()s.
+
+        `results`: runs already settled before anything executes (reused results), by key:
+        inserted finished, so that a fully cached execution costs one insert and no update.
+        """
         if fingerprints is not None and len(fingerprints) != len(specs):
             raise ValueError(f"add_runs: {len(specs)} specs but {len(fingerprints)} fingerprints")
         prints = fingerprints if fingerprints is not None else [None] * len(specs)
-        rows = [run_row(execution_id, s, f) for s, f in zip(specs, prints, strict=True)]
+        settled = results or {}
+        rows = [
+            run_row(execution_id, s, f, settled.get(str(s["id"])))
+            for s, f in zip(specs, prints, strict=True)
+        ]
         with self._transaction(f"add runs to execution {execution_id}") as connection:
             if connection.execute(_exists(execution_id)).first() is None:
                 raise self._no_execution(execution_id)
@@ -522,13 +529,11 @@ class Store:
         found: dict[str, Success] = {}
         with self._transaction("look up cached runs", write=False) as connection:
             for start in range(0, len(unique), _CHUNK):
-                # coalesce(): keeps SQLite from choosing the status index (a scan of every
-                # success) over the fingerprint index (a few rows per fingerprint)
-                newest = (
+                newest = (  # answered from the (fingerprint, status) index
                     select(func.max(RUNS.c.id))
                     .where(
                         RUNS.c.fingerprint.in_(unique[start : start + _CHUNK]),
-                        func.coalesce(RUNS.c.status, "").in_(_OK),
+                        RUNS.c.status.in_(_OK),
                     )
                     .group_by(RUNS.c.fingerprint)
                 )
