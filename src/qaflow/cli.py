@@ -249,4 +249,6 @@ COMMANDS = {
     "status": "qaflow.commands.status:status",
     "wait": "qaflow.commands.wait:wait",
     "cancel": "qaflow.commands.cancel:cancel",
+    "compare": "qaflow.commands.compare:compare",
+    "history": "qaflow.commands.history:history",
 }
