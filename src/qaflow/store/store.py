@@ -35,7 +35,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
@@ -66,6 +66,9 @@ from qaflow.store.records import (
     run_record,
     run_row,
 )
+
+if TYPE_CHECKING:
+    from qaflow.compare import CompareRun
 
 EXECUTIONS = Base.metadata.tables["executions"]
 RUNS = Base.metadata.tables["runs"]
@@ -233,6 +236,102 @@ class Store:
                 "Give more of the id."
             )
         return rows[0]
+
+    def resolve_execution(self, ref: str) -> ExecutionRecord:
+        """What `qa compare` and the board accept for a side: an execution id, else the
+        latest execution of a label, of a git branch, of a commit (or a prefix of at least
+        MIN_PREFIX hex digits of it), else an execution id prefix — in that order."""
+        newest = select(EXECUTIONS).order_by(EXECUTIONS.c.seq.desc()).limit(1)
+        commit = ref.strip().lower()
+        with self._transaction("find an execution", write=False) as connection:
+            row = connection.execute(select(EXECUTIONS).where(EXECUTIONS.c.id == ref)).first()
+            for where in (EXECUTIONS.c.label == ref, EXECUTIONS.c.git_branch == ref):
+                row = row or connection.execute(newest.where(where)).first()
+            if row is None and len(commit) >= MIN_PREFIX and _HEX.fullmatch(commit):
+                by_commit = _starts(EXECUTIONS.c.git_commit, commit, self._sqlite)
+                row = connection.execute(newest.where(by_commit)).first()
+            row = row or self._find_execution(connection, ref)
+            counts = _counts(connection, [row.id])
+        return execution_record(row, counts.get(row.id, {}))
+
+    def names(self, *, limit: int = 200) -> dict[str, list[str]]:
+        """Recent labels, branches and execution ids, newest first: for did-you-mean hints."""
+        query = (
+            select(EXECUTIONS.c.id, EXECUTIONS.c.label, EXECUTIONS.c.git_branch)
+            .order_by(EXECUTIONS.c.seq.desc())
+            .limit(limit)
+        )
+        with self._transaction("list executions", write=False) as connection:
+            rows = connection.execute(query).all()
+        return {
+            "labels": list(dict.fromkeys(row.label for row in rows)),
+            "branches": list(dict.fromkeys(row.git_branch for row in rows if row.git_branch)),
+            "ids": [row.id for row in rows],
+        }
+
+    def compare_runs(self, execution_id: str, *, batch: str | None = None) -> list[CompareRun]:
+        """The execution's runs in plan order, only the columns a comparison needs (no spec
+        but its matrix): what `qa compare` reads of 10,000 runs in a fraction of a second."""
+        from qaflow.compare import CompareRun
+
+        query = (
+            select(
+                RUNS.c.key,
+                RUNS.c.batch,
+                RUNS.c.rel_input_path,
+                RUNS.c.platform,
+                RUNS.c.configurations,
+                RUNS.c.spec["matrix"],
+                RUNS.c.status,
+                RUNS.c.metrics,
+                RUNS.c.output_dir,
+            )
+            .where(RUNS.c.execution_id == execution_id)
+            .order_by(RUNS.c.id)
+        )
+        if batch is not None:
+            query = query.where(RUNS.c.batch == batch)
+        with self._transaction("read runs", write=False) as connection:
+            rows = connection.execute(query).all()
+        return [
+            CompareRun(k, b, i, p, c or [], m or {}, s, ms or {}, o)
+            for k, b, i, p, c, m, s, ms, o in rows
+        ]
+
+    def metric_history(
+        self,
+        batch: str,
+        metric: str,
+        *,
+        label: str | None = None,
+        branch: str | None = None,
+        limit: int = 20,
+    ) -> list[tuple[ExecutionRecord, list[Any]]]:
+        """The last `limit` executions that ran `batch` (of this label or git branch), oldest
+        first, each with the values of `metric` in that batch's successful runs."""
+        query = (
+            select(EXECUTIONS)
+            .where(EXECUTIONS.c.id.in_(select(RUNS.c.execution_id).where(RUNS.c.batch == batch)))
+            .order_by(EXECUTIONS.c.seq.desc())
+            .limit(limit)
+        )
+        if label is not None:
+            query = query.where(EXECUTIONS.c.label == label)
+        if branch is not None:
+            query = query.where(EXECUTIONS.c.git_branch == branch)
+        values: dict[str, list[Any]] = {}
+        with self._transaction("read the history of a metric", write=False) as connection:
+            rows = connection.execute(query).all()[::-1]
+            ids = [row.id for row in rows]
+            runs = select(RUNS.c.execution_id, RUNS.c.metrics[metric]).where(
+                RUNS.c.execution_id.in_(ids), RUNS.c.batch == batch, RUNS.c.status.in_(_OK)
+            )
+            for execution_id, value in connection.execute(runs.order_by(RUNS.c.id)):
+                values.setdefault(execution_id, []).append(value)
+            counts = _counts(connection, ids)
+        return [
+            (execution_record(row, counts.get(row.id, {})), values.get(row.id, [])) for row in rows
+        ]
 
     def _no_execution(self, ref: str) -> StoreError:
         return StoreError(
