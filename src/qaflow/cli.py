@@ -212,6 +212,7 @@ def _register_commands() -> None:
         init,
         logs,
         run,
+        serve,
         status,
         wait,
         why,
@@ -229,6 +230,7 @@ def _register_commands() -> None:
         status.status,
         wait.wait,
         cancel.cancel,
+        serve.serve,
     ):
         cli.add_command(command)
 

@@ -635,11 +635,8 @@ class Store:
         """(upstream batch, downstream batch) pairs, from the run keys each run's spec needs."""
         needs = RUNS.c.spec["needs"]
         with self._transaction("read the graph of batches", write=False) as connection:
-            batch_of = dict(
-                connection.execute(
-                    select(RUNS.c.key, RUNS.c.batch).where(RUNS.c.execution_id == execution_id)
-                ).tuples()
-            )
+            keys = select(RUNS.c.key, RUNS.c.batch).where(RUNS.c.execution_id == execution_id)
+            batch_of = {key: batch for key, batch in connection.execute(keys)}
             query = select(RUNS.c.batch, needs).where(RUNS.c.execution_id == execution_id)
             edges: dict[tuple[str, str], None] = {}
             for batch, keys in connection.execute(query):
@@ -696,11 +693,41 @@ class Store:
             raise StoreError(f"There is no run with id {run_id} in the run store.")
         return run_record(row)
 
+    def run_by_key(self, execution_id: str, key: str) -> RunRecord | None:
+        """The execution's run with this key, if it has one."""
+        query = select(RUNS).where(RUNS.c.execution_id == execution_id, RUNS.c.key == key)
+        with self._transaction("read a run", write=False) as connection:
+            row = connection.execute(query).first()
+        return None if row is None else run_record(row)
+
+    def matching_run(self, execution_id: str, run: RunRecord) -> RunRecord | None:
+        """The execution's run with the run's key, else its first run of the same batch and
+        input (a run whose configuration changed): what the run is compared with."""
+        same = self.run_by_key(execution_id, run.key)
+        if same is not None:
+            return same
+        query = (
+            select(RUNS)
+            .where(
+                RUNS.c.execution_id == execution_id,
+                RUNS.c.batch == run.batch,
+                RUNS.c.platform == run.platform,
+                RUNS.c.rel_input_path.is_(None)
+                if run.rel_input_path is None
+                else RUNS.c.rel_input_path == run.rel_input_path,
+            )
+            .order_by(RUNS.c.id)
+            .limit(1)
+        )
+        with self._transaction("read a run", write=False) as connection:
+            row = connection.execute(query).first()
+        return None if row is None else run_record(row)
+
     def same_runs(self, key: str, *, limit: int = 30) -> list[tuple[int, ExecutionRecord]]:
         """The runs with this key (the same batch, input and configuration) in the newest
         executions: (run id, its execution), newest first."""
         query = (
-            select(RUNS.c.id, EXECUTIONS)
+            select(RUNS.c.id.label("run_id"), EXECUTIONS)
             .join(EXECUTIONS, EXECUTIONS.c.id == RUNS.c.execution_id)
             .where(RUNS.c.key == key)
             .order_by(EXECUTIONS.c.seq.desc())
@@ -708,7 +735,7 @@ class Store:
         )
         with self._transaction("find the same run elsewhere", write=False) as connection:
             rows = connection.execute(query).all()
-        return [(row[0], execution_record(row, {})) for row in rows]
+        return [(row.run_id, execution_record(row, {})) for row in rows]
 
 
 # ---------------------------------------------------------------- rows and records

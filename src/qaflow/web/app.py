@@ -14,7 +14,9 @@ Policy
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,9 +28,11 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from qaflow.errors import QaflowError
 from qaflow.web import present
 
 if TYPE_CHECKING:
+    from qaflow.metrics import Metrics
     from qaflow.project import Project
     from qaflow.store import Store
 
@@ -55,6 +59,16 @@ class Board:
         context = {"project": self.project, **context}
         return self.templates.TemplateResponse(request, name, context, status_code=status_code)
 
+    def metrics(self) -> Metrics:
+        """The project's metrics.yaml (none described if it is invalid: the page still shows
+        the values, and `qa compare` reports the error)."""
+        from qaflow.metrics import Metrics
+
+        try:
+            return Metrics.load(self.project.metrics_path)
+        except QaflowError:
+            return Metrics()
+
     def batch_edges(self, execution_id: str) -> list[tuple[str, str]]:
         if execution_id not in self.edges:
             if len(self.edges) > 256:
@@ -77,13 +91,23 @@ def create_app(
     """The board of `project`. `hosts`: Host header values accepted when there is no token
     (default: loopback names and `testserver`, the name of Starlette's test client)."""
     from qaflow.store import Store
-    from qaflow.web import live, pages
+    from qaflow.web import comparison, live, pages
 
     opened = store or Store.open(project.database_url, storage=project.storage)
-    app = FastAPI(title="qaflow board", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if store is None:  # the app opened it: it closes it
+            opened.close()
+
+    app = FastAPI(
+        title="qaflow board", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
+    )
     app.state.board = Board(project, opened, _templates())
     app.include_router(pages.router)
     app.include_router(live.router)
+    app.include_router(comparison.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     if token:
         _require_token(app, token)
@@ -91,8 +115,6 @@ def create_app(
         allowed = hosts if hosts is not None else [*LOOPBACK_NAMES, "testserver"]
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed)
     _add_headers(app)
-    if store is None:
-        app.router.on_shutdown.append(opened.close)
     return app
 
 

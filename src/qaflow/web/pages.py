@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from qaflow.background import is_alive, observe
+from qaflow.compare import MetricDelta, delta
 from qaflow.errors import StoreError
-from qaflow.store.records import ExecutionRecord
+from qaflow.metrics import Metrics, MetricSpec
+from qaflow.store.records import ExecutionRecord, RunRecord
+from qaflow.store.store import RunSummary
 from qaflow.web import dag, files, present
 from qaflow.web.app import Board, board
 
@@ -61,16 +65,16 @@ def execution_page(request: Request, execution_id: str) -> Response:
     if isinstance(record, Response):
         return record
     params = params_of(request, "batch", "status", "q", "sort", "desc", "page")
-    others = [r for r in b.store.find_executions(limit=30, project=record.project) if r.id != record.id]
+    others = [
+        r for r in b.store.find_executions(limit=30, project=record.project) if r.id != record.id
+    ]
+    context = {**dag_context(b, record), **runs_context(b, record, params)}
     return b.render(
         request,
         "execution.html",
-        execution=record,
-        params=params,
         others=others,
         progress=present.progress(record.counts),
-        **dag_context(b, record),
-        **runs_context(b, record, params),
+        **context,
     )
 
 
@@ -98,11 +102,19 @@ def runs_context(b: Board, record: ExecutionRecord, params: dict[str, str]) -> d
         "total": total,
         "page": page,
         "pages": max(1, -(-total // PAGE_SIZE)),
-        "metric_names": present.numeric_names([row.metrics for row in rows]),
+        "metric_specs": metric_columns(b, rows),
         "batches": list(b.store.batch_counts(record.id)),
         "params": params,
         "execution": record,
     }
+
+
+def metric_columns(b: Board, rows: list[RunSummary]) -> list[MetricSpec]:
+    """metrics.yaml's main metrics, else the numeric metrics of the rows shown."""
+    metrics = b.metrics()
+    if metrics.main_metrics:
+        return [metrics.spec(key) for key in metrics.main_metrics]
+    return [metrics.spec(key) for key in present.numeric_names([row.metrics for row in rows])]
 
 
 # ---------------------------------------------------------------- a run
@@ -117,21 +129,28 @@ def run_page(request: Request, run_id: int) -> Response:
     if record.status != "running" and not run.status.finished:
         run = b.store.run(run_id)  # observing may have just settled it
     ref_id = request.query_params.get("ref", "")
-    same = [(i, r) for i, r in b.store.same_runs(run.key) if r.id != run.execution_id]
-    reference = next((i for i, r in same if r.id == ref_id), None)
-    ref_run = b.store.run(reference) if reference is not None else None
+    same = [r for _, r in b.store.same_runs(run.key, limit=8) if r.id != run.execution_id]
+    known = {r.id for r in same} | {record.id}
+    recent = b.store.find_executions(limit=8, project=record.project)
+    choices = same + [r for r in recent if r.id not in known][: max(0, 8 - len(same))]
+    ref_run = None
+    if ref_id:
+        with contextlib.suppress(StoreError):
+            ref_run = b.store.matching_run(b.store.resolve_execution(ref_id).id, run)
     outputs, truncated = files.list_outputs(b.project.storage, Path(run.output_dir))
     ref_files = {}
     if ref_run is not None:
         listed, _ = files.list_outputs(b.project.storage, Path(ref_run.output_dir))
         ref_files = {f.name: f for f in listed}
     log_text, log_offset = _log_tail(b, Path(run.output_dir) / "log.txt")
+    described = b.metrics()
     return b.render(
         request,
         "run.html",
         run=run,
         execution=record,
-        same=same,
+        choices=choices,
+        ref_id=ref_id,
         ref_run=ref_run,
         ref_files=ref_files,
         outputs=[f for f in outputs if f.name != "log.txt"],
@@ -139,8 +158,18 @@ def run_page(request: Request, run_id: int) -> Response:
         log_text=log_text,
         log_offset=log_offset,
         served=files.relative_url(b.project.storage, Path(run.output_dir)) is not None,
-        metric_names=list(dict.fromkeys([*run.metrics, *(ref_run.metrics if ref_run else {})])),
+        metrics=run_metrics(described, run, ref_run),
+        metric_spec=described.spec,
     )
+
+
+def run_metrics(metrics: Metrics, run: RunRecord, ref_run: RunRecord | None) -> list[MetricDelta]:
+    """Every metric of the run (and of its reference), described ones first, each judged
+    against the reference as `qa compare` would."""
+    theirs = ref_run.metrics if ref_run is not None else {}
+    names = dict.fromkeys([*metrics.available, *run.metrics, *theirs])
+    present_names = [n for n in names if n in run.metrics or n in theirs]
+    return [delta(metrics.spec(n), theirs.get(n), run.metrics.get(n)) for n in present_names]
 
 
 def _log_tail(b: Board, log: Path) -> tuple[str | None, int]:
@@ -153,7 +182,9 @@ def _log_tail(b: Board, log: Path) -> tuple[str | None, int]:
         f.seek(max(0, size - LOG_TAIL))
         data = f.read(size)
     text = data.decode("utf-8", errors="replace")
-    return (f"[… {size - LOG_TAIL} earlier bytes: download the log]\n" if size > LOG_TAIL else "") + text, size
+    return (
+        f"[… {size - LOG_TAIL} earlier bytes: download the log]\n" if size > LOG_TAIL else ""
+    ) + text, size
 
 
 # ---------------------------------------------------------------- files
@@ -171,7 +202,9 @@ def file(request: Request, path: str) -> Response:
         filename=found.name if download else None,
         content_disposition_type="attachment" if download else "inline",
     )
-    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
+    response.headers["Content-Security-Policy"] = (
+        "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
+    )
     return response
 
 
@@ -196,3 +229,15 @@ def _int(text: str | None, default: int) -> int:
         return int(text or default)
     except ValueError:
         return default
+
+
+@router.get("/executions/{execution_id}/runs/{key}")
+def run_by_key(request: Request, execution_id: str, key: str) -> Response:
+    """A run named by its execution and key (what comparisons join on): its page."""
+    b = board(request)
+    run = b.store.run_by_key(execution_id, key)
+    if run is None:
+        return _not_found(b, request, f"Execution {execution_id!r} has no run {key!r}.")
+    ref = request.query_params.get("ref")
+    target = str(request.url_for("run_page", run_id=run.id))
+    return RedirectResponse(target + (present.query({}, ref=ref) if ref else ""), status_code=303)
