@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 import qaflow
+from conftest import write_project
 from qaflow.project import Project
 from qaflow.store import Store
-from conftest import write_project
 
 CHROMIUM_ENV = "QA_TEST_CHROMIUM"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
@@ -110,6 +110,14 @@ class Demo:
 
     def store(self) -> Store:
         return Store.open(self.project.database_url, storage=self.project.storage)
+
+    def run_id(self, input_name: str, execution: str | None = None) -> int:
+        """The id of the `evaluation` run of this input (in `new` by default)."""
+        with self.store() as store:
+            runs = store.runs(execution or self.new)
+        return next(
+            r.id for r in runs if r.batch == "evaluation" and r.rel_input_path == input_name
+        )
 
 
 def make_demo(root: Path) -> Path:

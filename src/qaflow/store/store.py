@@ -636,7 +636,7 @@ class Store:
         needs = RUNS.c.spec["needs"]
         with self._transaction("read the graph of batches", write=False) as connection:
             keys = select(RUNS.c.key, RUNS.c.batch).where(RUNS.c.execution_id == execution_id)
-            batch_of = {key: batch for key, batch in connection.execute(keys)}
+            batch_of = {row.key: row.batch for row in connection.execute(keys)}
             query = select(RUNS.c.batch, needs).where(RUNS.c.execution_id == execution_id)
             edges: dict[tuple[str, str], None] = {}
             for batch, keys in connection.execute(query):

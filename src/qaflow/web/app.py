@@ -69,12 +69,17 @@ class Board:
         except QaflowError:
             return Metrics()
 
-    def batch_edges(self, execution_id: str) -> list[tuple[str, str]]:
-        if execution_id not in self.edges:
+    def batch_edges(self, execution_id: str, *, final: bool) -> list[tuple[str, str]]:
+        """The execution's (upstream, downstream) batches; `final`: its runs are recorded
+        (they all are at once, when it starts), so the answer can be kept."""
+        if execution_id in self.edges:
+            return self.edges[execution_id]
+        found = self.store.batch_edges(execution_id)
+        if final:
             if len(self.edges) > 256:
                 self.edges.clear()
-            self.edges[execution_id] = self.store.batch_edges(execution_id)
-        return self.edges[execution_id]
+            self.edges[execution_id] = found
+        return found
 
 
 def board(request: Request) -> Board:

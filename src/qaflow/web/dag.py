@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from qaflow.commands.status import words
 
-WIDTH, HEIGHT = 220, 78  # a node's box
+WIDTH, HEIGHT = 240, 78  # a node's box
+NAME_CHARS = 21  # of a batch name shown in its box (the whole name is its tooltip)
 GAP_X, GAP_Y, MARGIN = 70, 22, 12
 # the segments of a node's progress bar, in order, and the words they add up
 SEGMENTS = ("done", "cached", "running", "failed", "skipped", "cancelled", "interrupted")
@@ -57,9 +58,13 @@ class Drawing:
     width: int
     height: int
 
+    node_width = WIDTH
+    node_height = HEIGHT
+    name_chars = NAME_CHARS
+
     @property
     def done(self) -> bool:
-        return all(node.state in ("done", "empty") for node in self.nodes)
+        return bool(self.nodes) and all(node.state in ("done", "empty") for node in self.nodes)
 
 
 def state(counts: Mapping[str, int]) -> str:

@@ -68,8 +68,8 @@ def execution_json(request: Request, execution_id: str) -> Response:
             "id": record.id,
             "status": record.status,
             "counts": record.counts,
-            "batches": b.store.batch_counts(record.id),
-            "edges": b.batch_edges(record.id),
+            "batches": (counts := b.store.batch_counts(record.id)),
+            "edges": b.batch_edges(record.id, final=bool(counts)),
         }
     )
 

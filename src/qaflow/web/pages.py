@@ -80,7 +80,8 @@ def execution_page(request: Request, execution_id: str) -> Response:
 
 def dag_context(b: Board, record: ExecutionRecord) -> dict[str, Any]:
     counts = b.store.batch_counts(record.id)
-    return {"drawing": dag.draw(counts, b.batch_edges(record.id)), "execution": record}
+    edges = b.batch_edges(record.id, final=bool(counts))
+    return {"drawing": dag.draw(counts, edges), "execution": record}
 
 
 def runs_context(b: Board, record: ExecutionRecord, params: dict[str, str]) -> dict[str, Any]:

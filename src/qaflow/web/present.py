@@ -8,7 +8,6 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
-import qaflow.cli  # noqa: F401  (first: commands.status imports cli, which imports the commands)
 from qaflow.commands.status import WORDS, ago, git_text, human_duration, words
 from qaflow.runs import RunStatus
 
