@@ -16,7 +16,7 @@ from qaflow.web.app import board
 from qaflow.web.pages import params_of
 
 router = APIRouter()
-MAX_ROWS = 1000  # rows shown per batch; `only=regressions` narrows a big comparison
+MAX_ROWS = 400  # rows shown per batch; `only=changed|regressions` narrows a big comparison
 
 
 @router.get("/compare")
