@@ -57,12 +57,17 @@ def planned(count: int, label: str) -> list[dict[str, Any]]:
         )
     calibration = {**out[0], "batch": "calibration", "id": "calibration", "input_path": None}
     calibration |= {"rel_input_path": None, "needs": [s["id"] for s in out[:half]]}
-    return out[:half] + [calibration] + out[half:]
+    return [*out[:half], calibration, *out[half:]]
 
 
 def build(store: Store, count: int, label: str, worse: float) -> str:
     execution = store.create_execution(
-        label=label, project="bench", argv=["batch", "evaluation"], git=GitInfo(), pid=None, host=None
+        label=label,
+        project="bench",
+        argv=["batch", "evaluation"],
+        git=GitInfo(),
+        pid=None,
+        host=None,
     )
     specs = planned(count, label)
     store.add_runs(execution, specs)
@@ -70,7 +75,11 @@ def build(store: Store, count: int, label: str, worse: float) -> str:
         RunResult(
             s["id"],
             RunStatus.SUCCEEDED,
-            {"error": (i % 97) / 10 + worse * (i % 3 == 0), "psnr": 30.0 - (i % 11), "compute_time": 0.1},
+            {
+                "error": (i % 97) / 10 + worse * (i % 3 == 0),
+                "psnr": 30.0 - (i % 11),
+                "compute_time": 0.1,
+            },
             started_at=1000.0 + i,
             ended_at=1001.5 + i,
             host="bench",
@@ -108,7 +117,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         (root / "qaboard.yaml").write_text(
-            "project: {name: bench}\n" + (f"database_url: {args.database_url}\n" if args.database_url else "")
+            "project: {name: bench}\n"
+            + (f"database_url: {args.database_url}\n" if args.database_url else "")
         )
         project = Project.discover(root)
         started = time.perf_counter()

@@ -59,7 +59,7 @@ def run(context):
     time.sleep(float(params.get("sleep", 0)))
     offset = float(params.get("offset", 0))
     name = str(context.rel_input_path)
-    print(f"processing {name} with offset {offset}")
+    print(f"processing {name} with offset {offset}, comment {params.get('comment', 'ok')}")
     shade = int(offset * 200) % 256
     png(context.output_dir / "result.png", 96, 64, lambda x, y: ((x * 2) % 256, (y * 4) % 256, shade))
     (context.output_dir / "notes.txt").write_text(f"notes about {name}\\n")

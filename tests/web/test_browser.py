@@ -5,9 +5,11 @@ Each test saves a screenshot of its page under tests/artifacts/ (git-ignored).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import qaflow
+from qaflow.runs import RunResult, RunStatus
 
 from .conftest import XSS, XSS_FILE, Demo, Server, make_demo, screenshot
 
@@ -121,7 +123,9 @@ def test_a_run_shows_its_image_beside_the_reference_with_zoom_in_step(
     # metrics with the reference: error got worse, so its delta is marked a regression
     assert "regression" in page.locator("tr[data-metric='error'] td.delta").get_attribute("class")
     assert page.locator("tr[data-metric='comment'] td.value").first.inner_text() == XSS
-    assert "processing test2.txt" in page.locator("#log").inner_text()
+    assert (
+        f"processing test2.txt with offset 0.5, comment {XSS}" in page.locator("#log").inner_text()
+    )
     page.wait_for_selector(".plotly[data-plotted='1'] .main-svg")
     text_file = page.locator(f"details[data-text-src]:has(summary:text-is('{XSS_FILE}'))")
     text_file.locator("summary").click()
@@ -157,3 +161,40 @@ def test_comparing_two_executions_highlights_the_regressions(
     page.click("a:text-is('swap')")
     assert page.locator("table.compare tr.regression").count() == 0
     assert page.locator("#verdict").inner_text().startswith("No regression")
+
+
+def test_a_running_run_s_log_is_followed_live(page: Any, tmp_path: Any) -> None:
+    from qaflow.project import Project
+    from qaflow.store import GitInfo, Store
+    from qaflow.web.app import create_app
+
+    (tmp_path / "qaboard.yaml").write_text("project: {name: live/log}\n")
+    project = Project.discover(tmp_path)
+    output = project.storage / "runs" / "b" / "r1"
+    output.mkdir(parents=True)
+    log = output / "log.txt"
+    log.write_text("step 1\n")
+    with Store.open(project.database_url, storage=project.storage) as store:
+        execution = store.create_execution(
+            label="log", project="live/log", argv=[], git=GitInfo(), pid=None, host=None
+        )
+        spec = {"id": "r1", "batch": "b", "platform": "linux", "type": "default"}
+        store.add_runs(execution, [{**spec, "output_dir": str(output)}])
+        store.run_started(execution, "r1", started_at=time.time(), host="here")
+        run_id = store.runs(execution)[0].id
+        with Server(create_app(project, store=store)) as server:
+            page.goto(f"{server.url}/runs/{run_id}")
+            assert page.locator("#log").inner_text() == "step 1\n"
+            with log.open("a") as f:
+                f.write(f"step 2 {XSS}\n")
+            page.wait_for_function(
+                "() => document.getElementById('log').textContent.includes('step 2')"
+            )
+            assert page.locator("#log").inner_text() == f"step 1\nstep 2 {XSS}\n"
+            store.run_finished(
+                execution,
+                RunResult("r1", RunStatus.SUCCEEDED, {"score": 0.75}, ended_at=time.time()),
+            )
+            page.wait_for_selector("tr[data-metric='score']")  # reloaded once it ended
+            assert page.locator("#run-status .badge").inner_text() == "succeeded"
+            no_script_ran(page)

@@ -73,7 +73,6 @@ def execution_page(request: Request, execution_id: str) -> Response:
         request,
         "execution.html",
         others=others,
-        progress=present.progress(record.counts),
         **context,
     )
 

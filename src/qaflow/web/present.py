@@ -97,4 +97,9 @@ FILTERS = {
     "status_word": status_word,
     "git_text": git_text,
 }
-GLOBALS = {"run_duration": run_duration, "query": query, "RunStatus": RunStatus}
+GLOBALS = {
+    "run_duration": run_duration,
+    "query": query,
+    "progress_of": progress,
+    "RunStatus": RunStatus,
+}
