@@ -46,9 +46,9 @@ def serve(g: Globals, host: str, port: int, token: str | None) -> int:
     project = g.project()
     import uvicorn
 
-    from qaflow.web.app import create_app
+    from qaflow.web.app import LOOPBACK_NAMES, create_app
 
-    hosts = None if token else ["127.0.0.1", "localhost", "::1", "[::1]", host]
+    hosts = None if token else [*LOOPBACK_NAMES, host]  # a token makes Host checks moot
     app = create_app(project, token=token, hosts=hosts)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")

@@ -93,8 +93,8 @@ def create_app(
     store: Store | None = None,
     hosts: list[str] | None = None,
 ) -> FastAPI:
-    """The board of `project`. `hosts`: Host header values accepted when there is no token
-    (default: loopback names and `testserver`, the name of Starlette's test client)."""
+    """The board of `project`, over `store` (default: the project's). `hosts`: the Host
+    header values accepted when there is no token (default: loopback names)."""
     from qaflow.store import Store
     from qaflow.web import comparison, live, pages
 
@@ -117,7 +117,7 @@ def create_app(
     if token:
         _require_token(app, token)
     else:
-        allowed = hosts if hosts is not None else [*LOOPBACK_NAMES, "testserver"]
+        allowed = hosts if hosts is not None else LOOPBACK_NAMES
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed)
     _add_headers(app)
     return app

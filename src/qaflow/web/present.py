@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 import time
 from typing import Any
 from urllib.parse import urlencode
 
 from qaflow.commands.status import WORDS, ago, git_text, human_duration, words
-from qaflow.runs import RunStatus
 
 STATUS_WORDS = {status.value: word for status, word in WORDS.items()}
-
-
-def status_word(status: str) -> str:
-    """`done`, `failed`, `waiting`…: the word `qa status` uses for a run status."""
-    return STATUS_WORDS.get(str(status), str(status))
 
 
 def statuses_of(word: str) -> list[str]:
@@ -34,17 +27,6 @@ def when(timestamp: float | None) -> str:
     if timestamp is None:
         return ""
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
-
-
-def value(metric: Any) -> str:
-    """A metric value, short: floats to 4 significant digits."""
-    if isinstance(metric, bool) or metric is None:
-        return "" if metric is None else str(metric).lower()
-    if isinstance(metric, float):
-        return str(metric) if not math.isfinite(metric) else f"{metric:.4g}"
-    if isinstance(metric, int | str):
-        return str(metric)
-    return json.dumps(metric, default=str)
 
 
 def config_text(configurations: list[Any]) -> str:
@@ -91,15 +73,12 @@ def numeric_names(metrics: list[dict[str, Any]], limit: int = 6) -> list[str]:
 FILTERS = {
     "ago": ago,
     "when": when,
-    "value": value,
     "config_text": config_text,
     "pretty": pretty,
-    "status_word": status_word,
     "git_text": git_text,
 }
 GLOBALS = {
     "run_duration": run_duration,
     "query": query,
     "progress_of": progress,
-    "RunStatus": RunStatus,
 }
