@@ -11,7 +11,6 @@ import os
 import shutil
 import socket
 import sys
-import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -236,9 +235,6 @@ def screenshot(page: Any, name: str) -> Path:
     """Save the whole page under tests/artifacts/ (git-ignored) for a person to look at."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"board-{name}.png"
+    page.evaluate("() => window.scrollTo(0, 0)")  # sticky table headers stay at their tables' top
     page.screenshot(path=str(path), full_page=True)
     return path
-
-
-def dedent(text: str) -> str:
-    return textwrap.dedent(text)
