@@ -208,7 +208,9 @@ def _register_commands() -> None:
     from qaflow.commands import (  # background executions
         batch,
         cancel,
+        compare,
         dag,
+        history,
         init,
         logs,
         run,
@@ -231,6 +233,8 @@ def _register_commands() -> None:
         wait.wait,
         cancel.cancel,
         serve.serve,
+        compare.compare,
+        history.history,
     ):
         cli.add_command(command)
 

@@ -157,16 +157,12 @@ def display_text(value: Any) -> str:
 
 
 def significant(value: float, digits: int) -> str:
-    """`digits` significant digits without switching to exponents for ordinary magnitudes:
-    1234.5 -> "1235", 0.012345 -> "0.0123", 2.0 -> "2"."""
-    if value == 0 or not math.isfinite(value):
-        return "0" if value == 0 else str(value)
-    magnitude = math.floor(math.log10(abs(value)))
-    if magnitude < -4 or magnitude >= 15:
-        return f"{value:.{max(digits - 1, 0)}e}"
-    decimals = max(0, digits - 1 - magnitude)
-    text = f"{value:.{decimals}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
+    """`digits` significant digits, without an exponent for ordinary magnitudes:
+    1234.6 -> "1235", 0.012345 -> "0.0123", 2.0 -> "2", 1.5e-7 -> "1.5e-07"."""
+    text = f"{value:.{max(digits, 1)}g}"
+    if "e" in text and 1 <= abs(value) < 1e15:  # more integer digits than significant ones
+        return f"{value:.0f}"
+    return text
 
 
 # ---------------------------------------------------------------- the file
@@ -197,7 +193,7 @@ class _MetricEntry(_Section):
 
 
 class _MetricsFile(_Section):
-    available_metrics: dict[str, _MetricEntry] = Field(default_factory=dict)
+    available_metrics: dict[str, _MetricEntry | None] = Field(default_factory=dict)  # `loss:`
     default_metric: str | None = None
     main_metrics: list[str] = Field(default_factory=list)
     summary_metrics: list[str] = Field(default_factory=list)
@@ -234,7 +230,9 @@ class Metrics:
             raise ConfigError(_explain(path, exc)) from exc
         _warn_unknown_keys(path, parsed)
         return cls(
-            available={k: _spec(k, v) for k, v in parsed.available_metrics.items()},
+            available={
+                k: _spec(k, v or _MetricEntry()) for k, v in parsed.available_metrics.items()
+            },
             default_metric=parsed.default_metric,
             main_metrics=tuple(parsed.main_metrics),
             summary_metrics=tuple(parsed.summary_metrics),
