@@ -133,6 +133,10 @@ def test_a_run_shows_its_image_beside_the_reference_with_zoom_in_step(
         "() => [...document.querySelectorAll('details pre.text')].some(p => p.textContent)"
     )
     assert "a file with a nasty name" in text_file.locator("pre").inner_text()
+    metrics_file = page.locator("details[data-kind='json']:has(summary:text-is('metrics.json'))")
+    metrics_file.locator("summary").click()
+    metrics_file.locator("pre:not(:empty)").wait_for()
+    assert '\n  "is_failed": false' in metrics_file.locator("pre").inner_text()  # pretty-printed
     screenshot(page, "run")
     no_script_ran(page)
 

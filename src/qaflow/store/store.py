@@ -583,19 +583,25 @@ class Store:
 
     # ------------------------------------------------------------ the board's reads
     def find_executions(
-        self, *, limit: int = 50, offset: int = 0, **equal: str | None
+        self,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        project: str | None = None,
+        label: str | None = None,
+        git_branch: str | None = None,
+        git_commit: str | None = None,
+        status: str | None = None,
     ) -> list[ExecutionRecord]:
-        """The newest executions first whose columns (project, label, git_branch, git_commit
-        prefix, status) have the values given; None or "" matches anything."""
+        """The newest executions first, of this project, label, branch, commit (a prefix of
+        it) and status; None or "" matches anything."""
         query = select(EXECUTIONS).order_by(EXECUTIONS.c.seq.desc()).limit(limit).offset(offset)
+        equal = {"project": project, "label": label, "git_branch": git_branch, "status": status}
         for name, value in equal.items():
             if value:
-                column = EXECUTIONS.c[name]
-                query = query.where(
-                    column.startswith(value, autoescape=True)
-                    if name == "git_commit"
-                    else column == value
-                )
+                query = query.where(EXECUTIONS.c[name] == value)
+        if git_commit:
+            query = query.where(EXECUTIONS.c.git_commit.startswith(git_commit, autoescape=True))
         with self._transaction("list executions", write=False) as connection:
             rows = connection.execute(query).all()
             counts = _counts(connection, [row.id for row in rows])

@@ -55,7 +55,9 @@ class Board:
     templates: Jinja2Templates
     edges: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
-    def render(self, request: Request, name: str, status_code: int = 200, **context: Any) -> Any:
+    def render(
+        self, request: Request, name: str, status_code: int = 200, **context: Any
+    ) -> Response:
         context = {"project": self.project, **context}
         return self.templates.TemplateResponse(request, name, context, status_code=status_code)
 

@@ -36,7 +36,7 @@ def charts(comparison: Comparison) -> list[Chart]:
     out = []
     for index, summary in enumerate(comparison.summaries):
         cells = [row.metrics[index] for row in comparison.rows]
-        changes = sorted(
+        changes: list[tuple[float, str]] = sorted(
             (c.delta, "regression" if c.regression else c.direction or "neutral")
             for c in cells
             if c.delta is not None
