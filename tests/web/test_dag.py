@@ -65,3 +65,17 @@ def test_states_and_bars_follow_the_counts() -> None:
 
 def test_segments_cover_the_words_of_qa_status() -> None:
     assert set(dag.SEGMENTS) | {"waiting"} == set(dag.words({})) - {"total"}
+
+
+def test_pipeline_steps_link_to_their_batch() -> None:
+    drawing = draw(
+        {"pipe step 1": counts(pending=1), "work": counts(pending=2), "pipe step 3": counts()},
+        [("pipe step 1", "work"), ("work", "pipe step 3")],
+        batches=["pipe", "work"],
+    )
+    assert [(n.name, n.batch) for n in drawing.nodes] == [
+        ("pipe step 1", "pipe"),
+        ("work", "work"),
+        ("pipe step 3", "pipe"),
+    ]
+    assert [n.x for n in drawing.nodes] == sorted(n.x for n in drawing.nodes)  # a chain

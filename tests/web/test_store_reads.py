@@ -171,3 +171,25 @@ def test_unknown_things_are_404_pages(store: Store, tmp_path: Path, path: str) -
     with Server(create_app(Project.discover(tmp_path), store=store)) as server:
         response = httpx.get(server.url + path)
     assert response.status_code == 404 and "Not found" in response.text
+
+
+def test_a_pipeline_s_run_steps_are_nodes_of_their_own(store: Store) -> None:
+    """`run:` steps are runs of the pipeline batch, one node each, named as `qa dag` does."""
+    execution = store.create_execution(
+        label="p", project="acme/vision", argv=[], git=GitInfo(), pid=None, host=None
+    )
+    folder = "/storage/runs/pipe/ab12"
+
+    def step(n: int, needs: list[str]) -> dict[str, Any]:
+        made = {**spec("pipe", None, needs), "id": f"step{n}", "type": "pipeline"}
+        return {**made, "output_dir": f"{folder}/step-{n}/k{n}"}
+
+    middle = [spec("work", f"w{i}.png", ["step1"]) for i in range(2)]
+    store.add_runs(execution, [step(1, []), *middle, step(3, [s["id"] for s in middle])])
+    assert store.batch_counts(execution) == {
+        "pipe step 1": {"pending": 1},
+        "work": {"pending": 2},
+        "pipe step 3": {"pending": 1},
+    }
+    assert store.batch_edges(execution) == [("pipe step 1", "work"), ("work", "pipe step 3")]
+    assert store.batch_names(execution) == ["pipe", "work"]

@@ -624,31 +624,47 @@ class Store:
         return found
 
     def batch_counts(self, execution_id: str) -> dict[str, dict[str, int]]:
-        """Batch -> run status -> number of runs, batches in plan order (of their first run)."""
+        """Node -> run status -> number of runs, nodes in plan order (of their first run). A
+        node is a batch, or one `run:` step of a pipeline (see `_node`)."""
         query = (
-            select(RUNS.c.batch, RUNS.c.status, func.count(), func.min(RUNS.c.id))
+            select(RUNS.c.batch, _STEP, RUNS.c.status, func.count(), func.min(RUNS.c.id))
             .where(RUNS.c.execution_id == execution_id)
-            .group_by(RUNS.c.batch, RUNS.c.status)
+            .group_by(RUNS.c.batch, _STEP, RUNS.c.status)
         )
         with self._transaction("count runs per batch", write=False) as connection:
-            rows = sorted(connection.execute(query), key=lambda row: row[3])
+            rows = sorted(connection.execute(query), key=lambda row: row[4])
         counts: dict[str, dict[str, int]] = {}
-        for batch, status, count, _ in rows:
-            counts.setdefault(batch, {})[status] = int(count)
+        for batch, step, status, count, _ in rows:
+            counts.setdefault(_node(batch, step), {})[status] = int(count)
         return counts
 
+    def batch_names(self, execution_id: str) -> list[str]:
+        """The execution's batches, in plan order (of their first run)."""
+        query = (
+            select(RUNS.c.batch)
+            .where(RUNS.c.execution_id == execution_id)
+            .group_by(RUNS.c.batch)
+            .order_by(func.min(RUNS.c.id))
+        )
+        with self._transaction("list the batches of an execution", write=False) as connection:
+            return list(connection.execute(query).scalars())
+
     def batch_edges(self, execution_id: str) -> list[tuple[str, str]]:
-        """(upstream batch, downstream batch) pairs, from the run keys each run's spec needs."""
-        needs = RUNS.c.spec["needs"]
+        """(upstream node, downstream node) pairs (nodes as in `batch_counts`), from the run
+        keys each run's spec needs."""
         with self._transaction("read the graph of batches", write=False) as connection:
-            keys = select(RUNS.c.key, RUNS.c.batch).where(RUNS.c.execution_id == execution_id)
-            batch_of = {row.key: row.batch for row in connection.execute(keys)}
-            query = select(RUNS.c.batch, needs).where(RUNS.c.execution_id == execution_id)
+            keys = select(RUNS.c.key, RUNS.c.batch, _STEP).where(
+                RUNS.c.execution_id == execution_id
+            )
+            node_of = {row.key: _node(row.batch, row.step) for row in connection.execute(keys)}
+            query = select(RUNS.c.key, RUNS.c.spec["needs"]).where(
+                RUNS.c.execution_id == execution_id
+            )
             edges: dict[tuple[str, str], None] = {}
-            for batch, keys in connection.execute(query):
-                for key in keys or ():
-                    if key in batch_of and batch_of[key] != batch:
-                        edges[(batch_of[key], batch)] = None
+            for key, needs in connection.execute(query):
+                for upstream in needs or ():
+                    if upstream in node_of and node_of[upstream] != node_of[key]:
+                        edges[(node_of[upstream], node_of[key])] = None
         return list(edges)
 
     def run_table(
@@ -765,6 +781,20 @@ class RunSummary(NamedTuple):
     started_at: float | None
     ended_at: float | None
     output_dir: str
+
+
+# A pipeline's `run:` steps are runs of the pipeline batch (type "pipeline") whose output
+# directories are PIPELINE/step-N/ID (qaflow.pipeline): each is a node of the graph of its
+# own, named as `qa dag` names it, "BATCH step N".
+_STEP = case((RUNS.c.type == "pipeline", RUNS.c.output_dir), else_=None).label("step")
+_STEP_FOLDER = re.compile(r"step-(\d+)")
+
+
+def _node(batch: str, step_dir: str | None) -> str:
+    if step_dir is None:
+        return batch
+    folder = _STEP_FOLDER.fullmatch(Path(step_dir).parent.name)
+    return f"{batch} step {folder.group(1)}" if folder else f"{batch} step {Path(step_dir).name}"
 
 
 def _table_order(sort: str, sqlite: bool) -> Any:

@@ -7,7 +7,8 @@ left to right; within a layer, batches are ordered by the mean position of what 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from qaflow.commands.status import words
@@ -16,12 +17,14 @@ WIDTH, HEIGHT = 240, 78  # a node's box
 NAME_CHARS = 21  # of a batch name shown in its box (the whole name is its tooltip)
 GAP_X, GAP_Y, MARGIN = 70, 22, 12
 # the segments of a node's progress bar, in order, and the words they add up
+_STEP = re.compile(r" step \d+$")
 SEGMENTS = ("done", "cached", "running", "failed", "skipped", "cancelled", "interrupted")
 
 
 @dataclass(frozen=True)
 class Node:
-    name: str
+    name: str  # a batch, or "BATCH step N" for a pipeline's `run:` step
+    batch: str
     x: int
     y: int
     counts: dict[str, int]  # word (done, cached, running, failed…, waiting) -> runs; "total"
@@ -100,8 +103,13 @@ def layers(batches: Sequence[str], edges: Sequence[tuple[str, str]]) -> dict[str
     return layer
 
 
-def draw(counts: Mapping[str, Mapping[str, int]], edges: Sequence[tuple[str, str]]) -> Drawing:
-    """Lay out the batches (`counts`: batch -> run status -> runs, in plan order)."""
+def draw(
+    counts: Mapping[str, Mapping[str, int]],
+    edges: Sequence[tuple[str, str]],
+    batches: Collection[str] = (),
+) -> Drawing:
+    """Lay out the nodes (`counts`: node -> run status -> runs, in plan order); `batches`:
+    the real batches, the others being pipeline steps ("BATCH step N")."""
     names = list(counts)
     edges = [(u, d) for u, d in edges if u in counts and d in counts]
     layer = layers(names, edges)
@@ -123,7 +131,8 @@ def draw(counts: Mapping[str, Mapping[str, int]], edges: Sequence[tuple[str, str
     nodes = []
     for name in names:
         shown = words(dict(counts[name]))
-        nodes.append(Node(name, *position[name], shown, state(shown)))
+        batch = name if name in batches else _STEP.sub("", name)
+        nodes.append(Node(name, batch, *position[name], shown, state(shown)))
     width = 2 * MARGIN + len(columns) * WIDTH + max(0, len(columns) - 1) * GAP_X
     drawn = [Edge(u, d, _curve(position[u], position[d])) for u, d in edges]
     return Drawing(nodes, drawn, width, height)

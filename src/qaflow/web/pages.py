@@ -87,7 +87,8 @@ def execution_page(request: Request, execution_id: str) -> Response:
 def dag_context(b: Board, record: ExecutionRecord) -> dict[str, Any]:
     counts = b.store.batch_counts(record.id)
     edges = b.batch_edges(record.id, final=bool(counts))
-    return {"drawing": dag.draw(counts, edges), "execution": record}
+    drawing = dag.draw(counts, edges, b.store.batch_names(record.id))
+    return {"drawing": drawing, "execution": record}
 
 
 def runs_context(b: Board, record: ExecutionRecord, params: dict[str, str]) -> dict[str, Any]:
@@ -110,7 +111,7 @@ def runs_context(b: Board, record: ExecutionRecord, params: dict[str, str]) -> d
         "page": page,
         "pages": max(1, -(-total // PAGE_SIZE)),
         "metric_specs": metric_columns(b, rows),
-        "batches": list(b.store.batch_counts(record.id)),
+        "batches": b.store.batch_names(record.id),
         "params": params,
         "execution": record,
     }

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from qaflow.commands.status import WORDS, ago, git_text, human_duration, words
+from qaflow.metrics import BOOKKEEPING
 
 STATUS_WORDS = {status.value: word for status, word in WORDS.items()}
 
@@ -61,13 +62,15 @@ def query(params: dict[str, Any], **changes: Any) -> str:
 
 
 def numeric_names(metrics: list[dict[str, Any]], limit: int = 6) -> list[str]:
-    """The names of numeric metrics, in first-seen order, without qaflow's bookkeeping."""
+    """The names of numeric metrics, in first-seen order, qaflow's compute_time last and
+    is_failed left out."""
     names: dict[str, None] = {}
     for values in metrics:
         for name, metric in (values or {}).items():
             if name != "is_failed" and isinstance(metric, int | float):
                 names.setdefault(name)
-    return list(names)[:limit]
+    ordered = sorted(names, key=lambda name: name in BOOKKEEPING)  # stable: first-seen order
+    return ordered[:limit]
 
 
 FILTERS = {
