@@ -251,4 +251,5 @@ COMMANDS = {
     "cancel": "qaflow.commands.cancel:cancel",
     "compare": "qaflow.commands.compare:compare",
     "history": "qaflow.commands.history:history",
+    "serve": "qaflow.commands.serve:serve",
 }

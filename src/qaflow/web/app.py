@@ -1,0 +1,172 @@
+"""The board's ASGI app: `create_app(project, token=None)`, served by `qa serve` with uvicorn.
+
+Policy
+- One `Store` for the app's life; pages are sync handlers (Starlette runs them in its thread
+  pool), each a few indexed queries: the execution page reads per-batch counts and one page
+  of runs, never every run.
+- Access: with a token, every request needs it, as `Authorization: Bearer T`, as the cookie
+  set when a URL is opened once with `?token=T` (then redirected without it), or it gets 401.
+  Without a token (the loopback case), the Host header must name the host the board is bound
+  to or a loopback name, so that a web page of another site cannot reach it by DNS rebinding.
+- Pages send a Content-Security-Policy that allows only the board's own scripts: user
+  content is escaped by Jinja2 autoescape, and would not run even if it were not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+from qaflow.errors import QaflowError
+from qaflow.web import present
+
+if TYPE_CHECKING:
+    from qaflow.metrics import Metrics
+    from qaflow.project import Project
+    from qaflow.store import Store
+
+HERE = Path(__file__).parent
+COOKIE = "qaflow_token"
+LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
+PAGE_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+@dataclass
+class Board:
+    """What every handler needs: the project, its store, the templates, and a cache of the
+    graphs of batches (fixed once an execution has recorded its runs)."""
+
+    project: Project
+    store: Store
+    templates: Jinja2Templates
+    edges: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+
+    def render(
+        self, request: Request, name: str, status_code: int = 200, **context: Any
+    ) -> Response:
+        context = {"project": self.project, **context}
+        return self.templates.TemplateResponse(request, name, context, status_code=status_code)
+
+    def metrics(self) -> Metrics:
+        """The project's metrics.yaml (none described if it is invalid: the page still shows
+        the values, and `qa compare` reports the error)."""
+        from qaflow.metrics import Metrics
+
+        try:
+            return Metrics.load(self.project.metrics_path)
+        except QaflowError:
+            return Metrics()
+
+    def batch_edges(self, execution_id: str, *, final: bool) -> list[tuple[str, str]]:
+        """The execution's (upstream, downstream) batches; `final`: its runs are recorded
+        (they all are at once, when it starts), so the answer can be kept."""
+        if execution_id in self.edges:
+            return self.edges[execution_id]
+        found = self.store.batch_edges(execution_id)
+        if final:
+            if len(self.edges) > 256:
+                self.edges.clear()
+            self.edges[execution_id] = found
+        return found
+
+
+def board(request: Request) -> Board:
+    return request.app.state.board  # type: ignore[no-any-return]
+
+
+def create_app(
+    project: Project,
+    token: str | None = None,
+    *,
+    store: Store | None = None,
+    hosts: list[str] | None = None,
+) -> FastAPI:
+    """The board of `project`, over `store` (default: the project's). `hosts`: the Host
+    header values accepted when there is no token (default: loopback names)."""
+    from qaflow.store import Store
+    from qaflow.web import comparison, live, pages
+
+    opened = store or Store.open(project.database_url, storage=project.storage)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if store is None:  # the app opened it: it closes it
+            opened.close()
+
+    app = FastAPI(
+        title="qaflow board", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
+    )
+    app.state.board = Board(project, opened, _templates())
+    app.include_router(pages.router)
+    app.include_router(live.router)
+    app.include_router(comparison.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    if token:
+        _require_token(app, token)
+    else:
+        allowed = hosts if hosts is not None else LOOPBACK_NAMES
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed)
+    _add_headers(app)
+    return app
+
+
+def _templates() -> Jinja2Templates:
+    templates = Jinja2Templates(directory=HERE / "templates")
+    env = templates.env
+    env.autoescape = True  # every template, whatever its name's suffix
+    env.filters.update(present.FILTERS)
+    env.globals.update(present.GLOBALS)
+    return templates
+
+
+def _require_token(app: FastAPI, token: str) -> None:
+    expected = token.encode()
+
+    def matches(given: str | None) -> bool:
+        return given is not None and secrets.compare_digest(given.encode(), expected)
+
+    @app.middleware("http")
+    async def check_token(request: Request, call_next: Any) -> Response:
+        given = request.query_params.get("token")
+        if given is not None and matches(given):  # once: remember it, drop it from the URL
+            rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
+            target = request.url.path + (f"?{urlencode(rest)}" if rest else "")
+            response = RedirectResponse(target, status_code=303)
+            response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+            return response
+        header = request.headers.get("authorization", "")
+        bearer = header[7:] if header.lower().startswith("bearer ") else None
+        if matches(bearer) or matches(request.cookies.get(COOKIE)):
+            return await call_next(request)  # type: ignore[no-any-return]
+        return HTMLResponse(
+            "<!doctype html><title>qaflow board: token needed</title>"
+            "<p>This board needs its access token: open the URL <code>qa serve</code> printed "
+            "(it ends with <code>?token=…</code>), or send <code>Authorization: Bearer "
+            "TOKEN</code>.</p>",
+            status_code=401,
+        )
+
+
+def _add_headers(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def headers(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", PAGE_POLICY)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+        return response

@@ -1,0 +1,251 @@
+"""The board's pages: executions, an execution, a run, a comparison; and the files of runs."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
+
+from qaflow.background import is_alive, observe
+from qaflow.compare import MetricDelta, delta
+from qaflow.errors import StoreError
+from qaflow.metrics import Metrics, MetricSpec
+from qaflow.store.records import ExecutionRecord, RunRecord
+from qaflow.store.store import RunSummary
+from qaflow.web import dag, files, present
+from qaflow.web.app import Board, board
+
+router = APIRouter()
+PAGE_SIZE = 100
+LOG_TAIL = 256 * 1024  # bytes of a log shown when the page opens; the rest follows live
+FILTERS = ("project", "label", "git_branch", "git_commit", "status")
+
+
+# ---------------------------------------------------------------- executions
+@router.get("/")
+def executions_page(request: Request) -> Response:
+    b = board(request)
+    params = params_of(request, *FILTERS, "ref")
+    return b.render(
+        request,
+        "executions.html",
+        choices=b.store.execution_values("project", "label", "git_branch"),
+        params=params,
+        **executions_context(b, params),
+    )
+
+
+def executions_context(b: Board, params: dict[str, str]) -> dict[str, Any]:
+    """What the executions table shows (also its live fragment)."""
+    found = b.store.find_executions(
+        limit=100,
+        project=params.get("project"),
+        label=params.get("label"),
+        git_branch=params.get("git_branch"),
+        git_commit=params.get("git_commit"),
+        status=params.get("status"),
+    )
+    records = [_observed(b, r) for r in found]
+    return {
+        "executions": records,
+        "progress": {r.id: present.progress(r.counts) for r in records},
+        "ref": params.get("ref"),
+        "live": any(r.status == "running" for r in records),
+    }
+
+
+def _observed(b: Board, record: ExecutionRecord) -> ExecutionRecord:
+    """As `qa status` shows it: running with a dead driver is recorded interrupted."""
+    if record.status == "running" and not is_alive(record):
+        return observe(b.store, record.id)
+    return record
+
+
+# ---------------------------------------------------------------- an execution
+@router.get("/executions/{execution_id}")
+def execution_page(request: Request, execution_id: str) -> Response:
+    b = board(request)
+    record = execution_or_404(b, request, execution_id)
+    if isinstance(record, Response):
+        return record
+    params = params_of(request, "batch", "status", "q", "sort", "desc", "page")
+    others = [
+        r for r in b.store.find_executions(limit=30, project=record.project) if r.id != record.id
+    ]
+    context = {**dag_context(b, record), **runs_context(b, record, params)}
+    return b.render(
+        request,
+        "execution.html",
+        others=others,
+        **context,
+    )
+
+
+def dag_context(b: Board, record: ExecutionRecord) -> dict[str, Any]:
+    counts = b.store.batch_counts(record.id)
+    edges = b.batch_edges(record.id, final=bool(counts))
+    drawing = dag.draw(counts, edges, b.store.batch_names(record.id))
+    return {"drawing": drawing, "execution": record}
+
+
+def runs_context(b: Board, record: ExecutionRecord, params: dict[str, str]) -> dict[str, Any]:
+    """One page of the runs table, its metric columns, and the pages around it."""
+    page = max(1, _int(params.get("page"), 1))
+    statuses = present.statuses_of(params["status"]) if params.get("status") else []
+    total, rows = b.store.run_table(
+        record.id,
+        batch=params.get("batch") or None,
+        statuses=statuses,
+        text=params.get("q") or None,
+        sort=params.get("sort", ""),
+        descending=params.get("desc") == "1",
+        offset=(page - 1) * PAGE_SIZE,
+        limit=PAGE_SIZE,
+    )
+    return {
+        "rows": rows,
+        "total": total,
+        "page": page,
+        "pages": max(1, -(-total // PAGE_SIZE)),
+        "metric_specs": metric_columns(b, rows),
+        "batches": b.store.batch_names(record.id),
+        "params": params,
+        "execution": record,
+    }
+
+
+def metric_columns(b: Board, rows: list[RunSummary]) -> list[MetricSpec]:
+    """metrics.yaml's main metrics, else the numeric metrics of the rows shown."""
+    metrics = b.metrics()
+    if metrics.main_metrics:
+        return [metrics.spec(key) for key in metrics.main_metrics]
+    return [metrics.spec(key) for key in present.numeric_names([row.metrics for row in rows])]
+
+
+# ---------------------------------------------------------------- a run
+@router.get("/runs/{run_id}")
+def run_page(request: Request, run_id: int) -> Response:
+    b = board(request)
+    try:
+        run = b.store.run(run_id)
+    except StoreError as exc:
+        return _not_found(b, request, str(exc))
+    record = _observed(b, b.store.execution(run.execution_id))
+    if record.status != "running" and not run.status.finished:
+        run = b.store.run(run_id)  # observing may have just settled it
+    ref_id = request.query_params.get("ref", "")
+    same = [r for _, r in b.store.same_runs(run.key, limit=8) if r.id != run.execution_id]
+    known = {r.id for r in same} | {record.id}
+    recent = b.store.find_executions(limit=8, project=record.project)
+    choices = same + [r for r in recent if r.id not in known][: max(0, 8 - len(same))]
+    ref_run = None
+    if ref_id:
+        with contextlib.suppress(StoreError):
+            ref_run = b.store.matching_run(b.store.resolve_execution(ref_id).id, run)
+    outputs, truncated = files.list_outputs(b.project.storage, Path(run.output_dir))
+    ref_files = {}
+    if ref_run is not None:
+        listed, _ = files.list_outputs(b.project.storage, Path(ref_run.output_dir))
+        ref_files = {f.name: f for f in listed}
+    log_text, log_offset = _log_tail(b, Path(run.output_dir) / "log.txt")
+    described = b.metrics()
+    return b.render(
+        request,
+        "run.html",
+        run=run,
+        execution=record,
+        choices=choices,
+        ref_id=ref_id,
+        ref_run=ref_run,
+        ref_files=ref_files,
+        outputs=[f for f in outputs if f.name != "log.txt"],
+        truncated=truncated,
+        log_text=log_text,
+        log_offset=log_offset,
+        served=files.relative_url(b.project.storage, Path(run.output_dir)) is not None,
+        metrics=run_metrics(described, run, ref_run),
+        metric_spec=described.spec,
+    )
+
+
+def run_metrics(metrics: Metrics, run: RunRecord, ref_run: RunRecord | None) -> list[MetricDelta]:
+    """Every metric of the run (and of its reference), described ones first, each judged
+    against the reference as `qa compare` would."""
+    theirs = ref_run.metrics if ref_run is not None else {}
+    names = dict.fromkeys([*metrics.available, *run.metrics, *theirs])
+    present_names = [n for n in names if n in run.metrics or n in theirs]
+    return [delta(metrics.spec(n), theirs.get(n), run.metrics.get(n)) for n in present_names]
+
+
+def _log_tail(b: Board, log: Path) -> tuple[str | None, int]:
+    """The end of a run's log, and the byte offset where it ends; None if not servable."""
+    url = files.relative_url(b.project.storage, log)
+    if url is None or not log.is_file():
+        return None, 0
+    with log.open("rb") as f:
+        size = f.seek(0, 2)
+        f.seek(max(0, size - LOG_TAIL))
+        data = f.read(size)
+    text = data.decode("utf-8", errors="replace")
+    return (
+        f"[… {size - LOG_TAIL} earlier bytes: download the log]\n" if size > LOG_TAIL else ""
+    ) + text, size
+
+
+# ---------------------------------------------------------------- files
+@router.get("/files/{path:path}")
+def file(request: Request, path: str) -> Response:
+    b = board(request)
+    try:
+        found = files.safe_path(b.project.storage, path)
+    except files.Refused as refused:
+        return Response(f"{refused}\n", status_code=refused.status, media_type="text/plain")
+    download = request.query_params.get("download") == "1"
+    response = FileResponse(
+        found,
+        media_type=files.media_type(found),
+        filename=found.name if download else None,
+        content_disposition_type="attachment" if download else "inline",
+    )
+    response.headers["Content-Security-Policy"] = (
+        "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
+    )
+    return response
+
+
+# ---------------------------------------------------------------- helpers
+def execution_or_404(b: Board, request: Request, ref: str) -> ExecutionRecord | Response:
+    try:
+        return _observed(b, b.store.execution(ref))
+    except StoreError as exc:
+        return _not_found(b, request, str(exc))
+
+
+def _not_found(b: Board, request: Request, message: str) -> Response:
+    return b.render(request, "error.html", status_code=404, message=message)
+
+
+def params_of(request: Request, *names: str) -> dict[str, str]:
+    return {name: request.query_params.get(name, "").strip() for name in names}
+
+
+def _int(text: str | None, default: int) -> int:
+    try:
+        return int(text or default)
+    except ValueError:
+        return default
+
+
+@router.get("/executions/{execution_id}/runs/{key}")
+def run_by_key(request: Request, execution_id: str, key: str) -> Response:
+    """A run named by its execution and key (what comparisons join on): its page."""
+    b = board(request)
+    run = b.store.run_by_key(execution_id, key)
+    if run is None:
+        return _not_found(b, request, f"Execution {execution_id!r} has no run {key!r}.")
+    ref = request.query_params.get("ref")
+    target = str(request.url_for("run_page", run_id=run.id))
+    return RedirectResponse(target + (present.query({}, ref=ref) if ref else ""), status_code=303)
