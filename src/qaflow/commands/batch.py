@@ -98,6 +98,13 @@ def batch(
 ) -> int:
     """Plan and run the batches NAME… (batch names, aliases, wildcards or folders of the database)."""
     project = g.project()
+    if not (list_runs or list_inputs or list_output_dirs or g.dryrun or no_wait):
+        from qaflow.api import runner_of
+
+        if runner_of(project, g.options(runner=runner, dask_scheduler=dask_scheduler)) == "local":
+            from qaflow.executors.local import warm_up
+
+            warm_up()  # the pool's processes start while we plan
     # input hashes are kept once planning succeeds (listing too: the next plan reads no input)
     the_plan = plan(project, [*names, *batch_opts], g.plan_options(), persist=True)
     if list_runs:

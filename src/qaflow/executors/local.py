@@ -8,6 +8,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import signal
 import sys
@@ -59,6 +60,15 @@ class _Worker:
     ready: bool = False
     eof: bool = False  # its pipe is closed: it is dying, its sentinel will tell
     job: _Job | None = None
+
+
+def warm_up() -> None:
+    """Start the fork server now: it imports what workers need in its own process, on
+    another core, while the driver is still importing and planning; the pool created later
+    forks its workers from it at once. Idempotent, and cheap for the caller."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(_PRELOAD)
+    multiprocessing.forkserver.ensure_running()
 
 
 class LocalPool:
