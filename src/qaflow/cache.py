@@ -17,6 +17,7 @@ Policy
 from __future__ import annotations
 
 import functools
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -201,6 +202,7 @@ def _batch_folder(run: RunSpec) -> Path:
 def _completed(run: RunSpec, record: Any) -> dict[str, Any] | None:
     """The metrics of the run's successful result, if its output directory holds one (the
     store's record spares reading the file)."""
-    if record is not None and Path(record.output_dir) == run.output_dir:
-        return dict(record.metrics) if (run.output_dir / "metrics.json").exists() else None
+    folder = str(run.output_dir)  # strings, not Paths: this runs for every planned run
+    if record is not None and record.output_dir == folder:
+        return dict(record.metrics) if os.path.exists(f"{folder}/metrics.json") else None  # noqa: PTH110
     return completed_metrics(run.output_dir)
