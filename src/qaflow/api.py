@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import gc
 import os
@@ -188,8 +189,6 @@ def execute(
         )
     capacity, limits = concurrency(project, the_plan, options.concurrency)
     with contextlib.ExitStack() as stack:
-        # the local pool's workers boot while the store opens
-        pool = stack.enter_context(LocalPool(capacity)) if runner == "local" else None
         store = stack.enter_context(Store.open(project.database_url, storage=project.storage))
         if runner == "dask":  # reached and checked before anything is recorded
             from qaflow.executors.cluster import open_cluster
@@ -207,6 +206,9 @@ def execute(
         else:
             store.adopt_execution(execution_id, pid=os.getpid(), host=socket.gethostname())
         decide, settled = _decide(the_plan, options, store)
+        pool = None  # the local pool: none when every run is settled (fully cached)
+        if runner == "local" and len(settled) < len(the_plan.runs):
+            pool = stack.enter_context(LocalPool(capacity))  # its workers boot meanwhile
         events = Reporters(
             reporter if reporter is not None else ConsoleReporter(single=options.tee),
             StoreRecorder(store=store, execution_id=execution_id, settled=settled),
@@ -219,9 +221,9 @@ def execute(
         started = time.time()
         events.execution_started(execution_id, the_plan)
         scheduler: Scheduler | DaskScheduler
-        if pool is not None:
+        if runner == "local":
             scheduler = Scheduler(
-                executor=pool,
+                executor=pool or _NoExecutor(),
                 events=events,
                 capacity=capacity,
                 decide=decide,
@@ -255,6 +257,16 @@ def execute(
         )
         events.execution_finished(execution)
         return execution
+
+
+class _NoExecutor:
+    """The executor of a plan whose every run is settled before it starts: nothing to run."""
+
+    def submit(self, task: RunTask) -> concurrent.futures.Future[RunResult]:
+        raise RuntimeError(f"qaflow bug: run {task.key} was submitted, but every run was settled")
+
+    def shutdown(self, *, cancel: bool = False) -> None:
+        pass
 
 
 def runner_of(project: Project, options: Options) -> str:

@@ -404,8 +404,11 @@ def test_a_run_whose_worker_is_killed_is_retried_on_another(two_workers, root):
     result = in_thread(
         lambda: batch(root, "held", runner="dask", dask_scheduler=two_workers.address)
     )
+    marker = eventually(lambda: next((root / "output" / "runs" / "held").rglob("started"), None))
+    pid = int(eventually(lambda: marker.read_text().split("\n")[1:2])[0])
     killed = kill_the_worker_running(two_workers, root, "held")
-    (root / "hold").unlink()
+    eventually(lambda: not _alive(pid), 10)  # the run's process dies with its worker...
+    (root / "hold").unlink()  # ...before it could finish: the run must execute again
     execution = result()
     [run] = execution.runs()
     assert run.status is RunStatus.SUCCEEDED, run.error
