@@ -145,7 +145,8 @@ def test_the_calibration_steps_work_without_qaflow(calibration: Path, tmp_path: 
         < MIN_ERROR_BEFORE
         < metrics["color_error_before"]
     )
-    assert (out / "corrected.ppm").read_bytes().startswith(b"P6\n32 24\n255\n")
+    png = (out / "corrected.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and png[16:24] == bytes([0, 0, 0, 32, 0, 0, 0, 24])
     with pytest.raises(ValueError, match=r"\.cde"):
         main.run(SimpleNamespace(input_path=image, output_dir=out, configs=["base"]))
 
@@ -172,8 +173,8 @@ def test_qa_batch_runs_the_calibration_dag(calibration: Path):
         assert metrics["color_error_after"] < MAX_ERROR_AFTER
         assert metrics["color_error_after"] < metrics["color_error_before"]
         assert [metrics[f"gain_{c}"] for c in "rgb"] == pytest.approx(gains)
-        assert (Path(run["output_dir"]) / "corrected.ppm").is_file()
-        assert (Path(run["output_dir"]) / "original.ppm").is_file()
+        assert (Path(run["output_dir"]) / "corrected.png").is_file()
+        assert (Path(run["output_dir"]) / "original.png").is_file()
 
 
 def test_the_calibration_dag_runs_in_order(calibration: Path):

@@ -4,7 +4,7 @@
   R, G, B into stats.json. calibration.py turns those into white-balance gains.
 - On a test image (batch my-evaluation-batch): read the gains from the `.cde`
   configuration that the batch passes along (the calibration step's output), apply them,
-  save original.ppm and corrected.ppm, and measure how grey the grey patch is, before and
+  save original.png and corrected.png (the board shows them side by side), and measure how grey the grey patch is, before and
   after.
 """
 
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import math
+import struct
+import zlib
 from pathlib import Path
 
 GREY_PATCH = (0, 0, 16, 12)  # x0, y0, x1, y1: the test images' neutral patch (top-left)
@@ -27,8 +29,8 @@ def run(context):
 
     gains = read_gains(context.configs, context.input_path.name)
     corrected = apply_gains(pixels, gains)
-    write_ppm(context.output_dir / "original.ppm", width, height, pixels)
-    write_ppm(context.output_dir / "corrected.ppm", width, height, corrected)
+    write_png(context.output_dir / "original.png", width, height, pixels)
+    write_png(context.output_dir / "corrected.png", width, height, corrected)
     return {
         "color_error_before": angular_error(mean_rgb(pixels, width, GREY_PATCH)),
         "color_error_after": angular_error(mean_rgb(corrected, width, GREY_PATCH)),
@@ -58,8 +60,22 @@ def read_raw(path: Path) -> tuple[int, int, bytes]:
     return int(width), int(height), pixels
 
 
-def write_ppm(path: Path, width: int, height: int, pixels: bytes) -> None:
-    path.write_bytes(b"P6\n%d %d\n255\n" % (width, height) + pixels)
+def write_png(path: Path, width: int, height: int, pixels: bytes) -> None:
+    """An 8-bit RGB PNG, with the standard library only (zlib): rows, each behind filter 0."""
+    stride = width * 3
+    rows = b"".join(b"\x00" + pixels[y * stride : (y + 1) * stride] for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8 bits, RGB
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 def mean_rgb(pixels: bytes, width: int, box: tuple[int, int, int, int]) -> list[float]:
