@@ -49,7 +49,6 @@ def test_a_new_database_gets_the_head_revision_and_the_models_schema(
         "ix_runs_execution_status": ["execution_id", "status"],
         "ix_runs_key": ["key"],
         "ix_runs_fingerprint_status": ["fingerprint", "status"],
-        "ix_runs_output_dir": ["output_dir"],
     }
 
 

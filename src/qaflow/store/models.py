@@ -71,7 +71,7 @@ RUNS = Table(
     _required("params", JSON),
     _required("platform", Text),
     _required("type", Text),
-    _required("output_dir", Text, index=True),
+    _required("output_dir", Text),
     _required("status", String(16)),
     _required("metrics", JSON),
     Column("error", Text),
