@@ -190,10 +190,14 @@ def execute(
     capacity, limits = concurrency(project, the_plan, options.concurrency)
     with contextlib.ExitStack() as stack:
         store = stack.enter_context(Store.open(project.database_url, storage=project.storage))
+        decide, settled = _decide(the_plan, options, store)
         if runner == "dask":  # reached and checked before anything is recorded
             from qaflow.executors.cluster import open_cluster
 
-            cluster = stack.enter_context(open_cluster(project, the_plan, options.dask_scheduler))
+            to_run = {spec.batch for spec in the_plan.runs if spec.key not in settled}
+            cluster = stack.enter_context(
+                open_cluster(project, the_plan, options.dask_scheduler, batches=to_run)
+            )
         if execution_id is None:
             execution_id = store.create_execution(
                 label=options.label,
@@ -205,7 +209,6 @@ def execute(
             )
         else:
             store.adopt_execution(execution_id, pid=os.getpid(), host=socket.gethostname())
-        decide, settled = _decide(the_plan, options, store)
         pool = None  # the local pool: none when every run is settled (fully cached)
         if runner == "local" and len(settled) < len(the_plan.runs):
             pool = stack.enter_context(LocalPool(capacity))  # its workers boot meanwhile

@@ -357,6 +357,11 @@ def test_resources_no_worker_offers_are_refused_before_anything_runs(two_workers
     assert "Batch 'too-many-gpus' asks for the Dask resources GPU=2" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (root / "output" / "runs").exists()
+    # once its results are up to date (executed locally here), nothing of it needs a GPU
+    assert qa(root, "batch", "too-many-gpus", "--runner", "local").returncode == 0
+    cached = qa(root, "batch", "too-many-gpus", "--dask-scheduler", two_workers.address)
+    assert cached.returncode == 0, cached.stderr
+    assert "too-many-gpus: 1 run(s) up to date" in cached.stdout
 
 
 def test_a_failed_run_is_retried_as_with_the_local_runner(two_workers, root):

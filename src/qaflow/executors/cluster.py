@@ -26,7 +26,7 @@ import re
 import secrets
 import signal
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from qaflow.errors import ExecutorError, UsageError
@@ -147,8 +147,17 @@ def task_resources(
 
 
 @contextlib.contextmanager
-def open_cluster(project: Project, the_plan: Plan, address: str | None = None) -> Iterator[Cluster]:
-    """The execution's cluster (see the module policy), checked; closed when done."""
+def open_cluster(
+    project: Project,
+    the_plan: Plan,
+    address: str | None = None,
+    *,
+    batches: Collection[str] | None = None,
+) -> Iterator[Cluster]:
+    """The execution's cluster (see the module policy), checked; closed when done.
+
+    `batches`: those with runs to execute (default: all); only their `resources:` must be
+    offered by a worker: a cached GPU batch needs no GPU worker."""
     settings = project.dask
     address = address or settings.get("scheduler_address")
     retries = max((s.retries for s in the_plan.settings.values()), default=0)
@@ -157,7 +166,8 @@ def open_cluster(project: Project, the_plan: Plan, address: str | None = None) -
         if cluster.connected is not None:
             check_workers(cluster.connected, project, cluster.description)
         for name, settings_of in the_plan.settings.items():
-            cluster.resources(name, settings_of.resources)
+            if batches is None or name in batches:
+                cluster.resources(name, settings_of.resources)
         yield cluster
     finally:
         cluster.close()
