@@ -78,6 +78,24 @@ def test_following_a_running_execution_until_its_dag_is_done(page: Any, tmp_path
         screenshot(page, "execution-done")
 
 
+def test_an_execution_started_elsewhere_appears_on_the_executions_page(
+    page: Any, tmp_path: Any
+) -> None:
+    root = make_demo(tmp_path / "appears")
+    from qaflow.project import Project
+    from qaflow.web.app import create_app
+
+    with Server(create_app(Project.discover(root))) as server:
+        page.goto(server.url + "/")
+        page.evaluate("() => { window.__same_page = true; }")  # gone if the page were reloaded
+        assert page.locator("tr.execution").count() == 0
+        execution = qaflow.batch("calibration-images", project=root, label="from-a-terminal")
+        row = page.locator(f"tr.execution[data-id='{execution.id}']")
+        row.wait_for(timeout=15_000)
+        assert "from-a-terminal" in row.inner_text()
+        assert page.evaluate("() => window.__same_page === true")
+
+
 def test_the_runs_table_filters_and_sorts_on_the_server(
     page: Any, server: Server, demo: Demo
 ) -> None:

@@ -32,7 +32,8 @@ def executions_fragment(request: Request) -> Response:
     b = board(request)
     params = pages.params_of(request, *pages.FILTERS, "ref")
     context = pages.executions_context(b, params)
-    return _fragment(request, "_executions_rows.html", context["live"], params=params, **context)
+    # always live: an execution started from a terminal appears without a reload
+    return _fragment(request, "_executions_rows.html", True, params=params, **context)
 
 
 @router.get("/live/executions/{execution_id}/dag")

@@ -53,7 +53,6 @@ def executions_context(b: Board, params: dict[str, str]) -> dict[str, Any]:
         "executions": records,
         "progress": {r.id: present.progress(r.counts) for r in records},
         "ref": params.get("ref"),
-        "live": any(r.status == "running" for r in records),
     }
 
 
