@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from qaflow.batches import Catalog, FolderTarget, Need
-from qaflow.errors import BatchSpecError, ConfigError
-from qaflow.project import Project, QaflowWarning
+from qaflow.errors import BatchSpecError, ConfigError, QaflowWarning
+from qaflow.project import Project
 
 
 def test_hidden_and_reserved_keys_are_not_batches(project):

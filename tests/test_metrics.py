@@ -11,9 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qaflow.errors import ConfigError, UsageError
+from qaflow.errors import ConfigError, QaflowWarning, UsageError
 from qaflow.metrics import Metrics, MetricSpec, Tolerance, parse_tolerances, significant
-from qaflow.project import QaflowWarning
 
 QA_BOARD_FILE = """\
 available_metrics:

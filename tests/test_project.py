@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from qaflow.errors import ConfigError
-from qaflow.project import HOST, Project, QaflowWarning, find_root
+from qaflow.errors import ConfigError, QaflowWarning
+from qaflow.project import HOST, Project, find_root
 
 FULL = """
 project: {name: my/project, entrypoint: qa/main.py}

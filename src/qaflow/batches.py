@@ -21,8 +21,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from qaflow import yamlfile
-from qaflow.errors import BatchSpecError, ConfigError, GraphError
-from qaflow.project import Project, QaflowWarning, flatten, resolve_path
+from qaflow.errors import BatchSpecError, ConfigError, GraphError, QaflowWarning
+from qaflow.project import Project, flatten, resolve_path
 
 FILE_DEFAULTS = ("database", "configs", "configurations", "configuration", "platform")
 RESERVED = {*FILE_DEFAULTS, "aliases", "groups"}

@@ -20,7 +20,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from qaflow import yamlfile
 from qaflow.errors import ConfigError, UsageError
-from qaflow.project import _is_union_tag, _kind, _Section, _warn_unknown_keys
+from qaflow.schema import Section, explain, kind_of, warn_unknown_keys
 
 DEFAULT_PRECISION = 3  # significant digits, as QA-Board shows by default
 BOOKKEEPING = frozenset({"is_failed", "compute_time"})  # what qaflow adds to every run's metrics
@@ -166,7 +166,7 @@ def significant(value: float, digits: int) -> str:
 
 
 # ---------------------------------------------------------------- the file
-class _MetricEntry(_Section):
+class _MetricEntry(Section):
     key: str | None = None  # QA-Board repeats the key; ignored
     label: str | None = None
     short_label: str | None = None
@@ -192,7 +192,7 @@ class _MetricEntry(_Section):
         return value
 
 
-class _MetricsFile(_Section):
+class _MetricsFile(Section):
     available_metrics: dict[str, _MetricEntry | None] = Field(default_factory=dict)  # `loss:`
     default_metric: str | None = None
     main_metrics: list[str] = Field(default_factory=list)
@@ -222,13 +222,20 @@ class Metrics:
         if not isinstance(data, dict):
             raise ConfigError(
                 f"{path}: expected a mapping (available_metrics, main_metrics…) at the top "
-                f"level, got {_kind(data)}."
+                f"level, got {kind_of(data)}."
             )
         try:
             parsed = _MetricsFile.model_validate(data)
         except ValidationError as exc:
-            raise ConfigError(_explain(path, exc)) from exc
-        _warn_unknown_keys(path, parsed)
+            raise ConfigError(
+                explain(
+                    path,
+                    exc,
+                    "Fix that key in the metrics file; it follows QA-Board's format (see the "
+                    "README's section on comparing results).",
+                )
+            ) from exc
+        warn_unknown_keys(path, parsed)
         return cls(
             available={
                 k: _spec(k, v or _MetricEntry()) for k, v in parsed.available_metrics.items()
@@ -265,17 +272,6 @@ def _spec(key: str, entry: _MetricEntry) -> MetricSpec:
         precision=entry.precision,
         tolerance=None if entry.tolerance is None else Tolerance.parse(entry.tolerance),
         description=entry.description,
-    )
-
-
-def _explain(path: Path, exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    keys = tuple(k for k in error["loc"] if isinstance(k, str | int) and not _is_union_tag(k))
-    dotted = ".".join(str(k) for k in keys)
-    return (
-        f"{yamlfile.where(path, keys)}: invalid value for `{dotted}`: {error['msg'].lower()} "
-        f"(got {_kind(error.get('input'))}). Fix that key in the metrics file; it follows "
-        "QA-Board's format (see the README's section on comparing results)."
     )
 
 

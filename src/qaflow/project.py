@@ -11,30 +11,26 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from qaflow import yamlfile
-from qaflow.errors import ConfigError, QaflowWarning
+from qaflow.errors import ConfigError
+from qaflow.schema import Section, explain, kind_of, warn_unknown_keys
 
 CONFIG_FILENAME = "qaboard.yaml"
 HOST = {"win32": "windows", "darwin": "darwin"}.get(sys.platform, "linux")
 
 
 # ---------------------------------------------------------------- the file, as written
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-
-
 PlatformPath = str | dict[str, str]
 StrList = str | list[str]
 
 
-class ProjectSection(_Section):
+class ProjectSection(Section):
     name: str | None = None
     entrypoint: str = "qa/main.py"
     deps: StrList | None = None  # the files whose content is the code version (default: git)
@@ -43,14 +39,14 @@ class ProjectSection(_Section):
     reference_platform: str | None = None
 
 
-class InputTypeSection(_Section):
+class InputTypeSection(Section):
     globs: StrList | None = None
     glob: StrList | None = None
     use_parent_folder: bool = False
     database: PlatformPath | None = None
 
 
-class InputsSection(_Section):
+class InputsSection(Section):
     database: PlatformPath | None = None
     globs: StrList | None = None
     glob: StrList | None = None
@@ -62,35 +58,35 @@ class InputsSection(_Section):
     allow_duplicate_batches: bool = False
 
 
-class OutputsSection(_Section):
+class OutputsSection(Section):
     metrics: str = "qa/metrics.yaml"
     visualizations: list[Any] | None = None
     detailed_views: list[Any] | None = None
 
 
-class LocalRunnerSection(_Section):
+class LocalRunnerSection(Section):
     concurrency: int | None = None  # None: QA_BATCH_CONCURRENCY, else one per CPU
 
 
-class DaskClusterSection(_Section):
+class DaskClusterSection(Section):
     """Options for dask-jobqueue (cores, memory, queue, walltime, job_extra…): passed through."""
 
     open_keys: ClassVar[bool] = True
     type: Literal["local", "slurm", "lsf", "pbs", "sge"] = "local"
 
 
-class DaskRunnerSection(_Section):
+class DaskRunnerSection(Section):
     scheduler_address: str | None = None
     cluster: DaskClusterSection | None = None
 
 
-class RunnersSection(_Section):
+class RunnersSection(Section):
     default: str = "local"
     local: LocalRunnerSection = Field(default_factory=LocalRunnerSection)
     dask: DaskRunnerSection = Field(default_factory=DaskRunnerSection)
 
 
-class ConfigFile(_Section):
+class ConfigFile(Section):
     project: ProjectSection = Field(default_factory=ProjectSection)
     inputs: InputsSection = Field(default_factory=InputsSection)
     outputs: OutputsSection = Field(default_factory=OutputsSection)
@@ -151,13 +147,20 @@ class Project:
             data = {}
         if not isinstance(data, dict):
             raise ConfigError(
-                f"{path}: expected a mapping of settings at the top level, got {_kind(data)}."
+                f"{path}: expected a mapping of settings at the top level, got {kind_of(data)}."
             )
         try:
             config = ConfigFile.model_validate(data)
         except ValidationError as exc:
-            raise ConfigError(_explain(path, exc)) from exc
-        _warn_unknown_keys(path, config)
+            raise ConfigError(
+                explain(
+                    path,
+                    exc,
+                    f"Fix that key in {CONFIG_FILENAME}; see the README's configuration "
+                    "reference for the accepted forms.",
+                )
+            ) from exc
+        warn_unknown_keys(path, config)
         return cls._from_config(root, path, config)
 
     @classmethod
@@ -274,49 +277,3 @@ def _as_tuple(value: str | list[str] | None) -> tuple[str, ...]:
     if value is None:
         return ()
     return (value,) if isinstance(value, str) else tuple(value)
-
-
-def _kind(value: Any) -> str:
-    return {
-        dict: "a mapping",
-        list: "a list",
-        str: "a string",
-        bool: "a boolean",
-        int: "a number",
-        float: "a number",
-    }.get(type(value), type(value).__name__) + (
-        f" ({value!r})" if not isinstance(value, dict | list) else ""
-    )
-
-
-def _explain(path: Path, exc: ValidationError) -> str:
-    """One paragraph from pydantic's first error: file:line, the key, what was expected."""
-    error = exc.errors()[0]
-    keys = tuple(k for k in error["loc"] if isinstance(k, str | int) and not _is_union_tag(k))
-    dotted = ".".join(str(k) for k in keys)
-    return (
-        f"{yamlfile.where(path, keys)}: invalid value for `{dotted}`: {error['msg'].lower()} "
-        f"(got {_kind(error.get('input'))}). Fix that key in {CONFIG_FILENAME}; see the README's "
-        "configuration reference for the accepted forms."
-    )
-
-
-def _is_union_tag(key: Any) -> bool:
-    # pydantic names the union member it tried in the location, e.g. 'str' or 'list[str]'
-    return isinstance(key, str) and (
-        key in {"str", "int", "bool", "float"} or "[" in key or key.endswith("Section")
-    )
-
-
-def _warn_unknown_keys(path: Path, model: BaseModel, prefix: str = "") -> None:
-    for key in {} if getattr(model, "open_keys", False) else model.model_extra or {}:
-        warnings.warn(
-            f"{path}: unknown key `{prefix}{key}` is ignored.", QaflowWarning, stacklevel=2
-        )
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        children = value.values() if isinstance(value, dict) else [value]
-        for child in children:
-            if isinstance(child, BaseModel):
-                sub = f"{prefix}{name}." if not isinstance(value, dict) else f"{prefix}{name}.*."
-                _warn_unknown_keys(path, child, sub)
