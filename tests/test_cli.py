@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -194,3 +195,35 @@ def test_a_reader_that_leaves_early_gets_no_traceback(project):
         stderr = qa.stderr.read().decode()
         assert qa.wait(timeout=30) == 1
     assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+
+
+def test_long_commands_run_with_the_garbage_collector_that_short_ones_pause(project, monkeypatch):
+    """`cli.main` pauses the cyclic GC (planning builds big acyclic graphs); `qa serve` and
+    `qa wait`, which may last for days, turn it back on."""
+    import gc
+
+    import uvicorn
+
+    import qaflow.cli
+    import qaflow.commands.wait
+
+    root = project(batches=BATCHES, files=["A.jpg", "B.jpg"])
+    seen: dict[str, bool] = {}
+
+    def serving(app, **options):
+        seen["serve"] = gc.isenabled()
+
+    def waiting(store, execution_id, timeout):
+        seen["wait"] = gc.isenabled()
+        raise TimeoutError("still running")
+
+    monkeypatch.setattr(uvicorn, "run", serving)
+    monkeypatch.setattr(qaflow.commands.wait, "wait_for", waiting)
+    monkeypatch.setattr(
+        qaflow.commands.wait, "find", lambda store, ref: type("Found", (), {"id": ref})()
+    )
+    for args in (["serve"], ["wait", "0123abcd"]):
+        with contextlib.suppress(SystemExit):
+            qaflow.cli.main(["-C", str(root), *args])
+    assert seen == {"serve": True, "wait": True}
+    assert gc.isenabled()  # and main leaves it on for whoever called it

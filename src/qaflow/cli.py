@@ -208,7 +208,8 @@ def main(argv: list[str] | None = None) -> None:
         args, forwarded = args[:cut], tuple(args[cut + 1 :])
     # A plan is a large graph of long-lived, acyclic objects: the cyclic garbage collector
     # would only traverse it, again and again, while it grows (a third of planning 10,000
-    # runs). Off while a command plans; `api.execute` turns it back on before runs execute.
+    # runs). Off for a command; those that last (`api.execute` before runs execute, `qa serve`,
+    # `qa wait`) turn it back on.
     gc.disable()
     try:
         with warnings.catch_warnings():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import secrets
 
@@ -44,6 +45,7 @@ def serve(g: Globals, host: str, port: int, token: str | None) -> int:
             f"variable (for example: --token {secrets.token_urlsafe(16)}), or bind 127.0.0.1."
         )
     project = g.project()
+    gc.enable()  # paused by `cli.main` for short commands; a server runs for days
     import uvicorn
 
     from qaflow.web.app import LOOPBACK_NAMES, create_app
