@@ -56,6 +56,7 @@ class Fingerprints:
         self._path = project.storage / ".qaflow" / "inputs.sqlite"
         self._inputs: InputHashes | None = None
         self._code: dict[tuple[str, ...], str] = {}
+        self._input_hash: dict[Path, str] = {}  # input path -> content hash, for this plan
         self._hashed: dict[
             int, tuple[str, str]
         ] = {}  # id(configurations) -> (configs, params) hashes
@@ -65,8 +66,7 @@ class Fingerprints:
         self, batch: Batch | None, runs: Sequence[RunSpec], upstream: Sequence[Sequence[str]]
     ) -> list[RunSpec]:
         """The runs with their fingerprint, parts, and fingerprint-addressed output directory."""
-        paths = [run.input_path for run in runs if run.input_path is not None]
-        hashes = self.inputs.hashes(paths) if paths else {}
+        hashes = self._input_hashes([run.input_path for run in runs if run.input_path is not None])
         code = self.code(batch.deps if batch is not None else ())
         kind = SCRIPT if batch is not None and batch.type == SCRIPT else self.kind
         out = []
@@ -77,6 +77,13 @@ class Fingerprints:
             output_dir = Path(f"{run.output_dir}/{_input_dir(run)}/{digest[:12]}")
             out.append(evolve(run, fingerprint=digest, parts=parts, output_dir=output_dir))
         return out
+
+    def _input_hashes(self, paths: list[Path]) -> dict[Path, str]:
+        """Content hashes of inputs, each looked up once per plan (batches share inputs)."""
+        missing = [path for path in dict.fromkeys(paths) if path not in self._input_hash]
+        if missing:
+            self._input_hash.update(self.inputs.hashes(missing))
+        return self._input_hash
 
     def step(self, run: RunSpec, upstream: Sequence[str]) -> RunSpec:
         """A pipeline `run:` step: its fingerprint, and its directory under the step's folder."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,8 +61,16 @@ def find_inputs(
             )
     else:
         path = database / pattern if pattern else database
-        if not os.path.lexists(path):
-            raise BatchSpecError(f"Input {location!r} does not exist: there is no {str(path)!r}.")
+        try:
+            is_dir = stat.S_ISDIR(path.stat().st_mode)
+        except OSError:  # missing, or a broken symlink (an input all the same, as before)
+            if not os.path.lexists(path):
+                raise BatchSpecError(
+                    f"Input {location!r} does not exist: there is no {str(path)!r}."
+                ) from None
+            is_dir = False
+        if not is_dir:  # one file: the common case of a long list of inputs, one stat each
+            return [FoundInput.under(path, database)]
         matched = [path]
     found: list[FoundInput] = []
     seen: set[Path] = set()
@@ -81,12 +90,12 @@ def find_inputs(
 
 def _split(location: str, database: Path) -> tuple[Path, str]:
     """(database, relative pattern): an absolute location is relative to its filesystem root."""
+    if not os.path.isabs(location):  # the common case, without building a Path  # noqa: PTH117
+        return database, location.rstrip("/")
     path = Path(location)
-    if path.is_absolute():
-        if path.is_relative_to(database):
-            return database, path.relative_to(database).as_posix()
-        return Path(path.anchor), path.relative_to(path.anchor).as_posix()
-    return database, location.rstrip("/")
+    if path.is_relative_to(database):
+        return database, path.relative_to(database).as_posix()
+    return Path(path.anchor), path.relative_to(path.anchor).as_posix()
 
 
 def _expand(
