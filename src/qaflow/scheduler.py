@@ -129,11 +129,11 @@ class Scheduler:
             if failed:
                 upstream = by_key[failed[0]].run
                 reason = f"skipped (upstream failed): {upstream.batch} {upstream.rel_input_path or ''}".rstrip()
-                self._finish(state, job, _settled(job, RunStatus.SKIPPED, reason))
+                self._finish(state, job, settled_result(job, RunStatus.SKIPPED, reason))
                 continue
             decided = self.decide(job) if self.decide else None
             if decided is None and job.task is None:
-                decided = _settled(job, RunStatus.ERRORED, "qaflow bug: a run without a task")
+                decided = settled_result(job, RunStatus.ERRORED, "qaflow bug: a run without a task")
             if decided is None and self.prepare is not None:
                 prepared = self.prepare(job, state.results)
                 decided = prepared if isinstance(prepared, RunResult) else None
@@ -192,7 +192,7 @@ class Scheduler:
             self._record(state, job, _result_of(job, future, wait=5.0))
         for key, job in by_key.items():
             if key not in state.results:
-                self._record(state, job, _settled(job, RunStatus.CANCELLED, "cancelled"))
+                self._record(state, job, settled_result(job, RunStatus.CANCELLED, "cancelled"))
 
     def _record(self, state: _State, job: Job, result: RunResult) -> None:
         state.results[job.key] = result
@@ -223,12 +223,15 @@ def _result_of(
     try:
         return future.result(timeout=wait)
     except concurrent.futures.CancelledError:
-        return _settled(job, RunStatus.CANCELLED, "cancelled")
+        return settled_result(job, RunStatus.CANCELLED, "cancelled")
     except Exception as exc:  # an executor bug must not lose the run: it is reported as errored
-        return _settled(job, RunStatus.ERRORED, f"the executor failed: {type(exc).__name__}: {exc}")
+        return settled_result(
+            job, RunStatus.ERRORED, f"the executor failed: {type(exc).__name__}: {exc}"
+        )
 
 
-def _settled(job: Job, status: RunStatus, error: str) -> RunResult:
+def settled_result(job: Job, status: RunStatus, error: str) -> RunResult:
+    """The result of a job that did not run (skipped, cancelled, errored), ended now."""
     now = time.time()
     return RunResult(
         key=job.key,

@@ -34,7 +34,6 @@ import contextlib
 import dataclasses
 import queue
 import shutil
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +44,7 @@ from qaflow.errors import ExecutorError, GraphError
 from qaflow.executors.dask_worker import Shared, Work, close_pool, run_work, topic
 from qaflow.plan import Plan
 from qaflow.runs import RunResult, RunStatus
-from qaflow.scheduler import Events, Job
+from qaflow.scheduler import Events, Job, settled_result
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -114,7 +113,7 @@ class DaskScheduler:
             client = self.cluster.client(len(state.submit))
         except ExecutorError as exc:  # every run that was to execute fails with the reason
             for job, _ in state.submit:
-                self._finish(state, job, _settled(job, RunStatus.ERRORED, str(exc)))
+                self._finish(state, job, settled_result(job, RunStatus.ERRORED, str(exc)))
             return state.results
         try:
             with self._subscribed(client):
@@ -144,11 +143,13 @@ class DaskScheduler:
             k for k in sorted(job.needs) if k in state.results and not state.results[k].status.ok
         ]
         if failed:
-            self._finish(state, job, _settled(job, RunStatus.SKIPPED, self._skip_reason(failed[0])))
+            self._finish(
+                state, job, settled_result(job, RunStatus.SKIPPED, self._skip_reason(failed[0]))
+            )
             return
         decided = self.decide(job) if self.decide else None
         if decided is None and job.task is None:
-            decided = _settled(job, RunStatus.ERRORED, "qaflow bug: a run without a task")
+            decided = settled_result(job, RunStatus.ERRORED, "qaflow bug: a run without a task")
         if decided is not None and (job.task is None or all(k in state.results for k in job.needs)):
             self._finish(state, job, decided)
         else:
@@ -281,7 +282,7 @@ class DaskScheduler:
         if job is None:
             return RunResult(future.key, RunStatus.CANCELLED)
         if future.status == "cancelled":
-            return _settled(job, RunStatus.CANCELLED, "cancelled")
+            return settled_result(job, RunStatus.CANCELLED, "cancelled")
         failed = [
             k
             for k in sorted(job.needs)
@@ -289,7 +290,7 @@ class DaskScheduler:
             or (k in state.futures and state.futures[k].status == "error")
         ]
         if failed:
-            return _settled(job, RunStatus.SKIPPED, self._skip_reason(failed[0]))
+            return settled_result(job, RunStatus.SKIPPED, self._skip_reason(failed[0]))
         try:
             exc = future.exception(timeout=5)
         except Exception as lost:
@@ -303,11 +304,11 @@ class DaskScheduler:
                 "(killed, out of memory, or lost; the scheduler's "
                 "distributed.scheduler.allowed-failures)"
             )
-            result = _settled(job, RunStatus.FAILED, error)
+            result = settled_result(job, RunStatus.FAILED, error)
             if job.task is not None:
                 result = dataclasses.replace(result, metrics=record_failure(job.task, error, 0.0))
             return result
-        return _settled(
+        return settled_result(
             job, RunStatus.ERRORED, f"the Dask task failed: {type(exc).__name__}: {exc}"
         )
 
@@ -323,7 +324,7 @@ class DaskScheduler:
                 client.run(close_pool, self.execution_id, True)
         for job in jobs:
             if job.key not in state.results:
-                self._finish(state, job, _settled(job, RunStatus.CANCELLED, "cancelled"))
+                self._finish(state, job, settled_result(job, RunStatus.CANCELLED, "cancelled"))
         state.jobs.clear()
         state.futures.clear()
 
@@ -331,15 +332,3 @@ class DaskScheduler:
 def _slim(job: Job) -> Job:
     """The job as a task carries it: without the fingerprint's parts (only `qa why` reads them)."""
     return dataclasses.replace(job, run=dataclasses.replace(job.run, parts=None))
-
-
-def _settled(job: Job, status: RunStatus, error: str) -> RunResult:
-    now = time.time()
-    return RunResult(
-        key=job.key,
-        status=status,
-        error=error,
-        started_at=now,
-        ended_at=now,
-        attempt=job.task.attempt if job.task is not None else 1,
-    )
