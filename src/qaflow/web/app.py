@@ -112,6 +112,7 @@ def create_app(
         title="qaflow board", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
     )
     app.state.board = Board(project, opened, _templates())
+    app.add_exception_handler(pages.NotFound, pages.not_found)
     app.include_router(pages.router)
     app.include_router(live.router)
     app.include_router(comparison.router)

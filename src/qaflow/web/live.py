@@ -39,9 +39,7 @@ def executions_fragment(request: Request) -> Response:
 @router.get("/live/executions/{execution_id}/dag")
 def dag_fragment(request: Request, execution_id: str) -> Response:
     b = board(request)
-    record = pages.execution_or_404(b, request, execution_id)
-    if isinstance(record, Response):
-        return record
+    record = pages.execution_or_404(b, execution_id)
     live = record.status == "running"
     return _fragment(request, "_dag.html", live, **pages.dag_context(b, record))
 
@@ -49,9 +47,7 @@ def dag_fragment(request: Request, execution_id: str) -> Response:
 @router.get("/live/executions/{execution_id}/runs")
 def runs_fragment(request: Request, execution_id: str) -> Response:
     b = board(request)
-    record = pages.execution_or_404(b, request, execution_id)
-    if isinstance(record, Response):
-        return record
+    record = pages.execution_or_404(b, execution_id)
     params = pages.params_of(request, "batch", "status", "q", "sort", "desc", "page")
     live = record.status == "running"
     return _fragment(request, "_runs_table.html", live, **pages.runs_context(b, record, params))
@@ -61,9 +57,7 @@ def runs_fragment(request: Request, execution_id: str) -> Response:
 def execution_json(request: Request, execution_id: str) -> Response:
     """The execution's status and its runs' counts per batch and status."""
     b = board(request)
-    record = pages.execution_or_404(b, request, execution_id)
-    if isinstance(record, Response):
-        return record
+    record = pages.execution_or_404(b, execution_id)
     return JSONResponse(
         {
             "id": record.id,
@@ -99,7 +93,5 @@ def log_chunk(request: Request, run_id: int, offset: int = 0) -> Response:
 @router.get("/live/executions/{execution_id}/status")
 def execution_status(request: Request, execution_id: str) -> Response:
     b = board(request)
-    record = pages.execution_or_404(b, request, execution_id)
-    if isinstance(record, Response):
-        return record
+    record = pages.execution_or_404(b, execution_id)
     return _fragment(request, "_status.html", record.status == "running", execution=record)

@@ -67,9 +67,7 @@ def _observed(b: Board, record: ExecutionRecord) -> ExecutionRecord:
 @router.get("/executions/{execution_id}")
 def execution_page(request: Request, execution_id: str) -> Response:
     b = board(request)
-    record = execution_or_404(b, request, execution_id)
-    if isinstance(record, Response):
-        return record
+    record = execution_or_404(b, execution_id)
     params = params_of(request, "batch", "status", "q", "sort", "desc", "page")
     others = [
         r for r in b.store.find_executions(limit=30, project=record.project) if r.id != record.id
@@ -131,7 +129,7 @@ def run_page(request: Request, run_id: int) -> Response:
     try:
         run = b.store.run(run_id)
     except StoreError as exc:
-        return _not_found(b, request, str(exc))
+        raise NotFound(str(exc)) from None
     record = _observed(b, b.store.execution(run.execution_id))
     if record.status != "running" and not run.status.finished:
         run = b.store.run(run_id)  # observing may have just settled it
@@ -216,15 +214,20 @@ def file(request: Request, path: str) -> Response:
 
 
 # ---------------------------------------------------------------- helpers
-def execution_or_404(b: Board, request: Request, ref: str) -> ExecutionRecord | Response:
+class NotFound(Exception):
+    """What a page names does not exist: the board answers 404 with the message (the app
+    registers `not_found` as the handler)."""
+
+
+def not_found(request: Request, exc: Exception) -> Response:
+    return board(request).render(request, "error.html", status_code=404, message=str(exc))
+
+
+def execution_or_404(b: Board, ref: str) -> ExecutionRecord:
     try:
         return _observed(b, b.store.execution(ref))
     except StoreError as exc:
-        return _not_found(b, request, str(exc))
-
-
-def _not_found(b: Board, request: Request, message: str) -> Response:
-    return b.render(request, "error.html", status_code=404, message=message)
+        raise NotFound(str(exc)) from None
 
 
 def params_of(request: Request, *names: str) -> dict[str, str]:
@@ -244,7 +247,7 @@ def run_by_key(request: Request, execution_id: str, key: str) -> Response:
     b = board(request)
     run = b.store.run_by_key(execution_id, key)
     if run is None:
-        return _not_found(b, request, f"Execution {execution_id!r} has no run {key!r}.")
+        raise NotFound(f"Execution {execution_id!r} has no run {key!r}.")
     ref = request.query_params.get("ref")
     target = str(request.url_for("run_page", run_id=run.id))
     return RedirectResponse(target + (present.query({}, ref=ref) if ref else ""), status_code=303)
