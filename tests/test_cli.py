@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import subprocess
 import sys
@@ -170,6 +171,32 @@ def test_python_dash_m_and_console_script(project):
         [sys.executable, "-m", "qaflow", "--version"], capture_output=True, text=True, check=False
     )
     assert version.returncode == 0 and "0.1.0" in version.stdout
+
+
+def test_the_console_entry_exits_promptly_yet_runs_exit_handlers_and_flushes(project):
+    """`cli.entry` skips the interpreter's teardown: the exit code, buffered output (a pipe,
+    so not line-buffered) and atexit handlers must all survive that."""
+    many = "many:\n  inputs: ['*.jpg']\n"
+    root = project(batches=many, files=[f"{i}.jpg" for i in range(300)])
+    code = (
+        "import atexit, sys, threading\n"
+        "from qaflow import cli\n"
+        "atexit.register(lambda: sys.stderr.write('handler ran\\n'))\n"
+        "if sys.argv[1] == 'thread':\n"
+        "    threading.Thread(target=lambda: (__import__('time').sleep(0.5), print('thread done'))).start()\n"
+        "sys.argv = ['qa', *sys.argv[2:]]\n"
+        "cli.entry()\n"
+    )
+    run = functools.partial(subprocess.run, capture_output=True, text=True, check=False)
+    listed = run(
+        [sys.executable, "-c", code, "-", "-C", str(root), "batch", "many", "--list-inputs"]
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert len(listed.stdout.splitlines()) == 300 and listed.stderr == "handler ran\n"
+    failed = run([sys.executable, "-c", code, "-", "-C", str(root), "batch", "nope"])
+    assert failed.returncode == 2 and "nope" in failed.stderr and "handler ran" in failed.stderr
+    waited = run([sys.executable, "-c", code, "thread", "--version"])  # a normal exit waits for it
+    assert waited.returncode == 0 and "thread done" in waited.stdout, waited
 
 
 def test_commands_are_imported_when_they_run_not_with_the_cli():

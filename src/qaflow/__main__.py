@@ -1,5 +1,5 @@
 """`python -m qaflow` is the `qa` command."""
 
-from qaflow.cli import main
+from qaflow.cli import entry
 
-main()
+entry()

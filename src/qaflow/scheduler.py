@@ -106,13 +106,16 @@ class Scheduler:
     def run(self, jobs: list[Job]) -> dict[str, RunResult]:
         """Execute every job; return the final result of each, by run key."""
         by_key = {job.key: job for job in jobs}
-        state = _State(sorter=_sorter(by_key))
+        _check_needs(by_key)
+        state = _State(sorter=graphlib.TopologicalSorter())
+        undecided = self._settle_upfront(state, jobs)
+        state.sorter = _sorter(by_key, state.results)
         try:
             while state.sorter.is_active():
                 if self._cancelled.is_set():
                     self._cancel_all(state, by_key)
                     break
-                self._take_ready(state, by_key)
+                self._take_ready(state, by_key, undecided)
                 self._start(state)
                 if state.inflight:
                     self._wait(state)
@@ -122,7 +125,26 @@ class Scheduler:
         return state.results
 
     # ------------------------------------------------------------ transitions
-    def _take_ready(self, state: _State, by_key: dict[str, Job]) -> None:
+    def _settle_upfront(self, state: _State, jobs: list[Job]) -> set[str]:
+        """Finish, in one pass, the jobs that `decide` settles and whose upstream was settled
+        ok the same way (a cached DAG: all of it, without the graph's bookkeeping); jobs in
+        plan order settle whole chains. Returns the keys `decide` declined, not to ask again."""
+        undecided: set[str] = set()
+        if self.decide is None:
+            return undecided
+        results = state.results
+        for job in jobs:
+            if not all(key in results and results[key].status.ok for key in job.needs):
+                continue
+            decided = self.decide(job)
+            if decided is None:
+                undecided.add(job.key)
+                continue
+            results[job.key] = decided
+            self.events.run_finished(job.run, decided)
+        return undecided
+
+    def _take_ready(self, state: _State, by_key: dict[str, Job], undecided: set[str]) -> None:
         for key in state.sorter.get_ready():
             job = by_key[key]
             failed = [k for k in sorted(job.needs) if not state.results[k].status.ok]
@@ -131,7 +153,7 @@ class Scheduler:
                 reason = f"skipped (upstream failed): {upstream.batch} {upstream.rel_input_path or ''}".rstrip()
                 self._finish(state, job, settled_result(job, RunStatus.SKIPPED, reason))
                 continue
-            decided = self.decide(job) if self.decide else None
+            decided = self.decide(job) if self.decide and key not in undecided else None
             if decided is None and job.task is None:
                 decided = settled_result(job, RunStatus.ERRORED, "qaflow bug: a run without a task")
             if decided is None and self.prepare is not None:
@@ -199,17 +221,23 @@ class Scheduler:
         self.events.run_finished(job.run, result)
 
 
-def _sorter(by_key: dict[str, Job]) -> graphlib.TopologicalSorter[str]:
-    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
-    for key, job in by_key.items():
-        unknown = [
-            key for key in job.needs if key not in by_key
-        ]  # not `- by_key.keys()`: O(n) each
+def _check_needs(by_key: dict[str, Job]) -> None:
+    for job in by_key.values():
+        unknown = [key for key in job.needs if key not in by_key]  # not `- by_key.keys()`: O(n)
         if unknown:
             raise GraphError(
                 f"Run {job.run.batch} {job.run.rel_input_path} needs runs that are not planned: {sorted(unknown)}."
             )
-        sorter.add(key, *sorted(job.needs))
+
+
+def _sorter(
+    by_key: dict[str, Job], settled: Mapping[str, RunResult]
+) -> graphlib.TopologicalSorter[str]:
+    """The graph of the jobs not `settled` yet (what they need of those is done)."""
+    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+    for key, job in by_key.items():
+        if key not in settled:
+            sorter.add(key, *sorted(k for k in job.needs if k not in settled))
     try:
         sorter.prepare()
     except graphlib.CycleError as exc:

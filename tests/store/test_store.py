@@ -191,6 +191,23 @@ def test_non_finite_metrics_are_stored_as_null(store: Store) -> None:
     assert run.ended_at is not None and run.ended_at > 0
 
 
+def test_metrics_come_back_exactly_big_integers_and_odd_keys_included(store: Store) -> None:
+    """JSON goes through orjson, with json for what orjson would not keep exactly."""
+    execution_id, specs = with_runs(store, 1)
+    metrics = {
+        "huge": 2**70,
+        "negative": -(2**63),
+        "tiny": 1.1156998880323954e-05,
+        "precise": 0.1 + 0.2,
+        "text": "12345678901234567890123 é \u2603",
+        "nested": {"1": [True, None, 1e300]},
+    }
+    store.run_finished(
+        execution_id, RunResult(key=specs[0]["id"], status=RunStatus.SUCCEEDED, metrics=metrics)
+    )
+    assert store.runs(execution_id)[0].metrics == metrics
+
+
 def test_writing_an_unknown_run_or_execution_is_a_store_error(store: Store) -> None:
     execution_id, _ = with_runs(store, 1)
     with pytest.raises(StoreError, match="no run 'nope' in execution"):
