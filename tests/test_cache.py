@@ -18,6 +18,7 @@ import pytest
 import qaflow
 from qaflow.report import RecordingReporter
 from qaflow.runs import RunStatus
+from qaflow.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,6 +97,13 @@ def test_a_second_run_executes_nothing_and_reports_cached(project, qa):
 def test_changing_one_inputs_content_reruns_that_input_and_what_depends_on_it(project, qa):
     root = make(project)
     run_batch(root)
+    cached = run_batch(root)  # why then compares with reused runs, which record no parts
+    with Store.open(None, storage=root / "output") as store:
+        rows = store.runs(cached.id)
+        assert {r.status for r in rows} == {RunStatus.CACHED}
+        assert not any("fingerprint_parts" in r.spec for r in rows)
+        plan = {r.spec.key: r.spec for r in cached.runs()}
+        assert all(store.fingerprint_parts(r.fingerprint) == plan[r.key].parts for r in rows)
     rewrite_keeping_size_and_mtime(root / "b.raw", b"CHANG")
     why = qa("-C", str(root), "why", "summary").stdout.splitlines()
     assert why[0] == "images b.raw: the input's content changed"

@@ -190,7 +190,7 @@ def execute(
     capacity, limits = concurrency(project, the_plan, options.concurrency)
     with contextlib.ExitStack() as stack:
         store = stack.enter_context(Store.open(project.database_url, storage=project.storage))
-        decide, settled = _decide(the_plan, options, store)
+        decide, settled, known = _decide(the_plan, options, store)
         if runner == "dask":  # reached and checked before anything is recorded
             from qaflow.executors.cluster import open_cluster
 
@@ -214,7 +214,7 @@ def execute(
             pool = stack.enter_context(LocalPool(capacity))  # its workers boot meanwhile
         events = Reporters(
             reporter if reporter is not None else ConsoleReporter(single=options.tee),
-            StoreRecorder(store=store, execution_id=execution_id, settled=settled),
+            StoreRecorder(store=store, execution_id=execution_id, settled=settled, known=known),
         )
         timeout = _env_timeout()
         jobs = [
@@ -378,20 +378,29 @@ def _env_timeout() -> float | None:
         raise UsageError(f"QA_BATCH_TIMEOUT={value!r} is not a number of seconds.") from None
 
 
-def _decide(the_plan: Plan, options: Options, store: Any) -> tuple[Any, dict[str, RunResult]]:
+def _decide(
+    the_plan: Plan, options: Options, store: Any
+) -> tuple[Any, dict[str, RunResult], frozenset[str]]:
     """Which runs are settled without executing: up-to-date results (the cache), or for
     --action-on-existing sync/skip, whatever the output directories hold. Returns the
-    scheduler's `decide`, and the results known already (the cache's, decided up front)."""
+    scheduler's `decide`, the results known already (the cache's, decided up front), and
+    the fingerprints with a successful run in the store (which recorded their parts)."""
     if options.action_on_existing in ("sync", "skip"):
-        return _existing(options.action_on_existing), {}
+        return _existing(options.action_on_existing), {}, frozenset()
     if options.action_on_existing == "postprocess":
-        return None, {}
+        return None, {}, frozenset()
     from qaflow.cache import reusable
 
+    known: dict[str, Any] = {}
+
+    def recorded(fingerprints: Sequence[str]) -> dict[str, Any]:
+        known.update(store.successes(fingerprints))
+        return known
+
     cached = reusable(
-        the_plan, force=options.force, force_batches=options.force_batches, recorded=store.successes
+        the_plan, force=options.force, force_batches=options.force_batches, recorded=recorded
     )
-    return (lambda job: cached.get(job.key)), cached
+    return (lambda job: cached.get(job.key)), cached, frozenset(known)
 
 
 def _forced(the_plan: Plan, options: Options) -> frozenset[str]:

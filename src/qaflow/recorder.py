@@ -15,7 +15,7 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING
 
 from qaflow.plan import Plan, RunSpec
@@ -41,11 +41,15 @@ class StoreRecorder:
         interval: float = 0.2,
         heartbeat: float = HEARTBEAT,
         settled: Mapping[str, RunResult] | None = None,
+        known: Collection[str] = (),
     ) -> None:
         """`settled`: results known before anything runs (reused ones), recorded with the
-        planned runs by one insert instead of one update each."""
+        planned runs by one insert instead of one update each. `known`: fingerprints with a
+        successful run in the store; a reused run of one is recorded without its fingerprint
+        parts, which that run holds (`Store.fingerprint_parts`): a third of the row."""
         self.store = store
         self.settled = settled or {}
+        self.known = known
         self.execution_id = execution_id
         self.interval = interval
         self.heartbeat = heartbeat
@@ -54,7 +58,13 @@ class StoreRecorder:
         self._error: BaseException | None = None
 
     def execution_started(self, execution_id: str, plan: Plan) -> None:
-        specs = [{**plan.describe(run), "fingerprint_parts": run.parts} for run in plan.runs]
+        settled, known = self.settled, self.known
+        specs = [
+            plan.describe(run)
+            if run.key in settled and run.fingerprint in known
+            else {**plan.describe(run), "fingerprint_parts": run.parts}
+            for run in plan.runs
+        ]
         self.store.add_runs(
             self.execution_id,
             specs,

@@ -96,6 +96,18 @@ def test_runs_settled_up_front_are_inserted_finished_and_specs_are_stored_once(
     assert "output_dir" not in stored and "params" not in stored  # kept in their columns only
 
 
+def test_specs_stored_by_an_earlier_qaflow_read_whole(store: Store) -> None:
+    """Rows written before `_in_columns` became bits name the fields it left out."""
+    execution_id = new_execution(store)
+    spec = make_spec(1)
+    store.add_runs(execution_id, [spec])
+    old = {k: v for k, v in spec.items() if k not in ("output_dir", "params", "id")}
+    old["_in_columns"] = ["output_dir", "params", "id"]
+    with store._transaction("write") as connection:
+        connection.exec_driver_sql(f"UPDATE runs SET spec = '{json.dumps(old)}'")
+    assert store.runs(execution_id)[0].spec == spec
+
+
 def test_add_runs_refuses_mismatched_fingerprints_and_unknown_executions(store: Store) -> None:
     execution_id = new_execution(store)
     with pytest.raises(ValueError, match="2 specs but 1 fingerprints"):

@@ -45,6 +45,8 @@ def reasons(the_plan: Plan, run: RunSpec, last: object, store: object) -> list[s
     if last is None:
         return [_never(run, store)]
     old = getattr(last, "spec", {}).get("fingerprint_parts")
+    if not old and getattr(last, "fingerprint", None):  # a reused run: its source recorded them
+        old = store.fingerprint_parts(last.fingerprint)  # type: ignore[attr-defined]
     if not old or not run.parts:
         return ["its last result was made by a qaflow that did not record what it depended on"]
     names = {

@@ -123,20 +123,29 @@ _IN_COLUMNS = {
     "fingerprint": "fingerprint",
 }
 _MOVED = "_in_columns"  # the fields left out of the stored spec, to put back when read
+_BITS = {k: 1 << i for i, k in enumerate(_IN_COLUMNS)}  # never reorder: stored rows use it
 
 
 def _compact(spec: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
     """The spec without the fields its columns hold with the same value (half its size:
-    10,000 runs are inserted per execution, cached ones included)."""
-    moved = [k for k, column in _IN_COLUMNS.items() if k in spec and spec[k] == row[column]]
-    compact = {k: v for k, v in spec.items() if k not in moved}
+    10,000 runs are inserted per execution, cached ones included); `_in_columns` says which,
+    as bits of `_BITS` (rows written before say it as a list of names)."""
+    compact, moved = {}, 0
+    for k, v in spec.items():
+        column = _IN_COLUMNS.get(k)
+        if column is not None and v == row[column]:
+            moved |= _BITS[k]
+        else:
+            compact[k] = v
     compact[_MOVED] = moved
     return compact
 
 
 def _whole(row: Row[Any]) -> dict[str, Any]:
     spec = dict(row.spec)
-    for k in spec.pop(_MOVED, ()):
+    moved = spec.pop(_MOVED, ())
+    names = [k for k, bit in _BITS.items() if moved & bit] if isinstance(moved, int) else moved
+    for k in names:
         spec[k] = getattr(row, _IN_COLUMNS[k])
     return spec
 

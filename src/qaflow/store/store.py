@@ -524,6 +524,18 @@ class Store:
             row = connection.execute(query).first()
         return None if row is None else run_record(row)
 
+    def fingerprint_parts(self, fingerprint: str) -> dict[str, Any] | None:
+        """What the fingerprint was made of, as its newest run that recorded it says (a
+        reused run records none: the run it reused holds them)."""
+        query = (
+            select(RUNS.c.spec).where(RUNS.c.fingerprint == fingerprint).order_by(RUNS.c.id.desc())
+        )
+        with self._transaction("read a fingerprint", write=False) as connection:
+            for (spec,) in connection.execute(query):
+                if spec and "fingerprint_parts" in spec:
+                    return dict(spec["fingerprint_parts"])
+        return None
+
     def successes(self, fingerprints: Sequence[str]) -> dict[str, Success]:
         """For each fingerprint that has one, its newest successful run (SUCCEEDED, or CACHED:
         reused, which proves the result was there), one query per 500 fingerprints. Only the
