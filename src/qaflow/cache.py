@@ -35,14 +35,6 @@ if TYPE_CHECKING:
     from qaflow.plan import Plan, RunSpec
 
 
-def evolve(run: RunSpec, **changes: Any) -> RunSpec:
-    """`dataclasses.replace` for planning's hot path (a call per planned run): copies the
-    instance's fields instead of running `__init__` again (RunSpec has no __post_init__)."""
-    new = object.__new__(type(run))
-    new.__dict__.update(run.__dict__, **changes)
-    return new
-
-
 class Fingerprints:
     """Computes the fingerprints of a plan's runs (input hashes cached on disk, code versions
     cached per `deps`)."""
@@ -75,7 +67,7 @@ class Fingerprints:
             parts = self.parts(run, kind=kind, input_hash=input_hash, code=code, upstream=ups)
             digest = fingerprint_of(parts)
             output_dir = Path(f"{run.output_dir}/{_input_dir(run)}/{digest[:12]}")
-            out.append(evolve(run, fingerprint=digest, parts=parts, output_dir=output_dir))
+            out.append(run.evolve(fingerprint=digest, parts=parts, output_dir=output_dir))
         return out
 
     def _input_hashes(self, paths: list[Path]) -> dict[Path, str]:

@@ -11,6 +11,7 @@ so plans are stable whatever order the filesystem lists entries in.
 from __future__ import annotations
 
 import fnmatch
+import operator
 import os
 import re
 import stat
@@ -20,6 +21,9 @@ from pathlib import Path
 from qaflow.errors import BatchSpecError
 
 GLOB_CHARS = re.compile(r"[*?\[]")
+# Path order (part by part), as one tuple comparison in C instead of a Python __lt__ per
+# comparison: sorting thousands of inputs did 40,000 of them
+_PATH_ORDER = operator.attrgetter("parts")
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,7 @@ def find_inputs(
     """
     database, pattern = _split(location, database)
     if GLOB_CHARS.search(pattern):
-        matched = sorted(database.glob(pattern))
+        matched = sorted(database.glob(pattern), key=_PATH_ORDER)
         if not matched:
             raise BatchSpecError(
                 f"No input matches {location!r} under the database {str(database)!r}."
@@ -105,14 +109,17 @@ def _expand(
         return [path]
     if not globs:
         return (
-            sorted(p for p in _walk(path, ("*",), use_parent_folder=False) if not p.is_dir())
+            sorted(
+                (p for p in _walk(path, ("*",), use_parent_folder=False) if not p.is_dir()),
+                key=_PATH_ORDER,
+            )
             if recurse
             else [path]
         )
     found = _walk(path, globs, use_parent_folder)
     if any(fnmatch.fnmatch(path.name, g) for g in globs):
         found.append(path.parent if use_parent_folder else path)
-    return sorted(set(found))
+    return sorted(set(found), key=_PATH_ORDER)
 
 
 def _walk(root: Path, globs: tuple[str, ...], use_parent_folder: bool) -> list[Path]:

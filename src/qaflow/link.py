@@ -17,7 +17,7 @@ Policy
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from qaflow.batches import Batch, Need
@@ -99,14 +99,14 @@ def resolve(
     try:
         configs = interpolate_configs(source, names, link.batch, commands=commands)
     except Deferred:
-        return replace(run, deferred=True)
+        return run.evolve(deferred=True)
     if link.command is not None:
-        return replace(run, command=str(configs[0]), deferred=False)
+        return run.evolve(command=str(configs[0]), deferred=False)
     from qaflow.plan import merge_params
 
     command = script(configs) if link.batch.type == SCRIPT else None
-    return replace(
-        run, configurations=configs, params=merge_params(configs), command=command, deferred=False
+    return run.evolve(
+        configurations=configs, params=merge_params(configs), command=command, deferred=False
     )
 
 

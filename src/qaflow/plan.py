@@ -75,6 +75,13 @@ class RunSpec:
     fingerprint: str | None = None  # what decides reuse (see cache.py); addresses output_dir
     parts: dict[str, Any] | None = None  # what the fingerprint is made of, for `qa why`
 
+    def evolve(self, **changes: Any) -> RunSpec:
+        """`dataclasses.replace` for planning's hot paths (calls per planned run): copies the
+        instance's fields instead of running `__init__` again (RunSpec has no __post_init__)."""
+        new = object.__new__(RunSpec)
+        new.__dict__.update(self.__dict__, **changes)
+        return new
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON form printed by `qa batch --list`."""
         data = {
