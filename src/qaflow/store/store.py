@@ -29,6 +29,7 @@ Invariants
 from __future__ import annotations
 
 import contextlib
+import operator
 import os
 import re
 import secrets
@@ -38,10 +39,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import (
+    JSON,
     ColumnElement,
     Connection,
     Engine,
     Row,
+    Table,
     Text,
     bindparam,
     case,
@@ -363,7 +366,7 @@ class Store:
             if connection.execute(_exists(execution_id)).first() is None:
                 raise self._no_execution(execution_id)
             if rows:
-                connection.execute(insert(RUNS), rows)
+                _insert_many(connection, RUNS, rows)
 
     def run_started(
         self, execution_id: str, key: str, *, started_at: float, host: str, attempt: int = 1
@@ -775,6 +778,29 @@ class Store:
         with self._transaction("find the same run elsewhere", write=False) as connection:
             rows = connection.execute(query).all()
         return [(row.run_id, execution_record(row, {})) for row in rows]
+
+
+def _insert_many(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """`connection.execute(insert(table), rows)`, as one executemany of the driver, with the
+    JSON columns serialised here: SQLAlchemy's processing of each row's parameters cost
+    more than SQLite's insert of it (10,000 runs per execution, cached ones included)."""
+    columns = list(rows[0])
+    json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    quote = connection.dialect.identifier_preparer.quote
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    statement = (
+        f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, columns))}) "
+        f"VALUES ({', '.join([mark] * len(columns))})"
+    )
+    encode, pick = db.dumps, operator.itemgetter(*columns)
+    encoded = [i for i, column in enumerate(columns) if column in json_columns]
+    values = []
+    for row in rows:
+        value = list(pick(row))
+        for i in encoded:
+            value[i] = encode(value[i])
+        values.append(tuple(value))
+    connection.exec_driver_sql(statement, values)
 
 
 # ---------------------------------------------------------------- rows and records
