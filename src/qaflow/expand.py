@@ -77,8 +77,17 @@ def expand_batch(
         entries = (None,) if batch.type == SCRIPT else (InputEntry("*"),)
     for point in matrix_points(batch.matrix):
         context = _apply_point(base, batch, point)
+        plain: list[InputEntry] = []  # consecutive entries that add nothing: expanded together
         for entry in entries:
+            if entry is not None and not entry.configs and not entry.settings:
+                plain.append(entry)
+                continue
+            if plain:
+                yield from _expand_plain(project, batch, context, plain, options, find, later)
+                plain = []
             yield from _expand_entry(project, batch, context, entry, options, find, later)
+        if plain:
+            yield from _expand_plain(project, batch, context, plain, options, find, later)
 
 
 def _batch_context(project: Project, batch: Batch, options: PlanOptions) -> Context:
@@ -174,6 +183,36 @@ def _expand_entry(
         raise BatchSpecError(f"{batch.file}: batch {batch.name!r}: {exc}") from None
     platform = str(settings.get("platform", context.platform))
     yield from runs_of(project, context, list(found), configs, type_name, platform, options)
+
+
+def _expand_plain(
+    project: Project,
+    batch: Batch,
+    context: Context,
+    entries: list[InputEntry],
+    options: PlanOptions,
+    find: Find,
+    later: frozenset[str],
+) -> Iterator[RunSpec]:
+    """`_expand_entry` of each entry, for entries with neither configurations nor settings of
+    their own (a long list of input files): the batch's configurations are interpolated, and
+    the runs' shared parts computed, once for all of them."""
+    names = {"matrix": context.matrix} if context.has_matrix else {}
+    configs = interpolate_configs(
+        context.configs, names, batch, roots=frozenset({"matrix"}), later=later
+    )
+    found: list[FoundInput | None] = []
+    try:
+        for entry in entries:
+            found += find(
+                entry.location,
+                database=context.database,
+                globs=context.globs,
+                use_parent_folder=context.use_parent_folder,
+            )
+    except BatchSpecError as exc:
+        raise BatchSpecError(f"{batch.file}: batch {batch.name!r}: {exc}") from None
+    yield from runs_of(project, context, found, configs, context.type, context.platform, options)
 
 
 def _settings_globs(settings: dict[str, Any]) -> tuple[str, ...]:
