@@ -231,10 +231,14 @@ def test_long_commands_run_with_the_garbage_collector_that_short_ones_pause(proj
 
     import uvicorn
 
+    import qaflow
     import qaflow.cli
     import qaflow.commands.wait
+    import qaflow.scheduler
+    from qaflow.report import RecordingReporter
 
-    root = project(batches=BATCHES, files=["A.jpg", "B.jpg"])
+    main_py = {"qa/main.py": "def run(context):\n    return {'ok': 1}\n"}
+    root = project(batches=BATCHES, files=["A.jpg", "B.jpg"], extra=main_py)
     seen: dict[str, bool] = {}
 
     def serving(app, **options):
@@ -249,8 +253,17 @@ def test_long_commands_run_with_the_garbage_collector_that_short_ones_pause(proj
     monkeypatch.setattr(
         qaflow.commands.wait, "find", lambda store, ref: type("Found", (), {"id": ref})()
     )
-    for args in (["serve"], ["wait", "0123abcd"]):
+    real_run = qaflow.scheduler.Scheduler.run
+
+    def executing(self, jobs):  # runs execute with the GC on, what planning built frozen
+        seen["batch"] = gc.isenabled() and gc.get_freeze_count() > 0
+        return real_run(self, jobs)
+
+    monkeypatch.setattr(qaflow.scheduler.Scheduler, "run", executing)
+    for args in (["serve"], ["wait", "0123abcd"], ["batch", "my-batch"]):
         with contextlib.suppress(SystemExit):
             qaflow.cli.main(["-C", str(root), *args])
-    assert seen == {"serve": True, "wait": True}
-    assert gc.isenabled()  # and main leaves it on for whoever called it
+    assert seen == {"serve": True, "wait": True, "batch": True}
+    assert gc.isenabled() and gc.get_freeze_count() == 0  # main leaves it as it found it
+    qaflow.batch("my-batch", project=root, reporter=RecordingReporter())
+    assert gc.get_freeze_count() == 0  # the library freezes nothing of its caller's

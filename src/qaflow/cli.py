@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> None:
     # A plan is a large graph of long-lived, acyclic objects: the cyclic garbage collector
     # would only traverse it, again and again, while it grows (a third of planning 10,000
     # runs). Off for a command; those that last (`api.execute` before runs execute, `qa serve`,
-    # `qa wait`) turn it back on.
+    # `qa wait`) turn it back on, `api.execute` after freezing what planning built.
     gc.disable()
     try:
         with warnings.catch_warnings():
@@ -236,6 +236,7 @@ def main(argv: list[str] | None = None) -> None:
         click.secho("interrupted", fg="red", err=True)
         sys.exit(130)
     finally:
+        gc.unfreeze()  # what `api.execute` froze (see there): collectable again, for a caller
         gc.enable()
     sys.exit(code if isinstance(code, int) else 0)
 
