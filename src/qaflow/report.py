@@ -216,8 +216,13 @@ def summary(execution: Execution, root: Path) -> list[Table | Text]:
     for column in ("batch", "runs", "succeeded", "cached", "failed", "skipped", "time"):
         table.add_column(column, justify="left" if column == "batch" else "right")
     by_batch: dict[str, list[RunResult]] = {}
-    for run in execution.runs():
-        by_batch.setdefault(run.spec.batch, []).append(run.result)
+    failures: list[tuple[RunSpec, RunResult]] = []
+    for spec in execution.plan.runs:  # not execution.runs(): no object per run (10,000s)
+        result = execution.results.get(spec.key)
+        if result is not None:
+            by_batch.setdefault(spec.batch, []).append(result)
+            if not result.status.ok:
+                failures.append((spec, result))
     for name, results in by_batch.items():
         states = Counter(r.status for r in results)
         failed = states[RunStatus.FAILED] + states[RunStatus.ERRORED]
@@ -234,8 +239,7 @@ def summary(execution: Execution, root: Path) -> list[Table | Text]:
             _seconds(sum(r.duration for r in results)),
         )
     lines: list[Table | Text] = [table]
-    failures = [run for run in execution.runs() if not run.result.status.ok]
-    lines.extend(_failure_line(run.spec, run.result, root) for run in failures[:20])
+    lines.extend(_failure_line(spec, result, root) for spec, result in failures[:20])
     if len(failures) > 20:
         lines.append(Text(f"… and {len(failures) - 20} more failed or skipped runs"))
     outputs = _short(execution.storage / "runs", root)
