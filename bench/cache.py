@@ -1,9 +1,10 @@
 """Benchmark: a fully cached DAG of 10,000 runs in 3 batches: `qa batch` and `qa --dryrun batch`.
 
 The DAG: `images` (5,000 inputs) -> `evaluate` (4,999 runs, per-input needs) -> `summary`
-(a script run that needs them all). After one real execution, times the whole `qa batch`
-process (which must report 10,000 cached) and `qa --dryrun batch`, as a user waits for them.
-Target: each under 1 second.
+(a script run that needs them all). After one real execution, and once its files are on
+disk (os.sync: else the kernel's writeback of its 10,000 run folders slows the timed runs'
+commits), times the whole `qa batch` process (which must report 10,000 cached) and
+`qa --dryrun batch`, as a user waits for them. Target: each under 1 second.
 
     python bench/cache.py [--inputs 5000] [--repeat 5]
 """
