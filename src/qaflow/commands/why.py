@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import click
 
 from qaflow.cache import reusable
@@ -33,20 +36,32 @@ def why(g: Globals, names: tuple[str, ...]) -> int:
             or by_input.get((run.batch, run.rel_input_path, run.platform))
             for run in stale
         }
-        lines = [_line(run, reasons(the_plan, run, previous[run.key], store)) for run in stale]
+        # a reused run records no fingerprint parts: the run it reused holds them
+        unrecorded = [
+            last.fingerprint
+            for last in previous.values()
+            if last is not None and "fingerprint_parts" not in last.spec
+        ]
+        parts = store.fingerprint_parts(unrecorded)
+        lines = [
+            _line(run, reasons(the_plan, run, previous[run.key], store, parts)) for run in stale
+        ]
     for line in lines:
         click.echo(line)
     click.echo(f"{len(cached)} run(s) up to date, {len(stale)} would run.")
     return 0
 
 
-def reasons(the_plan: Plan, run: RunSpec, last: object, store: object) -> list[str]:
-    """Plain words for why `run` is not up to date."""
+def reasons(
+    the_plan: Plan, run: RunSpec, last: object, store: object, parts: Mapping[str, Any]
+) -> list[str]:
+    """Plain words for why `run` is not up to date; `parts`: fingerprint parts by fingerprint,
+    for a `last` that did not record its own."""
     if last is None:
         return [_never(run, store)]
-    old = getattr(last, "spec", {}).get("fingerprint_parts")
-    if not old and getattr(last, "fingerprint", None):  # a reused run: its source recorded them
-        old = store.fingerprint_parts(last.fingerprint)  # type: ignore[attr-defined]
+    old = getattr(last, "spec", {}).get("fingerprint_parts") or parts.get(
+        getattr(last, "fingerprint", None) or ""
+    )
     if not old or not run.parts:
         return ["its last result was made by a qaflow that did not record what it depended on"]
     names = {

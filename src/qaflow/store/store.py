@@ -527,17 +527,22 @@ class Store:
             row = connection.execute(query).first()
         return None if row is None else run_record(row)
 
-    def fingerprint_parts(self, fingerprint: str) -> dict[str, Any] | None:
-        """What the fingerprint was made of, as its newest run that recorded it says (a
-        reused run records none: the run it reused holds them)."""
-        query = (
-            select(RUNS.c.spec).where(RUNS.c.fingerprint == fingerprint).order_by(RUNS.c.id.desc())
-        )
-        with self._transaction("read a fingerprint", write=False) as connection:
-            for (spec,) in connection.execute(query):
-                if spec and "fingerprint_parts" in spec:
-                    return dict(spec["fingerprint_parts"])
-        return None
+    def fingerprint_parts(self, fingerprints: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """What each fingerprint was made of, as its newest run that recorded it says (a
+        reused run records none: the run it reused holds them); one query per 500."""
+        unique = list(dict.fromkeys(f for f in fingerprints if f))
+        found: dict[str, dict[str, Any]] = {}
+        with self._transaction("read fingerprints", write=False) as connection:
+            for start in range(0, len(unique), _CHUNK):
+                query = (
+                    select(RUNS.c.fingerprint, RUNS.c.spec)
+                    .where(RUNS.c.fingerprint.in_(unique[start : start + _CHUNK]))
+                    .order_by(RUNS.c.id.desc())
+                )
+                for fingerprint, spec in connection.execute(query):
+                    if fingerprint not in found and spec and "fingerprint_parts" in spec:
+                        found[fingerprint] = dict(spec["fingerprint_parts"])
+        return found
 
     def successes(self, fingerprints: Sequence[str]) -> dict[str, Success]:
         """For each fingerprint that has one, its newest successful run (SUCCEEDED, or CACHED:
