@@ -73,6 +73,7 @@ class _State:
     inflight: dict[concurrent.futures.Future[RunResult], Job] = field(default_factory=dict)
     used: int = 0
     per_batch: Counter[str] = field(default_factory=Counter)
+    undecided: set[str] = field(default_factory=set)  # keys `decide` declined: not asked again
 
 
 class Scheduler:
@@ -107,15 +108,15 @@ class Scheduler:
         """Execute every job; return the final result of each, by run key."""
         by_key = {job.key: job for job in jobs}
         _check_needs(by_key)
-        state = _State(sorter=graphlib.TopologicalSorter())
-        undecided = self._settle_upfront(state, jobs)
-        state.sorter = _sorter(by_key, state.results)
+        results: dict[str, RunResult] = {}
+        undecided = self._settle_upfront(results, jobs)
+        state = _State(sorter=_sorter(by_key, results), results=results, undecided=undecided)
         try:
             while state.sorter.is_active():
                 if self._cancelled.is_set():
                     self._cancel_all(state, by_key)
                     break
-                self._take_ready(state, by_key, undecided)
+                self._take_ready(state, by_key)
                 self._start(state)
                 if state.inflight:
                     self._wait(state)
@@ -125,14 +126,13 @@ class Scheduler:
         return state.results
 
     # ------------------------------------------------------------ transitions
-    def _settle_upfront(self, state: _State, jobs: list[Job]) -> set[str]:
+    def _settle_upfront(self, results: dict[str, RunResult], jobs: list[Job]) -> set[str]:
         """Finish, in one pass, the jobs that `decide` settles and whose upstream was settled
         ok the same way (a cached DAG: all of it, without the graph's bookkeeping); jobs in
         plan order settle whole chains. Returns the keys `decide` declined, not to ask again."""
         undecided: set[str] = set()
         if self.decide is None:
             return undecided
-        results = state.results
         for job in jobs:
             if not all(key in results and results[key].status.ok for key in job.needs):
                 continue
@@ -144,7 +144,7 @@ class Scheduler:
             self.events.run_finished(job.run, decided)
         return undecided
 
-    def _take_ready(self, state: _State, by_key: dict[str, Job], undecided: set[str]) -> None:
+    def _take_ready(self, state: _State, by_key: dict[str, Job]) -> None:
         for key in state.sorter.get_ready():
             job = by_key[key]
             failed = [k for k in sorted(job.needs) if not state.results[k].status.ok]
@@ -153,7 +153,7 @@ class Scheduler:
                 reason = f"skipped (upstream failed): {upstream.batch} {upstream.rel_input_path or ''}".rstrip()
                 self._finish(state, job, settled_result(job, RunStatus.SKIPPED, reason))
                 continue
-            decided = self.decide(job) if self.decide and key not in undecided else None
+            decided = self.decide(job) if self.decide and key not in state.undecided else None
             if decided is None and job.task is None:
                 decided = settled_result(job, RunStatus.ERRORED, "qaflow bug: a run without a task")
             if decided is None and self.prepare is not None:
