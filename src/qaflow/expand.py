@@ -150,14 +150,7 @@ def _expand_entry(
     find: Find,
     later: frozenset[str],
 ) -> Iterator[RunSpec]:
-    names = {"matrix": context.matrix} if context.has_matrix else {}
-    configs = interpolate_configs(
-        (*context.configs, *(entry.configs if entry else ())),
-        names,
-        batch,
-        roots=frozenset({"matrix"}),
-        later=later,
-    )
+    configs = _configs(batch, context, entry.configs if entry else (), later)
     if entry is None:
         yield from runs_of(
             project, context, [None], configs, context.type, context.platform, options
@@ -177,10 +170,7 @@ def _expand_entry(
             "use_parent_folder", itype.use_parent_folder if itype else context.use_parent_folder
         )
     )
-    try:
-        found = find(entry.location, database=database, globs=globs, use_parent_folder=use_parent)
-    except BatchSpecError as exc:
-        raise BatchSpecError(f"{batch.file}: batch {batch.name!r}: {exc}") from None
+    found = _find(find, batch, entry.location, database, globs, use_parent)
     platform = str(settings.get("platform", context.platform))
     yield from runs_of(project, context, list(found), configs, type_name, platform, options)
 
@@ -197,22 +187,38 @@ def _expand_plain(
     """`_expand_entry` of each entry, for entries with neither configurations nor settings of
     their own (a long list of input files): the batch's configurations are interpolated, and
     the runs' shared parts computed, once for all of them."""
-    names = {"matrix": context.matrix} if context.has_matrix else {}
-    configs = interpolate_configs(
-        context.configs, names, batch, roots=frozenset({"matrix"}), later=later
-    )
+    configs = _configs(batch, context, (), later)
     found: list[FoundInput | None] = []
+    for entry in entries:
+        found += _find(
+            find, batch, entry.location, context.database, context.globs, context.use_parent_folder
+        )
+    yield from runs_of(project, context, found, configs, context.type, context.platform, options)
+
+
+def _configs(
+    batch: Batch, context: Context, extra: tuple[Any, ...], later: frozenset[str]
+) -> tuple[Any, ...]:
+    """The configurations of the batch (at the context's matrix point) and of an entry."""
+    names = {"matrix": context.matrix} if context.has_matrix else {}
+    return interpolate_configs(
+        (*context.configs, *extra), names, batch, roots=frozenset({"matrix"}), later=later
+    )
+
+
+def _find(
+    find: Find,
+    batch: Batch,
+    location: str,
+    database: Path,
+    globs: tuple[str, ...],
+    use_parent_folder: bool,
+) -> list[FoundInput]:
+    """The inputs at `location`; a missing one is an error naming the batch and its file."""
     try:
-        for entry in entries:
-            found += find(
-                entry.location,
-                database=context.database,
-                globs=context.globs,
-                use_parent_folder=context.use_parent_folder,
-            )
+        return find(location, database=database, globs=globs, use_parent_folder=use_parent_folder)
     except BatchSpecError as exc:
         raise BatchSpecError(f"{batch.file}: batch {batch.name!r}: {exc}") from None
-    yield from runs_of(project, context, found, configs, context.type, context.platform, options)
 
 
 def _settings_globs(settings: dict[str, Any]) -> tuple[str, ...]:
