@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from qaflow.runs import RunResult, RunStatus
 from qaflow.store import GitInfo, Store
+from qaflow.worker.model import RunResult, RunStatus
 
 METRICS_YAML = """\
 available_metrics:

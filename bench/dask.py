@@ -39,18 +39,18 @@ def make_project(root: Path, runs: int, workers: int) -> None:
 
 def plan_once(root: Path) -> None:
     """Hash the inputs once, so that neither runner's figure pays for it."""
-    from qaflow.plan import plan
-    from qaflow.project import Project
+    from qaflow.config.project import Project
+    from qaflow.plan.planner import plan
 
     plan(Project.load(root), ["big"], persist=True)
 
 
 def timed(root: Path, runner: str, runs: int, workers: int) -> float:
     import qaflow
-    from qaflow.report import ConsoleReporter
+    from qaflow.run.report import ConsoleReporter
 
     start = time.perf_counter()
-    execution = qaflow.api.batch(
+    execution = qaflow.run.driver.batch(
         "big",
         project=root,
         runner=runner,

@@ -41,10 +41,10 @@ def main() -> None:
         root = Path(tmp)
         make_project(root, args.runs)
         import qaflow
-        from qaflow.report import ConsoleReporter
+        from qaflow.run.report import ConsoleReporter
 
         start = time.perf_counter()
-        execution = qaflow.api.batch(
+        execution = qaflow.run.driver.batch(
             "big", project=root, concurrency=args.concurrency, reporter=ConsoleReporter(quiet=True)
         )
         wall = time.perf_counter() - start

@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from qaflow.executors.local import LocalPool
-from qaflow.runs import RunStatus, RunTask
+from qaflow.run.executors.local import LocalPool
+from qaflow.worker.model import RunStatus, RunTask
 
 MAIN = "def run(context):\n    return {'x': 1}\n"
 

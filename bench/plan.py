@@ -51,8 +51,8 @@ def main() -> None:
             out = subprocess.run(command, capture_output=True, check=True)
             wall.append(time.perf_counter() - start)
         runs = out.stdout.count(b'"batch": "big"')
-        from qaflow.plan import plan
-        from qaflow.project import Project
+        from qaflow.config.project import Project
+        from qaflow.plan.planner import plan
 
         inproc = []
         for _ in range(args.repeat):

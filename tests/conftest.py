@@ -17,9 +17,9 @@ from click.testing import CliRunner
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 
-from qaflow.plan import merge_params
-from qaflow.runs import RunTask
+from qaflow.plan.planner import merge_params
 from qaflow.store import Store
+from qaflow.worker.model import RunTask
 
 
 @dataclass
@@ -96,7 +96,7 @@ import click  # noqa: E402
 )
 @click.argument("argv", nargs=-1, type=click.UNPROCESSED)
 def _entry(argv: tuple[str, ...]) -> None:
-    from qaflow import cli
+    from qaflow.cli import main as cli
 
     cli.main(list(argv))
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qaflow.compare import CompareRun
-from qaflow.plan import RunSpec
-from qaflow.runs import RunResult, RunStatus
+from qaflow.plan.planner import RunSpec
+from qaflow.results.compare import CompareRun
 from qaflow.store import GitInfo, Store
+from qaflow.worker.model import RunResult, RunStatus
 
 
 @dataclass

@@ -9,19 +9,19 @@ __version__ = "0.1.0"
 __all__ = ["Execution", "ExecutionStatus", "Handle", "Run", "__version__", "api", "batch", "run"]
 
 _LAZY = {
-    "api": ("qaflow.api", None),
-    "batch": ("qaflow.api", "batch"),
-    "run": ("qaflow.api", "run"),
-    "Execution": ("qaflow.api", "Execution"),
-    "Run": ("qaflow.api", "Run"),
-    "Handle": ("qaflow.background", "Handle"),
-    "ExecutionStatus": ("qaflow.background", "ExecutionStatus"),
+    "api": ("qaflow.run.driver", None),
+    "batch": ("qaflow.run.driver", "batch"),
+    "run": ("qaflow.run.driver", "run"),
+    "Execution": ("qaflow.run.driver", "Execution"),
+    "Run": ("qaflow.run.driver", "Run"),
+    "Handle": ("qaflow.run.background", "Handle"),
+    "ExecutionStatus": ("qaflow.run.background", "ExecutionStatus"),
 }
 
 if TYPE_CHECKING:
-    from qaflow import api
-    from qaflow.api import Execution, Run, batch, run
-    from qaflow.background import ExecutionStatus, Handle
+    from qaflow.run import driver as api
+    from qaflow.run.background import ExecutionStatus, Handle
+    from qaflow.run.driver import Execution, Run, batch, run
 
 
 def __getattr__(name: str) -> Any:

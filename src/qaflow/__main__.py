@@ -1,5 +1,5 @@
 """`python -m qaflow` is the `qa` command."""
 
-from qaflow.cli import entry
+from qaflow.cli.main import entry
 
 entry()

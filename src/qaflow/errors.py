@@ -10,7 +10,7 @@
     └── ExecutorError (exit 1)         we could not execute a run (not: the user's code failed)
 
 A failure of user code is never an exception here: it is a run result.
-The mapping to a process exit happens in exactly one place, `qaflow.cli.main`.
+The mapping to a process exit happens in exactly one place, `qaflow.cli.main.main`.
 """
 
 from __future__ import annotations

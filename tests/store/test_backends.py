@@ -13,8 +13,8 @@ import pytest
 from store_helpers import with_runs
 
 from qaflow.errors import StoreError
-from qaflow.runs import RunResult, RunStatus
 from qaflow.store import Store
+from qaflow.worker.model import RunResult, RunStatus
 
 
 # ---------------------------------------------------------------- SQLite specifics

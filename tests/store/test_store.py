@@ -10,8 +10,8 @@ import pytest
 from store_helpers import GIT, make_spec, new_execution, with_runs
 
 from qaflow.errors import StoreError
-from qaflow.runs import RunResult, RunStatus
 from qaflow.store import ExecutionRecord, GitInfo, Store
+from qaflow.worker.model import RunResult, RunStatus
 
 
 # ---------------------------------------------------------------- executions and runs

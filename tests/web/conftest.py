@@ -22,7 +22,7 @@ import pytest
 
 import qaflow
 from conftest import write_project
-from qaflow.project import Project
+from qaflow.config.project import Project
 from qaflow.store import Store
 
 CHROMIUM_ENV = "QA_TEST_CHROMIUM"

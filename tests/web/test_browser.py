@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 import qaflow
-from qaflow.runs import RunResult, RunStatus
+from qaflow.worker.model import RunResult, RunStatus
 
 from .conftest import XSS, XSS_FILE, Demo, Server, make_demo, screenshot
 
@@ -41,7 +41,7 @@ def test_the_executions_page_lists_them_and_picks_a_reference_in_one_click(
 
 def test_following_a_running_execution_until_its_dag_is_done(page: Any, tmp_path: Any) -> None:
     root = make_demo(tmp_path / "live")
-    from qaflow.project import Project
+    from qaflow.config.project import Project
     from qaflow.web.app import create_app
 
     with Server(create_app(Project.discover(root))) as server:
@@ -82,7 +82,7 @@ def test_an_execution_started_elsewhere_appears_on_the_executions_page(
     page: Any, tmp_path: Any
 ) -> None:
     root = make_demo(tmp_path / "appears")
-    from qaflow.project import Project
+    from qaflow.config.project import Project
     from qaflow.web.app import create_app
 
     with Server(create_app(Project.discover(root))) as server:
@@ -186,7 +186,7 @@ def test_comparing_two_executions_highlights_the_regressions(
 
 
 def test_a_running_run_s_log_is_followed_live(page: Any, tmp_path: Any) -> None:
-    from qaflow.project import Project
+    from qaflow.config.project import Project
     from qaflow.store import GitInfo, Store
     from qaflow.web.app import create_app
 

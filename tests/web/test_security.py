@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from qaflow import cli  # noqa: F401  (before a command module: cli imports them all)
-from qaflow.commands.serve import is_loopback
+from qaflow.cli import main as cli  # noqa: F401  (before a command module: cli imports them all)
+from qaflow.cli.commands.serve import is_loopback
 from qaflow.web.app import create_app
 
 from .conftest import Demo, Server

@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-from qaflow.project import Project
-from qaflow.runs import RunResult, RunStatus
+from qaflow.config.project import Project
 from qaflow.store import GitInfo, Store
 from qaflow.web.app import create_app
+from qaflow.worker.model import RunResult, RunStatus
 
 from .conftest import Server
 

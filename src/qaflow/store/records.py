@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from qaflow.runs import RunResult, RunStatus
+from qaflow.worker.model import RunResult, RunStatus
 
 if TYPE_CHECKING:
     from sqlalchemy import Row

@@ -57,7 +57,6 @@ from sqlalchemy import (
 from sqlalchemy.exc import OperationalError
 
 from qaflow.errors import StoreError
-from qaflow.runs import RunResult, RunStatus
 from qaflow.store import engine as db
 from qaflow.store.models import EXECUTIONS, RUNS
 from qaflow.store.records import (
@@ -69,9 +68,10 @@ from qaflow.store.records import (
     run_record,
     run_row,
 )
+from qaflow.worker.model import RunResult, RunStatus
 
 if TYPE_CHECKING:
-    from qaflow.compare import CompareRun
+    from qaflow.results.compare import CompareRun
 
 _BY_KEY = update(RUNS).where(
     RUNS.c.execution_id == bindparam("b_execution_id"), RUNS.c.key == bindparam("b_key")
@@ -273,7 +273,7 @@ class Store:
     def compare_runs(self, execution_id: str, *, batch: str | None = None) -> list[CompareRun]:
         """The execution's runs in plan order, only the columns a comparison needs (no spec
         but its matrix): what `qa compare` reads of 10,000 runs in a fraction of a second."""
-        from qaflow.compare import CompareRun
+        from qaflow.results.compare import CompareRun
 
         query = (
             select(
@@ -832,7 +832,7 @@ class RunSummary(NamedTuple):
 
 
 # A pipeline's `run:` steps are runs of the pipeline batch (type "pipeline") whose output
-# directories are PIPELINE/step-N/ID (qaflow.pipeline): each is a node of the graph of its
+# directories are PIPELINE/step-N/ID (qaflow.plan.pipeline): each is a node of the graph of its
 # own, named as `qa dag` names it, "BATCH step N".
 _STEP = case((RUNS.c.type == "pipeline", RUNS.c.output_dir), else_=None).label("step")
 _STEP_FOLDER = re.compile(r"step-(\d+)")

@@ -3,7 +3,7 @@
 Imported only by `qa serve` and the tests: it pulls in FastAPI, Starlette and Jinja2.
 """
 
-# The board shows statuses as `qa status` words them (qaflow.commands.status). That module
-# imports qaflow.cli, which imports every command, commands.status among them: importing
+# The board shows statuses as `qa status` words them (qaflow.cli.commands.status). That module
+# imports qaflow.cli.main, which imports every command, commands.status among them: importing
 # the cli first keeps that cycle from starting halfway through commands.status.
-import qaflow.cli  # noqa: F401
+import qaflow.cli.main  # noqa: F401

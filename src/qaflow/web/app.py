@@ -32,8 +32,8 @@ from qaflow.errors import QaflowError
 from qaflow.web import present
 
 if TYPE_CHECKING:
-    from qaflow.metrics import Metrics
-    from qaflow.project import Project
+    from qaflow.config.project import Project
+    from qaflow.results.metrics import Metrics
     from qaflow.store import Store
 
 HERE = Path(__file__).parent
@@ -64,7 +64,7 @@ class Board:
     def metrics(self) -> Metrics:
         """The project's metrics.yaml (none described if it is invalid: the page still shows
         the values, and `qa compare` reports the error)."""
-        from qaflow.metrics import Metrics
+        from qaflow.results.metrics import Metrics
 
         try:
             return Metrics.load(self.project.metrics_path)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qaflow.compare import Comparison, MetricSummary
+from qaflow.results.compare import Comparison, MetricSummary
 
 WIDTH, HEIGHT, MAX_BARS, MAX_BAR_WIDTH = 360, 90, 240, 28
 

@@ -8,9 +8,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from qaflow.compare import ExecutionSide, Row, compare
 from qaflow.errors import QaflowError
-from qaflow.metrics import Metrics
+from qaflow.results.compare import ExecutionSide, Row, compare
+from qaflow.results.metrics import Metrics
 from qaflow.web import charts
 from qaflow.web.app import board
 from qaflow.web.pages import params_of

@@ -9,10 +9,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from qaflow.background import is_alive, observe
-from qaflow.compare import MetricDelta, delta
 from qaflow.errors import StoreError
-from qaflow.metrics import Metrics, MetricSpec
+from qaflow.results.compare import MetricDelta, delta
+from qaflow.results.metrics import Metrics, MetricSpec
+from qaflow.run.background import is_alive, observe
 from qaflow.store.records import ExecutionRecord, RunRecord
 from qaflow.store.store import RunSummary
 from qaflow.web import dag, files, present

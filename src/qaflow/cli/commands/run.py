@@ -1,0 +1,38 @@
+"""`qa run -i INPUT [CMD…]`: one run of the entrypoint, or of a shell command."""
+
+from __future__ import annotations
+
+import shlex
+
+import click
+
+from qaflow.cli.main import Globals
+from qaflow.plan.planner import plan_single
+from qaflow.run.driver import execute
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option(
+    "-i",
+    "--input",
+    "input_path",
+    required=True,
+    metavar="INPUT",
+    help="The input: a path relative to the database, or absolute.",
+)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def run(g: Globals, input_path: str, command: tuple[str, ...]) -> int:
+    """Run the entrypoint's run(context) on INPUT, or COMMAND with {input_path} and {output_dir} filled in."""
+    project = g.project()
+    cmd = (command[0] if len(command) == 1 else shlex.join(command)) if command else None
+    the_plan = plan_single(project, input_path, g.plan_options(), command=cmd)
+    if g.dryrun and cmd is not None:
+        click.echo(
+            f"would run: {cmd}  (input {the_plan.runs[0].input_path}, output {the_plan.runs[0].output_dir})"
+        )
+        return 0
+    execution = execute(
+        project, the_plan, g.options(command=cmd, tee=True, concurrency=1, force=True)
+    )
+    return execution.exit_code

@@ -1,0 +1,290 @@
+"""The `qa` command: parse arguments, call the library, print, exit with its code.
+
+Exit codes are mapped in one place, `main`: 0 success, 1 a run failed (or an internal
+error of ours), 2 usage or configuration error, printed as one paragraph without traceback.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import gc
+import importlib
+import json
+import os
+import sys
+import threading
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from qaflow import __version__
+from qaflow.errors import QaflowError, QaflowWarning, UsageError
+
+if TYPE_CHECKING:
+    from qaflow.config.project import Project
+    from qaflow.plan.planner import PlanOptions
+    from qaflow.run.driver import Options
+
+
+@dataclass
+class Globals:
+    """Options given before the command, as in QA-Board (`qa --label X batch Y`)."""
+
+    project_dir: Path | None = None
+    label: str = "default"
+    configs: tuple[Any, ...] | None = None
+    platform: str | None = None
+    database: Path | None = None
+    type: str | None = None
+    dryrun: bool = False
+    tuning: dict[str, Any] = field(default_factory=dict)
+    forwarded_args: tuple[str, ...] = ()
+
+    def project(self) -> Project:
+        from qaflow.config.project import Project
+
+        if self.project_dir is not None and not self.project_dir.is_dir():
+            raise UsageError(f"-C {str(self.project_dir)!r}: no such folder.")
+        return Project.discover(self.project_dir)
+
+    def plan_options(self) -> PlanOptions:
+        from qaflow.plan.planner import PlanOptions
+
+        return PlanOptions(
+            configs=self.configs,
+            platform=self.platform,
+            database=self.database,
+            type=self.type,
+            label=self.label,
+            extra_parameters=self.tuning,
+        )
+
+    def options(self, **execution: Any) -> Options:
+        from qaflow.run.driver import Options
+
+        return Options(
+            label=self.label,
+            plan=self.plan_options(),
+            forwarded_args=self.forwarded_args,
+            dryrun=self.dryrun,
+            argv=tuple(sys.argv),
+            **execution,
+        )
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are named in COMMANDS and imported when first needed."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module, _, name = COMMANDS[cmd_name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), name), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option(
+    "-C",
+    "--project",
+    "project_dir",
+    type=click.Path(path_type=Path),
+    help="Use the project in DIR (default: the nearest qaboard.yaml above the cwd).",
+    metavar="DIR",
+)
+@click.option(
+    "--label",
+    "-l",
+    default="default",
+    show_default=True,
+    help="Experiment name the execution is recorded under.",
+)
+@click.option(
+    "--config",
+    "-c",
+    "configs",
+    multiple=True,
+    help="Default configurations (`base:delta` or repeated); used by batches that set none.",
+)
+@click.option("--platform", help="Platform of the runs (default: the host's, e.g. linux).")
+@click.option(
+    "--database",
+    type=click.Path(path_type=Path),
+    help="Folder relative input paths are resolved against.",
+)
+@click.option("--type", "input_type", help="Input type (one of inputs.types in qaboard.yaml).")
+@click.option("--dryrun", is_flag=True, help="Print what would run, run nothing.")
+@click.option(
+    "--tuning",
+    multiple=True,
+    metavar="JSON",
+    help="Extra parameters as a JSON object, merged into params (repeatable).",
+)
+@click.version_option(__version__, prog_name="qaflow")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    project_dir: Path | None,
+    label: str,
+    configs: tuple[str, ...],
+    platform: str | None,
+    database: Path | None,
+    input_type: str | None,
+    dryrun: bool,
+    tuning: tuple[str, ...],
+) -> None:
+    """qaflow: run your code on batches of inputs x configurations, chained into cached DAGs."""
+    ctx.obj = Globals(
+        project_dir=project_dir,
+        label=label,
+        configs=parse_configs(configs) if configs else None,
+        platform=platform,
+        database=database.resolve() if database else None,
+        type=input_type,
+        dryrun=dryrun,
+        tuning=parse_tuning(tuning),
+        forwarded_args=ctx.meta.get("qaflow.forwarded", ()),
+    )
+
+
+def parse_configs(values: tuple[str, ...]) -> tuple[Any, ...]:
+    """`-c base:delta -c '{"k": 1}'` -> ("base", "delta", {"k": 1})."""
+    out: list[Any] = []
+    for value in values:
+        if value.lstrip().startswith("{"):
+            out.append(_json(value, "--config"))
+        else:
+            out.extend(part for part in value.split(":") if part)
+    return tuple(out)
+
+
+def parse_tuning(values: tuple[str, ...]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for value in values:
+        parsed = _json(value, "--tuning")
+        if not isinstance(parsed, dict):
+            raise UsageError(
+                f"--tuning {value!r}: expected a JSON object such as '{{\"threshold\": 0.5}}'."
+            )
+        merged.update(parsed)
+    return merged
+
+
+def _json(value: str, option: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"{option} {value!r} is not valid JSON: {exc.msg} at character {exc.pos}."
+        ) from exc
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    if issubclass(category, QaflowWarning):
+        click.secho(f"warning: {message}", fg="yellow", err=True)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `qa` console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    forwarded: tuple[str, ...] = ()
+    if "--" in args:  # QA-Board: what follows `--` is forwarded to the runs
+        cut = args.index("--")
+        args, forwarded = args[:cut], tuple(args[cut + 1 :])
+    # A plan is a large graph of long-lived, acyclic objects: the cyclic garbage collector
+    # would only traverse it, again and again, while it grows (a third of planning 10,000
+    # runs). Off for a command; those that last (`api.execute` before runs execute, `qa serve`,
+    # `qa wait`) turn it back on, `api.execute` after freezing what planning built.
+    gc.disable()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", QaflowWarning)
+            warnings.showwarning = _show_warning
+            with cli.make_context("qa", args) as ctx:
+                ctx.meta["qaflow.forwarded"] = forwarded
+                code = cli.invoke(ctx)
+    except QaflowError as exc:
+        click.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if exc.exit_code == 2 else exc.exit_code)
+    except BrokenPipeError:  # `qa status | head`: the reader left; no traceback, no more output
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.secho("interrupted", fg="red", err=True)
+        sys.exit(130)
+    finally:
+        gc.unfreeze()  # what `api.execute` froze (see there): collectable again, for a caller
+        gc.enable()
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def entry() -> NoReturn:
+    """The `qa` console script and `python -m qaflow`: `main`, then a prompt exit.
+
+    Once the command is done, the exit handlers run and the output is flushed, as at any
+    exit; then the process ends without the interpreter's teardown, which frees every
+    module and object one by one for nothing (0.1 s of the wait after `qa batch` over
+    10,000 runs). Only when no other non-daemon thread runs: else a normal exit waits for it.
+    """
+    try:
+        main()
+        code: Any = 0
+    except SystemExit as exc:
+        code = exc.code
+    others = [t for t in threading.enumerate() if t is not threading.main_thread()]
+    if any(t.is_alive() and not t.daemon for t in others):
+        sys.exit(code)
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:  # what sys.exit does with a message
+        sys.stderr.write(f"{code}\n")
+        status = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
+            stream.flush()
+    os._exit(status)
+
+
+# Each subcommand's module is imported when that command runs (or `qa --help` lists them),
+# not for every command: `qa status` needs none of what `qa batch` imports.
+COMMANDS = {
+    "batch": "qaflow.cli.commands.batch:batch",
+    "run": "qaflow.cli.commands.run:run",
+    "dag": "qaflow.cli.commands.dag:dag",
+    "why": "qaflow.cli.commands.why:why",
+    "init": "qaflow.cli.commands.init:init",
+    "logs": "qaflow.cli.commands.logs:logs",
+    "gc": "qaflow.cli.commands.gc:gc",
+    "status": "qaflow.cli.commands.status:status",
+    "wait": "qaflow.cli.commands.wait:wait",
+    "cancel": "qaflow.cli.commands.cancel:cancel",
+    "compare": "qaflow.cli.commands.compare:compare",
+    "history": "qaflow.cli.commands.history:history",
+    "serve": "qaflow.cli.commands.serve:serve",
+}

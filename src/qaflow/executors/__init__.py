@@ -1,8 +1,0 @@
-"""Where runs execute: a pool of local worker processes, or inline in the calling process."""
-
-from __future__ import annotations
-
-from qaflow.executors.inline import InlineExecutor
-from qaflow.executors.local import LocalPool
-
-__all__ = ["InlineExecutor", "LocalPool"]

@@ -1,0 +1,373 @@
+"""Expanding one batch into its runs: matrix points × inputs, with QA-Board's precedence rules.
+
+Policy (QA-Board's, so existing batch files plan identically):
+- configurations: the batch's `configs` if it has any, else the defaults (`qa --config`, else
+  `inputs.configs`); nested lists are flattened; per-input configurations are appended.
+- a matrix is the cartesian product of its lists, keys in sorted order, the last key varying
+  fastest; `matrix.configs` is appended to the batch's configs (or replaces the defaults when
+  the batch has none); `matrix.platform` sets the platform. `${matrix.x}` is interpolated
+  here; templates that use names known only per run or from upstream runs (`needs`,
+  `input_path`…) are left for `link`.
+- database: the batch's `database`, else its type's, else `qa --database`, else the project's.
+- `type: script`: configurations are shell commands; without `inputs`, one run with no input.
+
+Invariant: a run's key (and so its output directory) is a pure function of its identity:
+batch, batch file, input, platform, input type and configurations as written (after the
+matrix): two different runs never share one, and planning again finds the same.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import itertools
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qaflow.config import expressions as interpolation
+from qaflow.config import yamlfile
+from qaflow.config.batches import Batch, FolderTarget, InputEntry
+from qaflow.config.project import HOST, Project, flatten, resolve_path
+from qaflow.errors import BatchSpecError, InterpolationError
+from qaflow.plan.inputs import FoundInput, find_inputs
+
+if TYPE_CHECKING:
+    from qaflow.plan.planner import PlanOptions, RunSpec
+
+MATRIX_CONFIG_KEYS = ("configs", "configurations", "configuration")
+SCRIPT = "script"
+PIPELINE = "pipeline"
+
+
+@dataclass(frozen=True)
+class Context:
+    """The settings shared by the runs of one matrix point of one batch."""
+
+    batch: str
+    batch_file: Path | None
+    type: str
+    database: Path
+    globs: tuple[str, ...]
+    use_parent_folder: bool
+    platform: str
+    configs: tuple[Any, ...]
+    matrix: dict[str, Any]
+    has_matrix: bool
+
+
+Find = Callable[..., list[FoundInput]]
+
+
+def input_cache() -> Find:
+    """`find_inputs` memoised for one plan: matrix points and batches share folder walks."""
+    return functools.lru_cache(maxsize=None)(find_inputs)
+
+
+def expand_batch(
+    project: Project, batch: Batch, options: PlanOptions, find: Find, *, later: frozenset[str]
+) -> Iterator[RunSpec]:
+    """The runs of `batch`; `later`: names its templates may use that `link` provides."""
+    base = _batch_context(project, batch, options)
+    if batch.inputs is not None:
+        entries: tuple[InputEntry | None, ...] = batch.inputs
+    else:
+        entries = (None,) if batch.type == SCRIPT else (InputEntry("*"),)
+    for point in matrix_points(batch.matrix):
+        context = _apply_point(base, batch, point)
+        plain: list[InputEntry] = []  # consecutive entries that add nothing: expanded together
+        for entry in entries:
+            if entry is not None and not entry.configs and not entry.settings:
+                plain.append(entry)
+                continue
+            if plain:
+                yield from _expand_plain(project, batch, context, plain, options, find, later)
+                plain = []
+            yield from _expand_entry(project, batch, context, entry, options, find, later)
+        if plain:
+            yield from _expand_plain(project, batch, context, plain, options, find, later)
+
+
+def _batch_context(project: Project, batch: Batch, options: PlanOptions) -> Context:
+    type_name = batch.type or options.type or project.default_type
+    itype = project.input_type(type_name)
+    if batch.database is not None:
+        database = batch.database
+    elif batch.type is None and options.database is not None:
+        database = options.database
+    else:
+        database = itype.database
+    configs = batch.configs if batch.configs is not None else default_configs(project, options)
+    return Context(
+        batch=batch.name,
+        batch_file=batch.file,
+        type=type_name,
+        database=database,
+        globs=batch.globs if batch.globs is not None else itype.globs,
+        use_parent_folder=itype.use_parent_folder
+        if batch.use_parent_folder is None
+        else batch.use_parent_folder,
+        platform=batch.platform or options.platform or HOST,
+        configs=configs,
+        matrix={},
+        has_matrix=bool(batch.matrix),
+    )
+
+
+def default_configs(project: Project, options: PlanOptions) -> tuple[Any, ...]:
+    return options.configs if options.configs is not None else project.default_configs
+
+
+def matrix_points(matrix: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """The cartesian product, keys sorted and the last varying fastest (as sklearn's ParameterGrid)."""
+    keys = sorted(matrix)
+    return [
+        dict(zip(keys, values, strict=True))
+        for values in itertools.product(*(matrix[k] for k in keys))
+    ]
+
+
+def _apply_point(base: Context, batch: Batch, point: dict[str, Any]) -> Context:
+    if not batch.matrix:
+        return base
+    configs = base.configs
+    matrix_configs = next((point[k] for k in MATRIX_CONFIG_KEYS if k in point), None)
+    if matrix_configs is not None:
+        extra = tuple(flatten(matrix_configs))
+        configs = (*configs, *extra) if batch.configs is not None else extra
+    platform = str(point["platform"]) if "platform" in point else base.platform
+    return replace(base, configs=configs, platform=platform, matrix=point)
+
+
+def _expand_entry(
+    project: Project,
+    batch: Batch,
+    context: Context,
+    entry: InputEntry | None,
+    options: PlanOptions,
+    find: Find,
+    later: frozenset[str],
+) -> Iterator[RunSpec]:
+    configs = _configs(batch, context, entry.configs if entry else (), later)
+    if entry is None:
+        yield from runs_of(
+            project, context, [None], configs, context.type, context.platform, options
+        )
+        return
+    settings = entry.settings
+    database = (
+        resolve_path(project.root, settings["database"])
+        if "database" in settings
+        else context.database
+    )
+    type_name = str(settings.get("type", context.type))
+    itype = project.input_type(type_name) if "type" in settings else None
+    globs = _settings_globs(settings) or (itype.globs if itype else context.globs)
+    use_parent = bool(
+        settings.get(
+            "use_parent_folder", itype.use_parent_folder if itype else context.use_parent_folder
+        )
+    )
+    found = _find(find, batch, entry.location, database, globs, use_parent)
+    platform = str(settings.get("platform", context.platform))
+    yield from runs_of(project, context, list(found), configs, type_name, platform, options)
+
+
+def _expand_plain(
+    project: Project,
+    batch: Batch,
+    context: Context,
+    entries: list[InputEntry],
+    options: PlanOptions,
+    find: Find,
+    later: frozenset[str],
+) -> Iterator[RunSpec]:
+    """`_expand_entry` of each entry, for entries with neither configurations nor settings of
+    their own (a long list of input files): the batch's configurations are interpolated, and
+    the runs' shared parts computed, once for all of them."""
+    configs = _configs(batch, context, (), later)
+    found: list[FoundInput | None] = []
+    for entry in entries:
+        found += _find(
+            find, batch, entry.location, context.database, context.globs, context.use_parent_folder
+        )
+    yield from runs_of(project, context, found, configs, context.type, context.platform, options)
+
+
+def _configs(
+    batch: Batch, context: Context, extra: tuple[Any, ...], later: frozenset[str]
+) -> tuple[Any, ...]:
+    """The configurations of the batch (at the context's matrix point) and of an entry."""
+    names = {"matrix": context.matrix} if context.has_matrix else {}
+    return interpolate_configs(
+        (*context.configs, *extra), names, batch, roots=frozenset({"matrix"}), later=later
+    )
+
+
+def _find(
+    find: Find,
+    batch: Batch,
+    location: str,
+    database: Path,
+    globs: tuple[str, ...],
+    use_parent_folder: bool,
+) -> list[FoundInput]:
+    """The inputs at `location`; a missing one is an error naming the batch and its file."""
+    try:
+        return find(location, database=database, globs=globs, use_parent_folder=use_parent_folder)
+    except BatchSpecError as exc:
+        raise BatchSpecError(f"{batch.file}: batch {batch.name!r}: {exc}") from None
+
+
+def _settings_globs(settings: dict[str, Any]) -> tuple[str, ...]:
+    value = settings.get("globs", settings.get("glob"))
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def expand_folder(
+    project: Project, target: FolderTarget, options: PlanOptions, find: Find
+) -> Iterator[RunSpec]:
+    """`qa batch some/folder`: a run of the default configurations per input found there."""
+    itype = project.input_type(options.type)
+    database = (
+        options.database
+        if options.database is not None and options.type is None
+        else itype.database
+    )
+    context = Context(
+        batch=target.location,
+        batch_file=None,
+        type=itype.name,
+        database=database,
+        globs=itype.globs,
+        use_parent_folder=itype.use_parent_folder,
+        platform=options.platform or HOST,
+        configs=default_configs(project, options),
+        matrix={},
+        has_matrix=False,
+    )
+    found = find(
+        target.location,
+        database=database,
+        globs=itype.globs,
+        use_parent_folder=itype.use_parent_folder,
+        recurse_without_globs=True,
+    )
+    yield from runs_of(
+        project, context, list(found), context.configs, itype.name, context.platform, options
+    )
+
+
+def interpolate_configs(
+    configs: tuple[Any, ...],
+    names: dict[str, Any],
+    batch: Batch,
+    *,
+    roots: frozenset[str] | None = None,
+    later: frozenset[str] = frozenset(),
+    commands: bool | None = None,
+) -> tuple[Any, ...]:
+    """Interpolate a batch's configurations (strings as shell commands for script batches and
+    pipeline steps), with the file, line, batch and field named in errors."""
+    script = batch.type in (SCRIPT, PIPELINE) if commands is None else commands
+    if not any(_maybe_template(c, script) for c in configs):
+        return tuple(flatten(list(configs)))
+    try:
+        value = [
+            interpolation.interpolate_command(c, names, roots=roots, later=later)
+            if script and isinstance(c, str)
+            else interpolation.interpolate(c, names, roots=roots, later=later)
+            for c in configs
+        ]
+    except InterpolationError as exc:
+        if type(exc) is not InterpolationError:  # a subclass (Deferred) is a signal, not an error
+            raise
+        raise InterpolationError(config_error(batch, exc, bool(names.get("matrix")))) from None
+    return tuple(flatten(value))
+
+
+def _maybe_template(config: Any, script: bool) -> bool:
+    if script and isinstance(config, str):
+        return "{" in config
+    return interpolation.has_templates(config)
+
+
+def config_error(batch: Batch, exc: InterpolationError, has_matrix: bool) -> str:
+    field_name = next((k for k in MATRIX_CONFIG_KEYS if k in _keys_of(batch)), "configs")
+    if "matrix" in str(exc):
+        hint = (
+            "Add the variable to the batch's `matrix:`, or fix the expression."
+            if has_matrix
+            else "This batch has no `matrix:`; define one, or remove the expression."
+        )
+    else:
+        hint = "Fix the expression: it may use `needs`/`depends` (and the aliases of `needs:`), `matrix`, `input_path`, `output_dir`, and `previous` in pipelines."
+    where = yamlfile.where(batch.file, (batch.yaml_key, field_name))
+    return f"{where}: batch {batch.name!r}: invalid `{field_name}`: {exc}. {hint}"
+
+
+def _keys_of(batch: Batch) -> set[str]:
+    data = yamlfile.load(batch.file).get(batch.yaml_key)  # only on the error path
+    return set(data) if isinstance(data, dict) else set()
+
+
+def runs_of(
+    project: Project,
+    context: Context,
+    found: list[FoundInput | None],
+    configs: tuple[Any, ...],
+    type_name: str,
+    platform: str,
+    options: PlanOptions,
+) -> Iterator[RunSpec]:
+    """One RunSpec per input (None: a run without input), keyed by its identity."""
+    from qaflow.plan.planner import RunSpec, merge_params
+
+    if options.extra_parameters:
+        configs = (*configs, options.extra_parameters)
+    params = merge_params(configs)
+    identity = json.dumps(
+        [context.batch, str(context.batch_file), type_name, platform, configs],
+        sort_keys=True,
+        default=str,
+    ).encode()
+    prefix = hashlib.blake2b(identity, digest_size=8)
+    runs_dir = Path(f"{project.storage}/runs/{slug(context.batch)}")  # shared: no parse per run
+    for item in found:
+        digest = prefix.copy()
+        if item is not None:
+            digest.update(f"\0{item.database}\0{item.rel}".encode())
+        key = digest.hexdigest()
+        yield RunSpec(
+            batch=context.batch,
+            batch_file=context.batch_file,
+            input_path=None if item is None else item.path,
+            rel_input_path=None if item is None else item.rel,
+            database=context.database if item is None else item.database,
+            type=type_name,
+            configurations=configs,
+            params=params,
+            platform=platform,
+            matrix=context.matrix,
+            output_dir=runs_dir,  # the batch's folder of runs; `Fingerprints.assign` completes it
+            key=key,
+        )
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._@+=-]+")
+
+
+def slug(name: str) -> str:
+    return _UNSAFE.sub("_", name).strip("_") or "_"
+
+
+@functools.lru_cache(maxsize=1 << 16)  # the runs of one input share it (matrix points)
+def rel_dir(rel: str) -> str:
+    """The input's relative path as folders under the batch; `..` cannot climb out."""
+    parts = [slug(p) if p not in (".", "..") else "_" for p in rel.split("/") if p]
+    return "/".join(parts) or "_"

@@ -1,0 +1,402 @@
+"""Planning: from batch names to the graph of runs to execute, with no execution at all.
+
+`plan()` resolves the names (aliases, wildcards, folders), orders the batches so that every
+batch comes after what it `needs` (`graph.batch_order`), expands each batch into runs
+(`expand`), links each run to the runs it needs and evaluates its expressions (`link`), and
+compiles pipelines (`pipeline`). The result, a `Plan`, is plain data: the runs in a stable
+order, the edges between them, and what each run needs at run time.
+
+Invariants: every batch is planned once, even when several batches need it; a run's needs
+are runs of the plan; the order of `runs` is a topological order of the edges.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from qaflow.config.batches import Batch, Catalog, FolderTarget
+from qaflow.config.expressions import has_templates
+from qaflow.config.project import HOST, Project
+from qaflow.errors import BatchSpecError
+from qaflow.plan.expand import (
+    PIPELINE,
+    SCRIPT,
+    Context,
+    default_configs,
+    expand_batch,
+    expand_folder,
+    input_cache,
+    runs_of,
+)
+from qaflow.plan.graph import batch_order, stable_order
+from qaflow.plan.inputs import FoundInput
+from qaflow.plan.link import Link, Linker, later_names, resolve
+from qaflow.plan.pipeline import compile_pipeline
+from qaflow.plan.reuse import Fingerprints
+
+SINGLE_RUN_BATCH = "@run"
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """What the command line adds to the batch files."""
+
+    configs: tuple[Any, ...] | None = None  # --config: the default configurations
+    platform: str | None = None
+    database: Path | None = None
+    type: str | None = None
+    label: str = "default"
+    extra_parameters: dict[str, Any] = field(default_factory=dict)  # --tuning
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One planned run: what to run it on, with what, and where its outputs go."""
+
+    batch: str
+    batch_file: Path | None
+    input_path: Path | None
+    rel_input_path: str | None
+    database: Path
+    type: str
+    configurations: tuple[Any, ...]
+    params: dict[str, Any]
+    platform: str
+    matrix: dict[str, Any]
+    output_dir: Path
+    key: str
+    command: str | None = None  # script batches and pipeline `run:` steps
+    deferred: bool = False  # its configurations read upstream metrics: evaluated when it starts
+    fingerprint: str | None = None  # what decides reuse (see cache.py); addresses output_dir
+    parts: dict[str, Any] | None = None  # what the fingerprint is made of, for `qa why`
+
+    def evolve(self, **changes: Any) -> RunSpec:
+        """`dataclasses.replace` for planning's hot paths (calls per planned run): copies the
+        instance's fields instead of running `__init__` again (RunSpec has no __post_init__)."""
+        new = object.__new__(RunSpec)
+        new.__dict__.update(self.__dict__, **changes)
+        return new
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form printed by `qa batch --list`."""
+        data = {
+            "batch": self.batch,
+            "batch_file": None if self.batch_file is None else str(self.batch_file),
+            "input_path": None if self.input_path is None else str(self.input_path),
+            "rel_input_path": self.rel_input_path,
+            "database": str(self.database),
+            "type": self.type,
+            "configurations": list(self.configurations),
+            "configs": list(self.configurations),
+            "params": self.params,
+            "platform": self.platform,
+            "matrix": self.matrix,
+            "output_dir": str(self.output_dir),
+            "id": self.key,
+            "fingerprint": self.fingerprint,
+        }
+        if self.command is not None:
+            data["command"] = self.command
+        if self.deferred:
+            data["deferred"] = True
+        return data
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """How the runs of one batch execute."""
+
+    timeout: float | None = None  # seconds
+    retries: int = 0
+    cpus: int = 1
+    concurrency: int | None = None  # `local: {concurrency: N}`: at most N of its runs at once
+    resources: dict[str, Any] = field(default_factory=dict)  # as written: cpus, gpus, memory…
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every run to execute, in a stable topological order, with the edges between them."""
+
+    runs: list[RunSpec]
+    batches: list[str]  # every batch planned, each after those it needs
+    settings: dict[str, BatchSettings] = field(default_factory=dict)
+    links: dict[str, Link] = field(default_factory=dict)  # run key -> what its expressions name
+    edges: dict[str, frozenset[str]] = field(default_factory=dict)  # run key -> keys it needs
+    env: dict[str, dict[str, str]] = field(default_factory=dict)  # run key -> extra environment
+    previous_files: dict[str, tuple[str, ...]] = field(default_factory=dict)  # pipelines
+    graph: dict[str, list[str]] = field(default_factory=dict)  # batch -> batches it needs
+    targets: list[str] = field(default_factory=list)  # the batches asked for
+
+    def needs(self, key: str) -> frozenset[str]:
+        return self.edges.get(key, frozenset())
+
+    def to_json(self, statuses: Mapping[str, str] | None = None) -> str:
+        """A JSON array, one run object per line (fast to write, easy to grep); with `statuses`,
+        each object says whether the run would execute or is cached."""
+        if not self.runs:
+            return "[]"
+        dumps = json.JSONEncoder(default=str, ensure_ascii=False).encode
+        rows = (
+            self.describe(run) | ({"status": statuses[run.key]} if statuses else {})
+            for run in self.runs
+        )
+        return "[\n" + ",\n".join(dumps(row) for row in rows) + "\n]"
+
+    def describe(self, run: RunSpec) -> dict[str, Any]:
+        """A run as `--list` shows it: its spec, what it needs, its extra environment."""
+        data = run.to_dict()
+        if run.key in self.edges:
+            data["needs"] = sorted(self.edges[run.key])
+        if run.key in self.env:
+            data["env"] = self.env[run.key]
+        return data
+
+
+def plan(
+    project: Project,
+    targets: list[str],
+    options: PlanOptions | None = None,
+    *,
+    catalog: Catalog | None = None,
+    persist: bool = False,
+) -> Plan:
+    """Plan the runs of the batches (or aliases, wildcards, folders) named by `targets`, and of
+    everything they need. `persist`: keep what was learnt (input hashes) on disk, for a plan
+    about to execute; other plans change nothing on disk."""
+    options = options or PlanOptions()
+    catalog = catalog or Catalog.load(project)
+    if not targets:
+        raise BatchSpecError(
+            f"No batch given. Name one of: {', '.join(catalog.names[:20]) or '(no batch is defined)'}."
+        )
+    builder = _Builder(project, catalog, options, persist=persist)
+    try:
+        _add_targets(builder, catalog, targets)
+        builder.fingerprints.save()
+    finally:
+        builder.fingerprints.close()
+    return builder.build()
+
+
+def _add_targets(builder: _Builder, catalog: Catalog, targets: list[str]) -> None:
+    for target in catalog.resolve(targets):
+        if isinstance(target, FolderTarget):
+            builder.add_folder(target)
+        else:
+            for name in batch_order(catalog, [target]):
+                builder.add_batch(catalog.batch(name))
+            builder.targets.append(target)
+
+
+class _Builder:
+    """The plan being built, batch by batch (each after the batches it needs)."""
+
+    def __init__(
+        self, project: Project, catalog: Catalog, options: PlanOptions, *, persist: bool = False
+    ) -> None:
+        self.project, self.catalog, self.options = project, catalog, options
+        self.fingerprints = Fingerprints(project, persist=persist)
+        self.find = input_cache()
+        self.runs: list[RunSpec] = []
+        self.by_key: dict[str, RunSpec] = {}
+        self.planned: dict[str, list[RunSpec]] = {}
+        self.linker = Linker(self.planned)
+        self.links: dict[str, Link] = {}
+        self.extra: dict[str, set[str]] = {}
+        self.env: dict[str, dict[str, str]] = {}
+        self.previous_files: dict[str, tuple[str, ...]] = {}
+        self.settings: dict[str, BatchSettings] = {}
+        self.graph: dict[str, list[str]] = {}
+        self.targets: list[str] = []
+
+    def add_batch(self, batch: Batch) -> None:
+        if batch.name in self.planned:
+            return
+        self.settings[batch.name] = _settings(batch)
+        self.graph[batch.name] = [need.batch for need in batch.needs] + [
+            str(n) for s in batch.steps for n in self.catalog.resolve(list(s.batches))
+        ]
+        if batch.type == PIPELINE:
+            self._add_pipeline(batch)
+            return
+        raw: dict[str, RunSpec] = {}
+        for run in expand_batch(
+            self.project, batch, self.options, self.find, later=later_names(batch)
+        ):
+            if run.key not in self.by_key:  # the same input and configs listed twice is one run
+                raw.setdefault(run.key, run)
+        groups = [self.linker.groups(batch, run) if batch.needs else {} for run in raw.values()]
+        upstream = [
+            [self.by_key[key].fingerprint or "" for keys in group.values() for key in keys]
+            for group in groups
+        ]
+        runs = []
+        templated: dict[int, bool] = {}  # runs of one matrix point share their configurations
+        for run, group in zip(
+            self.fingerprints.assign(batch, list(raw.values()), upstream), groups, strict=True
+        ):
+            configs = id(run.configurations)
+            if configs not in templated:
+                templated[configs] = has_templates(list(run.configurations))
+            if batch.needs or batch.type == SCRIPT or templated[configs]:
+                link = Link(batch, group)
+                run = resolve(run, link, self.by_key, None)
+                self.links[run.key] = link
+            self._add_run(run)
+            runs.append(run)
+        self.planned[batch.name] = runs
+
+    def _add_pipeline(self, batch: Batch) -> None:
+        compiled = compile_pipeline(
+            self.project,
+            batch,
+            self.options,
+            self.catalog,
+            self.planned,
+            self.by_key,
+            self.fingerprints,
+        )
+        for run in compiled.runs:
+            self._add_run(run)
+        self.planned[batch.name] = compiled.runs
+        self.links.update(compiled.links)
+        self.env.update(compiled.env)
+        self.previous_files.update(compiled.previous_files)
+        for key, keys in compiled.edges.items():
+            self.extra.setdefault(key, set()).update(keys)
+
+    def _add_run(self, run: RunSpec) -> None:
+        self.runs.append(run)
+        self.by_key[run.key] = run
+
+    def add_folder(self, target: FolderTarget) -> None:
+        if target.location in self.planned:
+            return
+        self.settings[target.location] = BatchSettings()
+        self.graph[target.location] = []
+        self.targets.append(target.location)
+        runs = [
+            run
+            for run in expand_folder(self.project, target, self.options, self.find)
+            if run.key not in self.by_key
+        ]
+        for run in runs:
+            self._add_run(run)
+        self.planned[target.location] = runs
+
+    def build(self) -> Plan:
+        self.fingerprints.close()
+        edges = {}
+        for run in self.runs:
+            link = self.links.get(run.key)
+            needs = (link.needs if link else frozenset()) | self.extra.get(run.key, set())
+            if needs:
+                edges[run.key] = frozenset(needs)
+        order = _topological(self.runs, edges)
+        return Plan(
+            runs=order,
+            batches=list(self.planned),
+            settings=self.settings,
+            links=self.links,
+            edges=edges,
+            env=self.env,
+            previous_files=self.previous_files,
+            graph=self.graph,
+            targets=self.targets,
+        )
+
+
+def _topological(runs: list[RunSpec], edges: dict[str, frozenset[str]]) -> list[RunSpec]:
+    """The runs in plan order, except that a run comes after the runs it needs (pipelines add
+    edges to batches planned before them)."""
+    position = {run.key: i for i, run in enumerate(runs)}
+    if all(position[n] < position[k] for k, needs in edges.items() for n in needs):
+        return runs
+    by_key = {run.key: run for run in runs}
+    return [by_key[key] for key in stable_order(list(by_key), edges)]
+
+
+def _settings(batch: Batch) -> BatchSettings:
+    cpus = batch.resources.get("cpus", 1)
+    return BatchSettings(
+        timeout=batch.timeout,
+        retries=batch.retries,
+        cpus=max(1, int(cpus)) if isinstance(cpus, int | float) else 1,
+        concurrency=batch.local_concurrency
+        if batch.local_concurrency and batch.local_concurrency > 0
+        else None,
+        resources=dict(batch.resources),
+    )
+
+
+def merge_params(configs: tuple[Any, ...]) -> dict[str, Any]:
+    """QA-Board's `context.params`: the deep merge of the dict configurations, later ones win."""
+    params: dict[str, Any] = {}
+    for config in configs:
+        if isinstance(config, dict):
+            _deep_merge(params, config)
+    return params
+
+
+def _deep_merge(into: dict[str, Any], new: dict[str, Any]) -> None:
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _deep_merge(into[key], value)
+        else:
+            into[key] = copy.deepcopy(value)
+
+
+def plan_single(
+    project: Project,
+    location: str,
+    options: PlanOptions | None = None,
+    *,
+    command: str | None = None,
+) -> Plan:
+    """The one run of `qa run -i LOCATION`: that exact path (no glob expansion), default configs."""
+    options = options or PlanOptions()
+    itype = project.input_type(options.type)
+    database = options.database if options.database is not None else itype.database
+    path = Path(location) if Path(location).is_absolute() else database / location
+    if not path.exists():
+        raise BatchSpecError(
+            f"Input {location!r} does not exist: there is no {str(path)!r}. Give a path relative to the database {str(database)!r}, or an absolute path."
+        )
+    if not path.is_relative_to(database):
+        database = Path(path.anchor)
+    context = Context(
+        batch=SINGLE_RUN_BATCH,
+        batch_file=None,
+        type=itype.name,
+        database=database,
+        globs=(),
+        use_parent_folder=False,
+        platform=options.platform or HOST,
+        configs=default_configs(project, options),
+        matrix={},
+        has_matrix=False,
+    )
+    found: list[FoundInput | None] = [FoundInput.under(path, database)]
+    fingerprints = Fingerprints(
+        project, kind="entrypoint" if command is None else "command", persist=True
+    )
+    try:
+        planned = runs_of(
+            project, context, found, context.configs, itype.name, context.platform, options
+        )
+        runs = fingerprints.assign(None, [replace(run, command=command) for run in planned], [[]])
+        fingerprints.save()
+    finally:
+        fingerprints.close()
+    return Plan(
+        runs=runs,
+        batches=[SINGLE_RUN_BATCH],
+        settings={SINGLE_RUN_BATCH: BatchSettings()},
+        graph={SINGLE_RUN_BATCH: []},
+        targets=[SINGLE_RUN_BATCH],
+    )

@@ -1,0 +1,207 @@
+"""Caching: the fingerprint of every planned run, and which runs can reuse an existing result.
+
+Policy
+- A run's fingerprint (`fingerprint.parts_dict`) covers its kind, its configurations and
+  params as planned, the platform, its input's content, the code version (the `deps:`
+  files of the batch or project, else the git commit and uncommitted changes, batch files
+  excluded) and the fingerprints of the runs it needs. Its output directory is addressed
+  by it: a new fingerprint never overwrites another's results.
+- A run is reused (CACHED) when its output directory holds a successful `metrics.json`
+  (written last by the run, in one write: the sign it completed) and none of the runs it
+  needs executes in this execution. This holds across labels, executions and commits, and
+  after a crash: a run that completed before its driver was killed is not run again.
+- `--force` executes every run; `--force-batch NAME` the runs of that batch (and so,
+  transitively, what needs them).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qaflow.config.batches import Batch
+from qaflow.config.project import Project
+from qaflow.plan.expand import PIPELINE, SCRIPT, rel_dir
+from qaflow.plan.fingerprint import InputHashes, code_version, fingerprint_of, hash_json, parts_dict
+from qaflow.worker.execute import completed_metrics
+from qaflow.worker.model import RunResult, RunStatus
+
+if TYPE_CHECKING:
+    from qaflow.plan.planner import Plan, RunSpec
+
+
+class Fingerprints:
+    """Computes the fingerprints of a plan's runs (input hashes cached on disk, code versions
+    cached per `deps`)."""
+
+    def __init__(
+        self, project: Project, *, kind: str = "entrypoint", persist: bool = False
+    ) -> None:
+        self.project = project
+        self.kind = kind
+        self.persist = persist  # keep the input hashes on disk (only for plans that execute)
+        self._path = project.storage / ".qaflow" / "inputs.sqlite"
+        self._inputs: InputHashes | None = None
+        self._code: dict[tuple[str, ...], str] = {}
+        self._input_hash: dict[Path, str] = {}  # input path -> content hash, for this plan
+        self._hashed: dict[
+            int, tuple[str, str]
+        ] = {}  # id(configurations) -> (configs, params) hashes
+        self._exclude = [project.config_path, *project.batch_files()]
+
+    def assign(
+        self, batch: Batch | None, runs: Sequence[RunSpec], upstream: Sequence[Sequence[str]]
+    ) -> list[RunSpec]:
+        """The runs with their fingerprint, parts, and fingerprint-addressed output directory."""
+        hashes = self._input_hashes([run.input_path for run in runs if run.input_path is not None])
+        code = self.code(batch.deps if batch is not None else ())
+        kind = SCRIPT if batch is not None and batch.type == SCRIPT else self.kind
+        out = []
+        for run, ups in zip(runs, upstream, strict=True):
+            input_hash = hashes.get(run.input_path) if run.input_path is not None else None
+            parts = self.parts(run, kind=kind, input_hash=input_hash, code=code, upstream=ups)
+            digest = fingerprint_of(parts)
+            output_dir = Path(f"{run.output_dir}/{_input_dir(run)}/{digest[:12]}")
+            out.append(run.evolve(fingerprint=digest, parts=parts, output_dir=output_dir))
+        return out
+
+    def _input_hashes(self, paths: list[Path]) -> dict[Path, str]:
+        """Content hashes of inputs, each looked up once per plan (batches share inputs)."""
+        missing = [path for path in dict.fromkeys(paths) if path not in self._input_hash]
+        if missing:
+            self._input_hash.update(self.inputs.hashes(missing))
+        return self._input_hash
+
+    def step(self, run: RunSpec, upstream: Sequence[str]) -> RunSpec:
+        """A pipeline `run:` step: its fingerprint, and its directory under the step's folder."""
+        parts = self.parts(
+            run, kind=PIPELINE, input_hash=None, code=self.code(()), upstream=upstream
+        )
+        digest = fingerprint_of(parts)
+        return replace(
+            run, fingerprint=digest, parts=parts, output_dir=run.output_dir / digest[:12]
+        )
+
+    def parts(
+        self, run: RunSpec, *, kind: str, input_hash: str | None, code: str, upstream: Sequence[str]
+    ) -> dict[str, Any]:
+        """The run's fingerprint parts, as a dict (`Parts.from_dict` makes them Parts)."""
+        commanded = run.command is not None and kind != SCRIPT  # `qa run -i X CMD`: CMD counts
+        return parts_dict(
+            kind=kind,
+            configurations=(*run.configurations, {"command": run.command})
+            if commanded
+            else run.configurations,
+            params=run.params,
+            platform=run.platform,
+            input_hash=input_hash,
+            code=code,
+            upstream=tuple(upstream),
+            batch=run.batch,
+            batch_file=None if run.batch_file is None else self._relative(run.batch_file),
+            rel_input_path=run.rel_input_path,
+            hashed=self._hash,
+        )
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019 - one Fingerprints per plan; batch files are few
+    def _relative(self, path: Path) -> str:
+        """Paths in fingerprints are relative to the project: a moved or cloned project keeps them."""
+        root = self.project.root
+        return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+
+    def _hash(self, value: Any) -> str:
+        """JSON hashes memoised by object: the runs of a batch share their configurations."""
+        key = id(value)
+        if key not in self._hashed:
+            self._hashed[key] = (value, hash_json(value))  # holding value keeps its id unique
+        return self._hashed[key][1]
+
+    def code(self, deps: tuple[str, ...]) -> str:
+        deps = deps or self.project.deps
+        if deps not in self._code:
+            self._code[deps] = code_version(
+                self.project.root,
+                deps=deps,
+                exclude=self._exclude,
+                fallback=self.project.entrypoint,
+            )
+        return self._code[deps]
+
+    @property
+    def inputs(self) -> InputHashes:
+        """The input hash cache; kept in memory until `save()` when there is none on disk yet,
+        so that a plan that fails, or only lists, changes nothing on disk."""
+        if self._inputs is None:
+            self._inputs = InputHashes(self._path if self._path.exists() else Path(":memory:"))
+        return self._inputs
+
+    def save(self) -> None:
+        """After a successful plan that will execute: keep the input hashes for next time."""
+        if self.persist and self._inputs is not None and not self._path.exists():
+            self._inputs.save(self._path)
+
+    def close(self) -> None:
+        if self._inputs is not None:
+            self._inputs.close()
+            self._inputs = None
+
+
+def _input_dir(run: RunSpec) -> str:
+    return "_" if run.rel_input_path is None else rel_dir(run.rel_input_path)
+
+
+Recorded = Callable[[Sequence[str]], Mapping[str, Any]]
+
+
+def reusable(
+    plan: Plan,
+    *,
+    force: bool = False,
+    force_batches: Sequence[str] = (),
+    recorded: Recorded | None = None,
+) -> dict[str, RunResult]:
+    """The runs of the plan whose result can be reused, as CACHED results, by run key.
+
+    `recorded(fingerprints)` may give the store's successful runs (their metrics), which
+    spares reading each metrics.json; a run's own metrics.json is the authority either way.
+    """
+    if force:
+        return {}
+    known = recorded([r.fingerprint for r in plan.runs if r.fingerprint]) if recorded else {}
+    forced = set(force_batches)
+    cached: dict[str, RunResult] = {}
+    now = time.time()
+    ran: dict[str, bool] = {}  # batch -> whether it has a folder of runs at all
+    for run in plan.runs:  # topological order: what a run needs was decided before it
+        if run.batch in forced or not all(key in cached for key in plan.needs(run.key)):
+            continue
+        if run.batch not in ran:  # a batch that never ran has nothing to reuse: no file to try
+            ran[run.batch] = _batch_folder(run).is_dir()
+        if not ran[run.batch]:
+            continue
+        metrics = _completed(run, known.get(run.fingerprint or ""))
+        if metrics is not None:
+            cached[run.key] = RunResult(
+                run.key, RunStatus.CACHED, metrics=metrics, started_at=now, ended_at=now
+            )
+    return cached
+
+
+def _batch_folder(run: RunSpec) -> Path:
+    """STORAGE/runs/BATCH, the folder above every run directory of the run's batch."""
+    depth = 1 if run.rel_input_path is None else rel_dir(run.rel_input_path).count("/") + 1
+    return run.output_dir.parents[depth]
+
+
+def _completed(run: RunSpec, record: Any) -> dict[str, Any] | None:
+    """The metrics of the run's successful result, if its output directory holds one (the
+    store's record spares reading the file)."""
+    folder = str(run.output_dir)  # strings, not Paths: this runs for every planned run
+    if record is not None and record.output_dir == folder:
+        return dict(record.metrics) if os.path.exists(f"{folder}/metrics.json") else None  # noqa: PTH110
+    return completed_metrics(run.output_dir)

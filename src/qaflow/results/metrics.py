@@ -1,0 +1,288 @@
+"""`qa/metrics.yaml`: how each metric is named, shown, judged (direction, target, tolerance).
+
+The file follows QA-Board's format (`available_metrics`, `default_metric`, `main_metrics`,
+`summary_metrics`); qaflow adds `tolerance:` per metric for the regression gate of
+`qa compare`. Validation happens once, here, with pydantic: unknown keys are warnings, a
+value of the wrong type is a ConfigError naming the file, the line and the key. Metrics the
+file does not describe still show, with neutral formatting and no direction: nobody said
+whether bigger is better, so they are never called better, worse or a regression.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+
+from qaflow.config import yamlfile
+from qaflow.config.schema import Section, explain, kind_of, warn_unknown_keys
+from qaflow.errors import ConfigError, UsageError
+
+DEFAULT_PRECISION = 3  # significant digits, as QA-Board shows by default
+BOOKKEEPING = frozenset({"is_failed", "compute_time"})  # what qaflow adds to every run's metrics
+Direction = Literal["better", "worse", "same"]
+_TOLERANCE = re.compile(r"\s*((?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)\s*(%?)\s*")
+
+
+# ---------------------------------------------------------------- tolerances
+@dataclass(frozen=True)
+class Tolerance:
+    """How much worse a metric may get before it is a regression: absolute, or % of the reference."""
+
+    value: float
+    relative: bool = False
+
+    @classmethod
+    def parse(cls, text: str | float, *, where: str = "tolerance") -> Tolerance:
+        """`0.01` (absolute) or `5%` (relative to the reference value); never negative."""
+        if isinstance(text, bool):
+            raise UsageError(f"{where}: expected a number or a percentage, got {text!r}.")
+        if isinstance(text, int | float):
+            if not math.isfinite(text) or text < 0:
+                raise UsageError(f"{where}: a tolerance is a number >= 0, got {text!r}.")
+            return cls(float(text))
+        match = _TOLERANCE.fullmatch(str(text))
+        if match is None:
+            raise UsageError(
+                f"{where}: {text!r} is not a tolerance: write an absolute amount such as 0.01, "
+                "or a percentage of the reference value such as 5%."
+            )
+        return cls(float(match.group(1)), relative=bool(match.group(2)))
+
+    def allowed(self, reference: float) -> float:
+        """The largest worsening allowed from `reference`."""
+        return abs(reference) * self.value / 100 if self.relative else self.value
+
+    def __str__(self) -> str:
+        return f"{self.value:g}%" if self.relative else f"{self.value:g}"
+
+
+# ---------------------------------------------------------------- one metric
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric as metrics.yaml describes it (or a neutral one it does not describe)."""
+
+    key: str
+    label: str
+    short_label: str
+    smaller_is_better: bool | None  # None: not described, so no direction
+    target: float | None = None
+    target_passfail: bool = False
+    scale: float = 1.0
+    suffix: str = ""
+    precision: int = DEFAULT_PRECISION
+    tolerance: Tolerance | None = None
+    description: str | None = None
+
+    @property
+    def described(self) -> bool:
+        return self.smaller_is_better is not None
+
+    @classmethod
+    def neutral(cls, key: str) -> MetricSpec:
+        return cls(key=key, label=key, short_label=key, smaller_is_better=None)
+
+    def format(self, value: Any) -> str:
+        """The value as shown: scaled, rounded to `precision` significant digits, suffixed.
+
+        Strings show as they are, rich metrics ({text: …}) as their text, booleans as
+        true/false, a missing value as an empty string."""
+        number = as_number(value)
+        if number is None:
+            return display_text(value)
+        return f"{significant(number * self.scale, self.precision)}{self.suffix}"
+
+    def format_delta(self, delta: float | None) -> str:
+        """A signed difference, in the metric's unit."""
+        if delta is None:
+            return ""
+        shown = significant(delta * self.scale, self.precision)
+        return f"{'+' if delta > 0 else ''}{shown}{self.suffix}"
+
+    def direction(self, reference: float, new: float) -> Direction | None:
+        """better/worse/same following smaller_is_better; None for undescribed metrics."""
+        if new == reference:
+            return "same"
+        if self.smaller_is_better is None:
+            return None
+        return "better" if (new < reference) == self.smaller_is_better else "worse"
+
+    def worsening(self, reference: float, new: float) -> float:
+        """How much worse `new` is than `reference` (negative when it is better)."""
+        return new - reference if self.smaller_is_better is not False else reference - new
+
+    def misses_target(self, value: Any) -> bool:
+        """A target_passfail metric whose value is on the wrong side of its target."""
+        number = as_number(value)
+        if not self.target_passfail or self.target is None or number is None:
+            return False
+        return number > self.target if self.smaller_is_better is not False else number < self.target
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "label": self.label,
+            "short_label": self.short_label,
+            "smaller_is_better": self.smaller_is_better,
+            "target": self.target,
+            "target_passfail": self.target_passfail,
+            "scale": self.scale,
+            "suffix": self.suffix,
+            "precision": self.precision,
+            "tolerance": None if self.tolerance is None else str(self.tolerance),
+            "description": self.description,
+        }
+
+
+def as_number(value: Any) -> float | None:
+    """The value as a finite float if it is a number (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def display_text(value: Any) -> str:
+    """Non-numeric metrics: strings as they are, rich metrics by their text."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict) and "text" in value:
+        return str(value["text"])
+    return str(value)
+
+
+def significant(value: float, digits: int) -> str:
+    """`digits` significant digits, without an exponent for ordinary magnitudes:
+    1234.6 -> "1235", 0.012345 -> "0.0123", 2.0 -> "2", 1.5e-7 -> "1.5e-07"."""
+    text = f"{value:.{max(digits, 1)}g}"
+    if "e" in text and 1 <= abs(value) < 1e15:  # more integer digits than significant ones
+        return f"{value:.0f}"
+    return text
+
+
+# ---------------------------------------------------------------- the file
+class _MetricEntry(Section):
+    key: str | None = None  # QA-Board repeats the key; ignored
+    label: str | None = None
+    short_label: str | None = None
+    description: str | None = None
+    smaller_is_better: bool = True
+    target: float | None = None
+    threshold: float | None = None  # QA-Board's older name for target
+    target_passfail: bool = False
+    scale: float = 1.0
+    suffix: str = ""
+    precision: int = Field(default=DEFAULT_PRECISION, ge=0, le=20)
+    plot_scale: str | None = None  # the web board's business
+    tolerance: float | str | None = None
+
+    @field_validator("tolerance")
+    @classmethod
+    def _tolerance(cls, value: float | str | None) -> float | str | None:
+        if value is not None:
+            try:
+                Tolerance.parse(value)
+            except UsageError as exc:
+                raise ValueError(str(exc).removeprefix("tolerance: ")) from None
+        return value
+
+
+class _MetricsFile(Section):
+    available_metrics: dict[str, _MetricEntry | None] = Field(default_factory=dict)  # `loss:`
+    default_metric: str | None = None
+    main_metrics: list[str] = Field(default_factory=list)
+    summary_metrics: list[str] = Field(default_factory=list)
+    dashboard_metrics: list[str] = Field(default_factory=list)
+    dashboard_evolution_metrics: list[str] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """All of metrics.yaml; `spec(key)` answers for any metric, described or not."""
+
+    available: dict[str, MetricSpec] = field(default_factory=dict)
+    default_metric: str | None = None
+    main_metrics: tuple[str, ...] = ()
+    summary_metrics: tuple[str, ...] = ()
+    path: Path | None = None
+
+    @classmethod
+    def load(cls, path: Path) -> Metrics:
+        """Read and validate metrics.yaml; a missing file describes no metric."""
+        if not path.is_file():
+            return cls(path=None)
+        data = yamlfile.load(path)
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(
+                f"{path}: expected a mapping (available_metrics, main_metrics…) at the top "
+                f"level, got {kind_of(data)}."
+            )
+        try:
+            parsed = _MetricsFile.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(
+                explain(
+                    path,
+                    exc,
+                    "Fix that key in the metrics file; it follows QA-Board's format (see the "
+                    "README's section on comparing results).",
+                )
+            ) from exc
+        warn_unknown_keys(path, parsed)
+        return cls(
+            available={
+                k: _spec(k, v or _MetricEntry()) for k, v in parsed.available_metrics.items()
+            },
+            default_metric=parsed.default_metric,
+            main_metrics=tuple(parsed.main_metrics),
+            summary_metrics=tuple(parsed.summary_metrics),
+            path=path,
+        )
+
+    def spec(self, key: str) -> MetricSpec:
+        return self.available.get(key) or MetricSpec.neutral(key)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "available_metrics": {k: v.to_dict() for k, v in self.available.items()},
+            "default_metric": self.default_metric,
+            "main_metrics": list(self.main_metrics),
+            "summary_metrics": list(self.summary_metrics),
+        }
+
+
+def _spec(key: str, entry: _MetricEntry) -> MetricSpec:
+    label = entry.label or key
+    return MetricSpec(
+        key=key,
+        label=label,
+        short_label=entry.short_label or label,
+        smaller_is_better=entry.smaller_is_better,
+        target=entry.target if entry.target is not None else entry.threshold,
+        target_passfail=entry.target_passfail,
+        scale=entry.scale,
+        suffix=entry.suffix,
+        precision=entry.precision,
+        tolerance=None if entry.tolerance is None else Tolerance.parse(entry.tolerance),
+        description=entry.description,
+    )
+
+
+def parse_tolerances(values: tuple[str, ...] | list[str]) -> dict[str, Tolerance]:
+    """`--tolerance loss=0.01 --tolerance psnr=5%` -> {metric: Tolerance}."""
+    found: dict[str, Tolerance] = {}
+    for value in values:
+        name, sep, amount = value.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(
+                f"--tolerance {value!r}: expected METRIC=AMOUNT, such as loss=0.01 or psnr=5%."
+            )
+        found[name.strip()] = Tolerance.parse(amount, where=f"--tolerance {value!r}")
+    return found

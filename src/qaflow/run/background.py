@@ -1,0 +1,291 @@
+"""Background executions (`qa batch --no-wait`): start a driver process, observe, await, cancel.
+
+Policy
+- `start()` (foreground) refuses what `execute()` would, records the execution, and starts
+  its driver (`python -m qaflow … batch … --execution-id ID`: it plans again and adopts the
+  record) in a new session (no SIGHUP from the terminal), stdin /dev/null, output appended
+  to STORAGE/executions/ID.log, QA_BACKGROUND=1.
+- A driver is dead when it ran on this host and its pid is gone (or a zombie), or when its
+  last heartbeat is older than HEARTBEAT_TIMEOUT, whatever the host (`is_alive`).
+- Observers (`qa status`, `qa wait`, `Handle`) persist what they see: a running execution
+  whose driver is dead becomes interrupted, and so do its pending and running runs.
+- Cancel: SIGTERM to a live driver on this host (`execute()` cancels its runs), SIGKILL
+  after CANCEL_GRACE s; a driver dead without recording its end is recorded cancelled.
+
+States: running → succeeded | failed | cancelled (by the driver) | interrupted (by an
+observer) | cancelled (by `qa cancel`, the driver being dead).
+
+Invariants: only an execution whose driver is dead on a read made after the liveness check
+is settled (one that ended meanwhile keeps the status its driver wrote); the recorded pid is
+the driver's from its spawn on (None before: the new record's fresh heartbeat vouches for
+it); the exit code is 0 if it succeeded with every run ok, else 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from subprocess import DEVNULL, STDOUT, Popen
+from typing import TYPE_CHECKING, Any
+
+from qaflow.errors import ExecutorError, UsageError
+from qaflow.store.records import ExecutionRecord, RunRecord
+from qaflow.worker.model import RunStatus
+
+if TYPE_CHECKING:
+    from qaflow.config.project import Project
+    from qaflow.plan.planner import Plan
+    from qaflow.run.driver import Options
+    from qaflow.store import Store
+
+HOST = socket.gethostname()
+HEARTBEAT_TIMEOUT = 60.0  # seconds without a heartbeat (the recorder beats every 5 s): dead
+CANCEL_GRACE = 10.0  # seconds a driver has to end after SIGTERM before it is killed
+POLL = 0.2  # seconds between two reads of the store while waiting
+_OK = {RunStatus.SUCCEEDED.value, RunStatus.CACHED.value}
+
+
+def is_alive(record: ExecutionRecord, *, now: float | None = None) -> bool:
+    """Whether the execution's driver process may still be running (see the module policy)."""
+    if record.host == HOST and record.pid is not None and not _pid_exists(record.pid):
+        return False
+    beat = record.heartbeat_at if record.heartbeat_at is not None else record.started_at
+    return (time.time() if now is None else now) - beat <= HEARTBEAT_TIMEOUT
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:  # an exited child nobody reaped yet is a zombie: it answers signals, but is dead
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] not in "ZX"
+    except (OSError, IndexError):
+        return True
+
+
+def exit_code(record: ExecutionRecord) -> int | None:
+    """0 if it succeeded with every run ok, 1 if it ended otherwise, None while it runs."""
+    if record.status == "running":
+        return None
+    ok = all(status in _OK for status, count in record.counts.items() if count)
+    return 0 if ok and record.status == "succeeded" else 1
+
+
+def observe(store: Store, ref: str) -> ExecutionRecord:
+    """The execution as stored, after recording it interrupted if its driver died."""
+    record = store.execution(ref)
+    if record.status != "running" or is_alive(record):
+        return record
+    record = store.execution(record.id)  # a driver that ended meanwhile has written its end
+    if record.status == "running":
+        settle(store, record.id, RunStatus.INTERRUPTED, "its driver died")
+    return store.execution(record.id)
+
+
+def settle(store: Store, execution_id: str, status: RunStatus, error: str) -> None:
+    """End an execution whose driver is dead: its unfinished runs and itself get `status`."""
+    keys = [run.key for run in store.runs(execution_id) if not run.status.finished]
+    store.set_status(execution_id, keys, status, error=error)  # no keys: a no-op
+    store.finish_execution(execution_id, status.value)
+
+
+def wait_for(store: Store, ref: str, timeout: float | None = None) -> ExecutionRecord:
+    """Poll until the execution has ended (or is found interrupted); TimeoutError after `timeout`."""
+    execution_id = store.execution(ref).id
+    _await_end(store, execution_id, math.inf if timeout is None else timeout)
+    record = observe(store, execution_id)
+    if record.status == "running":
+        raise TimeoutError(f"execution {record.id} is still running after {timeout:g} s")
+    return record
+
+
+def cancel(store: Store, ref: str, *, grace: float = CANCEL_GRACE) -> tuple[ExecutionRecord, bool]:
+    """Stop the execution; return it as it ended, and whether it was running."""
+    record = store.execution(ref)
+    if record.status != "running":
+        return record, False
+    if is_alive(record):
+        if record.host != HOST:
+            raise UsageError(
+                f"Execution {record.id} is driven by pid {record.pid} on host {record.host}, "
+                f"which is alive: run `qa cancel {record.id}` there."
+            )
+        for signum, seconds in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+            if record.status == "running" and is_alive(record):
+                _signal(record.pid, signum)
+                record = _await_end(store, record.id, seconds)
+    if record.status == "running":
+        settle(store, record.id, RunStatus.CANCELLED, "cancelled")
+    return store.execution(record.id), True
+
+
+def _signal(pid: int | None, signum: int) -> None:
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+
+def _await_end(store: Store, execution_id: str, seconds: float) -> ExecutionRecord:
+    """Poll until the execution ended or its driver died, for up to `seconds`."""
+    deadline = time.monotonic() + seconds
+    record = store.execution(execution_id)
+    while record.status == "running" and is_alive(record) and time.monotonic() < deadline:
+        time.sleep(POLL)
+        record = store.execution(execution_id)
+    return record
+
+
+@dataclass(frozen=True)
+class ExecutionStatus:
+    """How a background execution stands; `exit_code` is None while it runs."""
+
+    id: str
+    status: str  # running, succeeded, failed, cancelled or interrupted
+    counts: dict[str, int]  # run status -> number of runs
+    exit_code: int | None
+    record: ExecutionRecord
+
+
+@dataclass(frozen=True)
+class Handle:
+    """A background execution, as `qaflow.batch(..., wait=False)` returns it."""
+
+    id: str
+    pid: int
+    log: Path
+    storage: Path
+    database_url: str | None = None
+
+    def status(self) -> ExecutionStatus:
+        with self._store() as store:
+            r = observe(store, self.id)
+        return ExecutionStatus(r.id, r.status, r.counts, exit_code(r), r)
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Block until it ends; its exit code (0: every run ok). TimeoutError after `timeout`."""
+        with self._store() as store:
+            record = wait_for(store, self.id, timeout)
+        return exit_code(record) or 0
+
+    def cancel(self) -> None:
+        with self._store() as store:
+            cancel(store, self.id)
+
+    def runs(self) -> list[RunRecord]:
+        with self._store() as store:
+            return store.runs(self.id)
+
+    def _store(self) -> Store:
+        from qaflow.store import Store
+
+        return Store.open(self.database_url, storage=self.storage)
+
+
+def start(project: Project, the_plan: Plan, targets: Sequence[str], options: Options) -> Handle:
+    """Record the execution and start its driver in the background; return at once."""
+    from qaflow.config.git import git_info
+    from qaflow.store import Store
+
+    _preflight(project, the_plan, options)
+    with Store.open(project.database_url, storage=project.storage) as store:
+        execution_id = store.create_execution(
+            label=options.label,
+            project=project.name,
+            argv=list(options.argv or sys.argv),
+            git=git_info(project.root),
+            pid=None,  # not yet known: the heartbeat of the new record vouches for it
+            host=HOST,
+        )
+        log = log_path(project.storage, execution_id)
+        try:
+            pid = _spawn(cli_args(project.root, targets, options, execution_id), log)
+        except OSError as exc:
+            store.finish_execution(execution_id, "failed")
+            raise ExecutorError(f"cannot start the background process: {exc}") from exc
+        store.adopt_execution(execution_id, pid=pid, host=HOST)
+    return Handle(execution_id, pid, log, project.storage, project.database_url)
+
+
+def log_path(storage: Path, execution_id: str) -> Path:
+    """Where a background execution's driver writes its output."""
+    return storage / "executions" / f"{execution_id}.log"
+
+
+def _preflight(project: Project, the_plan: Plan, options: Options) -> None:
+    """What `execute()` refuses, refused here, before anything starts."""
+    from qaflow.run.driver import concurrency, runner_of
+
+    cli_args(project.root, [], options, "")  # options the command line cannot express
+    runner_of(project, options)
+    if any(run.command is None for run in the_plan.runs) and not project.entrypoint.is_file():
+        raise UsageError(
+            f"The entrypoint {str(project.entrypoint)!r} does not exist: create it with a "
+            "`run(context)` function (`qa init` writes a sample) or set `project.entrypoint`."
+        )
+    concurrency(project, the_plan, options.concurrency)  # checks QA_BATCH_CONCURRENCY
+
+
+def _spawn(argv: list[str], log: Path) -> int:
+    """Start `python -m qaflow ARGV` detached; its pid. A thread reaps it if we outlive it."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    command, env = [sys.executable, "-m", "qaflow", *argv], {**os.environ, "QA_BACKGROUND": "1"}
+    with open(log, "ab") as out:  # a new session: no SIGHUP from the terminal
+        process = Popen(
+            command, stdin=DEVNULL, stdout=out, stderr=STDOUT, env=env, start_new_session=True
+        )
+    threading.Thread(target=process.wait, name=f"qaflow-reap-{process.pid}", daemon=True).start()
+    return process.pid
+
+
+def cli_args(root: Path, targets: Sequence[str], options: Options, execution_id: str) -> list[str]:
+    """The `qa` arguments with which a driver plans `targets` with `options` and executes
+    them as `execution_id`: global options, `batch`, its options, `--` forwarded arguments."""
+    if options.command is not None or options.dryrun:
+        raise UsageError("command= and dryrun= cannot be used with wait=False.")
+    plan, tuning = options.plan, options.plan.extra_parameters
+    configs = [("--config", _config_arg(config)) for config in plan.configs or ()]
+    if plan.configs is not None and not plan.configs:
+        configs = [("--config", "")]  # none at all, which is not the same as not given
+    before = [("-C", root), ("--label", options.label), *configs, ("--platform", plan.platform)]
+    before += [("--database", plan.database), ("--type", plan.type)]
+    before += [("--tuning", json.dumps(tuning) if tuning else None)]
+    after = [("--batch", name) for name in targets]
+    after += [("--force-batch", name) for name in options.force_batches]
+    after += [("--force", options.force or None)]
+    after += [("--runner", options.runner), ("--local-concurrency", options.concurrency)]
+    after += [("--dask-scheduler", options.dask_scheduler)]
+    after += [
+        ("--action-on-existing", options.action_on_existing),
+        ("--execution-id", execution_id),
+    ]
+    args = [*_flags(before), "batch", *_flags(after)]
+    return [*args, "--", *options.forwarded_args] if options.forwarded_args else args
+
+
+def _flags(pairs: list[tuple[str, Any]]) -> list[str]:
+    """[(flag, value)] -> [flag, value, …]; None drops the flag, True leaves it alone."""
+    return [a for f, v in pairs if v is not None for a in (f, str(v))[: 1 if v is True else 2]]
+
+
+def _config_arg(config: Any) -> str:
+    if isinstance(config, dict):
+        return json.dumps(config)
+    if isinstance(config, str) and ":" not in config and not config.lstrip().startswith("{"):
+        return config
+    raise UsageError(
+        f"The configuration {config!r} cannot be passed to a background execution: give "
+        "configurations as names without ':' or as mappings."
+    )

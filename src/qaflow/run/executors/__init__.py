@@ -1,0 +1,8 @@
+"""Where runs execute: a pool of local worker processes, or inline in the calling process."""
+
+from __future__ import annotations
+
+from qaflow.run.executors.inline import InlineExecutor
+from qaflow.run.executors.local import LocalPool
+
+__all__ = ["InlineExecutor", "LocalPool"]

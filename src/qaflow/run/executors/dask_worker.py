@@ -1,0 +1,305 @@
+"""What runs on a Dask worker: one task per run, executed by a local pool of this worker.
+
+Each Dask task (`run_work`) receives its run and the results of the runs it needs (Dask
+holds the edges and passes them as arguments), then, in order:
+1. checks that this worker sees the project and the storage folder at the driver's paths;
+2. settles the run without executing it if something it needs did not succeed (SKIPPED);
+3. completes it with the upstream results (`qaflow.run.prepare.Preparer`: deferred
+   `needs[x].metrics` expressions, the `$QA_PREVIOUS_BATCH` listing, result reuse);
+4. executes it in a `LocalPool` owned by this worker process for this execution, so a crash,
+   a timeout or a cancel kills the run's process, never the Dask worker; a FAILED run is
+   executed again up to `retries`.
+
+Attempts survive the worker: each start and end is appended to a small file in the
+execution's scratch folder on the shared storage, with the final result. A task that finds
+a start without an end knows that a worker died while running it (Dask re-runs the tasks of
+a lost worker elsewhere): it executes again if `retries` allows, else it fails with that
+reason. A task that finds a final result returns it: Dask re-runs a finished task whose
+result it lost with a worker, and the run must not execute twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import multiprocessing
+import os
+import pickle
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qaflow.worker.context import record_failure
+from qaflow.worker.execute import HOST, run_lock
+from qaflow.worker.model import RunResult, RunStatus
+
+if TYPE_CHECKING:
+    from qaflow.plan.planner import Plan
+    from qaflow.run.executors.local import LocalPool
+    from qaflow.run.scheduler import Job
+
+WORKER_ENV = "QA_DASK_WORKER"  # the run's environment names the Dask worker executing it
+IDLE_POOL = 300.0  # seconds: the pool of an execution whose driver went away is closed after it
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What a worker must see as the driver does: the project (its qaboard.yaml, same size and
+    modification time) and the storage folder (a marker file with a known content)."""
+
+    root: str
+    marker: str
+    token: str
+    stamp: tuple[int, int] | None = None  # None: only check that qaboard.yaml is there
+
+    @classmethod
+    def of(cls, root: Path, marker: Path, token: str, *, stamped: bool = False) -> Shared:
+        """At the start of an execution the stamp is checked too; not per run, since the
+        user may edit qaboard.yaml while a long execution goes on."""
+        stat = (root / "qaboard.yaml").stat()
+        stamp = (stat.st_size, stat.st_mtime_ns) if stamped else None
+        return cls(str(root), str(marker), token, stamp)
+
+
+def shared_problem(shared: Shared) -> str | None:
+    """Why this process does not see the driver's files, or None when it does."""
+    try:
+        stat = Path(shared.root, "qaboard.yaml").stat()
+    except OSError:
+        return f"it cannot see the project folder {shared.root}"
+    if shared.stamp is not None and (stat.st_size, stat.st_mtime_ns) != shared.stamp:
+        return f"its {shared.root}/qaboard.yaml is not the driver's (another copy of the project?)"
+    try:
+        seen = Path(shared.marker).read_text(encoding="utf-8")
+    except OSError:
+        seen = None
+    if seen != shared.token:
+        return f"it cannot see the storage folder {Path(shared.marker).parent.parent}"
+    return None
+
+
+@dataclass(frozen=True)
+class Work:
+    """One Dask task: a run, what it needs (in the order of the task's arguments), how to
+    complete it. Plain data: it pickles."""
+
+    job: Job
+    execution_id: str
+    scratch: str  # STORAGE/executions/ID.dask: attempt records, the shared-storage marker
+    shared: Shared
+    upstream: tuple[str, ...] = ()  # keys of the runs it needs, as passed to run_work
+    upstream_names: tuple[str, ...] = ()  # "batch input" of each, for the skip reason
+    plan: Plan | None = None  # the part of the plan that Preparer reads for this run
+    forced: bool = False  # --force: never reuse a result made meanwhile
+    settled: RunResult | None = None  # decided by the driver, once what it needs succeeded
+
+
+def run_work(work: Work, *upstream: RunResult) -> RunResult:
+    """The Dask task of one run (see the module docstring). Never raises for a run's failure.
+    The result is also sent to the driver as an event: it gets it without fetching it."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    result = _run(work, upstream, worker)
+    message = {**dataclasses.asdict(result), "status": result.status.value}
+    _publish(worker, work.execution_id, ["finished", message])
+    return result
+
+
+def _run(work: Work, upstream: tuple[RunResult, ...], worker: Any) -> RunResult:
+    job = work.job
+    problem = shared_problem(work.shared)
+    if problem is not None:
+        return _settled(
+            job, RunStatus.ERRORED, f"the Dask worker {worker.address} cannot run it: {problem}"
+        )
+    results = dict(zip(work.upstream, upstream, strict=True))
+    for key, name in zip(work.upstream, work.upstream_names, strict=True):
+        if not results[key].status.ok:
+            return _settled(job, RunStatus.SKIPPED, f"skipped (upstream failed): {name}".rstrip())
+    if work.settled is not None:
+        return work.settled
+    prepared = _prepare(work, results)
+    if isinstance(prepared, RunResult):
+        return prepared
+    return _attempts(work, prepared, worker)
+
+
+def _prepare(work: Work, results: dict[str, RunResult]) -> Job | RunResult:
+    from qaflow.run.prepare import Preparer
+
+    if work.plan is None:
+        return work.job
+    preparer = Preparer(work.plan, forced=frozenset({work.job.key} if work.forced else ()))
+    assert work.job.task is not None  # the driver submits only runs to execute
+    listing = work.job.task.env.get("QA_PREVIOUS_BATCH")
+    if not listing:
+        return preparer(work.job, results)
+    with run_lock(Path(listing)):  # the runs of a step, on several workers, write it in turn
+        return preparer(work.job, results)
+
+
+def _attempts(work: Work, job: Job, worker: Any) -> RunResult:
+    """Execute the run, again after a failure or a dead worker, up to `retries` more times."""
+    assert job.task is not None
+    address = str(getattr(worker, "address", ""))
+    ledger = Ledger(Path(work.scratch) / "runs" / _digest(job.key))
+    started, died_on, done = ledger.read()
+    if done is not None:  # Dask lost the result with its worker, not the run: no re-execution
+        return done
+    if died_on is not None and started > job.retries:
+        error = (
+            f"the Dask worker {died_on} died while running it (killed, out of memory, or "
+            f"lost), {_times(started)}; retries: {job.retries}"
+        )
+        return dataclasses.replace(
+            _settled(job, RunStatus.FAILED, error), metrics=record_failure(job.task, error, 0.0)
+        )
+    env = {**job.task.env, WORKER_ENV: address}
+    size = int(getattr(getattr(worker, "state", None), "nthreads", 1))
+    attempt = started + 1
+    while True:
+        task = dataclasses.replace(job.task, attempt=attempt, env=env)
+        ledger.start(attempt, address)
+        _publish(worker, work.execution_id, ["started", job.key, attempt])
+        try:
+            with _pooled(work.execution_id, size) as pool:
+                result = pool.submit(task).result()
+        except RuntimeError:  # the execution was cancelled: its pool is shut down
+            return _settled(job, RunStatus.CANCELLED, "cancelled")
+        if result.status is not RunStatus.FAILED or attempt > job.retries:
+            ledger.end(attempt, result)
+            return result
+        ledger.end(attempt)
+        attempt += 1
+
+
+def _times(count: int) -> str:
+    return "once" if count == 1 else f"{count} times"
+
+
+def _publish(worker: Any, execution_id: str, message: list[Any]) -> None:
+    """Tell the driver (an event it subscribed to: see DaskScheduler). Events travel on the
+    same stream as the task's completion, before it."""
+    with contextlib.suppress(Exception):  # the driver falls back to fetching the result
+        worker.log_event(topic(execution_id), message)
+
+
+def topic(execution_id: str) -> str:
+    return f"qaflow-{execution_id}"
+
+
+class Ledger:
+    """A run's executions in this execution: starts and ends appended to one file (small
+    appends are atomic), and the final result, pickled next to it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def read(self) -> tuple[int, str | None, RunResult | None]:
+        """(attempts started, the worker of the last one if it never ended, the final result)."""
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return 0, None, None
+        with contextlib.suppress(OSError, pickle.UnpicklingError, EOFError):
+            return len(lines), None, pickle.loads(self.path.with_suffix(".result").read_bytes())
+        starts = [line.split(" ", 2) for line in lines if line.startswith("start ")]
+        ended = {line.split(" ")[1] for line in lines if line.startswith("end ")}
+        if starts and starts[-1][1] not in ended:
+            return len(starts), starts[-1][2] if len(starts[-1]) > 2 else "?", None
+        return len(starts), None, None
+
+    def start(self, attempt: int, worker: str) -> None:
+        self._append(f"start {attempt} {worker}\n")
+
+    def end(self, attempt: int, result: RunResult | None = None) -> None:
+        if result is not None:
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_bytes(pickle.dumps(result))
+            tmp.replace(self.path.with_suffix(".result"))
+        self._append(f"end {attempt}\n")
+
+    def _append(self, line: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+
+
+def _digest(key: str) -> str:
+    return hashlib.blake2b(key.encode(), digest_size=10).hexdigest()
+
+
+def _settled(job: Job, status: RunStatus, error: str) -> RunResult:
+    now = time.time()
+    return RunResult(job.key, status, error=error, started_at=now, ended_at=now, host=HOST)
+
+
+# ---------------------------------------------------------------- one pool per execution
+@dataclass
+class _Pool:
+    pool: LocalPool
+    last_used: float
+    inflight: int = 0
+
+
+_POOLS: dict[str, _Pool] = {}
+_CLOSED: set[str] = set()  # executions cancelled or ended: their late tasks get no new pool
+_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _pooled(execution_id: str, size: int) -> Iterator[LocalPool]:
+    """This worker's pool for the execution, started on its first run (one process per
+    thread); pools idle for IDLE_POOL seconds (their driver went away) are closed."""
+    from qaflow.run.executors.local import LocalPool
+
+    with _LOCK:
+        if execution_id in _CLOSED:
+            raise RuntimeError("cancelled")
+        now = time.monotonic()
+        idle = [k for k, e in _POOLS.items() if not e.inflight and now - e.last_used > IDLE_POOL]
+        stale = [_POOLS.pop(k) for k in idle]
+        entry = _POOLS.get(execution_id)
+        if entry is None:
+            _allow_children()
+            entry = _POOLS[execution_id] = _Pool(LocalPool(max(1, size)), now)
+        entry.inflight += 1
+    for old in stale:
+        old.pool.shutdown()
+    try:
+        yield entry.pool
+    finally:
+        with _LOCK:
+            entry.inflight -= 1
+            entry.last_used = time.monotonic()
+
+
+def close_pool(execution_id: str, cancel: bool = False) -> None:
+    """End the execution's pool on this worker (run on every worker by the driver, at the end
+    or, with cancel, to kill the runs in flight)."""
+    with _LOCK:
+        _CLOSED.add(execution_id)
+        entry = _POOLS.pop(execution_id, None)
+    if entry is not None:
+        entry.pool.shutdown(cancel=cancel)
+
+
+def _allow_children() -> None:
+    """Let this worker process start the pool's processes.
+
+    Dask starts worker processes as daemons, and multiprocessing refuses children to a
+    daemon, because a daemon's children would outlive it. The pool's processes do not: each
+    kills its process group when the pipe it holds from this process closes (see
+    `qaflow.worker.execute.serve`), so the flag's protection is not needed here.
+    """
+    process = multiprocessing.current_process()
+    if process.daemon:
+        process._config["daemon"] = False  # type: ignore[attr-defined]

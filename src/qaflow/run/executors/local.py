@@ -1,0 +1,529 @@
+"""`LocalPool`: long-lived worker processes on this machine that execute runs, crash-proof."""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import concurrent.futures
+import contextlib
+import dataclasses
+import multiprocessing
+import multiprocessing.forkserver
+import os
+import signal
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from types import TracebackType
+
+from qaflow.errors import ExecutorError
+from qaflow.worker.context import record_failure
+from qaflow.worker.execute import failed_result, serve, signal_name
+from qaflow.worker.model import RunResult, RunStatus, RunTask
+
+_PRELOAD = ["qaflow.worker.execute", "qaflow.run.executors.local"]
+_STOP_TIMEOUT = 5.0  # graceful stop: how long a worker may take to exit before it is killed
+_CANCEL_TIMEOUT = 10.0  # how long shutdown(cancel=True) waits for the manager thread
+_MAX_START_FAILURES = 3  # workers dying before their first message, in a row: the pool is broken
+_SIGNAL_HINTS = {signal.SIGKILL: "killed, e.g. by the out-of-memory killer"}
+
+
+# ---------------------------------------------------------------- the driver's side
+@dataclass(eq=False)
+class _Pending:
+    seq: int  # submission order
+    task: RunTask
+    future: concurrent.futures.Future[RunResult]
+    need: int  # slots: task.cpus clamped to [1, concurrency]
+    running: bool = False  # its future was set running (it went back to the queue once)
+
+
+@dataclass(eq=False)
+class _Job:
+    pending: _Pending
+    started_at: float  # time.time() when sent
+    deadline: float | None  # time.monotonic()
+
+
+@dataclass(eq=False)
+class _Worker:
+    process: BaseProcess
+    conn: Connection
+    pid: int
+    sentinel: int
+    ready: bool = False
+    eof: bool = False  # its pipe is closed: it is dying, its sentinel will tell
+    job: _Job | None = None
+
+
+def warm_up() -> None:
+    """Start the fork server now: it imports what workers need in its own process, on
+    another core, while the driver is still importing and planning; the pool created later
+    forks its workers from it at once. Idempotent, and cheap for the caller."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(_PRELOAD)
+    multiprocessing.forkserver.ensure_running()
+
+
+class LocalPool:
+    """`concurrency` worker processes living as long as the pool, each executing one run at a time.
+
+    Policy: tasks start in submission order when enough of the `concurrency` slots are free;
+    a task needs `cpus` slots (clamped to [1, concurrency]) and runs on one worker while the
+    others stay reserved. When the oldest task does not fit, younger ones that fit may start,
+    but at most `concurrency` of them: then nothing starts until the oldest does (no
+    starvation). A worker that dies mid-run, or is killed at the run's timeout or at cancel,
+    fails that run only (FAILED with the reason, metrics.json written from here) and is
+    replaced; the other runs go on.
+
+    State: submitters and the manager thread share the queues (one FIFO per slot count, so a
+    pick looks at a few heads, not the whole queue) and the flags, under `_lock`. Everything
+    else (workers, their jobs, the slots in use) belongs to the manager thread alone. The
+    manager sleeps in `connection.wait()` on the wake-up pipe, the connections of workers it
+    expects a message from, every worker's sentinel, with the nearest deadline as timeout.
+    `_woken` says a byte is in the wake-up pipe: submitters write one only when it is clear,
+    and the manager clears it after draining the pipe, so no wake-up is ever lost.
+
+    Invariants: a submitted future always resolves to a RunResult, never an exception, and
+    futures resolve outside `_lock` (a done-callback may submit); a task is sent only to a
+    worker that said it is ready (so it leads its own process group and `killpg` reaches the
+    run's children); slots in use = sum of the running tasks' needs <= concurrency; a worker
+    dies with the driver (EOF on the `alive` pipe kills its process group).
+    """
+
+    def __init__(self, concurrency: int) -> None:
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency <= 0:
+            raise ValueError(
+                f"concurrency must be a positive number of processes, not {concurrency!r}"
+            )
+        self.concurrency = concurrency
+        self._mp = multiprocessing.get_context("forkserver")
+        self._mp.set_forkserver_preload(_PRELOAD)
+        self._lock = threading.Lock()
+        self._queues: dict[int, collections.deque[_Pending]] = {}
+        self._queued = 0
+        self._seq = 0
+        self._closing = self._cancelling = self._stopped = self._woken = False
+        self._broken: str | None = None
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._alive_r, self._alive_w = self._mp.Pipe(duplex=False)
+        self._workers: list[_Worker] = []
+        self._used = 0
+        self._bypass = (0, 0)  # (seq of the oldest task, how many younger ones started before it)
+        self._start_failures = 0
+        try:
+            for _ in range(concurrency):
+                self._workers.append(self._spawn())
+        except Exception as exc:
+            self._stop_workers(graceful=False)
+            self._close_pipes()
+            raise ExecutorError(f"cannot start the worker processes: {exc}") from exc
+        self._thread = threading.Thread(target=self._manage, name="qaflow-local-pool", daemon=True)
+        self._thread.start()
+        _LIVE.add(self)
+
+    # ------------------------------------------------------------ the Executor seam
+    def submit(self, task: RunTask) -> concurrent.futures.Future[RunResult]:
+        """Queue the task; thread-safe. Raises RuntimeError after shutdown()."""
+        future: concurrent.futures.Future[RunResult] = concurrent.futures.Future()
+        with self._lock:
+            if self._closing:
+                raise RuntimeError("cannot submit a run: the local pool is shut down")
+            broken = self._stopped
+            if not broken:
+                self._seq += 1
+                need = min(max(task.cpus, 1), self.concurrency)
+                pending = _Pending(self._seq, task, future, need)
+                self._queues.setdefault(need, collections.deque()).append(pending)
+                self._queued += 1
+                self._wake_locked()
+        if broken:
+            future.set_result(
+                failed_result(task, RunStatus.ERRORED, self._broken or "the pool stopped", 0.0, 0)
+            )
+        return future
+
+    def shutdown(self, *, cancel: bool = False) -> None:
+        """Wait for the runs (or with cancel, kill them: CANCELLED), then stop the workers."""
+        with self._lock:
+            self._closing = True
+            self._cancelling = self._cancelling or cancel
+            self._wake_locked()
+        if threading.current_thread() is self._thread:
+            return  # called from a done-callback: the manager finishes on its own
+        try:
+            self._thread.join(_CANCEL_TIMEOUT if cancel else None)
+        except BaseException:  # interrupted while waiting for the runs: cancel them
+            with self._lock:
+                self._cancelling = True
+                self._wake_locked()
+            self._thread.join(_CANCEL_TIMEOUT)
+            raise
+        if self._thread.is_alive():  # the manager is stuck (in a done-callback?): kill anyway
+            for worker in list(self._workers):
+                with contextlib.suppress(OSError):
+                    os.killpg(worker.pid, signal.SIGKILL)
+
+    def __enter__(self) -> LocalPool:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.shutdown(cancel=exc_type is not None)
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """The pids of the current worker processes (for diagnostics and tests)."""
+        return [worker.pid for worker in list(self._workers)]
+
+    # ------------------------------------------------------------ the manager thread
+    def _manage(self) -> None:
+        try:
+            while self._step():
+                pass
+        except BaseException as exc:
+            self._broken = f"the local pool failed: {exc}"
+            with contextlib.suppress(BaseException):
+                self._abort(RunStatus.ERRORED, self._broken)
+        finally:
+            self._stop_workers(graceful=self._broken is None and not self._cancelling)
+            with self._lock:
+                self._stopped = True
+            self._close_pipes()
+
+    def _step(self) -> bool:
+        """One round: start what can start, wait for an event, handle it. False: stop."""
+        with self._lock:
+            cancelling = self._cancelling
+        if cancelling:
+            self._abort(RunStatus.CANCELLED, "cancelled")
+            return False
+        self._assign()
+        with self._lock:
+            if self._closing and not self._queued and all(w.job is None for w in self._workers):
+                self._stopped = True
+                return False
+        ready = set(wait(self._waitables(), self._timeout()))
+        if self._wake_r in ready:
+            self._drain_wake()
+        for worker in list(self._workers):
+            if worker.conn in ready:
+                self._receive(worker)
+        for worker in list(self._workers):
+            if worker.sentinel in ready:
+                self._lost(worker)
+        self._expire()
+        return True
+
+    def _waitables(self) -> list[Connection | int]:
+        waitables: list[Connection | int] = [self._wake_r]
+        for worker in self._workers:
+            waitables.append(worker.sentinel)
+            if not worker.eof and (worker.job is not None or not worker.ready):
+                waitables.append(worker.conn)
+        return waitables
+
+    def _timeout(self) -> float | None:
+        deadlines = [w.job.deadline for w in self._workers if w.job and w.job.deadline is not None]
+        return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+
+    def _drain_wake(self) -> None:
+        """Empty the pipe, then clear the flag: a wake-up after this writes a byte again, and
+        one before it is seen by this round (the state is read after, under the lock)."""
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wake_r, 4096):
+                pass
+        with self._lock:
+            self._woken = False
+
+    def _wake_locked(self) -> None:
+        if not self._woken and not self._stopped:
+            self._woken = True
+            with contextlib.suppress(BlockingIOError):
+                os.write(self._wake_w, b"w")
+
+    # ------------------------------------------------------------ scheduling
+    def _assign(self) -> None:
+        idle = [w for w in self._workers if w.ready and not w.eof and w.job is None]
+        if not idle:
+            return
+        picks: list[_Pending] = []
+        with self._lock:
+            while len(picks) < len(idle) and (pending := self._pick_locked()) is not None:
+                picks.append(pending)
+        for worker, pending in zip(idle, picks, strict=False):
+            self._send(worker, pending)
+
+    def _pick_locked(self) -> _Pending | None:
+        while self._queued:
+            free = self.concurrency - self._used
+            heads = self._heads_locked()
+            if free <= 0 or not heads:
+                return None
+            choice = next(((seq, need) for seq, need in heads if need <= free), None)
+            if choice is None or (choice[0] != heads[0][0] and not self._may_bypass(heads[0][0])):
+                return None
+            queue = self._queues[choice[1]]
+            pending = queue.popleft()
+            self._queued -= 1
+            if not queue:
+                del self._queues[choice[1]]
+            if pending.running or pending.future.set_running_or_notify_cancel():
+                pending.running = True
+                self._used += pending.need
+                return pending
+        return None
+
+    def _heads_locked(self) -> list[tuple[int, int]]:
+        """(seq, need) of the first task of each queue, oldest first; cancelled ones dropped."""
+        heads = []
+        for need in list(self._queues):
+            queue = self._queues[need]
+            while queue and queue[0].future.cancelled():
+                queue.popleft()
+                self._queued -= 1
+            if queue:
+                heads.append((queue[0].seq, need))
+            else:
+                del self._queues[need]
+        return sorted(heads)
+
+    def _may_bypass(self, oldest: int) -> bool:
+        seq, count = self._bypass
+        count = count if seq == oldest else 0
+        if count >= self.concurrency:
+            return False
+        self._bypass = (oldest, count + 1)
+        return True
+
+    def _send(self, worker: _Worker, pending: _Pending) -> None:
+        task = pending.task
+        deadline = None if task.timeout is None else time.monotonic() + task.timeout
+        worker.job = _Job(pending, time.time(), deadline)
+        try:
+            worker.conn.send(task)
+        except OSError:  # the worker died while idle: the task goes back first in line
+            worker.job, worker.eof = None, True
+            self._used -= pending.need
+            with self._lock:
+                self._queues.setdefault(pending.need, collections.deque()).appendleft(pending)
+                self._queued += 1
+        except Exception as exc:  # the task does not pickle
+            worker.job = None
+            self._used -= pending.need
+            error = f"cannot send the run to a worker process: {exc!r}"
+            _resolve(pending.future, failed_result(task, RunStatus.ERRORED, error, time.time(), 0))
+
+    # ------------------------------------------------------------ events
+    def _receive(self, worker: _Worker) -> None:
+        try:
+            message = worker.conn.recv()
+        except (EOFError, OSError):
+            worker.eof = True
+            return
+        if isinstance(message, str):  # READY
+            worker.ready = True
+            self._start_failures = 0
+            return
+        job, worker.job = worker.job, None
+        if job is not None:
+            self._used -= job.pending.need
+            _resolve(job.pending.future, message)
+
+    def _lost(self, worker: _Worker) -> None:
+        """The worker's process ended: fail its run if it had one, and replace it."""
+        _kill_group(worker)  # before the pid is reaped: what the run started dies too
+        worker.process.join()
+        code = worker.process.exitcode
+        self._discard(worker)
+        if worker.job is not None:
+            self._fail(worker, _death_reason(code), RunStatus.FAILED)
+        elif not worker.ready:
+            self._start_failures += 1
+            if self._start_failures >= _MAX_START_FAILURES:
+                raise ExecutorError(
+                    f"the worker processes die as they start (exit status {code}): "
+                    "their messages, if any, are on stderr above"
+                )
+        self._replace()
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for worker in list(self._workers):
+            job = worker.job
+            if job is not None and job.deadline is not None and job.deadline <= now:
+                self._kill(worker)
+                self._fail(
+                    worker, f"timed out after {job.pending.task.timeout:g} s", RunStatus.FAILED
+                )
+                self._replace()
+
+    def _fail(self, worker: _Worker, error: str, status: RunStatus) -> None:
+        """Resolve the worker's run, which cannot tell: record the failure in its output dir."""
+        job, worker.job = worker.job, None
+        if job is None:
+            return
+        self._used -= job.pending.need
+        task = job.pending.task
+        metrics = record_failure(task, error, time.time() - job.started_at)
+        result = failed_result(task, status, error, job.started_at, worker.pid)
+        _resolve(job.pending.future, dataclasses.replace(result, metrics=metrics))
+
+    def _abort(self, status: RunStatus, error: str) -> None:
+        """Resolve every queued and running task with status; kill the running ones."""
+        with self._lock:
+            pendings = [pending for queue in self._queues.values() for pending in queue]
+            self._queues.clear()
+            self._queued = 0
+            self._stopped = True
+        now = time.time()
+        for pending in pendings:
+            result = failed_result(pending.task, status, error, now)
+            _resolve(pending.future, dataclasses.replace(result, metrics={}))  # it never ran
+        for worker in list(self._workers):
+            if worker.job is not None:
+                self._kill(worker)
+                self._fail(worker, error, status)
+
+    # ------------------------------------------------------------ processes
+    def _spawn(self) -> _Worker:
+        parent, child = self._mp.Pipe()
+        process = self._mp.Process(
+            target=serve,
+            args=(child, self._alive_r, dict(os.environ), _cwd()),
+            name="qaflow-worker",
+            daemon=True,
+        )
+        try:
+            with _without_main_fixup():
+                process.start()
+        finally:
+            child.close()
+        assert process.pid is not None
+        return _Worker(process, parent, process.pid, process.sentinel)
+
+    def _replace(self) -> None:
+        if not self._cancelling and self._broken is None:
+            self._workers.append(self._spawn())
+
+    def _kill(self, worker: _Worker) -> None:
+        _kill_group(worker)
+        worker.process.join()
+        self._discard(worker)
+
+    def _discard(self, worker: _Worker) -> None:
+        if worker in self._workers:
+            self._workers.remove(worker)
+        worker.conn.close()
+        with contextlib.suppress(ValueError):
+            worker.process.close()
+
+    def _stop_workers(self, *, graceful: bool) -> None:
+        workers = list(self._workers)
+        if graceful:
+            for worker in workers:
+                with contextlib.suppress(OSError, ValueError):
+                    worker.conn.send(None)
+        deadline = time.monotonic() + _STOP_TIMEOUT
+        for worker in workers:
+            if graceful:
+                worker.process.join(max(0.0, deadline - time.monotonic()))
+            if worker.process.exitcode is None:
+                _kill_group(worker)
+                worker.process.join()
+            self._discard(worker)
+
+    def _close_pipes(self) -> None:
+        with self._lock:
+            if self._wake_w < 0:
+                return
+            self._stopped = True
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            self._wake_r = self._wake_w = -1
+        self._alive_w.close()
+        self._alive_r.close()
+
+
+def _kill_group(worker: _Worker) -> None:
+    """SIGKILL the worker's process group (the worker and what its run started)."""
+    try:
+        os.killpg(worker.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        if worker.process.exitcode is None:  # not yet leading its own group
+            with contextlib.suppress(OSError):
+                worker.process.kill()
+
+
+def _cwd() -> str:
+    try:
+        return str(Path.cwd())
+    except OSError:  # removed: the worker keeps the forkserver's
+        return ""
+
+
+def _death_reason(code: int | None) -> str:
+    if code is not None and code < 0:
+        hint = _SIGNAL_HINTS.get(-code) or (signal.strsignal(-code) or "").lower()
+        suffix = f" ({hint})" if hint else ""
+        return f"the run's process was killed by signal {signal_name(-code)}{suffix}"
+    return f"the run's process exited with status {code} (os._exit or a crash)"
+
+
+def _resolve(future: concurrent.futures.Future[RunResult], result: RunResult) -> None:
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
+        future.set_result(result)
+
+
+_LIVE: weakref.WeakSet[LocalPool] = weakref.WeakSet()
+
+
+@atexit.register
+def _cancel_at_exit() -> None:
+    """A pool still running when the interpreter exits: its runs are cancelled, workers stopped.
+
+    Registered after multiprocessing's own exit hook, so it runs first (atexit is LIFO)."""
+    for pool in list(_LIVE):
+        pool.shutdown(cancel=True)
+
+
+_MAIN_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _without_main_fixup() -> Iterator[None]:
+    """Start a worker without multiprocessing re-running the driver's `__main__` in it.
+
+    Workers only ever run `serve()` on plain-data tasks, so they never need the driver's main
+    module; re-running it costs the import of whatever it imports (the `qa` script: all of
+    qaflow.cli.main) and breaks outright when it is not a file (`python - < script`, a REPL).
+    """
+    main = sys.modules["__main__"]
+    with _MAIN_LOCK:
+        saved_file = main.__dict__.pop("__file__", _MISSING)
+        saved_spec = main.__dict__.get("__spec__", _MISSING)
+        main.__spec__ = None
+        try:
+            yield
+        finally:
+            if saved_file is not _MISSING:
+                main.__file__ = saved_file
+            if saved_spec is _MISSING:
+                main.__dict__.pop("__spec__", None)
+            else:
+                main.__spec__ = saved_spec
+
+
+_MISSING = object()

@@ -1,0 +1,136 @@
+"""Recording an execution in the store, as a reporter, with writes coalesced off the hot path.
+
+Policy: events are queued and written by one thread, which takes everything queued so far
+and writes it in one transaction (`Store.record`), at most every `interval` seconds. A
+2,000-run batch then costs tens of commits instead of 4,000, and the scheduler never waits
+on the database. Each transaction is atomic, so a killed driver leaves the store consistent:
+it only lacks the last fraction of a second of events. A run is recorded as finished only
+after its result (and metrics.json) exists.
+"""
+
+from __future__ import annotations
+
+import functools
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable, Collection, Mapping
+from typing import TYPE_CHECKING
+
+from qaflow.plan.planner import Plan, RunSpec
+from qaflow.store import Store
+from qaflow.worker.model import RunResult
+
+if TYPE_CHECKING:
+    from qaflow.run.driver import Execution
+
+HOST = socket.gethostname()
+HEARTBEAT = 5.0  # seconds between signs of life of a driver; `qa status` allows several missed
+_STOP = object()
+
+
+class StoreRecorder:
+    """Writes the planned runs, their starts and results, and the execution's end to the store."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        execution_id: str,
+        interval: float = 0.2,
+        heartbeat: float = HEARTBEAT,
+        settled: Mapping[str, RunResult] | None = None,
+        known: Collection[str] = (),
+    ) -> None:
+        """`settled`: results known before anything runs (reused ones), recorded with the
+        planned runs by one insert instead of one update each. `known`: fingerprints with a
+        successful run in the store; a reused run of one is recorded without its fingerprint
+        parts, which that run holds (`Store.fingerprint_parts`): a third of the row."""
+        self.store = store
+        self.settled = settled or {}
+        self.known = known
+        self.execution_id = execution_id
+        self.interval = interval
+        self.heartbeat = heartbeat
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def execution_started(self, execution_id: str, plan: Plan) -> None:
+        settled, known = self.settled, self.known
+        specs = [
+            plan.describe(run)
+            if run.key in settled and run.fingerprint in known
+            else {**plan.describe(run), "fingerprint_parts": run.parts}
+            for run in plan.runs
+        ]
+        self.store.add_runs(
+            self.execution_id,
+            specs,
+            fingerprints=[run.fingerprint for run in plan.runs],
+            results=self.settled,
+        )
+        self._thread = threading.Thread(
+            target=self._write_loop, name="qaflow-recorder", daemon=True
+        )
+        self._thread.start()
+
+    def run_started(self, run: RunSpec, attempt: int) -> None:
+        self._queue.put((run.key, time.time(), HOST, attempt))
+
+    def run_finished(self, run: RunSpec, result: RunResult) -> None:
+        if self.settled.get(run.key) is not result:  # a settled one is in the store already
+            self._queue.put(result)
+
+    def execution_finished(self, execution: Execution) -> None:
+        self.flush()
+        self.store.finish_execution(
+            self.execution_id, execution.status, ended_at=execution.ended_at
+        )
+
+    def flush(self) -> None:
+        """Write everything queued, stop the writer thread, re-raise its error if it had one."""
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            raise self._error
+
+    def _write_loop(self) -> None:
+        stop = False
+        beat = time.monotonic()
+        while not stop:
+            try:
+                items = [self._queue.get(timeout=self.heartbeat)]
+            except queue.Empty:
+                items = []
+            if time.monotonic() - beat >= self.heartbeat:  # a sign of life for `qa status`
+                beat = time.monotonic()
+                self._safely(lambda: self.store.heartbeat(self.execution_id))
+            if not items:
+                continue
+            deadline = time.monotonic() + self.interval
+            while items[-1] is not _STOP and (left := deadline - time.monotonic()) > 0:
+                try:
+                    items.append(self._queue.get(timeout=left))
+                except queue.Empty:
+                    break
+            stop = items[-1] is _STOP
+            started = [item for item in items if isinstance(item, tuple)]
+            finished = [item for item in items if isinstance(item, RunResult)]
+            if not self._safely(
+                functools.partial(
+                    self.store.record, self.execution_id, started=started, finished=finished
+                )
+            ):
+                return
+
+    def _safely(self, write: Callable[[], None]) -> bool:
+        try:
+            write()
+        except BaseException as exc:  # surfaced by flush(), in the driver's thread
+            self._error = exc
+            return False
+        return True

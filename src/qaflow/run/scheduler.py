@@ -1,0 +1,271 @@
+"""The scheduler: execute a graph of runs on an executor, each as soon as what it needs is done.
+
+Policy
+- A run is submitted when every run it needs has finished with an ok status; a run whose
+  upstream did not succeed is SKIPPED ("upstream failed") without being submitted.
+- `decide(job)` may settle a run without executing it (a cached or existing result);
+  `prepare(job, results)` completes a run once what it needs is done (expressions that read
+  upstream metrics), or settles it (a failure to evaluate them).
+- Capacity: at most `capacity` slots in use; a run takes `task.cpus` slots (clamped to the
+  capacity, so a big run still runs, alone); a batch with `concurrency` has at most that
+  many runs in flight. Ready runs start in plan order; a smaller run may pass a bigger one
+  that does not fit yet.
+- A FAILED run is re-submitted up to `retries` times (attempt 2, 3, …). ERRORED runs are
+  not retried: retrying cannot fix qaflow being unable to execute them.
+- cancel() or Ctrl-C: queued runs become CANCELLED, the executor kills the runs in flight,
+  and run() returns normally with every result.
+
+State: a `graphlib.TopologicalSorter` over run keys, the ready queue, the futures in
+flight. Waiting is `concurrent.futures.wait(FIRST_COMPLETED)`: never a polling sleep.
+
+Invariant: every job gets exactly one final result, reported once to `reporter.run_finished`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import graphlib
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from qaflow.errors import GraphError
+from qaflow.plan.planner import RunSpec
+from qaflow.worker.model import Executor, RunResult, RunStatus, RunTask
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run of the graph: what to execute, what it needs, and its scheduling limits."""
+
+    run: RunSpec
+    task: RunTask | None  # None: settled by `decide` (a reused result), never submitted
+    needs: frozenset[str] = frozenset()
+    retries: int = 0
+    batch_limit: int | None = None
+
+    @property
+    def key(self) -> str:
+        return self.run.key
+
+
+class Events(Protocol):
+    """What the scheduler tells the outside world (console, store…) as runs progress."""
+
+    def run_started(self, run: RunSpec, attempt: int) -> None: ...
+
+    def run_finished(self, run: RunSpec, result: RunResult) -> None: ...
+
+
+Decide = Callable[[Job], RunResult | None]
+Prepare = Callable[[Job, Mapping[str, RunResult]], "Job | RunResult"]
+
+
+@dataclass
+class _State:
+    sorter: graphlib.TopologicalSorter[str]
+    results: dict[str, RunResult] = field(default_factory=dict)
+    ready: deque[Job] = field(default_factory=deque)
+    inflight: dict[concurrent.futures.Future[RunResult], Job] = field(default_factory=dict)
+    used: int = 0
+    per_batch: Counter[str] = field(default_factory=Counter)
+    undecided: set[str] = field(default_factory=set)  # keys `decide` declined: not asked again
+
+
+class Scheduler:
+    """Runs jobs on an executor, respecting their dependencies and the capacity."""
+
+    def __init__(
+        self,
+        *,
+        executor: Executor,
+        events: Events,
+        capacity: int,
+        decide: Decide | None = None,
+        prepare: Prepare | None = None,
+    ) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self.executor = executor
+        self.events = events
+        self.capacity = capacity
+        self.decide = decide
+        self.prepare = prepare
+        self._cancelled = threading.Event()
+        self._wakeup: concurrent.futures.Future[RunResult] = concurrent.futures.Future()
+
+    def cancel(self) -> None:
+        """Stop: runs not started yet become CANCELLED, runs in flight are killed. Thread-safe."""
+        self._cancelled.set()
+        if not self._wakeup.done():
+            self._wakeup.set_result(RunResult(key="", status=RunStatus.CANCELLED))
+
+    def run(self, jobs: list[Job]) -> dict[str, RunResult]:
+        """Execute every job; return the final result of each, by run key."""
+        by_key = {job.key: job for job in jobs}
+        _check_needs(by_key)
+        results: dict[str, RunResult] = {}
+        undecided = self._settle_upfront(results, jobs)
+        state = _State(sorter=_sorter(by_key, results), results=results, undecided=undecided)
+        try:
+            while state.sorter.is_active():
+                if self._cancelled.is_set():
+                    self._cancel_all(state, by_key)
+                    break
+                self._take_ready(state, by_key)
+                self._start(state)
+                if state.inflight:
+                    self._wait(state)
+        except KeyboardInterrupt:  # Ctrl-C: the same as cancel(); the caller records the outcome
+            self._cancelled.set()
+            self._cancel_all(state, by_key)
+        return state.results
+
+    # ------------------------------------------------------------ transitions
+    def _settle_upfront(self, results: dict[str, RunResult], jobs: list[Job]) -> set[str]:
+        """Finish, in one pass, the jobs that `decide` settles and whose upstream was settled
+        ok the same way (a cached DAG: all of it, without the graph's bookkeeping); jobs in
+        plan order settle whole chains. Returns the keys `decide` declined, not to ask again."""
+        undecided: set[str] = set()
+        if self.decide is None:
+            return undecided
+        for job in jobs:
+            if not all(key in results and results[key].status.ok for key in job.needs):
+                continue
+            decided = self.decide(job)
+            if decided is None:
+                undecided.add(job.key)
+                continue
+            results[job.key] = decided
+            self.events.run_finished(job.run, decided)
+        return undecided
+
+    def _take_ready(self, state: _State, by_key: dict[str, Job]) -> None:
+        for key in state.sorter.get_ready():
+            job = by_key[key]
+            failed = [k for k in sorted(job.needs) if not state.results[k].status.ok]
+            if failed:
+                upstream = by_key[failed[0]].run
+                reason = f"skipped (upstream failed): {upstream.batch} {upstream.rel_input_path or ''}".rstrip()
+                self._finish(state, job, settled_result(job, RunStatus.SKIPPED, reason))
+                continue
+            decided = self.decide(job) if self.decide and key not in state.undecided else None
+            if decided is None and job.task is None:
+                decided = settled_result(job, RunStatus.ERRORED, "qaflow bug: a run without a task")
+            if decided is None and self.prepare is not None:
+                prepared = self.prepare(job, state.results)
+                decided = prepared if isinstance(prepared, RunResult) else None
+                job = prepared if isinstance(prepared, Job) else job
+            if decided is not None:
+                self._finish(state, job, decided)
+            else:
+                state.ready.append(job)
+
+    def _start(self, state: _State) -> None:
+        for job in list(state.ready):
+            cpus = min(job.task.cpus, self.capacity)
+            if state.used + cpus > self.capacity:
+                continue
+            if job.batch_limit is not None and state.per_batch[job.run.batch] >= job.batch_limit:
+                continue
+            state.ready.remove(job)
+            state.used += cpus
+            state.per_batch[job.run.batch] += 1
+            self.events.run_started(job.run, job.task.attempt)
+            state.inflight[self.executor.submit(job.task)] = job
+            if state.used >= self.capacity:
+                return
+
+    def _wait(self, state: _State) -> None:
+        waiting = [*state.inflight, self._wakeup]
+        done, _ = concurrent.futures.wait(waiting, return_when=concurrent.futures.FIRST_COMPLETED)
+        for future in done:
+            if future is self._wakeup:
+                continue
+            job = state.inflight.pop(future)
+            state.used -= min(job.task.cpus, self.capacity)
+            state.per_batch[job.run.batch] -= 1
+            result = _result_of(job, future)
+            if (
+                result.status is RunStatus.FAILED
+                and job.task.attempt <= job.retries
+                and not self._cancelled.is_set()
+            ):
+                retry = dataclasses.replace(
+                    job, task=dataclasses.replace(job.task, attempt=job.task.attempt + 1)
+                )
+                state.ready.appendleft(retry)
+            else:
+                self._finish(state, job, result)
+
+    def _finish(self, state: _State, job: Job, result: RunResult) -> None:
+        state.results[job.key] = result
+        self.events.run_finished(job.run, result)
+        state.sorter.done(job.key)
+
+    def _cancel_all(self, state: _State, by_key: dict[str, Job]) -> None:
+        self.executor.shutdown(cancel=True)
+        for future, job in list(state.inflight.items()):
+            state.inflight.pop(future)
+            self._record(state, job, _result_of(job, future, wait=5.0))
+        for key, job in by_key.items():
+            if key not in state.results:
+                self._record(state, job, settled_result(job, RunStatus.CANCELLED, "cancelled"))
+
+    def _record(self, state: _State, job: Job, result: RunResult) -> None:
+        state.results[job.key] = result
+        self.events.run_finished(job.run, result)
+
+
+def _check_needs(by_key: dict[str, Job]) -> None:
+    for job in by_key.values():
+        unknown = [key for key in job.needs if key not in by_key]  # not `- by_key.keys()`: O(n)
+        if unknown:
+            raise GraphError(
+                f"Run {job.run.batch} {job.run.rel_input_path} needs runs that are not planned: {sorted(unknown)}."
+            )
+
+
+def _sorter(
+    by_key: dict[str, Job], settled: Mapping[str, RunResult]
+) -> graphlib.TopologicalSorter[str]:
+    """The graph of the jobs not `settled` yet (what they need of those is done)."""
+    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+    for key, job in by_key.items():
+        if key not in settled:
+            sorter.add(key, *sorted(k for k in job.needs if k not in settled))
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as exc:
+        raise GraphError(f"The runs form a cycle: {' -> '.join(exc.args[1])}.") from exc
+    return sorter
+
+
+def _result_of(
+    job: Job, future: concurrent.futures.Future[RunResult], wait: float | None = None
+) -> RunResult:
+    try:
+        return future.result(timeout=wait)
+    except concurrent.futures.CancelledError:
+        return settled_result(job, RunStatus.CANCELLED, "cancelled")
+    except Exception as exc:  # an executor bug must not lose the run: it is reported as errored
+        return settled_result(
+            job, RunStatus.ERRORED, f"the executor failed: {type(exc).__name__}: {exc}"
+        )
+
+
+def settled_result(job: Job, status: RunStatus, error: str) -> RunResult:
+    """The result of a job that did not run (skipped, cancelled, errored), ended now."""
+    now = time.time()
+    return RunResult(
+        key=job.key,
+        status=status,
+        error=error,
+        started_at=now,
+        ended_at=now,
+        attempt=job.task.attempt if job.task is not None else 1,
+    )

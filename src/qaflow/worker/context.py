@@ -1,0 +1,328 @@
+"""A run's context: what its `run(context)` receives, and the files of its output directory.
+
+`RunContext` has QA-Board's attribute names. qaflow keeps four files next to a run's own
+outputs: run.json (what was run), log.txt (its stdout and stderr), metrics.json (always
+written, with is_failed and compute_time) and manifest.outputs.json (size and blake2b hash
+of each other file).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import io
+import json
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import Any
+
+from qaflow.errors import ExecutorError
+from qaflow.worker.model import RunTask
+
+OWN_FILES = frozenset({"run.json", "metrics.json", "log.txt", "manifest.outputs.json"})
+_CHUNK = 1 << 20
+TEE_JOIN_TIMEOUT = 2.0  # a background process still holding the run's stdout must not hang us
+
+
+class MetricsError(ValueError):
+    """A metrics.json that cannot be read as an object of metrics."""
+
+
+def output_dir_of(task: RunTask) -> Path:
+    """The run's output directory; a relative one is taken from the project's root."""
+    path = Path(task.spec["output_dir"])
+    return path if path.is_absolute() else Path(task.project_root, path)
+
+
+@dataclass
+class RunContext:
+    """One run's inputs and settings. Plain data (it pickles); `obj` is the user's to fill."""
+
+    input_path: Path | None
+    rel_input_path: Path | None
+    database: Path
+    type: str
+    output_dir: Path
+    configs: list[Any]
+    params: dict[str, Any]
+    platform: str
+    forwarded_args: list[str]
+    extra_parameters: dict[str, Any]
+    dryrun: bool
+    batch: str
+    matrix: dict[str, Any]
+    obj: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def configurations(self) -> list[Any]:
+        """QA-Board's other name for `configs` (the same list)."""
+        return self.configs
+
+    @configurations.setter
+    def configurations(self, value: list[Any]) -> None:
+        self.configs = value
+
+    @classmethod
+    def from_task(cls, task: RunTask) -> RunContext:
+        """The context of a task. Mutable parts are copies: run() may change them freely."""
+        spec = task.spec
+        input_path = spec.get("input_path")
+        rel_input_path = spec.get("rel_input_path")
+        configs = spec.get("configurations", spec.get("configs")) or []
+        return cls(
+            input_path=None if input_path is None else Path(input_path),
+            rel_input_path=None if rel_input_path is None else Path(rel_input_path),
+            database=Path(spec.get("database") or task.project_root),
+            type=str(spec.get("type", "")),
+            output_dir=output_dir_of(task),
+            configs=copy.deepcopy(list(configs)),
+            params=copy.deepcopy(dict(spec.get("params") or {})),
+            platform=str(spec.get("platform", "")),
+            forwarded_args=list(task.forwarded_args),
+            extra_parameters=copy.deepcopy(dict(task.extra_parameters)),
+            dryrun=task.dryrun,
+            batch=str(spec.get("batch", "")),
+            matrix=copy.deepcopy(dict(spec.get("matrix") or {})),
+        )
+
+
+# ---------------------------------------------------------------- where it runs
+@contextlib.contextmanager
+def isolated(task: RunTask, output_dir: Path) -> Iterator[None]:
+    """The run's environment variables and cwd; both restored exactly afterwards."""
+    saved_env = os.environ.copy()
+    try:
+        saved_cwd: Path | None = Path.cwd()
+    except OSError:
+        saved_cwd = None
+    try:
+        env = _run_env(task, output_dir)
+        try:
+            os.chdir(task.project_root)
+        except OSError as exc:
+            raise ExecutorError(f"cannot enter the project's folder: {exc}") from None
+        os.environ.update(env)
+        if "QA_INPUT_PATH" not in env:
+            os.environ.pop("QA_INPUT_PATH", None)
+        yield
+    finally:
+        for key in [key for key in os.environ if key not in saved_env]:
+            del os.environ[key]
+        for key, value in saved_env.items():
+            if os.environ.get(key) != value:
+                os.environ[key] = value
+        if saved_cwd is not None:
+            with contextlib.suppress(OSError):
+                os.chdir(saved_cwd)
+
+
+def _run_env(task: RunTask, output_dir: Path) -> dict[str, str]:
+    """`ENV` of the dict configurations (later ones win), then QA_OUTPUT_DIR, QA_INPUT_PATH, QA_BATCH."""
+    env: dict[str, str] = dict(task.env)  # e.g. PIPELINE_OUTPUT_DIR, QA_PREVIOUS_BATCH
+    for config in task.spec.get("configurations") or []:
+        if isinstance(config, dict) and "ENV" in config:
+            values = config["ENV"]
+            if not isinstance(values, dict):
+                raise ExecutorError(
+                    f"ENV in a configuration must map names to values, not {values!r}"
+                )
+            env.update({str(key): str(value) for key, value in values.items()})
+    env["QA_OUTPUT_DIR"] = str(output_dir)
+    env["QA_BATCH"] = str(task.spec.get("batch", ""))
+    if task.spec.get("input_path") is not None:
+        env["QA_INPUT_PATH"] = str(task.spec["input_path"])
+    return env
+
+
+@contextlib.contextmanager
+def captured(log_path: Path, *, tee: bool, append: bool) -> Iterator[None]:
+    """fds 1 and 2 (and sys.stdout/sys.stderr) go to the log file, and with tee to stdout too."""
+    _flush(sys.stdout, sys.stderr)
+    _ensure_open(1)
+    _ensure_open(2)
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+    log_fd = os.open(log_path, flags, 0o666)
+    saved = (os.dup(1), os.dup(2))
+    pump = _Tee(log_fd, saved[0]) if tee else None
+    target = pump.write_fd if pump is not None else log_fd
+    streams = (sys.stdout, sys.stderr)
+    os.dup2(target, 1)
+    os.dup2(target, 2)
+    sys.stdout, sys.stderr = _text_stream(1), _text_stream(2)
+    try:
+        yield
+    finally:
+        ours = (sys.stdout, sys.stderr)
+        _flush(*ours, *streams)
+        sys.stdout, sys.stderr = streams
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for stream in ours:
+            with contextlib.suppress(Exception):
+                stream.close()
+        for fd in (*saved, log_fd):
+            os.close(fd)
+        if pump is not None:
+            pump.close()
+
+
+def _ensure_open(fd: int) -> None:
+    """A closed stdout or stderr becomes /dev/null, so that new fds cannot take its number."""
+    try:
+        os.fstat(fd)
+    except OSError:
+        null = os.open(os.devnull, os.O_WRONLY)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+
+
+def _text_stream(fd: int) -> io.TextIOWrapper:
+    raw = open(fd, "wb", closefd=False)  # noqa: SIM115 (closed by the caller, fd kept)
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", line_buffering=True)
+
+
+def _flush(*streams: Any) -> None:
+    for stream in streams:
+        with contextlib.suppress(Exception):
+            stream.flush()
+
+
+class _Tee:
+    """A pipe whose reader thread copies everything to the log file and to our stdout."""
+
+    def __init__(self, log_fd: int, out_fd: int) -> None:
+        read_fd, self.write_fd = os.pipe()
+        targets = [os.dup(log_fd), os.dup(out_fd)]  # the thread's own: it closes them at EOF
+        self._thread = threading.Thread(
+            target=_pump, args=(read_fd, targets), name="qaflow-tee", daemon=True
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        os.close(self.write_fd)
+        self._thread.join(TEE_JOIN_TIMEOUT)
+
+
+def _pump(read_fd: int, targets: list[int]) -> None:
+    try:
+        while chunk := os.read(read_fd, 65536):
+            for fd in targets:
+                with contextlib.suppress(OSError):
+                    _write_all(fd, chunk)
+    finally:
+        for fd in (read_fd, *targets):
+            os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+# ---------------------------------------------------------------- the output directory
+def read_metrics(output_dir: Path) -> dict[str, Any]:
+    """The metrics.json in output_dir ({} if none). MetricsError if it cannot be read as one."""
+    path = output_dir / "metrics.json"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise MetricsError(f"cannot read {path}: {exc}") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise MetricsError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise MetricsError(f"{path} holds a {type(data).__name__}, expected an object of metrics")
+    return data
+
+
+def write_metrics(output_dir: Path, metrics: dict[str, Any]) -> dict[str, Any]:
+    """Write metrics.json (readable: indented); return the metrics as JSON reads them back."""
+    try:
+        text = json.dumps(metrics, indent=2, default=jsonable)
+    except TypeError:  # keys that JSON cannot have, e.g. tuples
+        text = json.dumps(_string_keys(metrics), indent=2, default=jsonable)
+    # written last, in one write: a run killed while writing it leaves invalid JSON, which
+    # counts as "not completed" (execute.completed_metrics), so no temporary file is needed
+    (output_dir / "metrics.json").write_text(text + "\n", encoding="utf-8")
+    return json.loads(text)
+
+
+def jsonable(value: Any) -> Any:
+    """json.dumps(default=): numpy-like values as Python ones, paths and the rest as str."""
+    for method in ("item", "tolist"):  # numpy-like scalars, then arrays
+        convert = getattr(value, method, None)
+        if callable(convert):
+            with contextlib.suppress(Exception):
+                return convert()
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    return str(value)
+
+
+def _string_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else str(k): _string_keys(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_string_keys(item) for item in value]
+    return value
+
+
+def record_failure(task: RunTask, error: str, compute_time: float) -> dict[str, Any]:
+    """For a run whose process died: metrics.json says is_failed, log.txt says why.
+
+    Used by the pool from the driver's side. Metrics the run wrote are kept. Never raises."""
+    output_dir = output_dir_of(task)
+    metrics: dict[str, Any] = {"is_failed": True, "compute_time": compute_time}
+    if not output_dir.is_dir():
+        return metrics
+    with contextlib.suppress(MetricsError):
+        metrics = {**read_metrics(output_dir), **metrics}
+    with contextlib.suppress(OSError), open(output_dir / "log.txt", "a", encoding="utf-8") as log:
+        log.write(f"\nqaflow: {error}\n")
+    with contextlib.suppress(OSError, TypeError, ValueError, RecursionError):
+        metrics = write_metrics(output_dir, metrics)
+    return metrics
+
+
+def manifest(output_dir: Path) -> dict[str, dict[str, Any]]:
+    """{relative path: {size, blake2b}} of the run's files, qaflow's own excluded, sorted."""
+    found: dict[str, dict[str, Any]] = {}
+    _scan(str(output_dir), "", found)
+    return dict(sorted(found.items()))
+
+
+def write_manifest(output_dir: Path) -> None:
+    with open(output_dir / "manifest.outputs.json", "w", encoding="utf-8") as file:
+        json.dump(manifest(output_dir), file)
+
+
+def _scan(folder: str, prefix: str, found: dict[str, dict[str, Any]]) -> None:
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                _scan(entry.path, f"{prefix}{entry.name}/", found)
+            elif (prefix or entry.name not in OWN_FILES) and entry.is_file():
+                with contextlib.suppress(OSError):  # unreadable, or removed meanwhile
+                    found[prefix + entry.name] = _file_entry(entry.path)
+
+
+def _file_entry(path: str) -> dict[str, Any]:
+    digest = hashlib.blake2b()
+    size = 0
+    with open(path, "rb", buffering=0) as file:
+        while chunk := file.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return {"size": size, "blake2b": digest.hexdigest()}

@@ -1,0 +1,288 @@
+"""Background executions: `qa batch --no-wait`, `qa status`, `qa wait`, `qa cancel`, and
+`qaflow.batch(..., wait=False)`, with real detached processes and a real store."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import qaflow
+from conftest import write_project
+from qaflow.errors import UsageError
+from qaflow.run.background import HOST, Handle, cancel, cli_args, is_alive, observe
+from qaflow.store import GitInfo, Store
+
+MAIN = """
+import os
+import time
+
+
+def run(context):
+    (context.output_dir / "pid").write_text(str(os.getpid()))
+    time.sleep(context.params.get("sleep", 0))
+    if "bad" in str(context.input_path):
+        raise ValueError("bad input")
+    extra = context.extra_parameters.get("k")
+    return {"slept": context.params.get("sleep", 0), "k": extra, "fwd": context.forwarded_args}
+"""
+BATCHES = """
+b:
+  inputs: [a.txt, b.txt]
+  configs: [{sleep: 1}]
+bad:
+  inputs: [a.txt, bad.txt]
+  configs: [{sleep: 0.2}]
+long:
+  inputs: [a.txt]
+  configs: [{sleep: 30}]
+"""
+ID = re.compile(r"^execution ([0-9a-f]{12}) started in the background \(pid (\d+)\)", re.M)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    made = write_project(
+        tmp_path / "proj",
+        qaboard="runners: {local: {concurrency: 2}}\n",
+        batches=BATCHES,
+        files=["a.txt", "b.txt", "bad.txt"],
+        extra={"qa/main.py": MAIN},
+    )
+    Store.open(None, storage=made / "output").close()  # the schema is made once, on first use
+    return made
+
+
+def qa(root: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "qaflow", "-C", str(root), *args]
+    return subprocess.run(
+        command, cwd=root, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def start(root: Path, *args: str) -> str:
+    started = qa(root, "batch", *args, "--no-wait")
+    assert started.returncode == 0, started.stderr
+    found = ID.search(started.stdout)
+    assert found, started.stdout
+    return found.group(1)
+
+
+def status(root: Path, execution_id: str) -> dict[str, Any]:
+    shown = qa(root, "status", execution_id, "--json")
+    assert shown.returncode == 0, shown.stderr
+    return json.loads(shown.stdout)
+
+
+def gone(pid: int) -> bool:
+    """The process has exited (a zombie nobody reaped counts: PID 1 may not reap orphans)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().rpartition(")")[2].split()[0] in "ZX"
+
+
+def eventually(check: Callable[[], Any], seconds: float = 15.0) -> Any:
+    deadline = time.monotonic() + seconds
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"still false after {seconds} s"
+        time.sleep(0.1)
+    return value
+
+
+def pid_of_run(root: Path, batch: str) -> int:
+    path = eventually(lambda: next((root / "output" / "runs" / batch).glob("*/*/pid"), None))
+    return int(eventually(path.read_text))
+
+
+def test_no_wait_returns_at_once_then_status_and_wait_follow_it(root):
+    began = time.monotonic()
+    started = qa(root, "batch", "b", "--no-wait")
+    elapsed = time.monotonic() - began
+    assert started.returncode == 0, started.stderr
+    assert elapsed < 1.5, f"qa batch --no-wait took {elapsed:.2f} s"
+    execution_id = ID.search(started.stdout).group(1)
+    assert f"qa wait {execution_id}" in started.stdout and "2 run(s) in b" in started.stdout
+    assert f"output/executions/{execution_id}.log" in started.stdout
+    assert not list((root / "output" / "runs").rglob("metrics.json"))
+    running = status(root, execution_id)
+    assert running["status"] == "running" and running["exit_code"] is None
+
+    waited = qa(root, "wait", execution_id)
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    assert waited.stdout.startswith(f"execution {execution_id} succeeded after")
+    assert len(list((root / "output" / "runs" / "b").rglob("metrics.json"))) == 2
+    done = status(root, execution_id)
+    assert done["status"] == "succeeded" and done["exit_code"] == 0
+    assert done["log"] == str(root / "output" / "executions" / f"{execution_id}.log")
+    assert done["batches"] == {
+        "b": {**dict.fromkeys(done["batches"]["b"], 0), "done": 2, "total": 2}
+    }
+    listed = qa(root, "status", "--json")
+    assert [e["id"] for e in json.loads(listed.stdout)] == [execution_id]
+    table = qa(root, "status").stdout
+    assert execution_id in table and "succeeded" in table and "2 done" in table
+    assert "Traceback" not in (root / "output" / "executions" / f"{execution_id}.log").read_text()
+
+
+def test_the_background_process_survives_its_shell_and_wait_exits_1_on_a_failure(root):
+    command = f"{sys.executable} -m qaflow -C {root} batch bad --no-wait; sleep 30"
+    shell = subprocess.Popen(
+        ["bash", "-c", command], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    first = shell.stdout.readline()
+    os.killpg(shell.pid, signal.SIGHUP)  # what closing the terminal does to its session
+    shell.wait(10)
+    shell.stdout.close()
+    execution_id = ID.search(first).group(1)
+    waited = qa(root, "wait", execution_id)
+    assert waited.returncode == 1, waited.stdout + waited.stderr
+    assert "failed" in waited.stdout and "1 done, 1 failed" in waited.stdout
+    shown = status(root, execution_id)
+    assert shown["status"] == "failed"
+    assert shown["batches"]["bad"]["done"] == 1 and shown["batches"]["bad"]["failed"] == 1
+    [failure] = shown["failures"]
+    assert failure["input"] == "bad.txt" and "ValueError: bad input" in failure["error"]
+    text = qa(root, "status", execution_id).stdout
+    assert "✗ bad bad.txt: ValueError: bad input" in text
+
+
+def test_cancel_stops_the_driver_and_kills_the_runs_in_flight(root):
+    execution_id = start(root, "long")
+    worker = pid_of_run(root, "long")
+    driver = status(root, execution_id)["pid"]
+    began = time.monotonic()
+    cancelled = qa(root, "cancel", execution_id)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert time.monotonic() - began < 11
+    assert f"execution {execution_id} cancelled" in cancelled.stdout
+    shown = status(root, execution_id)
+    assert shown["status"] == "cancelled" and shown["counts"]["cancelled"] == 1
+    assert shown["exit_code"] == 1
+    eventually(lambda: gone(worker), 5)
+    eventually(lambda: gone(driver), 5)
+    again = qa(root, "cancel", execution_id)
+    assert again.returncode == 0 and "already ended: cancelled" in again.stdout
+
+
+def test_an_execution_whose_driver_died_is_interrupted(root):
+    execution_id = start(root, "long")
+    worker = pid_of_run(root, "long")
+    os.kill(status(root, execution_id)["pid"], signal.SIGKILL)
+    shown = status(root, execution_id)
+    assert shown["status"] == "interrupted"
+    assert shown["counts"]["interrupted"] == 1 and shown["counts"]["running"] == 0
+    assert status(root, execution_id)["status"] == "interrupted"  # and it stays so
+    began = time.monotonic()
+    assert qa(root, "wait", execution_id).returncode == 1
+    assert time.monotonic() - began < 5
+    eventually(lambda: gone(worker), 5)  # the workers die with their driver
+
+
+def test_the_python_api_returns_a_handle(root):
+    handle = qaflow.batch(
+        "b",
+        project=root,
+        wait=False,
+        label="api",
+        extra_parameters={"k": 7},
+        forwarded_args=("-x",),
+    )
+    assert isinstance(handle, Handle)
+    now = handle.status()
+    assert now.status == "running" and now.exit_code is None and now.record.label == "api"
+    assert handle.wait(timeout=30) == 0
+    runs = handle.runs()
+    assert [run.status.value for run in runs] == ["succeeded", "succeeded"]
+    assert [(r.metrics["slept"], r.metrics["k"], r.metrics["fwd"]) for r in runs] == [
+        (1, 7, ["-x"])
+    ] * 2
+    assert handle.status().exit_code == 0
+
+    long = qaflow.batch("long", project=root, wait=False)
+    with pytest.raises(TimeoutError):
+        long.wait(timeout=0.3)
+    long.cancel()
+    assert long.status().status == "cancelled" and long.wait() == 1
+
+
+def test_usage_errors_exit_2_and_start_nothing(root):
+    for command in ("wait", "status", "cancel"):
+        result = qa(root, command, "zzzz")
+        assert result.returncode == 2, result.stderr
+        assert "no execution 'zzzz'" in result.stderr
+        assert "Recent executions: none yet" in result.stderr and "Traceback" not in result.stderr
+    unknown = qa(root, "batch", "nosuch", "--no-wait")
+    assert unknown.returncode == 2 and "nosuch" in unknown.stderr
+    assert json.loads(qa(root, "status", "--json").stdout) == []
+
+
+def test_liveness_and_settling_on_the_store(root):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    with Store.open(None, storage=root / "output") as store:
+
+        def make(pid: int | None, host: str) -> str:
+            made = store.create_execution(
+                label="t", project="p", argv=[], git=GitInfo(), pid=pid, host=host
+            )
+            store.add_runs(
+                made,
+                [{"id": "k1", "batch": "b", "platform": "linux", "type": "d", "output_dir": "/o"}],
+            )
+            return made
+
+        mine = store.execution(make(os.getpid(), HOST))
+        assert is_alive(mine) and not is_alive(mine, now=mine.heartbeat_at + 61)
+        assert is_alive(store.execution(make(dead.pid, "elsewhere")))  # another host: heartbeat
+        assert not is_alive(store.execution(make(dead.pid, HOST)))
+        interrupted = observe(store, make(dead.pid, HOST))
+        assert interrupted.status == "interrupted" and interrupted.counts == {"interrupted": 1}
+        ended, was_running = cancel(store, make(dead.pid, HOST))
+        assert was_running and ended.status == "cancelled" and ended.counts == {"cancelled": 1}
+
+
+def test_cli_args_express_every_option():
+    from qaflow.plan.planner import PlanOptions
+    from qaflow.run.driver import Options, _options
+
+    options = _options(
+        {
+            "label": "L",
+            "configs": ["base", {"a": [1]}],
+            "extra_parameters": {"k": 1},
+            "concurrency": 3,
+            "forwarded_args": ("-v",),
+            "force_batches": ("c",),
+            "dask_scheduler": "tcp://h:1",
+        }
+    )
+    args = cli_args(Path("/p"), ["b", "c"], options, "abc")
+    assert args == [
+        "-C", "/p", "--label", "L", "--config", "base", "--config", '{"a": [1]}',
+        "--tuning", '{"k": 1}', "batch", "--batch", "b", "--batch", "c", "--force-batch", "c",
+        "--local-concurrency", "3", "--dask-scheduler", "tcp://h:1", "--action-on-existing",
+        "run", "--execution-id", "abc", "--", "-v",
+    ]  # fmt: skip
+    handled = {"label", "plan", "runner", "concurrency", "action_on_existing", "forwarded_args"}
+    handled |= {"force", "force_batches", "dask_scheduler"}
+    refused, irrelevant = {"dryrun", "command"}, {"tee", "argv"}
+    assert set(Options.__dataclass_fields__) == handled | refused | irrelevant, (
+        "a new option: teach background.cli_args to pass it to the background process"
+    )
+    assert set(PlanOptions.__dataclass_fields__) == {
+        *("configs", "platform", "database", "type", "label", "extra_parameters")
+    }
+    with pytest.raises(UsageError, match="cannot be passed"):
+        cli_args(Path("/p"), ["b"], _options({"configs": ["a:b"]}), "abc")

@@ -1,0 +1,236 @@
+"""Executing batches end to end: files of each run, the store's records, modes, limits."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import qaflow
+from qaflow.config.project import Project
+from qaflow.plan.planner import Plan, PlanOptions, plan
+from qaflow.run.driver import Options, concurrency
+from qaflow.run.report import RecordingReporter
+from qaflow.store import Store
+from qaflow.worker.model import RunStatus
+
+MAIN = """
+import json, os, sys
+from pathlib import Path
+
+def run(context):
+    name = context.input_path.name
+    with open(Path(context.database) / "calls.txt", "a") as f:
+        f.write(name + "\\n")
+    print("run on", name, "configs", context.configs)
+    os.system("echo child says hi")
+    (context.output_dir / "out.txt").write_text(name * 2)
+    (context.output_dir / "metrics.json").write_text(json.dumps({"from_file": 1, "size": -1}))
+    if name == "bad.txt":
+        raise RuntimeError("cannot process bad.txt")
+    return {"size": len(name), "nested": {"a": [1, 2.5, "é"]}, "threshold": context.params.get("threshold")}
+
+def postprocess(metrics, context):
+    return {**metrics, "post": True}
+"""
+
+
+def make(
+    project, *, database_url: str | None = None, batches: str | None = None, main: str = MAIN
+) -> Path:
+    qaboard = f"database_url: {database_url}\n" if database_url else ""
+    return project(
+        qaboard=qaboard,
+        batches=batches
+        or "ok:\n  inputs: [a.txt, bb.txt]\n  configs: [base, {threshold: 3}]\nmixed:\n  inputs: [a.txt, bad.txt]\n",
+        files=["a.txt", "bb.txt", "bad.txt"],
+        extra={"qa/main.py": main},
+    )
+
+
+def calls(root: Path) -> list[str]:
+    path = root / "calls.txt"
+    return path.read_text().split() if path.exists() else []
+
+
+def test_a_batch_writes_each_runs_files_and_records_them(project, store_url):
+    root = make(project, database_url=store_url)
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=root, check=True)
+    subprocess.run(
+        [
+            "git",
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "x",
+        ],
+        cwd=root,
+        check=True,
+    )
+    execution = qaflow.batch(
+        "ok", project=root, label="exp", reporter=RecordingReporter(), argv=("qa", "batch", "ok")
+    )
+    assert execution.exit_code == 0
+    [a, _] = execution.runs()
+    metrics = json.loads((a.output_dir / "metrics.json").read_text())
+    assert (
+        metrics["from_file"] == 1
+        and metrics["size"] == 5
+        and metrics["nested"] == {"a": [1, 2.5, "é"]}
+    )
+    assert metrics["threshold"] == 3 and metrics["post"] is True and metrics["is_failed"] is False
+    assert metrics["compute_time"] >= 0
+    assert a.metrics == metrics
+    log = (a.output_dir / "log.txt").read_text()
+    assert "run on a.txt configs ['base', {'threshold': 3}]" in log and "child says hi" in log
+    assert json.loads((a.output_dir / "run.json").read_text())["rel_input_path"] == "a.txt"
+    manifest = json.loads((a.output_dir / "manifest.outputs.json").read_text())
+    assert list(manifest) == ["out.txt"] and manifest["out.txt"]["size"] == len("a.txta.txt")
+
+    with Store.open(store_url, storage=root / "output") as store:
+        record = store.execution(execution.id)
+        assert (record.label, record.status, record.argv) == (
+            "exp",
+            "succeeded",
+            ["qa", "batch", "ok"],
+        )
+        assert (
+            record.git.branch == "main"
+            and record.git.dirty is False
+            and len(record.git.commit or "") == 40
+        )
+        assert record.counts == {"succeeded": 2}
+        rows = store.runs(execution.id)
+    assert [r.rel_input_path for r in rows] == ["a.txt", "bb.txt"]
+    assert [r.status for r in rows] == [RunStatus.SUCCEEDED] * 2
+    assert rows[1].metrics["size"] == 6
+    assert rows[0].output_dir == str(a.output_dir)
+    assert all(r.started_at and r.ended_at and r.started_at <= r.ended_at and r.host for r in rows)
+
+
+def test_a_failed_run_fails_the_execution_alone(project, store_url):
+    root = make(project, database_url=store_url)
+    execution = qaflow.batch("mixed", project=root, reporter=RecordingReporter())
+    assert execution.exit_code == 1 and execution.status == "failed"
+    by_name = {Path(r.spec.rel_input_path).name: r for r in execution.runs()}
+    assert by_name["a.txt"].status is RunStatus.SUCCEEDED
+    bad = by_name["bad.txt"]
+    assert bad.status is RunStatus.FAILED
+    assert bad.result.error_line == "RuntimeError: cannot process bad.txt"
+    assert json.loads((bad.output_dir / "metrics.json").read_text())["is_failed"] is True
+    with Store.open(store_url, storage=root / "output") as store:
+        assert store.execution(execution.id).status == "failed"
+        [row] = [r for r in store.runs(execution.id) if r.status is RunStatus.FAILED]
+        assert "cannot process bad.txt" in (row.error or "")
+
+
+def test_action_on_existing_modes(project):
+    root = make(project)
+    qaflow.batch("mixed", project=root, reporter=RecordingReporter())
+    assert sorted(calls(root)) == ["a.txt", "bad.txt"]
+
+    skipped = qaflow.batch(
+        "mixed", project=root, action_on_existing="skip", reporter=RecordingReporter()
+    )
+    assert {r.spec.rel_input_path: r.status for r in skipped.runs()} == {
+        "a.txt": RunStatus.CACHED,
+        "bad.txt": RunStatus.FAILED,
+    }
+    assert sorted(calls(root)) == ["a.txt", "bad.txt", "bad.txt"]  # only the failed run ran again
+
+    synced = qaflow.batch(
+        "mixed", project=root, action_on_existing="sync", reporter=RecordingReporter()
+    )
+    assert {r.spec.rel_input_path: r.status for r in synced.runs()} == {
+        "a.txt": RunStatus.SUCCEEDED,
+        "bad.txt": RunStatus.FAILED,
+    }
+    assert len(calls(root)) == 3  # nothing ran
+
+    main = root / "qa" / "main.py"
+    main.write_text(main.read_text().replace('"post": True', '"post": "again"'))
+    post = qaflow.batch(
+        "ok", project=root, action_on_existing="postprocess", reporter=RecordingReporter()
+    )
+    assert post.runs()[0].status is RunStatus.FAILED  # "ok" never ran: nothing to postprocess
+    qaflow.batch("ok", project=root, reporter=RecordingReporter())
+    before = len(calls(root))
+    post = qaflow.batch(
+        "ok", project=root, action_on_existing="postprocess", reporter=RecordingReporter()
+    )
+    assert [r.metrics["post"] for r in post.runs()] == ["again", "again"]
+    assert len(calls(root)) == before  # run() was not called
+
+
+def test_sync_without_results_fails(project):
+    root = make(project)
+    execution = qaflow.batch(
+        "ok", project=root, action_on_existing="sync", reporter=RecordingReporter()
+    )
+    assert execution.exit_code == 1
+    assert all("no existing results to sync" in (r.error or "") for r in execution.runs())
+    assert calls(root) == []
+
+
+def test_retries_and_timeout_from_the_batch_file(project):
+    main = """
+import time
+from pathlib import Path
+def run(context):
+    if context.input_path.name == "a.txt":
+        counter = context.output_dir.parent / "tries"
+        tries = int(counter.read_text()) + 1 if counter.exists() else 1
+        counter.write_text(str(tries))
+        if tries < 3:
+            raise ValueError(f"flaky {tries}")
+        return {"tries": tries}
+    time.sleep(30)
+"""
+    root = make(
+        project,
+        main=main,
+        batches="flaky:\n  inputs: [a.txt]\n  retries: 2\nslow:\n  inputs: [bb.txt]\n  timeout: 0.5\n",
+    )
+    execution = qaflow.batch(["flaky", "slow"], project=root, reporter=RecordingReporter())
+    flaky, slow = execution.runs()
+    assert (
+        flaky.status is RunStatus.SUCCEEDED
+        and flaky.metrics["tries"] == 3
+        and flaky.result.attempt == 3
+    )
+    assert slow.status is RunStatus.FAILED and "timed out" in (slow.error or "")
+    assert slow.result.duration < 10
+
+
+def test_concurrency_precedence(project, monkeypatch):
+    root = make(
+        project,
+        batches="a:\n  inputs: [a.txt]\n  local: {concurrency: 5}\nb:\n  inputs: [bb.txt]\n",
+    )
+    p = Project.load(root)
+    the_plan: Plan = plan(p, ["a", "b"], PlanOptions())
+    monkeypatch.delenv("QA_BATCH_CONCURRENCY", raising=False)
+    assert concurrency(p, the_plan, 3) == (3, {})
+    cpus = os.cpu_count() or 1
+    assert concurrency(p, the_plan, None) == (max(cpus, 5), {"a": 5})
+    monkeypatch.setenv("QA_BATCH_CONCURRENCY", "7")
+    assert concurrency(p, the_plan, None) == (7, {"a": 5})
+    (root / "qaboard.yaml").write_text("runners:\n  local: {concurrency: 1}\n")
+    assert concurrency(Project.load(root), the_plan, None) == (5, {"a": 5})
+    assert concurrency(p, the_plan, -1) == (cpus, {})
+
+
+def test_options_are_validated():
+    with pytest.raises(TypeError, match="unknown option"):
+        qaflow.run.driver._options({"colour": 1})
+    assert qaflow.run.driver._options({"label": "x", "platform": "arm"}) == Options(
+        label="x", plan=PlanOptions(label="x", platform="arm")
+    )
