@@ -221,7 +221,9 @@ def batch(root: Path, name: str, **options: Any) -> qaflow.run.driver.Execution:
     return execution
 
 
-def outcome(execution: qaflow.run.driver.Execution) -> dict[tuple[str, str | None], tuple[Any, ...]]:
+def outcome(
+    execution: qaflow.run.driver.Execution,
+) -> dict[tuple[str, str | None], tuple[Any, ...]]:
     """What must not depend on the runner: per run, status, metrics, error, output files."""
     rows = {}
     for run in execution.runs():

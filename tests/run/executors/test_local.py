@@ -295,7 +295,9 @@ if __name__ == "__main__":
 def test_workers_and_their_runs_die_with_the_driver(root, tmp_path):
     script = tmp_path / "driver.py"
     here = Path(__file__).parent
-    script.write_text(DRIVER.format(tests=str(here), tests_root=str(here.parents[1]), root=str(root)))
+    script.write_text(
+        DRIVER.format(tests=str(here), tests_root=str(here.parents[1]), root=str(root))
+    )
     driver = subprocess.Popen([sys.executable, str(script)])
     try:
         child_file = root / "output" / "orphan" / "child"
