@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 
-from qaflow.plan.planner import merge_params
+from qaflow.plan.model import merge_params
 from qaflow.store import Store
 from qaflow.worker.model import RunTask
 

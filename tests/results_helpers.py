@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qaflow.plan.planner import RunSpec
+from qaflow.plan.model import RunSpec
 from qaflow.results.compare import CompareRun
 from qaflow.store import GitInfo, Store
 from qaflow.worker.model import RunResult, RunStatus

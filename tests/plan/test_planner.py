@@ -8,7 +8,8 @@ import pytest
 
 from qaflow.config.project import Project
 from qaflow.errors import BatchSpecError, GraphError, InterpolationError
-from qaflow.plan.planner import PlanOptions, plan
+from qaflow.plan.model import PlanOptions
+from qaflow.plan.planner import plan
 
 
 def runs_of(root: Path, *names: str, **options: object) -> list[dict]:

@@ -254,7 +254,7 @@ def test_liveness_and_settling_on_the_store(root):
 
 
 def test_cli_args_express_every_option():
-    from qaflow.plan.planner import PlanOptions
+    from qaflow.plan.model import PlanOptions
     from qaflow.run.driver import Options, _options
 
     options = _options(

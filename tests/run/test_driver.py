@@ -11,7 +11,8 @@ import pytest
 
 import qaflow
 from qaflow.config.project import Project
-from qaflow.plan.planner import Plan, PlanOptions, plan
+from qaflow.plan.model import Plan, PlanOptions
+from qaflow.plan.planner import plan
 from qaflow.run.driver import Options, concurrency
 from qaflow.run.report import RecordingReporter
 from qaflow.store import Store

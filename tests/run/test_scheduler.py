@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from qaflow.errors import GraphError
-from qaflow.plan.planner import RunSpec
+from qaflow.plan.model import RunSpec
 from qaflow.run.report import RecordingReporter
 from qaflow.run.scheduler import Job, Scheduler
 from qaflow.worker.model import RunResult, RunStatus, RunTask

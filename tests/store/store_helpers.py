@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from qaflow.plan.planner import RunSpec
+from qaflow.plan.model import RunSpec
 from qaflow.store import GitInfo, Store
 
 GIT = GitInfo(commit="0123456789abcdef0123456789abcdef01234567", branch="main", dirty=True)

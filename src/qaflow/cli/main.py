@@ -26,7 +26,7 @@ from qaflow.errors import QaflowError, QaflowWarning, UsageError
 
 if TYPE_CHECKING:
     from qaflow.config.project import Project
-    from qaflow.plan.planner import PlanOptions
+    from qaflow.plan.model import PlanOptions
     from qaflow.run.driver import Options
 
 
@@ -52,7 +52,7 @@ class Globals:
         return Project.discover(self.project_dir)
 
     def plan_options(self) -> PlanOptions:
-        from qaflow.plan.planner import PlanOptions
+        from qaflow.plan.model import PlanOptions
 
         return PlanOptions(
             configs=self.configs,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from qaflow.config.batches import Batch, Catalog
 from qaflow.plan.graph import stable_order
-from qaflow.plan.planner import Plan
+from qaflow.plan.model import Plan
 
 
 @dataclass(frozen=True)

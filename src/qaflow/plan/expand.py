@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from qaflow.config import expressions as interpolation
 from qaflow.config import yamlfile
@@ -34,9 +34,7 @@ from qaflow.config.batches import Batch, FolderTarget, InputEntry
 from qaflow.config.project import HOST, Project, flatten, resolve_path
 from qaflow.errors import BatchSpecError, InterpolationError
 from qaflow.plan.inputs import FoundInput, find_inputs
-
-if TYPE_CHECKING:
-    from qaflow.plan.planner import PlanOptions, RunSpec
+from qaflow.plan.model import PlanOptions, RunSpec, merge_params
 
 MATRIX_CONFIG_KEYS = ("configs", "configurations", "configuration")
 SCRIPT = "script"
@@ -326,8 +324,6 @@ def runs_of(
     options: PlanOptions,
 ) -> Iterator[RunSpec]:
     """One RunSpec per input (None: a run without input), keyed by its identity."""
-    from qaflow.plan.planner import RunSpec, merge_params
-
     if options.extra_parameters:
         configs = (*configs, options.extra_parameters)
     params = merge_params(configs)

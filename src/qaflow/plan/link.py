@@ -17,34 +17,16 @@ Policy
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from qaflow.config.batches import Batch, Need
 from qaflow.config.expressions import KNOWN_ROOTS
 from qaflow.errors import GraphError
 from qaflow.plan.expand import PIPELINE, SCRIPT, interpolate_configs
 from qaflow.plan.graph import Deferred, RunList, RunView, namespace
-
-if TYPE_CHECKING:
-    from qaflow.plan.planner import RunSpec
+from qaflow.plan.model import Link, RunSpec, merge_params
 
 Metrics = Callable[["RunSpec"], dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class Link:
-    """What a run needs, by the names its expressions use (kept to resolve it again at run time)."""
-
-    batch: Batch
-    groups: dict[str, tuple[str, ...]]  # alias -> keys of the runs it names
-    previous: tuple[str, ...] | None = None  # pipelines: the runs of the previous step
-    command: str | None = None  # pipelines: the `run:` step, as written
-
-    @property
-    def needs(self) -> frozenset[str]:
-        keys = {key for group in self.groups.values() for key in group}
-        return frozenset(keys | set(self.previous or ()))
 
 
 def later_names(batch: Batch) -> frozenset[str]:
@@ -102,8 +84,6 @@ def resolve(
         return run.evolve(deferred=True)
     if link.command is not None:
         return run.evolve(command=str(configs[0]), deferred=False)
-    from qaflow.plan.planner import merge_params
-
     command = script(configs) if link.batch.type == SCRIPT else None
     return run.evolve(
         configurations=configs, params=merge_params(configs), command=command, deferred=False

@@ -17,17 +17,14 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from qaflow.config.batches import Batch, Catalog
 from qaflow.config.project import HOST, Project
 from qaflow.errors import GraphError
 from qaflow.plan.expand import PIPELINE, slug
-from qaflow.plan.link import Link, resolve
-
-if TYPE_CHECKING:
-    from qaflow.plan.planner import PlanOptions, RunSpec
-    from qaflow.plan.reuse import Fingerprints
+from qaflow.plan.link import resolve
+from qaflow.plan.model import Link, PlanOptions, RunSpec
+from qaflow.plan.reuse import Fingerprints
 
 
 @dataclass
@@ -50,8 +47,6 @@ def compile_pipeline(
     by_key: Mapping[str, RunSpec],
     fingerprints: Fingerprints,
 ) -> Compiled:
-    from qaflow.plan.planner import RunSpec
-
     if any(need.per_input for need in batch.needs):
         raise GraphError(
             f"{batch.file}: pipeline {batch.name!r}: `per: input` needs are for batches of inputs; a pipeline needs whole batches."

@@ -22,17 +22,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from qaflow.config.batches import Batch
 from qaflow.config.project import Project
 from qaflow.plan.expand import PIPELINE, SCRIPT, rel_dir
 from qaflow.plan.fingerprint import InputHashes, code_version, fingerprint_of, hash_json, parts_dict
+from qaflow.plan.model import Plan, RunSpec
 from qaflow.worker.execute import completed_metrics
 from qaflow.worker.model import RunResult, RunStatus
-
-if TYPE_CHECKING:
-    from qaflow.plan.planner import Plan, RunSpec
 
 
 class Fingerprints:

@@ -44,7 +44,7 @@ from qaflow.worker.model import RunStatus
 
 if TYPE_CHECKING:
     from qaflow.config.project import Project
-    from qaflow.plan.planner import Plan
+    from qaflow.plan.model import Plan
     from qaflow.run.driver import Options
     from qaflow.store import Store
 

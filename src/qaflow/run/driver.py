@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from qaflow.config.project import Project
 from qaflow.errors import UsageError
-from qaflow.plan.planner import Plan, PlanOptions, RunSpec, plan, plan_single
+from qaflow.plan.model import Plan, PlanOptions, RunSpec
+from qaflow.plan.planner import plan, plan_single
 from qaflow.run.scheduler import Job, Scheduler
 from qaflow.worker.execute import lock_dir_of
 from qaflow.worker.model import RunResult, RunStatus, RunTask

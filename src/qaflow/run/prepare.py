@@ -14,8 +14,8 @@ from pathlib import Path
 
 from qaflow.errors import InterpolationError
 from qaflow.plan.link import resolve
+from qaflow.plan.model import Plan, RunSpec
 from qaflow.plan.pipeline import write_previous
-from qaflow.plan.planner import Plan, RunSpec
 from qaflow.run.scheduler import Job
 from qaflow.worker.model import RunResult, RunStatus
 

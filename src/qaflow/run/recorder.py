@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING
 
-from qaflow.plan.planner import Plan, RunSpec
+from qaflow.plan.model import Plan, RunSpec
 from qaflow.store import Store
 from qaflow.worker.model import RunResult
 

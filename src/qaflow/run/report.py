@@ -20,7 +20,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 from rich.text import Text
 
-from qaflow.plan.planner import Plan, RunSpec
+from qaflow.plan.model import Plan, RunSpec
 from qaflow.worker.model import RunResult, RunStatus
 
 if TYPE_CHECKING:

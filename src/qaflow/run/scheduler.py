@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from qaflow.errors import GraphError
-from qaflow.plan.planner import RunSpec
+from qaflow.plan.model import RunSpec
 from qaflow.worker.model import Executor, RunResult, RunStatus, RunTask
 
 

@@ -14,7 +14,8 @@ from qaflow.cli.main import Globals
 
 if TYPE_CHECKING:
     from qaflow.run.driver import ActionOnExisting
-from qaflow.plan.planner import Plan, RunSpec, plan
+from qaflow.plan.model import Plan, RunSpec
+from qaflow.plan.planner import plan
 
 
 @click.command()

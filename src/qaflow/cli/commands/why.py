@@ -9,7 +9,8 @@ import click
 
 from qaflow.cli.main import Globals
 from qaflow.plan.fingerprint import Parts, explain
-from qaflow.plan.planner import Plan, RunSpec, plan
+from qaflow.plan.model import Plan, RunSpec
+from qaflow.plan.planner import plan
 from qaflow.plan.reuse import reusable
 from qaflow.worker.model import RunStatus
 

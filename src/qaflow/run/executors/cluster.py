@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from distributed import Client
 
     from qaflow.config.project import Project
-    from qaflow.plan.planner import Plan
+    from qaflow.plan.model import Plan
 
 JOBQUEUE = {"slurm": "SLURMCluster", "lsf": "LSFCluster", "pbs": "PBSCluster", "sge": "SGECluster"}
 # dask-jobqueue's former option names (still in many docs and in QA-Board setups), renamed

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qaflow.errors import ExecutorError, GraphError
-from qaflow.plan.planner import Plan
+from qaflow.plan.model import Plan
 from qaflow.run.executors.dask_worker import Shared, Work, close_pool, run_work, topic
 from qaflow.run.scheduler import Events, Job, settled_result
 from qaflow.worker.context import record_failure

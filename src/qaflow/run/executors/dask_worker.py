@@ -38,7 +38,7 @@ from qaflow.worker.execute import HOST, run_lock
 from qaflow.worker.model import RunResult, RunStatus
 
 if TYPE_CHECKING:
-    from qaflow.plan.planner import Plan
+    from qaflow.plan.model import Plan
     from qaflow.run.executors.local import LocalPool
     from qaflow.run.scheduler import Job
 
