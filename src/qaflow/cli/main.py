@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from qaflow import __version__
 from qaflow.errors import QaflowError, QaflowWarning, UsageError
 
 if TYPE_CHECKING:
@@ -129,7 +128,7 @@ class LazyGroup(click.Group):
     metavar="JSON",
     help="Extra parameters as a JSON object, merged into params (repeatable).",
 )
-@click.version_option(__version__, prog_name="qaflow")
+@click.version_option(package_name="qaflow", prog_name="qaflow")  # read only for --version
 @click.pass_context
 def cli(
     ctx: click.Context,

@@ -5,10 +5,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar
 
-if TYPE_CHECKING:
-    from qaflow.results.compare import CompareRun
+
+class Matchable(Protocol):
+    """What matching reads of a run (`qaflow.results.compare.CompareRun` has it)."""
+
+    @property
+    def batch(self) -> str: ...
+    @property
+    def input(self) -> str | None: ...
+    @property
+    def platform(self) -> str: ...
+    @property
+    def configurations(self) -> list[Any]: ...
+    @property
+    def matrix(self) -> dict[str, Any]: ...
+
+
+CompareRun = TypeVar("CompareRun", bound=Matchable)  # the runs' own type, handed back
 
 
 def match(

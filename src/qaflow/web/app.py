@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -28,12 +27,11 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from qaflow.errors import QaflowError
 from qaflow.web import present
+from qaflow.web.deps import Board
 
 if TYPE_CHECKING:
     from qaflow.config.project import Project
-    from qaflow.results.metrics import Metrics
     from qaflow.store import Store
 
 HERE = Path(__file__).parent
@@ -43,49 +41,6 @@ PAGE_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
-
-
-@dataclass
-class Board:
-    """What every handler needs: the project, its store, the templates, and a cache of the
-    graphs of batches (fixed once an execution has recorded its runs)."""
-
-    project: Project
-    store: Store
-    templates: Jinja2Templates
-    edges: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
-
-    def render(
-        self, request: Request, name: str, status_code: int = 200, **context: Any
-    ) -> Response:
-        context = {"project": self.project, **context}
-        return self.templates.TemplateResponse(request, name, context, status_code=status_code)
-
-    def metrics(self) -> Metrics:
-        """The project's metrics.yaml (none described if it is invalid: the page still shows
-        the values, and `qa compare` reports the error)."""
-        from qaflow.results.metrics import Metrics
-
-        try:
-            return Metrics.load(self.project.metrics_path)
-        except QaflowError:
-            return Metrics()
-
-    def batch_edges(self, execution_id: str, *, final: bool) -> list[tuple[str, str]]:
-        """The execution's (upstream, downstream) batches; `final`: its runs are recorded
-        (they all are at once, when it starts), so the answer can be kept."""
-        if execution_id in self.edges:
-            return self.edges[execution_id]
-        found = self.store.batch_edges(execution_id)
-        if final:
-            if len(self.edges) > 256:
-                self.edges.clear()
-            self.edges[execution_id] = found
-        return found
-
-
-def board(request: Request) -> Board:
-    return request.app.state.board  # type: ignore[no-any-return]
 
 
 def create_app(

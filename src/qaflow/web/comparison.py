@@ -12,7 +12,7 @@ from qaflow.errors import QaflowError
 from qaflow.results.compare import ExecutionSide, Row, compare
 from qaflow.results.metrics import Metrics
 from qaflow.web import charts
-from qaflow.web.app import board
+from qaflow.web.deps import board
 from qaflow.web.pages import params_of
 
 router = APIRouter()

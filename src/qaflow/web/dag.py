@@ -11,7 +11,7 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from qaflow.cli.commands.status import words
+from qaflow.results.present import words
 
 WIDTH, HEIGHT = 240, 78  # a node's box
 NAME_CHARS = 21  # of a batch name shown in its box (the whole name is its tooltip)

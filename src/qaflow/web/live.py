@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 
 from qaflow.errors import StoreError
 from qaflow.web import files, pages
-from qaflow.web.app import board
+from qaflow.web.deps import board
 
 router = APIRouter()
 LOG_CHUNK = 1024 * 1024  # bytes of log per poll at most

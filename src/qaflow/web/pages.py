@@ -16,7 +16,7 @@ from qaflow.run.background import is_alive, observe
 from qaflow.store.records import ExecutionRecord, RunRecord
 from qaflow.store.store import RunSummary
 from qaflow.web import dag, files, present
-from qaflow.web.app import Board, board
+from qaflow.web.deps import Board, board
 
 router = APIRouter()
 PAGE_SIZE = 100

@@ -7,8 +7,8 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
-from qaflow.cli.commands.status import WORDS, ago, git_text, human_duration, words
 from qaflow.results.metrics import BOOKKEEPING
+from qaflow.results.present import WORDS, ago, git_text, human_duration, words
 
 STATUS_WORDS = {status.value: word for status, word in WORDS.items()}
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
-from qaflow.cli.commands.status import find, open_store, summary_line
+from qaflow.cli.commands.status import find, open_store
 from qaflow.cli.main import Globals
+from qaflow.results.present import summary_line
 from qaflow.run import background
 
 

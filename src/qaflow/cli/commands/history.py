@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from qaflow.cli.commands.status import ago, git_text, open_store
+from qaflow.cli.commands.status import open_store
 from qaflow.errors import UsageError
+from qaflow.results.present import ago, git_text
 
 if TYPE_CHECKING:
     from qaflow.cli.main import Globals

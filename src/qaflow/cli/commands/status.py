@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -17,6 +16,16 @@ from rich.text import Text
 
 from qaflow.cli.main import Globals
 from qaflow.errors import StoreError, UsageError
+from qaflow.results.present import (
+    ORDER,
+    ago,
+    counts_text,
+    duration,
+    git_text,
+    human_duration,
+    summary_line,
+    words,
+)
 from qaflow.run.background import exit_code, is_alive, log_path, observe
 from qaflow.store.records import ExecutionRecord, RunRecord
 from qaflow.worker.model import RunStatus
@@ -27,18 +36,6 @@ if TYPE_CHECKING:
     from qaflow.run.background import Handle
     from qaflow.store import Store
 
-WORDS = {  # run status -> the word `qa status` counts it under, in display order
-    RunStatus.SUCCEEDED: "done",
-    RunStatus.CACHED: "cached",
-    RunStatus.RUNNING: "running",
-    RunStatus.FAILED: "failed",
-    RunStatus.ERRORED: "failed",
-    RunStatus.SKIPPED: "skipped",
-    RunStatus.CANCELLED: "cancelled",
-    RunStatus.INTERRUPTED: "interrupted",
-    RunStatus.PENDING: "waiting",
-}
-_ORDER = list(dict.fromkeys(WORDS.values()))
 _STYLES = {"running": "cyan", "succeeded": "green", "failed": "red", "cancelled": "yellow"}
 MAX_FAILURES = 10
 
@@ -87,56 +84,6 @@ def _observed(store: Store, record: ExecutionRecord) -> ExecutionRecord:
     return (
         observe(store, record.id) if record.status == "running" and not is_alive(record) else record
     )
-
-
-# ---------------------------------------------------------------- words
-def words(counts: dict[str, int]) -> dict[str, int]:
-    """Run counts by status -> by word (done, cached, running, failed…, waiting) and total."""
-    out: Counter[str] = Counter(dict.fromkeys(_ORDER, 0))
-    for name, count in counts.items():
-        out[WORDS[RunStatus(name)]] += count
-    return {**out, "total": sum(counts.values())}
-
-
-def counts_text(counts: dict[str, int]) -> str:
-    """ "12 done, 3 running, 1 failed, 4 waiting": the non-zero counts, in display order."""
-    shown = words(counts)
-    parts = [f"{shown[word]} {word}" for word in _ORDER if shown[word]]
-    return ", ".join(parts) or "no runs yet"
-
-
-def ago(when: float, now: float | None = None) -> str:
-    seconds = max(0.0, (time.time() if now is None else now) - when)
-    for unit, size in (("day", 86400), ("h", 3600), ("min", 60), ("s", 1)):
-        if seconds >= size * (1 if unit != "s" else 5):
-            n = int(seconds // size)
-            return f"{n} {unit}{'s' if unit == 'day' and n > 1 else ''} ago"
-    return "just now"
-
-
-def duration(record: ExecutionRecord) -> float:
-    return max(0.0, (record.ended_at or time.time()) - record.started_at)
-
-
-def human_duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes}m {secs:02d}s" if minutes < 60 else f"{minutes // 60}h {minutes % 60:02d}m"
-
-
-def git_text(record: ExecutionRecord) -> str:
-    git = record.git
-    if not git.commit:
-        return ""
-    return f"{git.branch or 'detached'}@{git.commit[:7]}{'*' if git.dirty else ''}"
-
-
-def summary_line(record: ExecutionRecord) -> str:
-    """One line: `execution ID succeeded after 3.2s: 4 done, 1 cached`."""
-    verb = "is running for" if record.status == "running" else f"{record.status} after"
-    took = human_duration(duration(record))
-    return f"execution {record.id} {verb} {took}: {counts_text(record.counts)}"
 
 
 def started_message(handle: Handle, the_plan: Plan, root: Path) -> str:
@@ -226,7 +173,7 @@ def _print_one(record: ExecutionRecord, runs: list[RunRecord], log: Path, as_jso
     )
     columns = [
         w
-        for w in _ORDER
+        for w in ORDER
         if w in ("done", "cached", "running", "failed", "skipped", "waiting")
         or any(b[w] for b in batches.values())
     ]

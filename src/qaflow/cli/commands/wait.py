@@ -6,8 +6,9 @@ import gc
 
 import click
 
-from qaflow.cli.commands.status import find, open_store, summary_line
+from qaflow.cli.commands.status import find, open_store
 from qaflow.cli.main import Globals
+from qaflow.results.present import summary_line
 from qaflow.run.background import exit_code, wait_for
 
 
