@@ -9,8 +9,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from qaflow.errors import QaflowError
-from qaflow.results.compare import ExecutionSide, Row, compare
+from qaflow.results.compare import Row
 from qaflow.results.metrics import Metrics
+from qaflow.results.refs import compare_refs
 from qaflow.web import charts
 from qaflow.web.deps import board
 from qaflow.web.pages import params_of
@@ -35,16 +36,14 @@ def compare_page(request: Request) -> Response:
 
 def _compared(request: Request, params: dict[str, str]) -> dict[str, Any]:
     b = board(request)
-    ref = b.store.resolve_execution(params["ref"])
-    new = b.store.resolve_execution(params["new"])
-    comparison = compare(
-        b.store.compare_runs(ref.id),
-        b.store.compare_runs(new.id),
+    compared = compare_refs(
+        b.store,
+        params["ref"],
+        params["new"],
         metrics=Metrics.load(b.project.metrics_path),
-        ref=ExecutionSide.from_record(ref),
-        new=ExecutionSide.from_record(new),
         batch=params["batch"] or None,
     )
+    comparison, ref, new = compared.comparison, compared.ref, compared.new
     return {
         "comparison": comparison,
         "charts": charts.charts(comparison),

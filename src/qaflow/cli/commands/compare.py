@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -12,14 +11,13 @@ from rich.table import Table
 from rich.text import Text
 
 from qaflow.cli.commands.status import open_store
-from qaflow.errors import StoreError, UsageError
+from qaflow.errors import UsageError
 
 if TYPE_CHECKING:  # the comparison modules load when the command runs, not with `qa --help`
     from qaflow.cli.main import Globals
     from qaflow.results.compare import BatchComparison, CompareRun, Comparison
     from qaflow.results.compare_format import Cell
     from qaflow.results.filecompare import FilesComparison, RunFiles
-    from qaflow.store import ExecutionRecord, Store
 
 FORMATS = ("table", "json", "csv", "markdown")
 LIMIT = 100  # matched runs shown per batch in the table and Markdown
@@ -107,9 +105,8 @@ def compare(
     Exit codes: 0; 1 with --fail-on-regression when something regressed, or with --files
     when an output file differs or is missing; 2 for a usage error (unknown REF…)."""
     from qaflow.results import compare_format as out
-    from qaflow.results.compare import ExecutionSide
-    from qaflow.results.compare import compare as compare_executions
     from qaflow.results.metrics import Metrics, parse_tolerances
+    from qaflow.results.refs import compare_refs
 
     if limit < 0:
         raise UsageError(f"--limit {limit}: give 0 (no limit) or more.")
@@ -119,19 +116,15 @@ def compare(
     project = g.project()
     metrics = Metrics.load(project.metrics_path)
     with open_store(project) as store:
-        sides = [resolve(store, name) for name in (ref, new)]
-        runs = [store.compare_runs(side.id, batch=batch_name) for side in sides]
-        if batch_name is not None and not any(runs):
-            _unknown_batch(store, batch_name, sides)
-    comparison = compare_executions(
-        runs[0],
-        runs[1],
-        metrics=metrics,
-        ref=ExecutionSide.from_record(sides[0]),
-        new=ExecutionSide.from_record(sides[1]),
-        select=metric_names,
-        tolerances=tolerances,
-    )
+        comparison = compare_refs(
+            store,
+            ref,
+            new,
+            metrics=metrics,
+            batch=batch_name,
+            select=metric_names,
+            tolerances=tolerances,
+        ).comparison
     file_diff = None
     if files:
         from qaflow.results.filecompare import compare_files
@@ -150,33 +143,6 @@ def compare(
         for line in out.failures(comparison) if fail_on_regression else []:
             click.echo(line, err=True)
     return 1 if failed else 0
-
-
-def resolve(store: Store, ref: str) -> ExecutionRecord:
-    """An execution by id, label, branch or commit; a UsageError with did-you-mean otherwise."""
-    try:
-        return store.resolve_execution(ref)
-    except StoreError as exc:
-        names = store.names()
-        known = names["labels"] + names["branches"] + names["ids"]
-        close = difflib.get_close_matches(ref, known, n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        labels = ", ".join(names["labels"][:8]) or "none yet"
-        ids = ", ".join(names["ids"][:5]) or "none yet"
-        raise UsageError(
-            f"{exc}{hint} Give an execution id, a label, a git branch or a commit. "
-            f"Recent labels: {labels}; recent executions: {ids}."
-        ) from None
-
-
-def _unknown_batch(store: Store, name: str, sides: Sequence[ExecutionRecord]) -> None:
-    batches = sorted({run.batch for side in sides for run in store.compare_runs(side.id)})
-    close = difflib.get_close_matches(name, batches, n=3)
-    hint = f" Did you mean {', '.join(close)}?" if close else ""
-    raise UsageError(
-        f"--batch {name!r}: neither execution has runs of that batch.{hint} "
-        f"Their batches: {', '.join(batches) or 'none'}."
-    )
 
 
 # ---------------------------------------------------------------- the table
