@@ -10,8 +10,6 @@ import ast
 import graphlib
 from pathlib import Path
 
-import pytest
-
 SRC = Path(__file__).resolve().parents[1] / "src" / "qaflow"
 
 # The phases, lowest first: a module may import its own phase and the phases before it.

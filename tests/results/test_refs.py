@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from results_helpers import Run, record
 
 from qaflow.errors import UsageError
 from qaflow.results.refs import compare_refs
 from qaflow.store import Store
+from results_helpers import Run, record
 
 
 def test_refs_resolve_by_label_and_id_and_compare_the_runs(store: Store, tmp_path: Path) -> None:
