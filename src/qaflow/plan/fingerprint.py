@@ -357,7 +357,7 @@ def fingerprint_of(parts: Mapping[str, object]) -> str:
     fields = [f"scheme={SCHEME}"]
     for name in _FIELDS:
         value = parts[name]
-        fields.append(f"{name}={','.join(value) if isinstance(value, list) else value}")  # type: ignore[arg-type]
+        fields.append(f"{name}={','.join(value) if isinstance(value, list) else value}")
     return hash_bytes("\0".join(fields).encode())
 
 

@@ -60,7 +60,7 @@ class RunSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form printed by `qa batch --list`."""
-        data = {
+        data: dict[str, Any] = {
             "batch": self.batch,
             "batch_file": None if self.batch_file is None else str(self.batch_file),
             "input_path": None if self.input_path is None else str(self.input_path),

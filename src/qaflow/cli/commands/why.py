@@ -41,7 +41,7 @@ def why(g: Globals, names: tuple[str, ...]) -> int:
         unrecorded = [
             last.fingerprint
             for last in previous.values()
-            if last is not None and "fingerprint_parts" not in last.spec
+            if last is not None and last.fingerprint and "fingerprint_parts" not in last.spec
         ]
         parts = store.fingerprint_parts(unrecorded)
         lines = [
