@@ -14,6 +14,7 @@ import pytest
 
 from qaflow.errors import GraphError
 from qaflow.plan.planner import RunSpec
+from qaflow.run.prepare import payload_of
 from qaflow.run.report import RecordingReporter
 from qaflow.run.scheduler import Job, Scheduler
 from qaflow.worker.model import RunResult, RunStatus, RunTask
@@ -45,10 +46,9 @@ def job(
     retries: int = 0,
     limit: int | None = None,
 ) -> Job:
-    task = RunTask(key=key, spec={}, project_root="/", entrypoint=None, cpus=cpus)
-    return Job(
-        run=spec(key, batch), task=task, needs=frozenset(needs), retries=retries, batch_limit=limit
-    )
+    run = spec(key, batch)
+    task = RunTask(key=key, payload=payload_of(run), project_root="/", entrypoint=None, cpus=cpus)
+    return Job(run=run, task=task, needs=frozenset(needs), retries=retries, batch_limit=limit)
 
 
 class FakeExecutor:

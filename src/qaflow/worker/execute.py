@@ -9,42 +9,40 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
-import fcntl
 import hashlib
 import importlib.util
 import json
 import os
 import shlex
-import shutil
 import signal
 import socket
-import stat
 import subprocess
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from qaflow.config.expressions import interpolate_command
+from qaflow.config import passes
 from qaflow.errors import ExecutorError, InterpolationError
+from qaflow.worker import rundir
 from qaflow.worker.context import (
     MetricsError,
     RunContext,
     captured,
     isolated,
     jsonable,
-    output_dir_of,
     read_metrics,
     write_manifest,
     write_metrics,
 )
 from qaflow.worker.model import RunResult, RunStatus, RunTask
+from qaflow.worker.rundir import completed_metrics, output_dir_of, run_lock
 
 HOST = socket.gethostname()
 READY = "ready"  # a worker's first message: it leads its own process group and waits for tasks
@@ -94,70 +92,6 @@ def execute(task: RunTask) -> RunResult:
         return _execute(task, output_dir)
 
 
-@contextlib.contextmanager
-def run_lock(output_dir: Path, lock_dir: Path | None = None) -> Iterator[None]:
-    """An exclusive lock on a run's directory, for every process of this machine (and of others,
-    where the filesystem supports POSIX locks), released when its process dies.
-
-    One `.locks` file in `lock_dir` (the batch's folder of runs; by default the run's parent),
-    locked by byte range (one byte per run directory): taking a lock creates no file, which
-    on slow disks would be a good part of a run's overhead.
-    """
-    path, offset = _lock_of(output_dir, lock_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.lockf(fd, fcntl.LOCK_EX, 1, offset)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
-def try_run_lock(
-    output_dir: Path, stack: contextlib.ExitStack, lock_dir: Path | None = None
-) -> bool:
-    """Take a run's lock without waiting, until `stack` closes; False if a run holds it.
-    (`qa gc` takes it before removing a run directory.)"""
-    path, offset = _lock_of(output_dir, lock_dir)
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
-    except FileNotFoundError:
-        return True  # no run ever locked anything here
-    except OSError:
-        return False
-    stack.callback(os.close, fd)
-    try:
-        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
-    except OSError:
-        return False
-    return True
-
-
-LOCKS = ".locks"  # the file of run locks, one per batch folder of run directories
-
-
-def lock_dir_of(output_dir: Path, runs_root: Path) -> Path:
-    """Where the lock of a run directory lives: its batch's folder, STORAGE/runs/<first part>."""
-    if not output_dir.is_relative_to(runs_root) or output_dir == runs_root:
-        return output_dir.parent
-    return runs_root / output_dir.relative_to(runs_root).parts[0]
-
-
-def _lock_of(output_dir: Path, lock_dir: Path | None) -> tuple[Path, int]:
-    folder = output_dir.parent if lock_dir is None else lock_dir
-    digest = hashlib.blake2b(str(output_dir).encode(), digest_size=7).hexdigest()
-    return folder / LOCKS, int(digest, 16)
-
-
-def completed_metrics(output_dir: Path) -> dict[str, Any] | None:
-    """The metrics of a successful result in output_dir, None if there is none."""
-    try:
-        metrics = json.loads((output_dir / "metrics.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return metrics if isinstance(metrics, dict) and metrics.get("is_failed") is False else None
-
-
 def _execute(task: RunTask, output_dir: Path) -> RunResult:
     started = time.time()
     if task.action == "postprocess" and not (output_dir / "metrics.json").is_file():
@@ -188,27 +122,15 @@ def _prepare(task: RunTask, output_dir: Path, started: float) -> None:
     if task.action != "run":
         return
     try:
-        mode: int | None = output_dir.lstat().st_mode
-    except FileNotFoundError:
-        mode = None
-    if mode is not None:  # a previous run's files must not mix in
-        _check_removable(output_dir, Path(task.project_root))
-        if stat.S_ISDIR(mode):
-            shutil.rmtree(output_dir)
-        else:
-            output_dir.unlink()
-    output_dir.mkdir(parents=True)
-    record = {**task.spec, "key": task.key, "attempt": task.attempt, "started_at": started}
+        rundir.fresh(output_dir, Path(task.project_root))
+    except rundir.UnsafeRunDir as exc:
+        raise _Errored(str(exc)) from None
+    record = task.payload.record(task.key)
+    record.update(key=task.key, attempt=task.attempt, started_at=started)
     if task.command is not None:
         record["command"] = task.command
     with open(output_dir / "run.json", "w", encoding="utf-8") as file:
         json.dump(record, file, indent=2, default=jsonable)
-
-
-def _check_removable(output_dir: Path, root: Path) -> None:
-    resolved = output_dir.resolve()
-    if resolved in (resolved.parent, Path.home()) or root.resolve().is_relative_to(resolved):
-        raise _Errored(f"refusing to delete {output_dir}: it holds the project or is a top folder")
 
 
 def _dispatch(task: RunTask, output_dir: Path) -> _Outcome:
@@ -398,18 +320,17 @@ def _judge(metrics: dict[str, Any], who: str, compute_time: float) -> _Outcome:
 def _run_command(task: RunTask, output_dir: Path) -> _Outcome:
     if task.action != "run":
         raise _Errored("a run defined by a command has no postprocess step")
-    spec = task.spec
-    names: dict[str, object] = {
-        "output_dir": str(output_dir),
-        "params": spec.get("params") or {},
-        "configs": spec.get("configurations") or [],
-        "matrix": spec.get("matrix") or {},
-    }
-    for name in ("input_path", "rel_input_path"):
-        if spec.get(name) is not None:
-            names[name] = str(spec[name])
+    run = task.payload
     try:
-        command = interpolate_command(task.command or "", names)
+        command = passes.at_run_start(
+            task.command or "",
+            output_dir=str(output_dir),
+            params=run.params,
+            configs=list(run.configurations),
+            matrix=run.matrix,
+            input_path=run.input_path,
+            rel_input_path=run.rel_input_path,
+        )
     except InterpolationError as exc:
         return _Outcome(RunStatus.FAILED, error=f"invalid command: {exc}")
     if task.forwarded_args:
