@@ -15,28 +15,28 @@ import time
 from pathlib import Path
 
 from qaflow.run.executors.local import LocalPool
-from qaflow.worker.model import RunStatus, RunTask
+from qaflow.worker.model import RunPayload, RunStatus, RunTask
 
 MAIN = "def run(context):\n    return {'x': 1}\n"
 
 
 def task(root: Path, index: int) -> RunTask:
-    spec = {
-        "batch": "bench",
-        "batch_file": None,
-        "input_path": str(root / "data" / f"{index:05d}.in"),
-        "rel_input_path": f"{index:05d}.in",
-        "database": str(root / "data"),
-        "type": "default",
-        "configurations": [],
-        "configs": [],
-        "params": {},
-        "platform": "linux",
-        "matrix": {},
-        "output_dir": str(root / "output" / f"d{index // 500}" / f"{index:05d}"),
-        "id": f"{index:05d}",
-    }
-    return RunTask(key=spec["id"], spec=spec, project_root=str(root), entrypoint="qa/main.py")
+    payload = RunPayload(
+        batch="bench",
+        batch_file=None,
+        input_path=str(root / "data" / f"{index:05d}.in"),
+        rel_input_path=f"{index:05d}.in",
+        database=str(root / "data"),
+        type="default",
+        configurations=(),
+        params={},
+        platform="linux",
+        matrix={},
+        output_dir=str(root / "output" / f"d{index // 500}" / f"{index:05d}"),
+    )
+    return RunTask(
+        key=f"{index:05d}", payload=payload, project_root=str(root), entrypoint="qa/main.py"
+    )
 
 
 def main() -> None:

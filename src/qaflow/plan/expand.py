@@ -28,8 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from qaflow.config import expressions as interpolation
-from qaflow.config import yamlfile
+from qaflow.config import passes, yamlfile
 from qaflow.config.batches import Batch, FolderTarget, InputEntry
 from qaflow.config.project import HOST, Project, flatten, resolve_path
 from qaflow.errors import BatchSpecError, InterpolationError
@@ -199,10 +198,17 @@ def _configs(
     batch: Batch, context: Context, extra: tuple[Any, ...], later: frozenset[str]
 ) -> tuple[Any, ...]:
     """The configurations of the batch (at the context's matrix point) and of an entry."""
-    names = {"matrix": context.matrix} if context.has_matrix else {}
-    return interpolate_configs(
-        (*context.configs, *extra), names, batch, roots=frozenset({"matrix"}), later=later
-    )
+    matrix = context.matrix if context.has_matrix else None
+    try:
+        configs = passes.at_expansion(
+            (*context.configs, *extra),
+            matrix=matrix,
+            later=later,
+            commands=batch.type in (SCRIPT, PIPELINE),
+        )
+    except InterpolationError as exc:
+        raise InterpolationError(config_error(batch, exc, bool(matrix))) from None
+    return tuple(flatten(configs))
 
 
 def _find(
@@ -261,41 +267,8 @@ def expand_folder(
     )
 
 
-def interpolate_configs(
-    configs: tuple[Any, ...],
-    names: dict[str, Any],
-    batch: Batch,
-    *,
-    roots: frozenset[str] | None = None,
-    later: frozenset[str] = frozenset(),
-    commands: bool | None = None,
-) -> tuple[Any, ...]:
-    """Interpolate a batch's configurations (strings as shell commands for script batches and
-    pipeline steps), with the file, line, batch and field named in errors."""
-    script = batch.type in (SCRIPT, PIPELINE) if commands is None else commands
-    if not any(_maybe_template(c, script) for c in configs):
-        return tuple(flatten(list(configs)))
-    try:
-        value = [
-            interpolation.interpolate_command(c, names, roots=roots, later=later)
-            if script and isinstance(c, str)
-            else interpolation.interpolate(c, names, roots=roots, later=later)
-            for c in configs
-        ]
-    except InterpolationError as exc:
-        if type(exc) is not InterpolationError:  # a subclass (Deferred) is a signal, not an error
-            raise
-        raise InterpolationError(config_error(batch, exc, bool(names.get("matrix")))) from None
-    return tuple(flatten(value))
-
-
-def _maybe_template(config: Any, script: bool) -> bool:
-    if script and isinstance(config, str):
-        return "{" in config
-    return interpolation.has_templates(config)
-
-
 def config_error(batch: Batch, exc: InterpolationError, has_matrix: bool) -> str:
+    """The message of an error in a batch's configurations: where, which field, what to do."""
     field_name = next((k for k in MATRIX_CONFIG_KEYS if k in _keys_of(batch)), "configs")
     if "matrix" in str(exc):
         hint = (

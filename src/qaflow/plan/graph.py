@@ -9,7 +9,8 @@ Policy
   runs of batch x, or with `per: input` only those with the same input. On a list of exactly
   one run, attributes read through to that run (`depends[calibration].output_directory`).
 - `RunView.metrics` exists only once the upstream run has finished: while planning, reading
-  it raises `Deferred`, and the expression is evaluated again when the run starts.
+  it raises `Deferred` (`qaflow.config.passes`), and the expression is evaluated again
+  when the run starts.
 """
 
 from __future__ import annotations
@@ -22,11 +23,7 @@ from typing import Any
 
 from qaflow.config import yamlfile
 from qaflow.config.batches import Catalog, FolderTarget
-from qaflow.errors import GraphError, InterpolationError
-
-
-class Deferred(InterpolationError):
-    """A value that only exists once an upstream run has finished (its metrics)."""
+from qaflow.errors import GraphError
 
 
 def batch_order(catalog: Catalog, names: list[str]) -> list[str]:

@@ -5,7 +5,8 @@ Policy
   `needs: {x: {batch: b, per: input}}` only b's runs with the same input, so the run can
   start as soon as those are done. A per-input need with no run of b for some input is an
   error before anything runs.
-- Expressions are evaluated in two passes: `expand` does the matrix; here, per run, the rest
+- Expressions are evaluated in passes (`qaflow.config.passes` says which names each may
+  use): `expand` does the matrix; here, per run, the linking pass does the rest
   (`needs`/`depends`, aliases, `input_path`, `output_dir`, `previous`). Upstream output
   directories are known when planning, so `qa batch --list` shows the values. An
   expression that reads an upstream run's `metrics` is kept as written and the run is
@@ -19,11 +20,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from qaflow.config import passes
 from qaflow.config.batches import Batch, Need
-from qaflow.config.expressions import KNOWN_ROOTS
-from qaflow.errors import GraphError
-from qaflow.plan.expand import PIPELINE, SCRIPT, interpolate_configs
-from qaflow.plan.graph import Deferred, RunList, RunView, namespace
+from qaflow.config.passes import Deferred
+from qaflow.config.project import flatten
+from qaflow.errors import GraphError, InterpolationError
+from qaflow.plan.expand import PIPELINE, SCRIPT, config_error
+from qaflow.plan.graph import RunList, RunView, namespace
 from qaflow.plan.model import Link, RunSpec, merge_params
 
 Metrics = Callable[["RunSpec"], dict[str, Any]]
@@ -31,7 +34,7 @@ Metrics = Callable[["RunSpec"], dict[str, Any]]
 
 def later_names(batch: Batch) -> frozenset[str]:
     """Names that `expand`'s matrix pass must leave for `resolve`."""
-    return (KNOWN_ROOTS - {"matrix"}) | {need.alias for need in batch.needs} | {"rel_input_path"}
+    return passes.later_names(need.alias for need in batch.needs)
 
 
 class Linker:
@@ -75,13 +78,13 @@ def resolve(
 ) -> RunSpec:
     """The run with its expressions evaluated and its command built. With `metrics` None
     (planning), an expression reading upstream metrics leaves the run `deferred`."""
-    names = _names(run, link, by_key, metrics)
-    commands = link.batch.type in (SCRIPT, PIPELINE)
     source = (link.command,) if link.command is not None else run.configurations
     try:
-        configs = interpolate_configs(source, names, link.batch, commands=commands)
+        configs = tuple(flatten(_at_linking(source, run, link, by_key, metrics)))
     except Deferred:
         return run.evolve(deferred=True)
+    except InterpolationError as exc:
+        raise InterpolationError(config_error(link.batch, exc, bool(run.matrix))) from None
     if link.command is not None:
         return run.evolve(command=str(configs[0]), deferred=False)
     command = script(configs) if link.batch.type == SCRIPT else None
@@ -97,9 +100,15 @@ def script(configs: tuple[Any, ...]) -> str:
     return "set -e\n" + "\n".join(commands)
 
 
-def _names(
-    run: RunSpec, link: Link, by_key: Mapping[str, RunSpec], metrics: Metrics | None
-) -> dict[str, Any]:
+def _at_linking(
+    source: tuple[Any, ...],
+    run: RunSpec,
+    link: Link,
+    by_key: Mapping[str, RunSpec],
+    metrics: Metrics | None,
+) -> list[Any]:
+    """The linking pass (`config.passes.at_linking`) on the run's configurations or command."""
+
     def view(key: str) -> RunView:
         upstream = by_key[key]
         return RunView(upstream, (lambda: metrics(upstream)) if metrics else _deferred(upstream))
@@ -108,15 +117,17 @@ def _names(
         alias: RunList(_batch_of(link, alias), [view(k) for k in keys])
         for alias, keys in link.groups.items()
     }
-    names = namespace(needed)
-    names.update(
-        input_path=run.input_path, rel_input_path=run.rel_input_path, output_dir=run.output_dir
+    previous = link.previous
+    return passes.at_linking(
+        source,
+        upstream=namespace(needed),
+        input_path=run.input_path,
+        rel_input_path=run.rel_input_path,
+        output_dir=run.output_dir,
+        matrix=run.matrix,
+        previous=None if previous is None else RunList("previous", [view(k) for k in previous]),
+        commands=link.batch.type in (SCRIPT, PIPELINE),
     )
-    if run.matrix:
-        names["matrix"] = run.matrix
-    if link.previous is not None:
-        names["previous"] = RunList("previous", [view(k) for k in link.previous])
-    return names
 
 
 def _batch_of(link: Link, alias: str) -> str:

@@ -29,8 +29,8 @@ from qaflow.config.project import Project
 from qaflow.plan.expand import PIPELINE, SCRIPT, rel_dir
 from qaflow.plan.fingerprint import InputHashes, code_version, fingerprint_of, hash_json, parts_dict
 from qaflow.plan.model import Plan, RunSpec
-from qaflow.worker.execute import completed_metrics
 from qaflow.worker.model import RunResult, RunStatus
+from qaflow.worker.rundir import completed_metrics
 
 
 class Fingerprints:

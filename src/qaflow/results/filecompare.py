@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from qaflow.results.compare import Comparison, Row
-from qaflow.worker.context import OWN_FILES
+from qaflow.worker.rundir import OWN_FILES
 
 FileStatus = Literal["identical", "different", "missing", "added"]
 FAILING: frozenset[str] = frozenset({"different", "missing"})

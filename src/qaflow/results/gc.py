@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qaflow.errors import UsageError
-from qaflow.worker.execute import LOCKS, lock_dir_of, try_run_lock
+from qaflow.worker.rundir import LOCKS, lock_dir_of, try_run_lock
 
 if TYPE_CHECKING:
     from qaflow.store import Store

@@ -20,9 +20,10 @@ from qaflow.config.project import Project
 from qaflow.errors import UsageError
 from qaflow.plan.model import Plan, PlanOptions, RunSpec
 from qaflow.plan.planner import plan, plan_single
+from qaflow.run.prepare import payload_of
 from qaflow.run.scheduler import Job, Scheduler
-from qaflow.worker.execute import lock_dir_of
 from qaflow.worker.model import RunResult, RunStatus, RunTask
+from qaflow.worker.rundir import lock_dir_of
 
 if TYPE_CHECKING:
     from qaflow.run.background import Handle
@@ -359,7 +360,7 @@ def _task(
     command = spec.command if spec.command is not None else options.command
     return RunTask(
         key=spec.key,
-        spec=spec.to_dict(),
+        payload=payload_of(spec),
         project_root=str(project.root),
         entrypoint=None if command is not None else str(project.entrypoint),
         command=command,

@@ -1,7 +1,8 @@
 """Completing runs when they start: what could not be known when planning.
 
 A run whose expressions read upstream metrics is resolved again now, with its upstream
-results (a failure to evaluate them fails the run, with the reason). A pipeline step gets
+results (a failure to evaluate them fails the run, with the reason), and its task gets the
+new payload (`payload_of`: the worker's typed view of a `RunSpec`). A pipeline step gets
 the listing of the previous step's runs written to `$QA_PREVIOUS_BATCH`, once.
 """
 
@@ -17,7 +18,27 @@ from qaflow.plan.link import resolve
 from qaflow.plan.model import Plan, RunSpec
 from qaflow.plan.pipeline import write_previous
 from qaflow.run.scheduler import Job
-from qaflow.worker.model import RunResult, RunStatus
+from qaflow.worker.model import RunPayload, RunResult, RunStatus
+
+
+def payload_of(spec: RunSpec) -> RunPayload:
+    """What the worker receives of a planned run (paths as strings; see `RunPayload`)."""
+    return RunPayload(
+        batch=spec.batch,
+        batch_file=None if spec.batch_file is None else str(spec.batch_file),
+        input_path=None if spec.input_path is None else str(spec.input_path),
+        rel_input_path=spec.rel_input_path,
+        database=str(spec.database),
+        type=spec.type,
+        configurations=spec.configurations,
+        params=spec.params,
+        platform=spec.platform,
+        matrix=spec.matrix,
+        output_dir=str(spec.output_dir),
+        fingerprint=spec.fingerprint,
+        command=spec.command,
+        deferred=spec.deferred,
+    )
 
 
 class Preparer:
@@ -57,7 +78,7 @@ class Preparer:
             )
         task = dataclasses.replace(
             job.task,
-            spec=spec.to_dict(),
+            payload=payload_of(spec),
             command=spec.command if spec.command is not None else job.task.command,
         )
         return dataclasses.replace(job, run=spec, task=task)

@@ -23,20 +23,14 @@ from typing import Any
 
 from qaflow.errors import ExecutorError
 from qaflow.worker.model import RunTask
+from qaflow.worker.rundir import OWN_FILES, output_dir_of
 
-OWN_FILES = frozenset({"run.json", "metrics.json", "log.txt", "manifest.outputs.json"})
 _CHUNK = 1 << 20
 TEE_JOIN_TIMEOUT = 2.0  # a background process still holding the run's stdout must not hang us
 
 
 class MetricsError(ValueError):
     """A metrics.json that cannot be read as an object of metrics."""
-
-
-def output_dir_of(task: RunTask) -> Path:
-    """The run's output directory; a relative one is taken from the project's root."""
-    path = Path(task.spec["output_dir"])
-    return path if path.is_absolute() else Path(task.project_root, path)
 
 
 @dataclass
@@ -70,24 +64,21 @@ class RunContext:
     @classmethod
     def from_task(cls, task: RunTask) -> RunContext:
         """The context of a task. Mutable parts are copies: run() may change them freely."""
-        spec = task.spec
-        input_path = spec.get("input_path")
-        rel_input_path = spec.get("rel_input_path")
-        configs = spec.get("configurations", spec.get("configs")) or []
+        run = task.payload
         return cls(
-            input_path=None if input_path is None else Path(input_path),
-            rel_input_path=None if rel_input_path is None else Path(rel_input_path),
-            database=Path(spec.get("database") or task.project_root),
-            type=str(spec.get("type", "")),
+            input_path=None if run.input_path is None else Path(run.input_path),
+            rel_input_path=None if run.rel_input_path is None else Path(run.rel_input_path),
+            database=Path(run.database or task.project_root),
+            type=run.type,
             output_dir=output_dir_of(task),
-            configs=copy.deepcopy(list(configs)),
-            params=copy.deepcopy(dict(spec.get("params") or {})),
-            platform=str(spec.get("platform", "")),
+            configs=copy.deepcopy(list(run.configurations)),
+            params=copy.deepcopy(run.params),
+            platform=run.platform,
             forwarded_args=list(task.forwarded_args),
             extra_parameters=copy.deepcopy(dict(task.extra_parameters)),
             dryrun=task.dryrun,
-            batch=str(spec.get("batch", "")),
-            matrix=copy.deepcopy(dict(spec.get("matrix") or {})),
+            batch=run.batch,
+            matrix=copy.deepcopy(run.matrix),
         )
 
 
@@ -124,7 +115,7 @@ def isolated(task: RunTask, output_dir: Path) -> Iterator[None]:
 def _run_env(task: RunTask, output_dir: Path) -> dict[str, str]:
     """`ENV` of the dict configurations (later ones win), then QA_OUTPUT_DIR, QA_INPUT_PATH, QA_BATCH."""
     env: dict[str, str] = dict(task.env)  # e.g. PIPELINE_OUTPUT_DIR, QA_PREVIOUS_BATCH
-    for config in task.spec.get("configurations") or []:
+    for config in task.payload.configurations:
         if isinstance(config, dict) and "ENV" in config:
             values = config["ENV"]
             if not isinstance(values, dict):
@@ -133,9 +124,9 @@ def _run_env(task: RunTask, output_dir: Path) -> dict[str, str]:
                 )
             env.update({str(key): str(value) for key, value in values.items()})
     env["QA_OUTPUT_DIR"] = str(output_dir)
-    env["QA_BATCH"] = str(task.spec.get("batch", ""))
-    if task.spec.get("input_path") is not None:
-        env["QA_INPUT_PATH"] = str(task.spec["input_path"])
+    env["QA_BATCH"] = task.payload.batch
+    if task.payload.input_path is not None:
+        env["QA_INPUT_PATH"] = task.payload.input_path
     return env
 
 
@@ -252,7 +243,7 @@ def write_metrics(output_dir: Path, metrics: dict[str, Any]) -> dict[str, Any]:
     except TypeError:  # keys that JSON cannot have, e.g. tuples
         text = json.dumps(_string_keys(metrics), indent=2, default=jsonable)
     # written last, in one write: a run killed while writing it leaves invalid JSON, which
-    # counts as "not completed" (execute.completed_metrics), so no temporary file is needed
+    # counts as "not completed" (rundir.completed_metrics), so no temporary file is needed
     (output_dir / "metrics.json").write_text(text + "\n", encoding="utf-8")
     return json.loads(text)
 

@@ -1,70 +1,45 @@
 """Execute one run in this process: isolate it, capture its output at the fd level, record it.
 
-`execute(task)` runs inside a worker of the local pool (or in-process for `qa run`). A failure
+`execute(task)` runs inside a worker of the local pool (or in-process for `qa run`): it takes
+the run's lock, empties its directory and writes run.json (`qaflow.worker.rundir`), invokes
+the run's code (`qaflow.worker.modes`), then writes the manifest and metrics.json. A failure
 of the user's code is a FAILED result with the reason, never an exception; ERRORED means
 qaflow could not run it. The files it leaves are described in `qaflow.worker.context`.
+`serve` is the life of a worker process of the local pool.
 """
 
 from __future__ import annotations
 
 import contextlib
 import faulthandler
-import fcntl
-import hashlib
-import importlib.util
 import json
 import os
-import shlex
-import shutil
 import signal
 import socket
-import stat
-import subprocess
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from types import ModuleType
-from typing import Any
 
-from qaflow.config.expressions import interpolate_command
-from qaflow.errors import ExecutorError, InterpolationError
+from qaflow.errors import ExecutorError
+from qaflow.worker import rundir
 from qaflow.worker.context import (
     MetricsError,
-    RunContext,
     captured,
     isolated,
     jsonable,
-    output_dir_of,
     read_metrics,
     write_manifest,
     write_metrics,
 )
 from qaflow.worker.model import RunResult, RunStatus, RunTask
+from qaflow.worker.modes import Outcome, invoke
+from qaflow.worker.rundir import completed_metrics, output_dir_of, run_lock
 
 HOST = socket.gethostname()
 READY = "ready"  # a worker's first message: it leads its own process group and waits for tasks
-_MODULES: dict[str, tuple[int, ModuleType]] = {}  # entrypoint path -> (mtime_ns, module)
-
-
-class _Errored(Exception):
-    """qaflow itself cannot execute the run (as opposed to the user's code failing)."""
-
-
-class _Failed(Exception):
-    """The user's code failed; the message is the run's error."""
-
-
-@dataclass
-class _Outcome:
-    status: RunStatus
-    metrics: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    compute_time: float = 0.0
 
 
 # ---------------------------------------------------------------- the steps of a run
@@ -94,83 +69,19 @@ def execute(task: RunTask) -> RunResult:
         return _execute(task, output_dir)
 
 
-@contextlib.contextmanager
-def run_lock(output_dir: Path, lock_dir: Path | None = None) -> Iterator[None]:
-    """An exclusive lock on a run's directory, for every process of this machine (and of others,
-    where the filesystem supports POSIX locks), released when its process dies.
-
-    One `.locks` file in `lock_dir` (the batch's folder of runs; by default the run's parent),
-    locked by byte range (one byte per run directory): taking a lock creates no file, which
-    on slow disks would be a good part of a run's overhead.
-    """
-    path, offset = _lock_of(output_dir, lock_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.lockf(fd, fcntl.LOCK_EX, 1, offset)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
-def try_run_lock(
-    output_dir: Path, stack: contextlib.ExitStack, lock_dir: Path | None = None
-) -> bool:
-    """Take a run's lock without waiting, until `stack` closes; False if a run holds it.
-    (`qa gc` takes it before removing a run directory.)"""
-    path, offset = _lock_of(output_dir, lock_dir)
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
-    except FileNotFoundError:
-        return True  # no run ever locked anything here
-    except OSError:
-        return False
-    stack.callback(os.close, fd)
-    try:
-        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
-    except OSError:
-        return False
-    return True
-
-
-LOCKS = ".locks"  # the file of run locks, one per batch folder of run directories
-
-
-def lock_dir_of(output_dir: Path, runs_root: Path) -> Path:
-    """Where the lock of a run directory lives: its batch's folder, STORAGE/runs/<first part>."""
-    if not output_dir.is_relative_to(runs_root) or output_dir == runs_root:
-        return output_dir.parent
-    return runs_root / output_dir.relative_to(runs_root).parts[0]
-
-
-def _lock_of(output_dir: Path, lock_dir: Path | None) -> tuple[Path, int]:
-    folder = output_dir.parent if lock_dir is None else lock_dir
-    digest = hashlib.blake2b(str(output_dir).encode(), digest_size=7).hexdigest()
-    return folder / LOCKS, int(digest, 16)
-
-
-def completed_metrics(output_dir: Path) -> dict[str, Any] | None:
-    """The metrics of a successful result in output_dir, None if there is none."""
-    try:
-        metrics = json.loads((output_dir / "metrics.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return metrics if isinstance(metrics, dict) and metrics.get("is_failed") is False else None
-
-
 def _execute(task: RunTask, output_dir: Path) -> RunResult:
     started = time.time()
     if task.action == "postprocess" and not (output_dir / "metrics.json").is_file():
         return _result(
             task,
-            _Outcome(RunStatus.FAILED, error=f"no results to postprocess in {output_dir}"),
+            Outcome(RunStatus.FAILED, error=f"no results to postprocess in {output_dir}"),
             started,
         )
     try:
         _prepare(task, output_dir, started)
-    except (OSError, _Errored) as exc:
+    except (OSError, rundir.UnsafeRunDir) as exc:
         error = f"cannot prepare the output directory {output_dir}: {exc}"
-        return _result(task, _Outcome(RunStatus.ERRORED, {"is_failed": True}, error), started)
+        return _result(task, Outcome(RunStatus.ERRORED, {"is_failed": True}, error), started)
     try:
         with (
             isolated(task, output_dir),
@@ -178,54 +89,26 @@ def _execute(task: RunTask, output_dir: Path) -> RunResult:
         ):
             outcome = _dispatch(task, output_dir)
     except ExecutorError as exc:
-        outcome = _Outcome(RunStatus.ERRORED, error=str(exc))
+        outcome = Outcome(RunStatus.ERRORED, error=str(exc))
     except OSError as exc:
-        outcome = _Outcome(RunStatus.ERRORED, error=f"cannot capture the run's output: {exc}")
+        outcome = Outcome(RunStatus.ERRORED, error=f"cannot capture the run's output: {exc}")
     return _result(task, _finish(output_dir, outcome), started)
 
 
 def _prepare(task: RunTask, output_dir: Path, started: float) -> None:
     if task.action != "run":
         return
-    try:
-        mode: int | None = output_dir.lstat().st_mode
-    except FileNotFoundError:
-        mode = None
-    if mode is not None:  # a previous run's files must not mix in
-        _check_removable(output_dir, Path(task.project_root))
-        if stat.S_ISDIR(mode):
-            shutil.rmtree(output_dir)
-        else:
-            output_dir.unlink()
-    output_dir.mkdir(parents=True)
-    record = {**task.spec, "key": task.key, "attempt": task.attempt, "started_at": started}
+    rundir.fresh(output_dir, Path(task.project_root))  # a previous run's files must not mix in
+    record = task.payload.record(task.key)
+    record.update(key=task.key, attempt=task.attempt, started_at=started)
     if task.command is not None:
         record["command"] = task.command
     with open(output_dir / "run.json", "w", encoding="utf-8") as file:
         json.dump(record, file, indent=2, default=jsonable)
 
 
-def _check_removable(output_dir: Path, root: Path) -> None:
-    resolved = output_dir.resolve()
-    if resolved in (resolved.parent, Path.home()) or root.resolve().is_relative_to(resolved):
-        raise _Errored(f"refusing to delete {output_dir}: it holds the project or is a top folder")
-
-
-def _dispatch(task: RunTask, output_dir: Path) -> _Outcome:
-    try:
-        if task.command is not None:
-            outcome = _run_command(task, output_dir)
-        else:
-            module = _load_entrypoint(task)
-            context = RunContext.from_task(task)
-            if task.action == "postprocess":
-                outcome = _postprocess_only(module, context, output_dir)
-            else:
-                outcome = _run_entrypoint(module, context, output_dir)
-    except _Errored as exc:
-        outcome = _Outcome(RunStatus.ERRORED, error=str(exc))
-    except _Failed as exc:
-        outcome = _Outcome(RunStatus.FAILED, error=str(exc))
+def _dispatch(task: RunTask, output_dir: Path) -> Outcome:
+    outcome = invoke(task, output_dir)
     if task.action == "postprocess" and outcome.status is not RunStatus.SUCCEEDED:
         outcome = _keeping_results(outcome, output_dir)
     if outcome.error:
@@ -233,7 +116,7 @@ def _dispatch(task: RunTask, output_dir: Path) -> _Outcome:
     return outcome
 
 
-def _keeping_results(outcome: _Outcome, output_dir: Path) -> _Outcome:
+def _keeping_results(outcome: Outcome, output_dir: Path) -> Outcome:
     """A failed postprocess keeps the run's metrics and compute time (now with is_failed)."""
     try:
         previous = read_metrics(output_dir)
@@ -242,10 +125,10 @@ def _keeping_results(outcome: _Outcome, output_dir: Path) -> _Outcome:
     seconds = previous.get("compute_time")
     if not isinstance(seconds, int | float):
         seconds = outcome.compute_time
-    return _Outcome(outcome.status, {**previous, **outcome.metrics}, outcome.error, float(seconds))
+    return Outcome(outcome.status, {**previous, **outcome.metrics}, outcome.error, float(seconds))
 
 
-def _finish(output_dir: Path, outcome: _Outcome) -> _Outcome:
+def _finish(output_dir: Path, outcome: Outcome) -> Outcome:
     """Write the manifest, then metrics.json (with is_failed, compute_time); the final outcome."""
     failed = outcome.status is not RunStatus.SUCCEEDED
     metrics = {**outcome.metrics, "is_failed": failed, "compute_time": outcome.compute_time}
@@ -260,14 +143,12 @@ def _finish(output_dir: Path, outcome: _Outcome) -> _Outcome:
             metrics = write_metrics(output_dir, metrics)
     except OSError as exc:
         status = outcome.status if failed else RunStatus.ERRORED
-        return _Outcome(
-            status, metrics, error or f"cannot write the results in {output_dir}: {exc}"
-        )
+        return Outcome(status, metrics, error or f"cannot write the results in {output_dir}: {exc}")
     status = RunStatus.FAILED if error and not failed else outcome.status
-    return _Outcome(status, metrics, error, outcome.compute_time)
+    return Outcome(status, metrics, error, outcome.compute_time)
 
 
-def _result(task: RunTask, outcome: _Outcome, started: float) -> RunResult:
+def _result(task: RunTask, outcome: Outcome, started: float) -> RunResult:
     return RunResult(
         key=task.key,
         status=outcome.status,
@@ -279,169 +160,6 @@ def _result(task: RunTask, outcome: _Outcome, started: float) -> RunResult:
         pid=os.getpid(),
         attempt=task.attempt,
     )
-
-
-# ---------------------------------------------------------------- entrypoint mode
-def _load_entrypoint(task: RunTask) -> ModuleType:
-    """The user's module, imported once per process (again only if the file changed)."""
-    if task.entrypoint is None:
-        raise _Errored("nothing to run: no entrypoint and no command; create one with `qa init`")
-    path = Path(task.project_root, task.entrypoint)
-    try:
-        mtime = path.stat().st_mtime_ns
-    except OSError:
-        raise _Errored(
-            f"the entrypoint {path} does not exist: create it with `qa init` (it defines "
-            "run(context)), or give the batch a command to run instead"
-        ) from None
-    cached = _MODULES.get(str(path))
-    if cached is not None and cached[0] == mtime:
-        return cached[1]
-    module = _import(path, task.project_root)
-    if not callable(getattr(module, "run", None)):
-        raise _Errored(f"the entrypoint {path} defines no run(context) function")
-    _MODULES[str(path)] = (mtime, module)
-    return module
-
-
-def _import(path: Path, root: str) -> ModuleType:
-    for folder in (root, str(path.parent)):  # as QA-Board: the entrypoint's folder first
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
-    name = "qaflow_entrypoint_" + hashlib.blake2b(str(path).encode(), digest_size=6).hexdigest()
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise _Errored(f"cannot import the entrypoint {path}: not a Python file")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException as exc:
-        sys.modules.pop(name, None)
-        if isinstance(exc, Exception | SystemExit):
-            raise _Failed(_describe(exc, f"importing {path} failed")) from None
-        raise
-    return module
-
-
-def _run_entrypoint(module: ModuleType, context: RunContext, output_dir: Path) -> _Outcome:
-    start = time.perf_counter()
-    try:
-        returned = _call(module.run, "run()", context)
-        if returned is not None and not isinstance(returned, dict):
-            shown = repr(returned)
-            shown = shown if len(shown) <= 80 else shown[:77] + "..."
-            raise _Failed(f"run() returned {shown}, expected a dict of metrics or None")
-        metrics = {**_read_metrics(output_dir), **(returned or {})}
-        postprocess = getattr(module, "postprocess", None)
-        if callable(postprocess):
-            new = _call(postprocess, "postprocess()", metrics, context)
-            metrics = new if isinstance(new, dict) else metrics
-    except _Failed as exc:
-        return _Outcome(RunStatus.FAILED, error=str(exc), compute_time=time.perf_counter() - start)
-    return _judge(metrics, "run()", time.perf_counter() - start)
-
-
-def _postprocess_only(module: ModuleType, context: RunContext, output_dir: Path) -> _Outcome:
-    """Action "postprocess": the existing metrics.json through postprocess(), rewritten."""
-    postprocess = getattr(module, "postprocess", None)
-    if not callable(postprocess):
-        raise _Errored(f"{module.__file__} defines no postprocess(metrics, context) function")
-    metrics = _read_metrics(output_dir)
-    start = time.perf_counter()
-    new = _call(postprocess, "postprocess()", metrics, context)
-    metrics = new if isinstance(new, dict) else metrics
-    compute_time = metrics.get("compute_time")
-    if not isinstance(compute_time, int | float):
-        compute_time = time.perf_counter() - start
-    return _judge(metrics, "postprocess()", float(compute_time))
-
-
-def _call(function: Callable[..., Any], name: str, *args: Any) -> Any:
-    """Call the user's function; its failure (exception, sys.exit(N != 0)) becomes _Failed."""
-    try:
-        return function(*args)
-    except SystemExit as exc:
-        if exc.code is None or exc.code == 0:
-            return None
-        if not isinstance(exc.code, int):
-            print(exc.code, file=sys.stderr)
-        raise _Failed(f"{name} called sys.exit({exc.code!r})") from None
-    except Exception as exc:
-        raise _Failed(_describe(exc)) from None
-
-
-def _describe(exc: BaseException, first: str | None = None) -> str:
-    """The error text: `Type: message` first, then the traceback without qaflow's own frames."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
-        tb = tb.tb_next
-    summary = traceback.format_exception_only(type(exc), exc)[-1].strip()
-    details = "".join(traceback.format_exception(type(exc), exc, tb))
-    return f"{first}: {summary}\n{details}" if first else f"{summary}\n{details}"
-
-
-def _read_metrics(output_dir: Path) -> dict[str, Any]:
-    try:
-        return read_metrics(output_dir)
-    except MetricsError as exc:
-        raise _Failed(str(exc)) from None
-
-
-def _judge(metrics: dict[str, Any], who: str, compute_time: float) -> _Outcome:
-    if metrics.get("is_failed"):
-        return _Outcome(RunStatus.FAILED, metrics, f"{who} reported is_failed", compute_time)
-    return _Outcome(RunStatus.SUCCEEDED, metrics, None, compute_time)
-
-
-# ---------------------------------------------------------------- command mode
-def _run_command(task: RunTask, output_dir: Path) -> _Outcome:
-    if task.action != "run":
-        raise _Errored("a run defined by a command has no postprocess step")
-    spec = task.spec
-    names: dict[str, object] = {
-        "output_dir": str(output_dir),
-        "params": spec.get("params") or {},
-        "configs": spec.get("configurations") or [],
-        "matrix": spec.get("matrix") or {},
-    }
-    for name in ("input_path", "rel_input_path"):
-        if spec.get(name) is not None:
-            names[name] = str(spec[name])
-    try:
-        command = interpolate_command(task.command or "", names)
-    except InterpolationError as exc:
-        return _Outcome(RunStatus.FAILED, error=f"invalid command: {exc}")
-    if task.forwarded_args:
-        command = f"{command} {shlex.join(task.forwarded_args)}"
-    start = time.perf_counter()
-    try:
-        status = subprocess.run(
-            command, shell=True, cwd=task.project_root, env=dict(os.environ)
-        ).returncode
-    except OSError as exc:
-        raise _Errored(f"cannot start the command: {exc}") from None
-    elapsed = time.perf_counter() - start
-    try:
-        metrics = _read_metrics(output_dir)
-    except _Failed as exc:
-        return _Outcome(RunStatus.FAILED, error=str(exc), compute_time=elapsed)
-    if status != 0:
-        error = (
-            f"command exited with status {status}"
-            if status > 0
-            else f"command killed by signal {signal_name(-status)}"
-        )
-        return _Outcome(RunStatus.FAILED, metrics, error, elapsed)
-    return _judge(metrics, "the command", elapsed)
-
-
-def signal_name(number: int) -> str:
-    """SIGSEGV for 11; the number itself if it names no signal."""
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return str(number)
 
 
 def failed_result(

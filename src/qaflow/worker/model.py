@@ -1,6 +1,7 @@
 """The vocabulary shared by the scheduler, the executors and the store: statuses, tasks, results.
 
-A `RunTask` is what crosses to a worker process (it pickles: plain data only); a
+A `RunTask` is what crosses to a worker process (it pickles: plain data only), with the run
+itself as a `RunPayload` (built from the planner's `RunSpec` by the run layer); a
 `RunResult` is what comes back. A failure of the user's code is a result with status
 FAILED, never an exception; ERRORED means qaflow could not run it at all. Executors
 implement the narrow `Executor` seam: `submit(task) -> Future[RunResult]`.
@@ -71,13 +72,57 @@ Action = Literal["run", "postprocess"]
 
 
 @dataclass(frozen=True)
+class RunPayload:
+    """The run a worker executes, as planned: what it runs on, with what, and where its
+    outputs go. Plain data (paths as strings), so it pickles cheaply."""
+
+    batch: str
+    batch_file: str | None
+    input_path: str | None
+    rel_input_path: str | None
+    database: str
+    type: str
+    configurations: tuple[Any, ...]
+    params: dict[str, Any]
+    platform: str
+    matrix: dict[str, Any]
+    output_dir: str
+    fingerprint: str | None = None
+    command: str | None = None  # script batches and pipeline `run:` steps, as planned
+    deferred: bool = False  # its configurations wait for upstream metrics
+
+    def record(self, key: str) -> dict[str, Any]:
+        """The run's description in run.json: the keys of `qa batch --list` (RunSpec.to_dict)."""
+        configurations = list(self.configurations)
+        data: dict[str, Any] = {
+            "batch": self.batch,
+            "batch_file": self.batch_file,
+            "input_path": self.input_path,
+            "rel_input_path": self.rel_input_path,
+            "database": self.database,
+            "type": self.type,
+            "configurations": configurations,
+            "configs": list(configurations),
+            "params": self.params,
+            "platform": self.platform,
+            "matrix": self.matrix,
+            "output_dir": self.output_dir,
+            "id": key,
+            "fingerprint": self.fingerprint,
+        }
+        if self.command is not None:
+            data["command"] = self.command
+        if self.deferred:
+            data["deferred"] = True
+        return data
+
+
+@dataclass(frozen=True)
 class RunTask:
     """Everything a worker needs to execute one run. Plain data, so it pickles."""
 
     key: str  # the run's identity (RunSpec.key); results come back under it
-    spec: dict[
-        str, Any
-    ]  # RunSpec.to_dict(): batch, input_path, configurations, params, output_dir…
+    payload: RunPayload  # the run: batch, input, configurations, params, output_dir…
     project_root: str
     entrypoint: str | None  # path of the file defining run(context); None for commands
     command: str | None = None  # a shell command to run instead of the entrypoint

@@ -376,11 +376,9 @@ def test_a_failed_run_is_retried_as_with_the_local_runner(two_workers, root):
 
 
 def test_a_run_over_its_timeout_fails_and_the_worker_goes_on(two_workers, root):
-    began = time.monotonic()
     execution = batch(root, "slow", runner="dask", dask_scheduler=two_workers.address)
     [run] = execution.runs()
     assert run.status is RunStatus.FAILED and run.result.error_line == "timed out after 1 s"
-    assert time.monotonic() - began < 15
     assert batch(root, "gpu", runner="dask", dask_scheduler=two_workers.address).exit_code == 0
 
 

@@ -34,8 +34,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qaflow.worker.context import record_failure
-from qaflow.worker.execute import HOST, run_lock
+from qaflow.worker.execute import HOST
 from qaflow.worker.model import RunResult, RunStatus
+from qaflow.worker.rundir import run_lock
 
 if TYPE_CHECKING:
     from qaflow.plan.model import Plan

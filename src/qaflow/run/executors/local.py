@@ -24,8 +24,9 @@ from types import TracebackType
 
 from qaflow.errors import ExecutorError
 from qaflow.worker.context import record_failure
-from qaflow.worker.execute import failed_result, serve, signal_name
+from qaflow.worker.execute import failed_result, serve
 from qaflow.worker.model import RunResult, RunStatus, RunTask
+from qaflow.worker.modes import signal_name
 
 _PRELOAD = ["qaflow.worker.execute", "qaflow.run.executors.local"]
 _STOP_TIMEOUT = 5.0  # graceful stop: how long a worker may take to exit before it is killed
