@@ -16,7 +16,7 @@ from qaflow.errors import InterpolationError
 from qaflow.plan.link import resolve
 from qaflow.plan.pipeline import write_previous
 from qaflow.plan.planner import Plan, RunSpec
-from qaflow.run.scheduler import Job
+from qaflow.run.model import Job
 from qaflow.worker.model import RunResult, RunStatus
 
 

@@ -31,7 +31,7 @@ _PRELOAD = ["qaflow.worker.execute", "qaflow.run.executors.local"]
 _STOP_TIMEOUT = 5.0  # graceful stop: how long a worker may take to exit before it is killed
 _CANCEL_TIMEOUT = 10.0  # how long shutdown(cancel=True) waits for the manager thread
 _MAX_START_FAILURES = 3  # workers dying before their first message, in a row: the pool is broken
-_SIGNAL_HINTS = {signal.SIGKILL: "killed, e.g. by the out-of-memory killer"}
+_SIGNAL_HINTS: dict[int, str] = {signal.SIGKILL: "killed, e.g. by the out-of-memory killer"}
 
 
 # ---------------------------------------------------------------- the driver's side
