@@ -44,7 +44,7 @@ def main() -> None:
         from qaflow.run.report import ConsoleReporter
 
         start = time.perf_counter()
-        execution = qaflow.run.driver.batch(
+        execution = qaflow.batch(
             "big", project=root, concurrency=args.concurrency, reporter=ConsoleReporter(quiet=True)
         )
         wall = time.perf_counter() - start

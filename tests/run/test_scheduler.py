@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import dataclasses
 import itertools
 import threading
 import time
@@ -14,8 +13,8 @@ import pytest
 
 from qaflow.errors import GraphError
 from qaflow.plan.planner import RunSpec
-from qaflow.run.report import RecordingReporter
 from qaflow.run.model import Job, Run
+from qaflow.run.report import RecordingReporter
 from qaflow.run.scheduler import Scheduler
 from qaflow.worker.model import RunResult, RunStatus, RunTask
 

@@ -41,13 +41,13 @@ from subprocess import DEVNULL, STDOUT, Popen
 from typing import TYPE_CHECKING
 
 from qaflow.errors import ExecutorError, UsageError
-from qaflow.run.model import Options, RunStatus
-from qaflow.run.preflight import preflight
 from qaflow.store.records import ExecutionRecord, RunRecord
+from qaflow.worker.model import RunStatus
 
 if TYPE_CHECKING:
     from qaflow.config.project import Project
     from qaflow.plan.planner import Plan
+    from qaflow.run.model import Options
     from qaflow.store import Store
 
 HOST = socket.gethostname()
@@ -200,6 +200,7 @@ def start(project: Project, the_plan: Plan, targets: Sequence[str], options: Opt
     """Record the execution, write its options beside it, and start its driver in the
     background; return at once."""
     from qaflow.config.git import git_info
+    from qaflow.run.preflight import preflight
     from qaflow.store import Store
 
     preflight(project, the_plan, options)
@@ -250,6 +251,8 @@ def options_json(root: Path, targets: Sequence[str], options: Options) -> str:
 
 def read_options(storage: Path, execution_id: str) -> tuple[Path, list[str], Options]:
     """(project root, targets, options) of a background execution, as `start` wrote them."""
+    from qaflow.run.model import Options
+
     data = json.loads(options_path(storage, execution_id).read_text(encoding="utf-8"))
     return Path(data["root"]), list(data["targets"]), Options.from_json(data["options"])
 

@@ -31,15 +31,15 @@ from typing import TYPE_CHECKING, Any
 from qaflow.config.project import Project
 from qaflow.interpreter import freeze_planned
 from qaflow.plan.planner import Plan, PlanOptions, RunSpec, plan, plan_single
-from qaflow.run.backends import Backend, GraphRunner, backend_for
 from qaflow.run.model import Execution, Job, Options, Run, RunResult, RunTask
 from qaflow.run.preflight import Preflight, preflight
-from qaflow.run.report import ConsoleReporter, Reporter, Reporters
 from qaflow.run.settle import Decisions, settle
 from qaflow.worker.execute import lock_dir_of
 
 if TYPE_CHECKING:
+    from qaflow.run.backends import Backend, GraphRunner
     from qaflow.run.background import Handle
+    from qaflow.run.report import Reporters
     from qaflow.store import Store
 
 
@@ -112,6 +112,7 @@ def execute(
     `execution_id`: drive an execution already recorded (by `qa batch --no-wait`) instead
     of recording a new one. SIGTERM (`qa cancel`) cancels the execution.
     """
+    from qaflow.run.backends import backend_for  # the local pool's modules: not for `qa --help`
     from qaflow.store import Store
 
     checks = preflight(project, the_plan, options)
@@ -120,10 +121,10 @@ def execute(
         with backend_for(project, the_plan, options, checks, decisions) as backend:
             execution_id = _record(store, project, options, execution_id)
             events = _events(store, execution_id, decisions, reporter, options)
-            started = time.time()
-            events.execution_started(execution_id, the_plan)
             jobs = _jobs(project, the_plan, options, checks, decisions.settled)
             settled = _settled_runs(the_plan, decisions.settled)
+            started = time.time()
+            events.execution_started(execution_id, the_plan)
             results = _run(backend, jobs, settled, events, execution_id)
             execution = Execution(
                 id=execution_id,
@@ -158,6 +159,7 @@ def _events(
 ) -> Reporters:
     """The execution's event sinks: the reporter (by default the console) and the store."""
     from qaflow.run.recorder import StoreRecorder
+    from qaflow.run.report import ConsoleReporter, Reporter, Reporters
 
     recorder = StoreRecorder(
         store=store, execution_id=execution_id, settled=decisions.settled, known=decisions.known

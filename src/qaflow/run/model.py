@@ -122,7 +122,9 @@ class Options:
         if plan.get("database") is not None:
             plan["database"] = Path(plan["database"])
         tuples = {f.name for f in fields(cls) if isinstance(getattr(cls, f.name, None), tuple)}
-        values: dict[str, Any] = {k: tuple(v) if k in tuples else v for k, v in data.items() if k != "plan"}
+        values: dict[str, Any] = {
+            k: tuple(v) if k in tuples else v for k, v in data.items() if k != "plan"
+        }
         return cls(**values, plan=PlanOptions(**plan))
 
 
