@@ -1,4 +1,4 @@
-"""The backend seam: `backend_for` chooses, and every graph runner honours one contract."""
+"""The backend seam (`run/backends.py`): `backend_for` chooses, and every graph runner honours one contract."""
 
 from __future__ import annotations
 
