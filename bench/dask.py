@@ -50,7 +50,7 @@ def timed(root: Path, runner: str, runs: int, workers: int) -> float:
     from qaflow.run.report import ConsoleReporter
 
     start = time.perf_counter()
-    execution = qaflow.run.driver.batch(
+    execution = qaflow.batch(
         "big",
         project=root,
         runner=runner,

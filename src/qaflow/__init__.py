@@ -9,19 +9,20 @@ __version__ = "0.1.0"
 __all__ = ["Execution", "ExecutionStatus", "Handle", "Run", "__version__", "api", "batch", "run"]
 
 _LAZY = {
-    "api": ("qaflow.run.driver", None),
+    "api": ("qaflow.api", None),
     "batch": ("qaflow.run.driver", "batch"),
     "run": ("qaflow.run.driver", "run"),
-    "Execution": ("qaflow.run.driver", "Execution"),
-    "Run": ("qaflow.run.driver", "Run"),
+    "Execution": ("qaflow.run.model", "Execution"),
+    "Run": ("qaflow.run.model", "Run"),
     "Handle": ("qaflow.run.background", "Handle"),
     "ExecutionStatus": ("qaflow.run.background", "ExecutionStatus"),
 }
 
 if TYPE_CHECKING:
-    from qaflow.run import driver as api
+    from qaflow import api
     from qaflow.run.background import ExecutionStatus, Handle
-    from qaflow.run.driver import Execution, Run, batch, run
+    from qaflow.run.driver import batch, run
+    from qaflow.run.model import Execution, Run
 
 
 def __getattr__(name: str) -> Any:

@@ -255,9 +255,9 @@ def test_long_commands_run_with_the_garbage_collector_that_short_ones_pause(proj
     )
     real_run = qaflow.run.scheduler.Scheduler.run
 
-    def executing(self, jobs):  # runs execute with the GC on, what planning built frozen
+    def executing(self, jobs, settled=()):  # runs execute with the GC on, planning frozen
         seen["batch"] = gc.isenabled() and gc.get_freeze_count() > 0
-        return real_run(self, jobs)
+        return real_run(self, jobs, settled)
 
     monkeypatch.setattr(qaflow.run.scheduler.Scheduler, "run", executing)
     for args in (["serve"], ["wait", "0123abcd"], ["batch", "my-batch"]):

@@ -19,7 +19,9 @@ import pytest
 import qaflow
 from conftest import write_project
 from qaflow.errors import UsageError
-from qaflow.run.background import HOST, Handle, cancel, cli_args, is_alive, observe
+from qaflow.run import background
+from qaflow.run.background import HOST, Handle, cancel, is_alive, observe, read_options
+from qaflow.run.report import RecordingReporter
 from qaflow.store import GitInfo, Store
 
 MAIN = """
@@ -45,6 +47,8 @@ bad:
 long:
   inputs: [a.txt]
   configs: [{sleep: 30}]
+plain:
+  inputs: [a.txt, b.txt]
 """
 ID = re.compile(r"^execution ([0-9a-f]{12}) started in the background \(pid (\d+)\)", re.M)
 
@@ -246,36 +250,87 @@ def test_liveness_and_settling_on_the_store(root):
         assert was_running and ended.status == "cancelled" and ended.counts == {"cancelled": 1}
 
 
-def test_cli_args_express_every_option():
+def test_the_options_reach_the_detached_driver_as_they_were_given(tmp_path):
     from qaflow.plan.model import PlanOptions
-    from qaflow.run.driver import Options, _options
+    from qaflow.run.driver import _options
+    from qaflow.run.model import Options
 
     options = _options(
         {
             "label": "L",
-            "configs": ["base", {"a": [1]}],
-            "extra_parameters": {"k": 1},
-            "concurrency": 3,
-            "forwarded_args": ("-v",),
-            "force_batches": ("c",),
+            "configs": ["base:delta", {"url": "http://h:1", "a": [1]}, ["x:y", 2]],
+            "platform": "arm",
+            "database": tmp_path / "db",
+            "type": "image",
+            "extra_parameters": {"k": [1, {"v": "a:b"}]},
+            "runner": "dask",
             "dask_scheduler": "tcp://h:1",
+            "concurrency": 3,
+            "action_on_existing": "skip",
+            "forwarded_args": ("-v", "a:b"),
+            "dryrun": True,
+            "command": "echo {input_path}",
+            "tee": True,
+            "argv": ("qa", "batch"),
+            "force": True,
+            "force_batches": ("c",),
         }
     )
-    args = cli_args(Path("/p"), ["b", "c"], options, "abc")
-    assert args == [
-        "-C", "/p", "--label", "L", "--config", "base", "--config", '{"a": [1]}',
-        "--tuning", '{"k": 1}', "batch", "--batch", "b", "--batch", "c", "--force-batch", "c",
-        "--local-concurrency", "3", "--dask-scheduler", "tcp://h:1", "--action-on-existing",
-        "run", "--execution-id", "abc", "--", "-v",
-    ]  # fmt: skip
-    handled = {"label", "plan", "runner", "concurrency", "action_on_existing", "forwarded_args"}
-    handled |= {"force", "force_batches", "dask_scheduler"}
-    refused, irrelevant = {"dryrun", "command"}, {"tee", "argv"}
-    assert set(Options.__dataclass_fields__) == handled | refused | irrelevant, (
-        "a new option: teach background.cli_args to pass it to the background process"
+    defaults = Options()
+    changed = [
+        f for f in Options.__dataclass_fields__ if getattr(options, f) == getattr(defaults, f)
+    ]
+    assert changed == [], "give every option a value that is not its default"
+    unchanged = [f for f in PlanOptions.__dataclass_fields__ if getattr(options.plan, f) is None]
+    assert unchanged == []
+    text = json.dumps(options.to_json())
+    assert Options.from_json(json.loads(text)) == options
+
+
+def test_a_background_execution_plans_what_the_foreground_planned(root):
+    configs = ["base:delta", {"url": "http://h:1"}, ["x:y", 2]]
+    foreground = qaflow.batch("plain", project=root, configs=configs, reporter=RecordingReporter())
+    assert foreground.exit_code == 0
+    handle = qaflow.batch("plain", project=root, configs=configs, wait=False)
+    assert handle.wait(timeout=60) == 0
+    runs = handle.runs()
+    assert [run.status.value for run in runs] == ["cached", "cached"]  # the same fingerprints
+    assert sorted(run.output_dir for run in runs) == sorted(
+        str(run.output_dir) for run in foreground.runs()
     )
-    assert set(PlanOptions.__dataclass_fields__) == {
-        *("configs", "platform", "database", "type", "label", "extra_parameters")
-    }
-    with pytest.raises(UsageError, match="cannot be passed"):
-        cli_args(Path("/p"), ["b"], _options({"configs": ["a:b"]}), "abc")
+    planned = [list(run.spec.configurations) for run in foreground.runs()]
+    assert [run.configurations for run in runs] == planned  # the list flattened, in both
+    # the command line too: a mapping with ':' in a --config goes through as it was given
+    args = ("--config", "base:delta", "--config", '{"url": "http://h:1"}')
+    assert qa(root, *args, "batch", "plain").returncode == 0
+    started = qa(root, *args, "batch", "plain", "--no-wait")
+    execution_id = ID.search(started.stdout).group(1)
+    assert qa(root, "wait", execution_id).returncode == 0
+    assert status(root, execution_id)["counts"]["cached"] == 2
+
+
+def test_start_refuses_what_the_foreground_refuses_and_records_nothing(root, monkeypatch):
+    from qaflow.config.project import Project
+    from qaflow.plan.model import PlanOptions
+    from qaflow.plan.planner import plan
+    from qaflow.run.driver import _options
+
+    project = Project.discover(root)
+    the_plan = plan(project, ["plain"], PlanOptions())
+    monkeypatch.setenv("QA_BATCH_TIMEOUT", "soon")
+    with pytest.raises(UsageError, match="QA_BATCH_TIMEOUT"):
+        background.start(project, the_plan, ["plain"], _options({}))
+    monkeypatch.delenv("QA_BATCH_TIMEOUT")
+    with pytest.raises(UsageError, match="must be JSON"):
+        background.start(
+            project, the_plan, ["plain"], _options({"extra_parameters": {"p": Path("/x")}})
+        )
+    with Store.open(None, storage=root / "output") as store:
+        assert store.executions() == []
+    handle = background.start(project, the_plan, ["plain"], _options({"label": "L"}))
+    assert read_options(root / "output", handle.id) == (
+        project.root,
+        ["plain"],
+        _options({"label": "L"}),
+    )
+    assert handle.wait(timeout=60) == 0

@@ -13,7 +13,9 @@ import qaflow
 from qaflow.config.project import Project
 from qaflow.plan.model import Plan, PlanOptions
 from qaflow.plan.planner import plan
-from qaflow.run.driver import Options, concurrency
+from qaflow.run.driver import _options
+from qaflow.run.model import Options
+from qaflow.run.preflight import concurrency
 from qaflow.run.report import RecordingReporter
 from qaflow.store import Store
 from qaflow.worker.model import RunStatus
@@ -240,7 +242,7 @@ def test_concurrency_precedence(project, monkeypatch):
 
 def test_options_are_validated():
     with pytest.raises(TypeError, match="unknown option"):
-        qaflow.run.driver._options({"colour": 1})
-    assert qaflow.run.driver._options({"label": "x", "platform": "arm"}) == Options(
+        _options({"colour": 1})
+    assert _options({"label": "x", "platform": "arm"}) == Options(
         label="x", plan=PlanOptions(label="x", platform="arm")
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import dataclasses
 import itertools
 import threading
 import time
@@ -14,9 +13,10 @@ import pytest
 
 from qaflow.errors import GraphError
 from qaflow.plan.model import RunSpec
+from qaflow.run.model import Job, Run
 from qaflow.run.prepare import payload_of
 from qaflow.run.report import RecordingReporter
-from qaflow.run.scheduler import Job, Scheduler
+from qaflow.run.scheduler import Scheduler
 from qaflow.worker.model import RunResult, RunStatus, RunTask
 
 
@@ -172,22 +172,32 @@ def test_decide_settles_runs_without_executing_them():
     assert set(executor.attempts) == {"b"}
 
 
-def test_a_job_without_a_task_is_settled_by_decide_or_errors_without_being_submitted():
+def test_settled_runs_are_reported_first_and_never_submitted():
     executor = FakeExecutor()
+    events = RecordingReporter()
     cached = RunResult(key="a", status=RunStatus.CACHED)
-    no_task = [dataclasses.replace(job(key), task=None) for key in ("a", "b")]
-    results = Scheduler(
-        executor=executor,
-        events=RecordingReporter(),
-        capacity=1,
-        decide=lambda j: cached if j.key == "a" else None,
-    ).run([*no_task, job("c", needs=("a",))])
-    assert results["a"] is cached
-    assert results["b"].status is RunStatus.ERRORED and "without a task" in (
-        results["b"].error or ""
+    failed = RunResult(key="b", status=RunStatus.FAILED, error="it failed before")
+    settled = [Run(spec("a"), cached), Run(spec("b"), failed)]
+    results = Scheduler(executor=executor, events=events, capacity=1).run(
+        [job("c", needs=("a",)), job("d", needs=("a", "b"))], settled
     )
+    assert results["a"] is cached and results["b"] is failed
     assert results["c"].status is RunStatus.SUCCEEDED
+    assert results["d"].status is RunStatus.SKIPPED and "upstream failed" in (
+        results["d"].error or ""
+    )
     assert set(executor.attempts) == {"c"}
+    assert events.names("run_finished")[:2] == [
+        ("run_finished", "b", "a:cached"),
+        ("run_finished", "b", "b:failed"),
+    ]
+
+
+def test_a_need_neither_planned_nor_settled_is_refused():
+    settled = [Run(spec("a"), RunResult(key="a", status=RunStatus.CACHED))]
+    scheduler = Scheduler(executor=FakeExecutor(), events=RecordingReporter(), capacity=1)
+    with pytest.raises(GraphError, match="not planned"):
+        scheduler.run([job("c", needs=("a", "zz"))], settled)
 
 
 def test_cancel_marks_the_rest_cancelled():

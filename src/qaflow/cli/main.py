@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import gc
 import importlib
 import json
 import os
@@ -22,11 +21,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from qaflow.errors import QaflowError, QaflowWarning, UsageError
+from qaflow.interpreter import pause_gc, restore_gc
 
 if TYPE_CHECKING:
     from qaflow.config.project import Project
     from qaflow.plan.model import PlanOptions
-    from qaflow.run.driver import Options
+    from qaflow.run.model import Options
 
 
 @dataclass
@@ -63,7 +63,7 @@ class Globals:
         )
 
     def options(self, **execution: Any) -> Options:
-        from qaflow.run.driver import Options
+        from qaflow.run.model import Options
 
         return Options(
             label=self.label,
@@ -208,11 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     if "--" in args:  # QA-Board: what follows `--` is forwarded to the runs
         cut = args.index("--")
         args, forwarded = args[:cut], tuple(args[cut + 1 :])
-    # A plan is a large graph of long-lived, acyclic objects: the cyclic garbage collector
-    # would only traverse it, again and again, while it grows (a third of planning 10,000
-    # runs). Off for a command; those that last (`api.execute` before runs execute, `qa serve`,
-    # `qa wait`) turn it back on, `api.execute` after freezing what planning built.
-    gc.disable()
+    pause_gc()  # planning builds a large graph: see `qaflow.interpreter`
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always", QaflowWarning)
@@ -235,8 +231,7 @@ def main(argv: list[str] | None = None) -> None:
         click.secho("interrupted", fg="red", err=True)
         sys.exit(130)
     finally:
-        gc.unfreeze()  # what `api.execute` froze (see there): collectable again, for a caller
-        gc.enable()
+        restore_gc()
     sys.exit(code if isinstance(code, int) else 0)
 
 

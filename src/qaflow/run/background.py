@@ -1,10 +1,12 @@
 """Background executions (`qa batch --no-wait`): start a driver process, observe, await, cancel.
 
 Policy
-- `start()` (foreground) refuses what `execute()` would, records the execution, and starts
-  its driver (`python -m qaflow … batch … --execution-id ID`: it plans again and adopts the
-  record) in a new session (no SIGHUP from the terminal), stdin /dev/null, output appended
-  to STORAGE/executions/ID.log, QA_BACKGROUND=1.
+- `start()` (foreground) refuses what `execute()` would (the same `preflight`), records
+  the execution, writes its targets and options as JSON to STORAGE/executions/ID.options.json,
+  and starts its driver (`python -m qaflow.run.detached STORAGE ID`: it reads them, plans
+  again and adopts the record) in a new session (no SIGHUP from the terminal), stdin
+  /dev/null, output appended to STORAGE/executions/ID.log, QA_BACKGROUND=1. No command line
+  is rebuilt: any option the foreground accepts reaches the driver as it was given.
 - A driver is dead when it ran on this host and its pid is gone (or a zombie), or when its
   last heartbeat is older than HEARTBEAT_TIMEOUT, whatever the host (`is_alive`).
 - Observers (`qa status`, `qa wait`, `Handle`) persist what they see: a running execution
@@ -36,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from subprocess import DEVNULL, STDOUT, Popen
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from qaflow.errors import ExecutorError, UsageError
 from qaflow.store.records import ExecutionRecord, RunRecord
@@ -45,7 +47,7 @@ from qaflow.worker.model import RunStatus
 if TYPE_CHECKING:
     from qaflow.config.project import Project
     from qaflow.plan.model import Plan
-    from qaflow.run.driver import Options
+    from qaflow.run.model import Options
     from qaflow.store import Store
 
 HOST = socket.gethostname()
@@ -195,11 +197,14 @@ class Handle:
 
 
 def start(project: Project, the_plan: Plan, targets: Sequence[str], options: Options) -> Handle:
-    """Record the execution and start its driver in the background; return at once."""
+    """Record the execution, write its options beside it, and start its driver in the
+    background; return at once."""
     from qaflow.config.git import git_info
+    from qaflow.run.preflight import preflight
     from qaflow.store import Store
 
-    _preflight(project, the_plan, options)
+    preflight(project, the_plan, options)
+    text = options_json(project.root, targets, options)
     with Store.open(project.database_url, storage=project.storage) as store:
         execution_id = store.create_execution(
             label=options.label,
@@ -211,7 +216,9 @@ def start(project: Project, the_plan: Plan, targets: Sequence[str], options: Opt
         )
         log = log_path(project.storage, execution_id)
         try:
-            pid = _spawn(cli_args(project.root, targets, options, execution_id), log)
+            log.parent.mkdir(parents=True, exist_ok=True)
+            options_path(project.storage, execution_id).write_text(text, encoding="utf-8")
+            pid = _spawn([str(project.storage), execution_id], log)
         except OSError as exc:
             store.finish_execution(execution_id, "failed")
             raise ExecutorError(f"cannot start the background process: {exc}") from exc
@@ -224,68 +231,40 @@ def log_path(storage: Path, execution_id: str) -> Path:
     return storage / "executions" / f"{execution_id}.log"
 
 
-def _preflight(project: Project, the_plan: Plan, options: Options) -> None:
-    """What `execute()` refuses, refused here, before anything starts."""
-    from qaflow.run.driver import concurrency, runner_of
+def options_path(storage: Path, execution_id: str) -> Path:
+    """Where a background execution's targets and options are, for its driver to read."""
+    return storage / "executions" / f"{execution_id}.options.json"
 
-    cli_args(project.root, [], options, "")  # options the command line cannot express
-    runner_of(project, options)
-    if any(run.command is None for run in the_plan.runs) and not project.entrypoint.is_file():
+
+def options_json(root: Path, targets: Sequence[str], options: Options) -> str:
+    """What the detached driver needs to plan and execute as the foreground would have: the
+    project, the targets, the options (`read_options` reads them back)."""
+    data = {"root": str(root), "targets": list(targets), "options": options.to_json()}
+    try:
+        return json.dumps(data, indent=1)
+    except (TypeError, ValueError) as exc:
         raise UsageError(
-            f"The entrypoint {str(project.entrypoint)!r} does not exist: create it with a "
-            "`run(context)` function (`qa init` writes a sample) or set `project.entrypoint`."
-        )
-    concurrency(project, the_plan, options.concurrency)  # checks QA_BATCH_CONCURRENCY
+            f"The options of a background execution must be JSON data (strings, numbers, "
+            f"lists, mappings): {exc}. Pass them so, or use wait=True."
+        ) from exc
 
 
-def _spawn(argv: list[str], log: Path) -> int:
-    """Start `python -m qaflow ARGV` detached; its pid. A thread reaps it if we outlive it."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    command, env = [sys.executable, "-m", "qaflow", *argv], {**os.environ, "QA_BACKGROUND": "1"}
+def read_options(storage: Path, execution_id: str) -> tuple[Path, list[str], Options]:
+    """(project root, targets, options) of a background execution, as `start` wrote them."""
+    from qaflow.run.model import Options
+
+    data = json.loads(options_path(storage, execution_id).read_text(encoding="utf-8"))
+    return Path(data["root"]), list(data["targets"]), Options.from_json(data["options"])
+
+
+def _spawn(args: list[str], log: Path) -> int:
+    """Start `python -m qaflow.run.detached ARGS` detached; its pid. A thread reaps it if we
+    outlive it."""
+    command = [sys.executable, "-m", "qaflow.run.detached", *args]
+    env = {**os.environ, "QA_BACKGROUND": "1"}
     with open(log, "ab") as out:  # a new session: no SIGHUP from the terminal
         process = Popen(
             command, stdin=DEVNULL, stdout=out, stderr=STDOUT, env=env, start_new_session=True
         )
     threading.Thread(target=process.wait, name=f"qaflow-reap-{process.pid}", daemon=True).start()
     return process.pid
-
-
-def cli_args(root: Path, targets: Sequence[str], options: Options, execution_id: str) -> list[str]:
-    """The `qa` arguments with which a driver plans `targets` with `options` and executes
-    them as `execution_id`: global options, `batch`, its options, `--` forwarded arguments."""
-    if options.command is not None or options.dryrun:
-        raise UsageError("command= and dryrun= cannot be used with wait=False.")
-    plan, tuning = options.plan, options.plan.extra_parameters
-    configs = [("--config", _config_arg(config)) for config in plan.configs or ()]
-    if plan.configs is not None and not plan.configs:
-        configs = [("--config", "")]  # none at all, which is not the same as not given
-    before = [("-C", root), ("--label", options.label), *configs, ("--platform", plan.platform)]
-    before += [("--database", plan.database), ("--type", plan.type)]
-    before += [("--tuning", json.dumps(tuning) if tuning else None)]
-    after = [("--batch", name) for name in targets]
-    after += [("--force-batch", name) for name in options.force_batches]
-    after += [("--force", options.force or None)]
-    after += [("--runner", options.runner), ("--local-concurrency", options.concurrency)]
-    after += [("--dask-scheduler", options.dask_scheduler)]
-    after += [
-        ("--action-on-existing", options.action_on_existing),
-        ("--execution-id", execution_id),
-    ]
-    args = [*_flags(before), "batch", *_flags(after)]
-    return [*args, "--", *options.forwarded_args] if options.forwarded_args else args
-
-
-def _flags(pairs: list[tuple[str, Any]]) -> list[str]:
-    """[(flag, value)] -> [flag, value, …]; None drops the flag, True leaves it alone."""
-    return [a for f, v in pairs if v is not None for a in (f, str(v))[: 1 if v is True else 2]]
-
-
-def _config_arg(config: Any) -> str:
-    if isinstance(config, dict):
-        return json.dumps(config)
-    if isinstance(config, str) and ":" not in config and not config.lstrip().startswith("{"):
-        return config
-    raise UsageError(
-        f"The configuration {config!r} cannot be passed to a background execution: give "
-        "configurations as names without ':' or as mappings."
-    )

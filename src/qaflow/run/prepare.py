@@ -17,7 +17,7 @@ from qaflow.errors import InterpolationError
 from qaflow.plan.link import resolve
 from qaflow.plan.model import Plan, RunSpec
 from qaflow.plan.pipeline import write_previous
-from qaflow.run.scheduler import Job
+from qaflow.run.model import Job
 from qaflow.worker.model import RunPayload, RunResult, RunStatus
 
 

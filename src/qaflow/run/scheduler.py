@@ -3,7 +3,10 @@
 Policy
 - A run is submitted when every run it needs has finished with an ok status; a run whose
   upstream did not succeed is SKIPPED ("upstream failed") without being submitted.
-- `decide(job)` may settle a run without executing it (a cached or existing result);
+- The runs settled before anything runs (reused results) come as `Run`s beside the jobs:
+  reported first, in one pass, and left out of the graph (a fully cached DAG builds none).
+- `decide(job)` may settle a job without executing it (an existing result, as with
+  --action-on-existing skip or sync);
   `prepare(job, results)` completes a run once what it needs is done (expressions that read
   upstream metrics), or settles it (a failure to evaluate them).
 - Capacity: at most `capacity` slots in use; a run takes `task.cpus` slots (clamped to the
@@ -18,7 +21,8 @@ Policy
 State: a `graphlib.TopologicalSorter` over run keys, the ready queue, the futures in
 flight. Waiting is `concurrent.futures.wait(FIRST_COMPLETED)`: never a polling sleep.
 
-Invariant: every job gets exactly one final result, reported once to `reporter.run_finished`.
+Invariant: every job and every settled run gets exactly one final result, reported once to
+`events.run_finished`.
 """
 
 from __future__ import annotations
@@ -29,36 +33,14 @@ import graphlib
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from qaflow.errors import GraphError
 from qaflow.plan.model import RunSpec
-from qaflow.worker.model import Executor, RunResult, RunStatus, RunTask
+from qaflow.run.model import Events, Executor, Job, Run, RunResult, RunStatus
 
-
-@dataclass(frozen=True)
-class Job:
-    """One run of the graph: what to execute, what it needs, and its scheduling limits."""
-
-    run: RunSpec
-    task: RunTask | None  # None: settled by `decide` (a reused result), never submitted
-    needs: frozenset[str] = frozenset()
-    retries: int = 0
-    batch_limit: int | None = None
-
-    @property
-    def key(self) -> str:
-        return self.run.key
-
-
-class Events(Protocol):
-    """What the scheduler tells the outside world (console, store…) as runs progress."""
-
-    def run_started(self, run: RunSpec, attempt: int) -> None: ...
-
-    def run_finished(self, run: RunSpec, result: RunResult) -> None: ...
+__all__ = ["Decide", "Job", "Prepare", "Scheduler", "settled_result"]
 
 
 Decide = Callable[[Job], RunResult | None]
@@ -74,6 +56,7 @@ class _State:
     used: int = 0
     per_batch: Counter[str] = field(default_factory=Counter)
     undecided: set[str] = field(default_factory=set)  # keys `decide` declined: not asked again
+    settled: Sequence[Run] = ()  # the runs settled up front
 
 
 class Scheduler:
@@ -104,13 +87,16 @@ class Scheduler:
         if not self._wakeup.done():
             self._wakeup.set_result(RunResult(key="", status=RunStatus.CANCELLED))
 
-    def run(self, jobs: list[Job]) -> dict[str, RunResult]:
-        """Execute every job; return the final result of each, by run key."""
+    def run(self, jobs: Sequence[Job], settled: Sequence[Run] = ()) -> dict[str, RunResult]:
+        """Execute every job; return the final result of each, and of the `settled` runs, by
+        run key. The settled runs (results known before anything runs) are reported first."""
+        results = self._report_settled(settled)
         by_key = {job.key: job for job in jobs}
-        _check_needs(by_key)
-        results: dict[str, RunResult] = {}
+        _check_needs(by_key, results)
         undecided = self._settle_upfront(results, jobs)
-        state = _State(sorter=_sorter(by_key, results), results=results, undecided=undecided)
+        state = _State(
+            sorter=_sorter(by_key, results), results=results, undecided=undecided, settled=settled
+        )
         try:
             while state.sorter.is_active():
                 if self._cancelled.is_set():
@@ -126,10 +112,20 @@ class Scheduler:
         return state.results
 
     # ------------------------------------------------------------ transitions
-    def _settle_upfront(self, results: dict[str, RunResult], jobs: list[Job]) -> set[str]:
+    def _report_settled(self, settled: Sequence[Run]) -> dict[str, RunResult]:
+        """The results of the settled runs, reported in one pass (a cached DAG: all of it,
+        without the graph's bookkeeping)."""
+        results: dict[str, RunResult] = {}
+        for run in settled:
+            results[run.spec.key] = run.result
+            self.events.run_finished(run.spec, run.result)
+        return results
+
+    def _settle_upfront(self, results: dict[str, RunResult], jobs: Sequence[Job]) -> set[str]:
         """Finish, in one pass, the jobs that `decide` settles and whose upstream was settled
-        ok the same way (a cached DAG: all of it, without the graph's bookkeeping); jobs in
-        plan order settle whole chains. Returns the keys `decide` declined, not to ask again."""
+        ok already (--action-on-existing skip over a whole DAG, without the graph's
+        bookkeeping); jobs in plan order settle whole chains. Returns the keys `decide`
+        declined, not to ask again."""
         undecided: set[str] = set()
         if self.decide is None:
             return undecided
@@ -149,13 +145,11 @@ class Scheduler:
             job = by_key[key]
             failed = [k for k in sorted(job.needs) if not state.results[k].status.ok]
             if failed:
-                upstream = by_key[failed[0]].run
+                upstream = _spec(failed[0], by_key, state.settled)
                 reason = f"skipped (upstream failed): {upstream.batch} {upstream.rel_input_path or ''}".rstrip()
                 self._finish(state, job, settled_result(job, RunStatus.SKIPPED, reason))
                 continue
             decided = self.decide(job) if self.decide and key not in state.undecided else None
-            if decided is None and job.task is None:
-                decided = settled_result(job, RunStatus.ERRORED, "qaflow bug: a run without a task")
             if decided is None and self.prepare is not None:
                 prepared = self.prepare(job, state.results)
                 decided = prepared if isinstance(prepared, RunResult) else None
@@ -221,13 +215,20 @@ class Scheduler:
         self.events.run_finished(job.run, result)
 
 
-def _check_needs(by_key: dict[str, Job]) -> None:
+def _check_needs(by_key: dict[str, Job], settled: Mapping[str, RunResult]) -> None:
     for job in by_key.values():
-        unknown = [key for key in job.needs if key not in by_key]  # not `- by_key.keys()`: O(n)
+        unknown = [k for k in job.needs if k not in by_key and k not in settled]  # O(needs)
         if unknown:
             raise GraphError(
                 f"Run {job.run.batch} {job.run.rel_input_path} needs runs that are not planned: {sorted(unknown)}."
             )
+
+
+def _spec(key: str, by_key: dict[str, Job], settled: Sequence[Run]) -> RunSpec:
+    """The run `key`, a job's or a settled one's (rare: settled runs are mostly ok)."""
+    if key in by_key:
+        return by_key[key].run
+    return next(run.spec for run in settled if run.spec.key == key)
 
 
 def _sorter(
@@ -267,5 +268,5 @@ def settled_result(job: Job, status: RunStatus, error: str) -> RunResult:
         error=error,
         started_at=now,
         ended_at=now,
-        attempt=job.task.attempt if job.task is not None else 1,
+        attempt=job.task.attempt,
     )

@@ -3,16 +3,15 @@
 A `RunTask` is what crosses to a worker process (it pickles: plain data only), with the run
 itself as a `RunPayload` (built from the planner's `RunSpec` by the run layer); a
 `RunResult` is what comes back. A failure of the user's code is a result with status
-FAILED, never an exception; ERRORED means qaflow could not run it at all. Executors
-implement the narrow `Executor` seam: `submit(task) -> Future[RunResult]`.
+FAILED, never an exception; ERRORED means qaflow could not run it at all. (The executors'
+seam, `Executor`, is on the run side: `qaflow.run.model`.)
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 
 class RunStatus(StrEnum):
@@ -162,15 +161,3 @@ class RunResult:
         return (
             (self.error or "").strip().splitlines()[0] if self.error and self.error.strip() else ""
         )
-
-
-class Executor(Protocol):
-    """The seam between the scheduler and where runs execute (local pool, Dask, in-process)."""
-
-    def submit(self, task: RunTask) -> concurrent.futures.Future[RunResult]:
-        """Start the task (or queue it); the future resolves to its result, never raises."""
-        ...
-
-    def shutdown(self, *, cancel: bool = False) -> None:
-        """Release the workers; with cancel, kill the runs in flight (their futures get CANCELLED)."""
-        ...

@@ -13,7 +13,7 @@ import click
 from qaflow.cli.main import Globals
 
 if TYPE_CHECKING:
-    from qaflow.run.driver import ActionOnExisting
+    from qaflow.run.model import ActionOnExisting
 from qaflow.plan.model import Plan, RunSpec
 from qaflow.plan.planner import plan
 
@@ -76,9 +76,6 @@ from qaflow.plan.planner import plan
 @click.option(
     "--no-wait", is_flag=True, help="Start in the background, print the execution id, return."
 )
-@click.option(
-    "--execution-id", hidden=True, help="Drive this recorded execution (made by --no-wait)."
-)
 # -- background executions: end
 @click.pass_obj
 def batch(
@@ -95,12 +92,11 @@ def batch(
     force_batches: tuple[str, ...],
     action_on_existing: ActionOnExisting,
     no_wait: bool,
-    execution_id: str | None,
 ) -> int:
     """Plan and run the batches NAME… (batch names, aliases, wildcards or folders of the database)."""
     project = g.project()
     if not (list_runs or list_inputs or list_output_dirs or g.dryrun or no_wait):
-        from qaflow.run.driver import runner_of
+        from qaflow.run.preflight import runner_of
 
         if runner_of(project, g.options(runner=runner, dask_scheduler=dask_scheduler)) == "local":
             from qaflow.run.executors.local import warm_up
@@ -134,7 +130,7 @@ def batch(
             return 0
         from qaflow.run.driver import execute
 
-        return execute(project, the_plan, options, execution_id=execution_id).exit_code
+        return execute(project, the_plan, options).exit_code
     return 0
 
 

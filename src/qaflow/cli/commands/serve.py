@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import ipaddress
 import secrets
 
@@ -10,6 +9,7 @@ import click
 
 from qaflow.cli.main import Globals
 from qaflow.errors import UsageError
+from qaflow.interpreter import resume_gc
 
 
 def is_loopback(host: str) -> bool:
@@ -45,7 +45,7 @@ def serve(g: Globals, host: str, port: int, token: str | None) -> int:
             f"variable (for example: --token {secrets.token_urlsafe(16)}), or bind 127.0.0.1."
         )
     project = g.project()
-    gc.enable()  # paused by `cli.main` for short commands; a server runs for days
+    resume_gc()
     import uvicorn
 
     from qaflow.web.app import LOOPBACK_NAMES, create_app

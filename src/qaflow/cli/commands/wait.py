@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import gc
-
 import click
 
 from qaflow.cli.commands.status import find, open_store
 from qaflow.cli.main import Globals
+from qaflow.interpreter import resume_gc
 from qaflow.results.present import summary_line
 from qaflow.run.background import exit_code, wait_for
 
@@ -19,7 +18,7 @@ from qaflow.run.background import exit_code, wait_for
 def wait(g: Globals, ref: str, timeout: float | None) -> int:
     """Block until execution ID (or a prefix of it) ends, then print one line and exit as
     `qa batch` would have: 0 if every run succeeded (or was cached), else 1."""
-    gc.enable()  # paused by `cli.main` for short commands; this one may wait for hours
+    resume_gc()
     with open_store(g.project()) as store:
         try:
             record = wait_for(store, find(store, ref).id, timeout)

@@ -85,7 +85,10 @@ class Cluster:
             self._client = Client(self._jobs, set_as_default=False)
             return self._client
         allow_failures(self._retries)
-        options = {"n_workers": max(1, min(os.cpu_count() or 1, work)), "threads_per_worker": 1}
+        options: dict[str, Any] = {
+            "n_workers": max(1, min(os.cpu_count() or 1, work)),
+            "threads_per_worker": 1,
+        }
         options |= {"dashboard_address": ":0", **(self._local or {})}  # no fixed port to clash on
         try:
             self._started = LocalCluster(**options)

@@ -1,8 +1,9 @@
 """`DaskScheduler`: execute the graph of runs on a Dask cluster, which holds its edges.
 
 Policy
-- What is settled before anything runs is never submitted: cached runs (`decide`, when what
-  they need is settled too), and runs whose upstream is settled and not ok (SKIPPED). Every
+- What is settled before anything runs is never submitted: the settled runs given beside
+  the jobs (reused results), runs that `decide` settles when what they need is settled too,
+  and runs whose upstream is settled and not ok (SKIPPED). Every
   other run becomes one Dask task whose arguments are the futures (or the settled results)
   of the runs it needs, so the cluster starts it when they are done, on a worker offering
   its batch's resources. The task (`dask_worker.run_work`) skips, completes, executes and
@@ -25,7 +26,8 @@ Policy
 
 State: the futures by run key, the jobs by Dask key, the results, the keys reported started,
 the results received as events and not yet matched with their future.
-Invariant: every job gets exactly one final result, reported once to `run_finished`.
+Invariant: every job and every settled run gets exactly one final result, reported once to
+`run_finished`.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import contextlib
 import dataclasses
 import queue
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,9 +44,9 @@ from typing import TYPE_CHECKING, Any
 from qaflow.errors import ExecutorError, GraphError
 from qaflow.plan.model import Plan
 from qaflow.run.executors.dask_worker import Shared, Work, close_pool, run_work, topic
-from qaflow.run.scheduler import Events, Job, settled_result
+from qaflow.run.model import Events, Job, Run, RunResult, RunStatus
+from qaflow.run.scheduler import settled_result
 from qaflow.worker.context import record_failure
-from qaflow.worker.model import RunResult, RunStatus
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -60,7 +62,7 @@ class _State:
     results: dict[str, RunResult] = field(default_factory=dict)
     submit: list[tuple[Job, RunResult | None]] = field(default_factory=list)
     futures: dict[str, Future] = field(default_factory=dict)  # run key -> its unfinished task
-    jobs: dict[str, Job] = field(default_factory=dict)  # Dask key -> job, while unfinished
+    jobs: dict[object, Job] = field(default_factory=dict)  # Dask key -> job, while unfinished
     started: set[str] = field(default_factory=set)
     queued: set[str] = field(default_factory=set)  # keys of the jobs in `submit`
     reported: dict[str, RunResult] = field(default_factory=dict)  # results sent as events
@@ -99,9 +101,13 @@ class DaskScheduler:
         self._cancelled = True
         self._queue.put(_CANCEL)
 
-    def run(self, jobs: list[Job]) -> dict[str, RunResult]:
-        """Execute every job; return the final result of each, by run key."""
+    def run(self, jobs: Sequence[Job], settled: Sequence[Run] = ()) -> dict[str, RunResult]:
+        """Execute every job; return the final result of each, and of the `settled` runs, by
+        run key. The settled runs (results known before anything runs) are reported first."""
         state = _State()
+        for run in settled:
+            state.results[run.spec.key] = run.result
+            self.events.run_finished(run.spec, run.result)
         for job in jobs:
             self._settle(job, state)
         if not state.submit:
@@ -148,9 +154,7 @@ class DaskScheduler:
             )
             return
         decided = self.decide(job) if self.decide else None
-        if decided is None and job.task is None:
-            decided = settled_result(job, RunStatus.ERRORED, "qaflow bug: a run without a task")
-        if decided is not None and (job.task is None or all(k in state.results for k in job.needs)):
+        if decided is not None and all(k in state.results for k in job.needs):
             self._finish(state, job, decided)
         else:
             state.submit.append((job, decided))
@@ -214,7 +218,7 @@ class DaskScheduler:
 
     def _plan_for(self, job: Job) -> Plan:
         """The part of the plan that `Preparer` reads to complete this run on a worker."""
-        listing = job.task.env.get("QA_PREVIOUS_BATCH") if job.task is not None else None
+        listing = job.task.env.get("QA_PREVIOUS_BATCH")
         links = {job.key: self.plan.links[job.key]} if job.run.deferred else {}
         keys = set(links[job.key].needs) if links else set()
         previous = {listing: self.plan.previous_files.get(listing, ())} if listing else {}
@@ -280,7 +284,7 @@ class DaskScheduler:
     def _failure(self, future: Future, state: _State) -> RunResult:
         job = state.jobs.get(future.key)
         if job is None:
-            return RunResult(future.key, RunStatus.CANCELLED)
+            return RunResult(str(future.key), RunStatus.CANCELLED)
         if future.status == "cancelled":
             return settled_result(job, RunStatus.CANCELLED, "cancelled")
         failed = [
@@ -305,9 +309,7 @@ class DaskScheduler:
                 "distributed.scheduler.allowed-failures)"
             )
             result = settled_result(job, RunStatus.FAILED, error)
-            if job.task is not None:
-                result = dataclasses.replace(result, metrics=record_failure(job.task, error, 0.0))
-            return result
+            return dataclasses.replace(result, metrics=record_failure(job.task, error, 0.0))
         return settled_result(
             job, RunStatus.ERRORED, f"the Dask task failed: {type(exc).__name__}: {exc}"
         )

@@ -41,7 +41,7 @@ from qaflow.worker.rundir import run_lock
 if TYPE_CHECKING:
     from qaflow.plan.model import Plan
     from qaflow.run.executors.local import LocalPool
-    from qaflow.run.scheduler import Job
+    from qaflow.run.model import Job
 
 WORKER_ENV = "QA_DASK_WORKER"  # the run's environment names the Dask worker executing it
 IDLE_POOL = 300.0  # seconds: the pool of an execution whose driver went away is closed after it
@@ -136,7 +136,6 @@ def _prepare(work: Work, results: dict[str, RunResult]) -> Job | RunResult:
     if work.plan is None:
         return work.job
     preparer = Preparer(work.plan, forced=frozenset({work.job.key} if work.forced else ()))
-    assert work.job.task is not None  # the driver submits only runs to execute
     listing = work.job.task.env.get("QA_PREVIOUS_BATCH")
     if not listing:
         return preparer(work.job, results)
@@ -146,7 +145,6 @@ def _prepare(work: Work, results: dict[str, RunResult]) -> Job | RunResult:
 
 def _attempts(work: Work, job: Job, worker: Any) -> RunResult:
     """Execute the run, again after a failure or a dead worker, up to `retries` more times."""
-    assert job.task is not None
     address = str(getattr(worker, "address", ""))
     ledger = Ledger(Path(work.scratch) / "runs" / _digest(job.key))
     started, died_on, done = ledger.read()

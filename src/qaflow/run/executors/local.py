@@ -1,93 +1,61 @@
-"""`LocalPool`: long-lived worker processes on this machine that execute runs, crash-proof."""
+"""`LocalPool`: long-lived worker processes on this machine that execute runs, crash-proof.
+
+The pool's queue and slots are `local_queue`'s; starting, killing and explaining worker
+processes is `local_workers`'.
+"""
 
 from __future__ import annotations
 
 import atexit
-import collections
 import concurrent.futures
 import contextlib
 import dataclasses
-import multiprocessing
-import multiprocessing.forkserver
 import os
 import signal
-import sys
 import threading
 import time
 import weakref
-from collections.abc import Iterator
-from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from multiprocessing.process import BaseProcess
-from pathlib import Path
 from types import TracebackType
 
 from qaflow.errors import ExecutorError
+from qaflow.run.executors.local_queue import Pending, SlotQueue
+from qaflow.run.executors.local_workers import (
+    Running,
+    Worker,
+    close,
+    context,
+    death_reason,
+    kill_group,
+    spawn,
+    stop,
+    warm_up,
+)
 from qaflow.worker.context import record_failure
-from qaflow.worker.execute import failed_result, serve
+from qaflow.worker.execute import failed_result
 from qaflow.worker.model import RunResult, RunStatus, RunTask
-from qaflow.worker.modes import signal_name
 
-_PRELOAD = ["qaflow.worker.execute", "qaflow.run.executors.local"]
+__all__ = ["LocalPool", "warm_up"]
+
 _STOP_TIMEOUT = 5.0  # graceful stop: how long a worker may take to exit before it is killed
 _CANCEL_TIMEOUT = 10.0  # how long shutdown(cancel=True) waits for the manager thread
 _MAX_START_FAILURES = 3  # workers dying before their first message, in a row: the pool is broken
-_SIGNAL_HINTS = {signal.SIGKILL: "killed, e.g. by the out-of-memory killer"}
-
-
-# ---------------------------------------------------------------- the driver's side
-@dataclass(eq=False)
-class _Pending:
-    seq: int  # submission order
-    task: RunTask
-    future: concurrent.futures.Future[RunResult]
-    need: int  # slots: task.cpus clamped to [1, concurrency]
-    running: bool = False  # its future was set running (it went back to the queue once)
-
-
-@dataclass(eq=False)
-class _Job:
-    pending: _Pending
-    started_at: float  # time.time() when sent
-    deadline: float | None  # time.monotonic()
-
-
-@dataclass(eq=False)
-class _Worker:
-    process: BaseProcess
-    conn: Connection
-    pid: int
-    sentinel: int
-    ready: bool = False
-    eof: bool = False  # its pipe is closed: it is dying, its sentinel will tell
-    job: _Job | None = None
-
-
-def warm_up() -> None:
-    """Start the fork server now: it imports what workers need in its own process, on
-    another core, while the driver is still importing and planning; the pool created later
-    forks its workers from it at once. Idempotent, and cheap for the caller."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(_PRELOAD)
-    multiprocessing.forkserver.ensure_running()
 
 
 class LocalPool:
     """`concurrency` worker processes living as long as the pool, each executing one run at a time.
 
-    Policy: tasks start in submission order when enough of the `concurrency` slots are free;
-    a task needs `cpus` slots (clamped to [1, concurrency]) and runs on one worker while the
-    others stay reserved. When the oldest task does not fit, younger ones that fit may start,
-    but at most `concurrency` of them: then nothing starts until the oldest does (no
-    starvation). A worker that dies mid-run, or is killed at the run's timeout or at cancel,
-    fails that run only (FAILED with the reason, metrics.json written from here) and is
-    replaced; the other runs go on.
+    Policy: tasks start in submission order when enough of the `concurrency` slots are free
+    (`SlotQueue`: no starvation); a task needs `cpus` slots and runs on one worker while the
+    others stay reserved. A worker that dies mid-run, or is killed at the run's timeout or at
+    cancel, fails that run only (FAILED with the reason, metrics.json written from here) and
+    is replaced; the other runs go on.
 
-    State: submitters and the manager thread share the queues (one FIFO per slot count, so a
-    pick looks at a few heads, not the whole queue) and the flags, under `_lock`. Everything
-    else (workers, their jobs, the slots in use) belongs to the manager thread alone. The
-    manager sleeps in `connection.wait()` on the wake-up pipe, the connections of workers it
-    expects a message from, every worker's sentinel, with the nearest deadline as timeout.
+    State: submitters and the manager thread share the queue (`SlotQueue`) and the flags,
+    under `_lock`. Everything else (workers, their jobs, the slots in use) belongs to the
+    manager thread alone. It sleeps in `connection.wait()` on the wake-up pipe, the
+    connections of workers it expects a message from, every worker's sentinel, with the
+    nearest deadline as timeout.
     `_woken` says a byte is in the wake-up pipe: submitters write one only when it is clear,
     and the manager clears it after draining the pipe, so no wake-up is ever lost.
 
@@ -100,25 +68,18 @@ class LocalPool:
 
     def __init__(self, concurrency: int) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency <= 0:
-            raise ValueError(
-                f"concurrency must be a positive number of processes, not {concurrency!r}"
-            )
+            raise ValueError(f"concurrency must be a positive number of processes: {concurrency!r}")
         self.concurrency = concurrency
-        self._mp = multiprocessing.get_context("forkserver")
-        self._mp.set_forkserver_preload(_PRELOAD)
+        self._mp = context()
         self._lock = threading.Lock()
-        self._queues: dict[int, collections.deque[_Pending]] = {}
-        self._queued = 0
-        self._seq = 0
+        self._queue = SlotQueue(concurrency)
         self._closing = self._cancelling = self._stopped = self._woken = False
         self._broken: str | None = None
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._alive_r, self._alive_w = self._mp.Pipe(duplex=False)
-        self._workers: list[_Worker] = []
-        self._used = 0
-        self._bypass = (0, 0)  # (seq of the oldest task, how many younger ones started before it)
+        self._workers: list[Worker] = []
         self._start_failures = 0
         try:
             for _ in range(concurrency):
@@ -140,11 +101,7 @@ class LocalPool:
                 raise RuntimeError("cannot submit a run: the local pool is shut down")
             broken = self._stopped
             if not broken:
-                self._seq += 1
-                need = min(max(task.cpus, 1), self.concurrency)
-                pending = _Pending(self._seq, task, future, need)
-                self._queues.setdefault(need, collections.deque()).append(pending)
-                self._queued += 1
+                self._queue.push(task, future)
                 self._wake_locked()
         if broken:
             future.set_result(
@@ -213,7 +170,8 @@ class LocalPool:
             return False
         self._assign()
         with self._lock:
-            if self._closing and not self._queued and all(w.job is None for w in self._workers):
+            idle = all(w.job is None for w in self._workers)
+            if self._closing and not self._queue.queued and idle:
                 self._stopped = True
                 return False
         ready = set(wait(self._waitables(), self._timeout()))
@@ -260,75 +218,31 @@ class LocalPool:
         idle = [w for w in self._workers if w.ready and not w.eof and w.job is None]
         if not idle:
             return
-        picks: list[_Pending] = []
+        picks: list[Pending] = []
         with self._lock:
-            while len(picks) < len(idle) and (pending := self._pick_locked()) is not None:
+            while len(picks) < len(idle) and (pending := self._queue.pick()) is not None:
                 picks.append(pending)
         for worker, pending in zip(idle, picks, strict=False):
             self._send(worker, pending)
 
-    def _pick_locked(self) -> _Pending | None:
-        while self._queued:
-            free = self.concurrency - self._used
-            heads = self._heads_locked()
-            if free <= 0 or not heads:
-                return None
-            choice = next(((seq, need) for seq, need in heads if need <= free), None)
-            if choice is None or (choice[0] != heads[0][0] and not self._may_bypass(heads[0][0])):
-                return None
-            queue = self._queues[choice[1]]
-            pending = queue.popleft()
-            self._queued -= 1
-            if not queue:
-                del self._queues[choice[1]]
-            if pending.running or pending.future.set_running_or_notify_cancel():
-                pending.running = True
-                self._used += pending.need
-                return pending
-        return None
-
-    def _heads_locked(self) -> list[tuple[int, int]]:
-        """(seq, need) of the first task of each queue, oldest first; cancelled ones dropped."""
-        heads = []
-        for need in list(self._queues):
-            queue = self._queues[need]
-            while queue and queue[0].future.cancelled():
-                queue.popleft()
-                self._queued -= 1
-            if queue:
-                heads.append((queue[0].seq, need))
-            else:
-                del self._queues[need]
-        return sorted(heads)
-
-    def _may_bypass(self, oldest: int) -> bool:
-        seq, count = self._bypass
-        count = count if seq == oldest else 0
-        if count >= self.concurrency:
-            return False
-        self._bypass = (oldest, count + 1)
-        return True
-
-    def _send(self, worker: _Worker, pending: _Pending) -> None:
+    def _send(self, worker: Worker, pending: Pending) -> None:
         task = pending.task
         deadline = None if task.timeout is None else time.monotonic() + task.timeout
-        worker.job = _Job(pending, time.time(), deadline)
+        worker.job = Running(pending, time.time(), deadline)
         try:
             worker.conn.send(task)
         except OSError:  # the worker died while idle: the task goes back first in line
             worker.job, worker.eof = None, True
-            self._used -= pending.need
             with self._lock:
-                self._queues.setdefault(pending.need, collections.deque()).appendleft(pending)
-                self._queued += 1
+                self._queue.push_back(pending)
         except Exception as exc:  # the task does not pickle
             worker.job = None
-            self._used -= pending.need
+            self._queue.release(pending)
             error = f"cannot send the run to a worker process: {exc!r}"
             _resolve(pending.future, failed_result(task, RunStatus.ERRORED, error, time.time(), 0))
 
     # ------------------------------------------------------------ events
-    def _receive(self, worker: _Worker) -> None:
+    def _receive(self, worker: Worker) -> None:
         try:
             message = worker.conn.recv()
         except (EOFError, OSError):
@@ -340,17 +254,17 @@ class LocalPool:
             return
         job, worker.job = worker.job, None
         if job is not None:
-            self._used -= job.pending.need
+            self._queue.release(job.pending)
             _resolve(job.pending.future, message)
 
-    def _lost(self, worker: _Worker) -> None:
+    def _lost(self, worker: Worker) -> None:
         """The worker's process ended: fail its run if it had one, and replace it."""
-        _kill_group(worker)  # before the pid is reaped: what the run started dies too
+        kill_group(worker)  # before the pid is reaped: what the run started dies too
         worker.process.join()
         code = worker.process.exitcode
         self._discard(worker)
         if worker.job is not None:
-            self._fail(worker, _death_reason(code), RunStatus.FAILED)
+            self._fail(worker, death_reason(code), RunStatus.FAILED)
         elif not worker.ready:
             self._start_failures += 1
             if self._start_failures >= _MAX_START_FAILURES:
@@ -371,12 +285,12 @@ class LocalPool:
                 )
                 self._replace()
 
-    def _fail(self, worker: _Worker, error: str, status: RunStatus) -> None:
+    def _fail(self, worker: Worker, error: str, status: RunStatus) -> None:
         """Resolve the worker's run, which cannot tell: record the failure in its output dir."""
         job, worker.job = worker.job, None
         if job is None:
             return
-        self._used -= job.pending.need
+        self._queue.release(job.pending)
         task = job.pending.task
         metrics = record_failure(task, error, time.time() - job.started_at)
         result = failed_result(task, status, error, job.started_at, worker.pid)
@@ -385,9 +299,7 @@ class LocalPool:
     def _abort(self, status: RunStatus, error: str) -> None:
         """Resolve every queued and running task with status; kill the running ones."""
         with self._lock:
-            pendings = [pending for queue in self._queues.values() for pending in queue]
-            self._queues.clear()
-            self._queued = 0
+            pendings = self._queue.clear()
             self._stopped = True
         now = time.time()
         for pending in pendings:
@@ -399,52 +311,26 @@ class LocalPool:
                 self._fail(worker, error, status)
 
     # ------------------------------------------------------------ processes
-    def _spawn(self) -> _Worker:
-        parent, child = self._mp.Pipe()
-        process = self._mp.Process(
-            target=serve,
-            args=(child, self._alive_r, dict(os.environ), _cwd()),
-            name="qaflow-worker",
-            daemon=True,
-        )
-        try:
-            with _without_main_fixup():
-                process.start()
-        finally:
-            child.close()
-        assert process.pid is not None
-        return _Worker(process, parent, process.pid, process.sentinel)
+    def _spawn(self) -> Worker:
+        return spawn(self._mp, self._alive_r)
 
     def _replace(self) -> None:
         if not self._cancelling and self._broken is None:
             self._workers.append(self._spawn())
 
-    def _kill(self, worker: _Worker) -> None:
-        _kill_group(worker)
+    def _kill(self, worker: Worker) -> None:
+        kill_group(worker)
         worker.process.join()
         self._discard(worker)
 
-    def _discard(self, worker: _Worker) -> None:
+    def _discard(self, worker: Worker) -> None:
         if worker in self._workers:
             self._workers.remove(worker)
-        worker.conn.close()
-        with contextlib.suppress(ValueError):
-            worker.process.close()
+        close(worker)
 
     def _stop_workers(self, *, graceful: bool) -> None:
-        workers = list(self._workers)
-        if graceful:
-            for worker in workers:
-                with contextlib.suppress(OSError, ValueError):
-                    worker.conn.send(None)
-        deadline = time.monotonic() + _STOP_TIMEOUT
-        for worker in workers:
-            if graceful:
-                worker.process.join(max(0.0, deadline - time.monotonic()))
-            if worker.process.exitcode is None:
-                _kill_group(worker)
-                worker.process.join()
-            self._discard(worker)
+        workers, self._workers = self._workers, []
+        stop(workers, graceful=graceful, timeout=_STOP_TIMEOUT)
 
     def _close_pipes(self) -> None:
         with self._lock:
@@ -456,31 +342,6 @@ class LocalPool:
             self._wake_r = self._wake_w = -1
         self._alive_w.close()
         self._alive_r.close()
-
-
-def _kill_group(worker: _Worker) -> None:
-    """SIGKILL the worker's process group (the worker and what its run started)."""
-    try:
-        os.killpg(worker.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        if worker.process.exitcode is None:  # not yet leading its own group
-            with contextlib.suppress(OSError):
-                worker.process.kill()
-
-
-def _cwd() -> str:
-    try:
-        return str(Path.cwd())
-    except OSError:  # removed: the worker keeps the forkserver's
-        return ""
-
-
-def _death_reason(code: int | None) -> str:
-    if code is not None and code < 0:
-        hint = _SIGNAL_HINTS.get(-code) or (signal.strsignal(-code) or "").lower()
-        suffix = f" ({hint})" if hint else ""
-        return f"the run's process was killed by signal {signal_name(-code)}{suffix}"
-    return f"the run's process exited with status {code} (os._exit or a crash)"
 
 
 def _resolve(future: concurrent.futures.Future[RunResult], result: RunResult) -> None:
@@ -498,33 +359,3 @@ def _cancel_at_exit() -> None:
     Registered after multiprocessing's own exit hook, so it runs first (atexit is LIFO)."""
     for pool in list(_LIVE):
         pool.shutdown(cancel=True)
-
-
-_MAIN_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def _without_main_fixup() -> Iterator[None]:
-    """Start a worker without multiprocessing re-running the driver's `__main__` in it.
-
-    Workers only ever run `serve()` on plain-data tasks, so they never need the driver's main
-    module; re-running it costs the import of whatever it imports (the `qa` script: all of
-    qaflow.cli.main) and breaks outright when it is not a file (`python - < script`, a REPL).
-    """
-    main = sys.modules["__main__"]
-    with _MAIN_LOCK:
-        saved_file = main.__dict__.pop("__file__", _MISSING)
-        saved_spec = main.__dict__.get("__spec__", _MISSING)
-        main.__spec__ = None
-        try:
-            yield
-        finally:
-            if saved_file is not _MISSING:
-                main.__file__ = saved_file
-            if saved_spec is _MISSING:
-                main.__dict__.pop("__spec__", None)
-            else:
-                main.__spec__ = saved_spec
-
-
-_MISSING = object()

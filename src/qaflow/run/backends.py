@@ -1,0 +1,198 @@
+"""Backends: where an execution's runs execute, behind one `GraphRunner` contract.
+
+A backend is opened before the execution is recorded (the local pool's workers boot while
+the driver records; a Dask cluster is reached and checked, so a refusal records nothing),
+gives the execution its graph runner, winds down once the graph ran, and is closed after
+the execution is finished (on an error: what still runs is killed).
+
+- `LocalBackend`: a `LocalPool` of worker processes, scheduled by our `Scheduler`.
+- `DaskBackend`: a Dask cluster, which holds the graph's edges (`DaskScheduler`). Dask is
+  imported only when this backend is opened: `qa --help` and a cached `qa batch` never
+  import it.
+
+`backend_for` is the one place that chooses between them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Collection, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Protocol
+
+from qaflow.config.project import Project
+from qaflow.plan.model import Plan
+from qaflow.run.executors.inline import InlineExecutor
+from qaflow.run.executors.local import LocalPool
+from qaflow.run.model import Events, Job, Options, Run, RunResult
+from qaflow.run.preflight import Preflight
+from qaflow.run.prepare import Preparer
+from qaflow.run.scheduler import Decide, Prepare, Scheduler
+from qaflow.run.settle import Decisions
+
+if TYPE_CHECKING:
+    from qaflow.run.executors.cluster import Cluster
+
+
+class GraphRunner(Protocol):
+    """Executes a graph of jobs; `Scheduler` and `DaskScheduler` implement it."""
+
+    def run(self, jobs: Sequence[Job], settled: Sequence[Run]) -> dict[str, RunResult]:
+        """Execute every job; return the final result of each job and settled run, by key.
+        The settled runs (results known up front) are reported first, never executed."""
+        ...
+
+    def cancel(self) -> None:
+        """Stop: runs not started become CANCELLED, runs in flight are killed. Safe to call
+        from a signal handler; run() then returns normally with every result."""
+        ...
+
+
+class Backend(Protocol):
+    """Where runs execute (see the module docstring). A context manager."""
+
+    def __enter__(self) -> Backend: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def runner(self, *, events: Events, execution_id: str) -> GraphRunner:
+        """The graph runner of the execution `execution_id`, reporting to `events`."""
+        ...
+
+    def wind_down(self) -> None:
+        """Once the graph ran: let what executed runs end (the local pool's workers exit)."""
+        ...
+
+
+def backend_for(
+    project: Project, the_plan: Plan, options: Options, checks: Preflight, decisions: Decisions
+) -> Backend:
+    """The backend of the runner the preflight resolved, for the runs not settled up front."""
+    settled = decisions.settled
+    if checks.runner == "dask":
+        return DaskBackend(
+            project=project,
+            plan=the_plan,
+            address=options.dask_scheduler,
+            batches={spec.batch for spec in the_plan.runs if spec.key not in settled},
+            decide=decisions.decide,
+            forced=decisions.forced,
+        )
+    return LocalBackend(
+        capacity=checks.capacity,
+        executes=len(settled) < len(the_plan.runs),
+        decide=decisions.decide,
+        prepare=Preparer(the_plan, forced=decisions.forced),
+    )
+
+
+class LocalBackend:
+    """Runs on a pool of `capacity` local worker processes, scheduled by `Scheduler`."""
+
+    def __init__(
+        self,
+        *,
+        capacity: int,
+        executes: bool = True,
+        decide: Decide | None = None,
+        prepare: Prepare | None = None,
+    ) -> None:
+        """`executes`: whether any run is to execute; without, no pool is started (a fully
+        cached DAG)."""
+        self.capacity = capacity
+        self.executes = executes
+        self.decide = decide
+        self.prepare = prepare
+        self.pool: LocalPool | None = None
+
+    def __enter__(self) -> LocalBackend:
+        if self.executes:
+            self.pool = LocalPool(self.capacity)  # its workers boot meanwhile
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.pool is not None:
+            self.pool.__exit__(exc_type, exc, tb)
+
+    def runner(self, *, events: Events, execution_id: str) -> Scheduler:
+        return Scheduler(
+            # without a pool, nothing is submitted: every run is settled up front
+            executor=self.pool if self.pool is not None else InlineExecutor(),
+            events=events,
+            capacity=self.capacity,
+            decide=self.decide,
+            prepare=self.prepare,
+        )
+
+    def wind_down(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+
+
+class DaskBackend:
+    """Runs on a Dask cluster (`runners.dask`, or the scheduler at `address`)."""
+
+    def __init__(
+        self,
+        *,
+        project: Project,
+        plan: Plan,
+        address: str | None = None,
+        batches: Collection[str] | None = None,
+        decide: Decide | None = None,
+        forced: frozenset[str] = frozenset(),
+    ) -> None:
+        """`batches`: those with runs to execute: only their `resources:` must be offered."""
+        self.project = project
+        self.plan = plan
+        self.address = address
+        self.batches = batches
+        self.decide = decide
+        self.forced = forced
+        self._stack = contextlib.ExitStack()
+        self.cluster: Cluster | None = None
+
+    def __enter__(self) -> DaskBackend:
+        from qaflow.run.executors.cluster import open_cluster
+
+        opened = open_cluster(self.project, self.plan, self.address, batches=self.batches)
+        self.cluster = self._stack.enter_context(opened)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stack.__exit__(exc_type, exc, tb)
+        self.cluster = None
+
+    def runner(self, *, events: Events, execution_id: str) -> GraphRunner:
+        from qaflow.run.executors.dask import DaskScheduler
+
+        if self.cluster is None:
+            raise RuntimeError("DaskBackend.runner() outside its `with` block")
+        return DaskScheduler(
+            cluster=self.cluster,
+            events=events,
+            plan=self.plan,
+            execution_id=execution_id,
+            root=self.project.root,
+            storage=self.project.storage,
+            decide=self.decide,
+            forced=self.forced,
+        )
+
+    def wind_down(self) -> None:
+        """Nothing to wait for: the cluster is closed with the backend."""

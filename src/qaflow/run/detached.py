@@ -1,0 +1,71 @@
+"""The driver of a background execution: `python -m qaflow.run.detached STORAGE ID`.
+
+`background.start` recorded execution ID and wrote its project, targets and options to
+STORAGE/executions/ID.options.json; this process reads them, plans the targets again (as
+the foreground did, the inputs' hashes cached) and executes the plan as execution ID, its
+output appended to the execution's log. An error is printed there as `qa` prints it
+(`error: …`); its exit code is the execution's (0: every run ok).
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+from qaflow.config.project import Project
+from qaflow.errors import QaflowError, QaflowWarning
+from qaflow.interpreter import pause_gc, restore_gc
+from qaflow.plan.planner import plan
+from qaflow.run.background import read_options
+from qaflow.run.driver import execute
+from qaflow.run.preflight import runner_of
+
+
+def main(args: list[str]) -> int:
+    """Drive execution `args[1]` of the storage folder `args[0]`; the exit code."""
+    storage, execution_id = Path(args[0]), args[1]
+    pause_gc()  # as `qa` does while planning: see `qaflow.interpreter`
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", QaflowWarning)
+            warnings.showwarning = _show_warning
+            return _drive(storage, execution_id)
+    except QaflowError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr, flush=True)
+        return 130
+    finally:
+        restore_gc()
+
+
+def _drive(storage: Path, execution_id: str) -> int:
+    root, targets, options = read_options(storage, execution_id)
+    project = Project.discover(root)
+    if runner_of(project, options) == "local":
+        from qaflow.run.executors.local import warm_up
+
+        warm_up()  # the pool's processes start while we plan
+    the_plan = plan(project, targets, options.plan, persist=True)
+    return execute(project, the_plan, options, execution_id=execution_id).exit_code
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    if issubclass(category, QaflowWarning):
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,173 @@
+"""The types an execution hands on: `Options` in, `Job`s to the graph runners, `Run`s and the
+`Execution` out, and the seams (`Executor`, `Events`) the scheduler talks through.
+
+The orchestrator (`driver`) and its helpers (`background`, `recorder`, `report`, the
+schedulers) all import this module, never one another's orchestrator. The worker-level
+types (`RunStatus`, `RunTask`, `RunResult`) live in `qaflow.worker.model`, below; they are
+re-exported here for the run side.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from qaflow.plan.model import Plan, PlanOptions, RunSpec
+from qaflow.worker.model import RunResult, RunStatus, RunTask
+
+__all__ = [
+    "ActionOnExisting",
+    "Events",
+    "Execution",
+    "Executor",
+    "Job",
+    "Options",
+    "Run",
+    "RunResult",
+    "RunStatus",
+    "RunTask",
+]
+
+ActionOnExisting = Literal["run", "postprocess", "sync", "skip"]
+
+
+@dataclass(frozen=True)
+class Run:
+    """A planned run and what came of it."""
+
+    spec: RunSpec
+    result: RunResult
+
+    @property
+    def status(self) -> RunStatus:
+        return self.result.status
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.result.metrics
+
+    @property
+    def output_dir(self) -> Path:
+        return self.spec.output_dir
+
+    @property
+    def error(self) -> str | None:
+        return self.result.error
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One `qa batch`: its plan and the result of every run."""
+
+    id: str
+    label: str
+    plan: Plan
+    results: dict[str, RunResult]
+    storage: Path
+    started_at: float
+    ended_at: float = field(default_factory=time.time)
+
+    def runs(self) -> list[Run]:
+        """Every run, in plan order."""
+        return [
+            Run(spec, self.results[spec.key]) for spec in self.plan.runs if spec.key in self.results
+        ]
+
+    @property
+    def status(self) -> str:
+        statuses = {result.status for result in self.results.values()}
+        if RunStatus.CANCELLED in statuses:
+            return "cancelled"
+        return "succeeded" if all(s.ok for s in statuses) else "failed"
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.status == "succeeded" else 1
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to execute: everything `qa batch` accepts besides the batch names."""
+
+    label: str = "default"
+    plan: PlanOptions = field(default_factory=PlanOptions)
+    runner: str | None = None
+    dask_scheduler: str | None = None  # the address of a Dask scheduler (runner dask)
+    concurrency: int | None = None
+    action_on_existing: ActionOnExisting = "run"
+    forwarded_args: tuple[str, ...] = ()
+    dryrun: bool = False
+    command: str | None = None
+    tee: bool = False
+    argv: tuple[str, ...] = ()
+    force: bool = False  # execute every planned run, even those with an up-to-date result
+    force_batches: tuple[str, ...] = ()  # execute the runs of these batches (and what needs them)
+
+    def to_json(self) -> dict[str, Any]:
+        """The options as JSON-able data (`from_json` makes them again): what a background
+        execution's driver reads instead of re-parsing a command line."""
+        data = {f.name: _jsonable(getattr(self, f.name)) for f in fields(self) if f.name != "plan"}
+        data["plan"] = {f.name: _jsonable(getattr(self.plan, f.name)) for f in fields(self.plan)}
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Options:
+        """The options `to_json` wrote: tuples and paths are made again from their JSON form."""
+        plan = dict(data["plan"])
+        if plan.get("configs") is not None:
+            plan["configs"] = tuple(plan["configs"])
+        if plan.get("database") is not None:
+            plan["database"] = Path(plan["database"])
+        tuples = {f.name for f in fields(cls) if isinstance(getattr(cls, f.name, None), tuple)}
+        values: dict[str, Any] = {
+            k: tuple(v) if k in tuples else v for k, v in data.items() if k != "plan"
+        }
+        return cls(**values, plan=PlanOptions(**plan))
+
+
+def _jsonable(value: Any) -> Any:
+    """A field's value for JSON: paths as strings, tuples as lists (inner values as they are)."""
+    if isinstance(value, Path):
+        return str(value)
+    return list(value) if isinstance(value, tuple) else value
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run of the graph: what to execute, what it needs, and its scheduling limits.
+
+    Only runs to execute become jobs: the runs settled before anything runs (reused
+    results) reach the graph runners as `Run`s, beside the jobs."""
+
+    run: RunSpec
+    task: RunTask
+    needs: frozenset[str] = frozenset()
+    retries: int = 0
+    batch_limit: int | None = None
+
+    @property
+    def key(self) -> str:
+        return self.run.key
+
+
+class Events(Protocol):
+    """What the graph runners tell the outside world (console, store…) as runs progress."""
+
+    def run_started(self, run: RunSpec, attempt: int) -> None: ...
+
+    def run_finished(self, run: RunSpec, result: RunResult) -> None: ...
+
+
+class Executor(Protocol):
+    """The seam between the scheduler and where runs execute (local pool, in-process)."""
+
+    def submit(self, task: RunTask) -> concurrent.futures.Future[RunResult]:
+        """Start the task (or queue it); the future resolves to its result, never raises."""
+        ...
+
+    def shutdown(self, *, cancel: bool = False) -> None:
+        """Release the workers; with cancel, kill the runs in flight (their futures get CANCELLED)."""
+        ...

@@ -1,0 +1,106 @@
+"""Settle: which runs of a plan are decided without executing them, before anything runs.
+
+Policy, by `--action-on-existing`:
+- run (the default): a run with an up-to-date result is reused, CACHED (`plan.reuse`):
+  those are settled up front, and so is everything they need (a reused run's upstream is
+  reused too). `--force` / `--force-batch` re-execute runs (`forced`).
+- skip: a run whose output directory holds successful results is not executed (CACHED,
+  with those metrics); sync: no run executes, existing results are recorded as they are,
+  and a run without results fails. Both decide each run when its turn comes (`decide`),
+  reading its output directory.
+- postprocess: nothing is settled.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from qaflow.plan.model import Plan
+from qaflow.run.model import ActionOnExisting, Job, Options, RunResult, RunStatus
+from qaflow.run.scheduler import Decide
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """What the settle phase decided for an execution."""
+
+    settled: dict[str, RunResult]  # results known up front (reused), by run key, in plan order
+    known: frozenset[str]  # fingerprints with a successful run in the store (parts recorded)
+    decide: Decide | None = None  # settles a run when its turn comes (skip, sync)
+    forced: frozenset[str] = frozenset()  # keys of the runs --force / --force-batch re-execute
+
+
+def settle(the_plan: Plan, options: Options, store: Any) -> Decisions:
+    """The decisions for `the_plan` (see the module policy); `store` answers which
+    fingerprints have a successful run, which spares reading their metrics.json."""
+    forced = _forced(the_plan, options)
+    if options.action_on_existing in ("sync", "skip"):
+        return Decisions({}, frozenset(), existing(options.action_on_existing), forced)
+    if options.action_on_existing == "postprocess":
+        return Decisions({}, frozenset(), None, forced)
+    from qaflow.plan.reuse import reusable
+
+    known: dict[str, Any] = {}
+
+    def recorded(fingerprints: Sequence[str]) -> dict[str, Any]:
+        known.update(store.successes(fingerprints))
+        return known
+
+    cached = reusable(
+        the_plan, force=options.force, force_batches=options.force_batches, recorded=recorded
+    )
+    return Decisions(cached, frozenset(known), None, forced)
+
+
+def _forced(the_plan: Plan, options: Options) -> frozenset[str]:
+    if options.force:
+        return frozenset(run.key for run in the_plan.runs)
+    if not options.force_batches:
+        return frozenset()
+    return frozenset(run.key for run in the_plan.runs if run.batch in options.force_batches)
+
+
+def existing(action: ActionOnExisting) -> Decide | None:
+    """The `decide` of --action-on-existing sync and skip (QA-Board's modes; see the policy)."""
+    if action not in ("sync", "skip"):
+        return None
+    from qaflow.worker.context import MetricsError, read_metrics
+
+    def decide(job: Job) -> RunResult | None:
+        now = time.time()
+        try:
+            metrics = (
+                read_metrics(job.run.output_dir)
+                if (job.run.output_dir / "metrics.json").is_file()
+                else None
+            )
+        except MetricsError as exc:
+            metrics, problem = None, str(exc)
+        else:
+            problem = f"no existing results to sync in {job.run.output_dir}"
+        if action == "skip":
+            ok = metrics is not None and not metrics.get("is_failed")
+            return (
+                RunResult(
+                    job.key, RunStatus.CACHED, metrics=metrics or {}, started_at=now, ended_at=now
+                )
+                if ok
+                else None
+            )
+        if metrics is None:
+            return RunResult(job.key, RunStatus.FAILED, error=problem, started_at=now, ended_at=now)
+        failed = bool(metrics.get("is_failed"))
+        error = "synced: the existing result had failed" if failed else None
+        return RunResult(
+            job.key,
+            RunStatus.FAILED if failed else RunStatus.SUCCEEDED,
+            metrics=metrics,
+            error=error,
+            started_at=now,
+            ended_at=now,
+        )
+
+    return decide
