@@ -199,7 +199,7 @@ def execute(
                 open_cluster(project, the_plan, options.dask_scheduler, batches=to_run)
             )
         if execution_id is None:
-            execution_id = store.create_execution(
+            execution_id = store.writes.create_execution(
                 label=options.label,
                 project=project.name,
                 argv=list(options.argv or sys.argv),
@@ -208,7 +208,7 @@ def execute(
                 host=socket.gethostname(),
             )
         else:
-            store.adopt_execution(execution_id, pid=os.getpid(), host=socket.gethostname())
+            store.writes.adopt_execution(execution_id, pid=os.getpid(), host=socket.gethostname())
         pool = None  # the local pool: none when every run is settled (fully cached)
         if runner == "local" and len(settled) < len(the_plan.runs):
             pool = stack.enter_context(LocalPool(capacity))  # its workers boot meanwhile
@@ -398,7 +398,7 @@ def _decide(
     known: dict[str, Any] = {}
 
     def recorded(fingerprints: Sequence[str]) -> dict[str, Any]:
-        known.update(store.successes(fingerprints))
+        known.update(store.lookups.successes(fingerprints))
         return known
 
     cached = reusable(

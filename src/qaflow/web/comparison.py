@@ -23,7 +23,7 @@ MAX_ROWS = 400  # rows shown per batch; `only=changed|regressions` narrows a big
 def compare_page(request: Request) -> Response:
     b = board(request)
     params = params_of(request, "ref", "new", "only", "batch")
-    recent = b.store.find_executions(limit=30)
+    recent = b.store.board.find_executions(limit=30)
     context: dict[str, Any] = {"params": params, "recent": recent, "comparison": None}
     if params["ref"] and params["new"]:
         try:
@@ -35,11 +35,11 @@ def compare_page(request: Request) -> Response:
 
 def _compared(request: Request, params: dict[str, str]) -> dict[str, Any]:
     b = board(request)
-    ref = b.store.resolve_execution(params["ref"])
-    new = b.store.resolve_execution(params["new"])
+    ref = b.store.lookups.resolve_execution(params["ref"])
+    new = b.store.lookups.resolve_execution(params["new"])
     comparison = compare(
-        b.store.compare_runs(ref.id),
-        b.store.compare_runs(new.id),
+        b.store.history.compare_runs(ref.id),
+        b.store.history.compare_runs(new.id),
         metrics=Metrics.load(b.project.metrics_path),
         ref=ExecutionSide.from_record(ref),
         new=ExecutionSide.from_record(new),
