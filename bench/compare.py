@@ -1,7 +1,7 @@
 """Benchmark: `qa compare` of two executions of 10,000 runs each, in a store of 100,000 runs.
 
 Builds a project in a temporary folder whose SQLite store holds 10 executions of 10,000
-runs (through Store.add_runs and Store.record, as `qa batch` fills it), each run with 5
+runs (through Writes.add_runs and Writes.record, as `qa batch` fills it), each run with 5
 metrics, then times whole `qa compare` processes between the last two executions, once per
 output format, and `qa history` over all ten. Target: each `qa compare` under 2 s.
 
@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from qaflow.store import GitInfo, Store
+from qaflow.config.git import GitInfo
+from qaflow.store import Store
 from qaflow.worker.model import RunResult, RunStatus
 
 METRICS_YAML = """\
@@ -72,7 +73,7 @@ def build(root: Path, runs: int, executions: int) -> None:
     rng = random.Random(7)
     with Store.open(storage=root / "output") as store:
         for n in range(executions):
-            execution_id = store.create_execution(
+            execution_id = store.writes.create_execution(
                 label=f"run{n}",
                 project="bench",
                 argv=["qa", "batch"],
@@ -80,13 +81,13 @@ def build(root: Path, runs: int, executions: int) -> None:
                 pid=None,
                 host=None,
             )
-            store.add_runs(execution_id, [spec(i, root, n) for i in range(runs)])
+            store.writes.add_runs(execution_id, [spec(i, root, n) for i in range(runs)])
             results = [
                 RunResult(key=f"{i:016x}", status=RunStatus.SUCCEEDED, metrics=metrics(rng))
                 for i in range(runs)
             ]
-            store.record(execution_id, finished=results)
-            store.finish_execution(execution_id, "succeeded")
+            store.writes.record(execution_id, finished=results)
+            store.writes.finish_execution(execution_id, "succeeded")
 
 
 def timed(root: Path, *args: str) -> tuple[float, float, int]:

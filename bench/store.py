@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from qaflow.store import GitInfo, Store
+from qaflow.config.git import GitInfo
+from qaflow.store import Store
 from qaflow.worker.model import RunResult, RunStatus
 
 
@@ -51,17 +52,17 @@ def once(storage: Path, count: int, executed: int) -> dict[str, float]:
     store = Store.open(storage=storage)
     open_existing = time.perf_counter() - started
     try:
-        execution_id = store.create_execution(
+        execution_id = store.writes.create_execution(
             label="bench", project="bench", argv=["qa"], git=GitInfo(), pid=None, host=None
         )
         planned = specs(count)
         started = time.perf_counter()
-        store.add_runs(execution_id, planned)
+        store.writes.add_runs(execution_id, planned)
         add_runs = time.perf_counter() - started
         started = time.perf_counter()
         for spec in planned[:executed]:
             now = time.time()
-            store.run_started(execution_id, spec["id"], started_at=now, host="h", attempt=1)
+            store.writes.run_started(execution_id, spec["id"], started_at=now, host="h", attempt=1)
             result = RunResult(
                 key=spec["id"],
                 status=RunStatus.SUCCEEDED,
@@ -70,7 +71,7 @@ def once(storage: Path, count: int, executed: int) -> dict[str, float]:
                 ended_at=time.time(),
                 host="h",
             )
-            store.run_finished(execution_id, result)
+            store.writes.run_finished(execution_id, result)
         pairs = (time.perf_counter() - started) / executed
     finally:
         store.close()

@@ -22,8 +22,9 @@ from typing import Any
 
 import httpx
 
+from qaflow.config.git import GitInfo
 from qaflow.config.project import Project
-from qaflow.store import GitInfo, Store
+from qaflow.store import Store
 from qaflow.web.app import create_app
 from qaflow.worker.model import RunResult, RunStatus
 
@@ -61,7 +62,7 @@ def planned(count: int, label: str) -> list[dict[str, Any]]:
 
 
 def build(store: Store, count: int, label: str, worse: float) -> str:
-    execution = store.create_execution(
+    execution = store.writes.create_execution(
         label=label,
         project="bench",
         argv=["batch", "evaluation"],
@@ -70,7 +71,7 @@ def build(store: Store, count: int, label: str, worse: float) -> str:
         host=None,
     )
     specs = planned(count, label)
-    store.add_runs(execution, specs)
+    store.writes.add_runs(execution, specs)
     results = [
         RunResult(
             s["id"],
@@ -87,8 +88,8 @@ def build(store: Store, count: int, label: str, worse: float) -> str:
         for i, s in enumerate(specs)
     ]
     for start in range(0, len(results), 2000):
-        store.record(execution, finished=results[start : start + 2000])
-    store.finish_execution(execution, "succeeded")
+        store.writes.record(execution, finished=results[start : start + 2000])
+    store.writes.finish_execution(execution, "succeeded")
     return execution
 
 
@@ -125,7 +126,7 @@ def main() -> None:
         with Store.open(project.database_url, storage=project.storage) as store:
             ref = build(store, args.runs, "ref", 0.0)
             new = build(store, args.runs, "new", 0.5)
-            run_id = store.run_table(new, limit=1)[1][0].id
+            run_id = store.board.run_table(new, limit=1)[1][0].id
         print(f"built 2 executions of {args.runs} runs in {time.perf_counter() - started:.1f} s")
         app = create_app(project)
         urls = {

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qaflow.config.git import GitInfo
 from qaflow.plan.model import RunSpec
 from qaflow.results.compare import CompareRun
-from qaflow.store import GitInfo, Store
+from qaflow.store import Store
 from qaflow.worker.model import RunResult, RunStatus
 
 
@@ -56,7 +57,7 @@ def record(
     git: GitInfo | None = None,
 ) -> str:
     """A finished execution of these runs, their files written; return its id."""
-    execution_id = store.create_execution(
+    execution_id = store.writes.create_execution(
         label=label,
         project="test",
         argv=["qa", "batch"],
@@ -65,7 +66,7 @@ def record(
         host=None,
     )
     specs = [spec(run, output_root, execution_id) for run in runs]
-    store.add_runs(execution_id, specs)
+    store.writes.add_runs(execution_id, specs)
     for run, data in zip(runs, specs, strict=True):
         folder = Path(data["output_dir"])
         folder.mkdir(parents=True, exist_ok=True)
@@ -77,8 +78,8 @@ def record(
         RunResult(key=data["id"], status=run.status, metrics=run.metrics)
         for run, data in zip(runs, specs, strict=True)
     ]
-    store.record(execution_id, finished=results)
-    store.finish_execution(execution_id, "succeeded")
+    store.writes.record(execution_id, finished=results)
+    store.writes.finish_execution(execution_id, "succeeded")
     return execution_id
 
 

@@ -229,7 +229,10 @@ def test_a_failure_skips_what_is_downstream_and_spares_independent_branches(proj
     skipped = next(r for r in execution.runs() if r.spec.batch == "downstream")
     assert skipped.error == "skipped (upstream failed): upstream fail.txt"
     with Store.open(store_url, storage=root / "output") as store:
-        rows = {(r.batch, r.rel_input_path): (r.status, r.error) for r in store.runs(execution.id)}
+        rows = {
+            (r.batch, r.rel_input_path): (r.status, r.error)
+            for r in store.lookups.runs(execution.id)
+        }
     assert rows[("downstream", "ok.txt")] == (
         RunStatus.SKIPPED,
         "skipped (upstream failed): upstream fail.txt",

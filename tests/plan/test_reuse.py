@@ -99,11 +99,11 @@ def test_changing_one_inputs_content_reruns_that_input_and_what_depends_on_it(pr
     run_batch(root)
     cached = run_batch(root)  # why then compares with reused runs, which record no parts
     with Store.open(None, storage=root / "output") as store:
-        rows = store.runs(cached.id)
+        rows = store.lookups.runs(cached.id)
         assert {r.status for r in rows} == {RunStatus.CACHED}
         assert not any("fingerprint_parts" in r.spec for r in rows)
         plan = {r.spec.key: r.spec for r in cached.runs()}
-        recorded = store.fingerprint_parts([r.fingerprint for r in rows])
+        recorded = store.lookups.fingerprint_parts([r.fingerprint for r in rows])
         assert all(recorded[r.fingerprint] == plan[r.key].parts for r in rows)
     rewrite_keeping_size_and_mtime(root / "b.raw", b"CHANG")
     why = qa("-C", str(root), "why", "summary").stdout.splitlines()

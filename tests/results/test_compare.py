@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from qaflow.config.git import GitInfo
 from qaflow.errors import StoreError, UsageError
-from qaflow.results.compare import ExecutionSide, compare, match
+from qaflow.results.compare import CompareRun, ExecutionSide, as_compare_runs, compare, match
 from qaflow.results.filecompare import compare_files
 from qaflow.results.metrics import Metrics, MetricSpec, Tolerance
-from qaflow.store import GitInfo, Store
+from qaflow.store import Store
+from qaflow.store.records import CompareRow
 from qaflow.worker.model import RunStatus
 from results_helpers import Run, compare_run, record
 
@@ -233,15 +235,15 @@ def test_executions_resolve_by_id_label_branch_commit_and_prefix(
         output_root=tmp_path,
         git=GitInfo("feedbeef" * 5, "dev", False),
     )
-    assert store.resolve_execution(first).id == first
-    assert store.resolve_execution("nightly").id == second  # the latest of a label
-    assert store.resolve_execution("main").id == first
-    assert store.resolve_execution("1234abcd").id == first  # a commit prefix
-    assert store.resolve_execution("feedbeef" * 5).id == second
-    assert store.resolve_execution(second[:6]).id == second
+    assert store.lookups.resolve_execution(first).id == first
+    assert store.lookups.resolve_execution("nightly").id == second  # the latest of a label
+    assert store.lookups.resolve_execution("main").id == first
+    assert store.lookups.resolve_execution("1234abcd").id == first  # a commit prefix
+    assert store.lookups.resolve_execution("feedbeef" * 5).id == second
+    assert store.lookups.resolve_execution(second[:6]).id == second
     with pytest.raises(StoreError, match="no execution 'nightlyy'"):
-        store.resolve_execution("nightlyy")
-    names = store.names()
+        store.lookups.resolve_execution("nightlyy")
+    names = store.board.names()
     assert names["labels"] == ["nightly"] and names["branches"] == ["dev", "main"]
     assert names["ids"] == [second, first]
 
@@ -257,7 +259,7 @@ def test_compare_runs_reads_what_a_comparison_needs(store: Store, tmp_path: Path
         Run("b.raw", {}, status=RunStatus.FAILED, batch="other"),
     ]
     execution_id = record(store, runs, output_root=tmp_path)
-    found = store.compare_runs(execution_id)
+    found = store.history.compare_runs(execution_id)
     assert [(r.batch, r.input, r.status) for r in found] == [
         ("b", "a.raw", "succeeded"),
         ("other", "b.raw", "failed"),
@@ -270,11 +272,13 @@ def test_compare_runs_reads_what_a_comparison_needs(store: Store, tmp_path: Path
     )
     assert first.metrics == {"loss": 0.5, "tag": {"text": "t"}}
     assert first.output_dir == str(tmp_path / execution_id / first.key)
-    assert [r.input for r in store.compare_runs(execution_id, batch="other")] == ["b.raw"]
-    full = store.runs(execution_id)[0]
-    from qaflow.results.compare import CompareRun
-
-    assert CompareRun.from_record(full) == first
+    assert [r.input for r in store.history.compare_runs(execution_id, batch="other")] == ["b.raw"]
+    full = store.lookups.runs(execution_id)[0]
+    assert type(first) is CompareRow  # a plain store record: the store knows no CompareRun
+    assert CompareRun.from_record(full) == CompareRun.from_row(first)
+    assert (
+        as_compare_runs([first, CompareRun.from_record(full)]) == [CompareRun.from_row(first)] * 2
+    )
 
 
 def test_metric_history_is_oldest_first_per_label_or_branch(store: Store, tmp_path: Path) -> None:
@@ -291,23 +295,23 @@ def test_metric_history_is_oldest_first_per_label_or_branch(store: Store, tmp_pa
             record(store, runs, label=label, output_root=tmp_path, git=GitInfo("ab" * 20, branch))
         )
     record(store, [Run("a", {"loss": 99}, batch="elsewhere")], output_root=tmp_path)
-    history = store.metric_history("b", "loss")
+    history = store.history.metric_history("b", "loss")
     assert [(r.id, values) for r, values in history] == [
         (ids[0], [0, 1]),
         (ids[1], [1, 2]),
         (ids[2], [2, 3]),
         (ids[3], [3, 4]),
     ]
-    assert [r.id for r, _ in store.metric_history("b", "loss", label="ci")] == [
+    assert [r.id for r, _ in store.history.metric_history("b", "loss", label="ci")] == [
         ids[0],
         ids[1],
         ids[3],
     ]
-    assert [r.id for r, _ in store.metric_history("b", "loss", branch="main", limit=2)] == [
+    assert [r.id for r, _ in store.history.metric_history("b", "loss", branch="main", limit=2)] == [
         ids[2],
         ids[3],
     ]
-    assert store.metric_history("nope", "loss") == []
+    assert store.history.metric_history("nope", "loss") == []
 
 
 # ---------------------------------------------------------------- output files
@@ -337,7 +341,7 @@ def test_files_are_identical_different_missing_or_added(tmp_path: Path) -> None:
             [Run("a", {}, files=new_files), Run("b", {}, files={"o.txt": "1"})],
             output_root=tmp_path,
         )
-        comparison = compare(store.compare_runs(ref), store.compare_runs(new))
+        comparison = compare(store.history.compare_runs(ref), store.history.compare_runs(new))
     result = compare_files(comparison)
     a, b = result.runs
     statuses = {f.path: f.status for f in a.files}

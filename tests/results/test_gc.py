@@ -12,12 +12,12 @@ import pytest
 
 import qaflow
 from conftest import write_project
+from qaflow.config.git import GitInfo
 from qaflow.config.project import Project
 from qaflow.errors import UsageError
 from qaflow.results.gc import GcPlan, Removal, apply_gc, human_size, parse_duration, plan_gc
 from qaflow.run.report import RecordingReporter
 from qaflow.store import Store
-from qaflow.store.records import GitInfo
 from qaflow.worker.rundir import lock_dir_of, run_lock, try_run_lock
 
 MAIN = "def run(context):\n    (context.output_dir/'x.bin').write_bytes(b'x'*1000)\n    return {}\n"
@@ -135,7 +135,7 @@ def test_cli_older_than_with_keep_labels(root, old_new, qa):
     with Store.open(
         Project.discover(root).database_url, storage=root / "output"
     ) as store:  # the records stay
-        assert {e.label for e in store.executions(limit=10)} == {"old", "new"}
+        assert {e.label for e in store.lookups.executions(limit=10)} == {"old", "new"}
 
 
 def test_a_running_execution_keeps_its_runs(root, old_new):
@@ -143,11 +143,11 @@ def test_a_running_execution_keeps_its_runs(root, old_new):
     pending.mkdir()
     (pending / "run.json").write_text("{}")
     with Store.open(Project.discover(root).database_url, storage=root / "output") as store:
-        live = store.create_execution(
+        live = store.writes.create_execution(
             label="live", project="p", argv=[], git=GitInfo(), pid=None, host=None
         )
         spec = {"id": "k", "batch": "b", "platform": "linux", "type": "default"}
-        store.add_runs(live, [{**spec, "output_dir": str(pending)}])
+        store.writes.add_runs(live, [{**spec, "output_dir": str(pending)}])
     gc_plan = plan(root, (), DAYS_30, LATER)
     assert pending not in removed(gc_plan) and removed(gc_plan) == set(old_new[0] + old_new[1])
 

@@ -18,11 +18,12 @@ import pytest
 
 import qaflow
 from conftest import write_project
+from qaflow.config.git import GitInfo
 from qaflow.errors import UsageError
 from qaflow.run import background
 from qaflow.run.background import HOST, Handle, cancel, is_alive, observe, read_options
 from qaflow.run.report import RecordingReporter
-from qaflow.store import GitInfo, Store
+from qaflow.store import Store
 
 MAIN = """
 import os
@@ -231,19 +232,21 @@ def test_liveness_and_settling_on_the_store(root):
     with Store.open(None, storage=root / "output") as store:
 
         def make(pid: int | None, host: str) -> str:
-            made = store.create_execution(
+            made = store.writes.create_execution(
                 label="t", project="p", argv=[], git=GitInfo(), pid=pid, host=host
             )
-            store.add_runs(
+            store.writes.add_runs(
                 made,
                 [{"id": "k1", "batch": "b", "platform": "linux", "type": "d", "output_dir": "/o"}],
             )
             return made
 
-        mine = store.execution(make(os.getpid(), HOST))
+        mine = store.lookups.execution(make(os.getpid(), HOST))
         assert is_alive(mine) and not is_alive(mine, now=mine.heartbeat_at + 61)
-        assert is_alive(store.execution(make(dead.pid, "elsewhere")))  # another host: heartbeat
-        assert not is_alive(store.execution(make(dead.pid, HOST)))
+        assert is_alive(
+            store.lookups.execution(make(dead.pid, "elsewhere"))
+        )  # another host: heartbeat
+        assert not is_alive(store.lookups.execution(make(dead.pid, HOST)))
         interrupted = observe(store, make(dead.pid, HOST))
         assert interrupted.status == "interrupted" and interrupted.counts == {"interrupted": 1}
         ended, was_running = cancel(store, make(dead.pid, HOST))
@@ -326,7 +329,7 @@ def test_start_refuses_what_the_foreground_refuses_and_records_nothing(root, mon
             project, the_plan, ["plain"], _options({"extra_parameters": {"p": Path("/x")}})
         )
     with Store.open(None, storage=root / "output") as store:
-        assert store.executions() == []
+        assert store.lookups.executions() == []
     handle = background.start(project, the_plan, ["plain"], _options({"label": "L"}))
     assert read_options(root / "output", handle.id) == (
         project.root,

@@ -108,7 +108,7 @@ def test_a_batch_writes_each_runs_files_and_records_them(project, store_url):
     assert list(manifest) == ["out.txt"] and manifest["out.txt"]["size"] == len("a.txta.txt")
 
     with Store.open(store_url, storage=root / "output") as store:
-        record = store.execution(execution.id)
+        record = store.lookups.execution(execution.id)
         assert (record.label, record.status, record.argv) == (
             "exp",
             "succeeded",
@@ -120,7 +120,7 @@ def test_a_batch_writes_each_runs_files_and_records_them(project, store_url):
             and len(record.git.commit or "") == 40
         )
         assert record.counts == {"succeeded": 2}
-        rows = store.runs(execution.id)
+        rows = store.lookups.runs(execution.id)
     assert [r.rel_input_path for r in rows] == ["a.txt", "bb.txt"]
     assert [r.status for r in rows] == [RunStatus.SUCCEEDED] * 2
     assert rows[1].metrics["size"] == 6
@@ -139,8 +139,8 @@ def test_a_failed_run_fails_the_execution_alone(project, store_url):
     assert bad.result.error_line == "RuntimeError: cannot process bad.txt"
     assert json.loads((bad.output_dir / "metrics.json").read_text())["is_failed"] is True
     with Store.open(store_url, storage=root / "output") as store:
-        assert store.execution(execution.id).status == "failed"
-        [row] = [r for r in store.runs(execution.id) if r.status is RunStatus.FAILED]
+        assert store.lookups.execution(execution.id).status == "failed"
+        [row] = [r for r in store.lookups.runs(execution.id) if r.status is RunStatus.FAILED]
         assert "cannot process bad.txt" in (row.error or "")
 
 

@@ -6,8 +6,9 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from qaflow.config.git import GitInfo
 from qaflow.plan.model import RunSpec
-from qaflow.store import GitInfo, Store
+from qaflow.store import Store
 
 GIT = GitInfo(commit="0123456789abcdef0123456789abcdef01234567", branch="main", dirty=True)
 
@@ -40,7 +41,7 @@ def new_execution(store: Store, label: str = "default", **overrides: Any) -> str
         "pid": 4242,
         "host": "build-01",
     }
-    return store.create_execution(**(arguments | overrides))
+    return store.writes.create_execution(**(arguments | overrides))
 
 
 def with_runs(
@@ -48,5 +49,5 @@ def with_runs(
 ) -> tuple[str, list[dict[str, Any]]]:
     execution_id = new_execution(store, **kwargs)
     specs = [make_spec(i, batch) for i in range(count)]
-    store.add_runs(execution_id, specs)
+    store.writes.add_runs(execution_id, specs)
     return execution_id, specs

@@ -22,7 +22,7 @@ def test_sqlite_default_location_and_wal_mode(tmp_path: Path) -> None:
     storage = tmp_path / "does" / "not" / "exist"
     with Store.open(storage=storage) as store:
         execution_id, _ = with_runs(store, 2)
-        assert store.execution(execution_id).counts == {"pending": 2}
+        assert store.lookups.execution(execution_id).counts == {"pending": 2}
     connection = sqlite3.connect(storage / "qaflow.db")
     try:
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
@@ -33,10 +33,10 @@ def test_sqlite_default_location_and_wal_mode(tmp_path: Path) -> None:
 def test_add_runs_inserts_ten_thousand_runs(tmp_path: Path) -> None:
     with Store.open(storage=tmp_path) as store:
         execution_id, specs = with_runs(store, 10_000)
-        runs = store.runs(execution_id)
+        runs = store.lookups.runs(execution_id)
         assert [run.key for run in runs] == [spec["id"] for spec in specs]
         assert runs[9_999].spec == specs[9_999]
-        assert store.execution(execution_id).counts == {"pending": 10_000}
+        assert store.lookups.execution(execution_id).counts == {"pending": 10_000}
 
 
 # ---------------------------------------------------------------- concurrency
@@ -47,13 +47,15 @@ def _writer(url: str, storage: str, label: str, count: int, go: Any, errors: Any
         with Store.open(url, storage=Path(storage)) as store:
             execution_id, specs = with_runs(store, count, batch=label, label=label)
             for spec in specs:
-                store.run_started(execution_id, spec["id"], started_at=time.time(), host=label)
-                store.heartbeat(execution_id)
+                store.writes.run_started(
+                    execution_id, spec["id"], started_at=time.time(), host=label
+                )
+                store.writes.heartbeat(execution_id)
                 result = RunResult(
                     key=spec["id"], status=RunStatus.SUCCEEDED, metrics={"by": label}
                 )
-                store.run_finished(execution_id, result)
-            store.finish_execution(execution_id, "succeeded")
+                store.writes.run_finished(execution_id, result)
+            store.writes.finish_execution(execution_id, "succeeded")
     except BaseException as error:
         errors.put(f"{label}: {type(error).__name__}: {error}")
         raise SystemExit(1) from None
@@ -75,11 +77,11 @@ def test_two_processes_write_at_the_same_time(store_url: str, tmp_path: Path) ->
     failures = [errors.get(timeout=5) for writer in writers if writer.exitcode != 0]
     assert failures == []
     with Store.open(store_url, storage=tmp_path) as store:
-        executions = store.executions()
+        executions = store.lookups.executions()
         assert sorted(e.label for e in executions) == ["left", "right"]
         for execution in executions:
             assert (execution.status, execution.counts) == ("succeeded", {"succeeded": count})
-            runs = store.runs(execution.id)
+            runs = store.lookups.runs(execution.id)
             assert {(run.host, run.metrics["by"]) for run in runs} == {
                 (execution.label, execution.label)
             }

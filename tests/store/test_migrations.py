@@ -14,8 +14,9 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, text
 
+from qaflow.config.git import GitInfo
 from qaflow.errors import StoreError
-from qaflow.store import SCHEMA_REVISION, GitInfo, Store
+from qaflow.store import SCHEMA_REVISION, Store
 from qaflow.store import engine as db
 from qaflow.store.models import metadata
 
@@ -78,10 +79,10 @@ def test_an_older_database_is_upgraded_and_keeps_working(
     assert sorted(inspect(raw).get_table_names()) == ["alembic_version"]
     assert revisions(raw) == []
     with Store.open(store_url, storage=tmp_path) as store:
-        execution_id = store.create_execution(
+        execution_id = store.writes.create_execution(
             label="l", project="p", argv=[], git=GitInfo(), pid=None, host=None
         )
-        assert store.execution(execution_id).label == "l"
+        assert store.lookups.execution(execution_id).label == "l"
     assert revisions(raw) == ["0002"]
 
 

@@ -113,7 +113,7 @@ class Demo:
     def run_id(self, input_name: str, execution: str | None = None) -> int:
         """The id of the `evaluation` run of this input (in `new` by default)."""
         with self.store() as store:
-            runs = store.runs(execution or self.new)
+            runs = store.lookups.runs(execution or self.new)
         return next(
             r.id for r in runs if r.batch == "evaluation" and r.rel_input_path == input_name
         )

@@ -186,8 +186,9 @@ def test_comparing_two_executions_highlights_the_regressions(
 
 
 def test_a_running_run_s_log_is_followed_live(page: Any, tmp_path: Any) -> None:
+    from qaflow.config.git import GitInfo
     from qaflow.config.project import Project
-    from qaflow.store import GitInfo, Store
+    from qaflow.store import Store
     from qaflow.web.app import create_app
 
     (tmp_path / "qaboard.yaml").write_text("project: {name: live/log}\n")
@@ -197,13 +198,13 @@ def test_a_running_run_s_log_is_followed_live(page: Any, tmp_path: Any) -> None:
     log = output / "log.txt"
     log.write_text("step 1\n")
     with Store.open(project.database_url, storage=project.storage) as store:
-        execution = store.create_execution(
+        execution = store.writes.create_execution(
             label="log", project="live/log", argv=[], git=GitInfo(), pid=None, host=None
         )
         spec = {"id": "r1", "batch": "b", "platform": "linux", "type": "default"}
-        store.add_runs(execution, [{**spec, "output_dir": str(output)}])
-        store.run_started(execution, "r1", started_at=time.time(), host="here")
-        run_id = store.runs(execution)[0].id
+        store.writes.add_runs(execution, [{**spec, "output_dir": str(output)}])
+        store.writes.run_started(execution, "r1", started_at=time.time(), host="here")
+        run_id = store.lookups.runs(execution)[0].id
         with Server(create_app(project, store=store)) as server:
             page.goto(f"{server.url}/runs/{run_id}")
             assert page.locator("#log").inner_text() == "step 1\n"
@@ -213,7 +214,7 @@ def test_a_running_run_s_log_is_followed_live(page: Any, tmp_path: Any) -> None:
                 "() => document.getElementById('log').textContent.includes('step 2')"
             )
             assert page.locator("#log").inner_text() == f"step 1\nstep 2 {XSS}\n"
-            store.run_finished(
+            store.writes.run_finished(
                 execution,
                 RunResult("r1", RunStatus.SUCCEEDED, {"score": 0.75}, ended_at=time.time()),
             )

@@ -10,8 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
+from qaflow.config.git import GitInfo
 from qaflow.config.project import Project
-from qaflow.store import GitInfo, Store
+from qaflow.store import Store
 from qaflow.web.app import create_app
 from qaflow.worker.model import RunResult, RunStatus
 
@@ -40,7 +41,7 @@ def pipeline(
     store: Store, label: str = "nightly", branch: str = "main", config: str = "base"
 ) -> str:
     """images (3 runs) -> calib (1 run, needs every image) -> eval (4 runs, each needs calib)."""
-    execution = store.create_execution(
+    execution = store.writes.create_execution(
         label=label,
         project="acme/vision",
         argv=["batch", "eval"],
@@ -51,7 +52,7 @@ def pipeline(
     images = [spec("images", f"i{i}.png", config=config) for i in range(3)]
     calib = spec("calib", None, [s["id"] for s in images], config=config)
     evals = [spec("eval", f"t{i}.png", [calib["id"]], config=config) for i in range(4)]
-    store.add_runs(execution, [*images, calib, *evals])
+    store.writes.add_runs(execution, [*images, calib, *evals])
     results = [
         RunResult(
             s["id"],
@@ -82,49 +83,53 @@ def pipeline(
             evals[2]["id"], RunStatus.SUCCEEDED, {"error": 2.5}, started_at=1.0, ended_at=3.0
         ),
     ]
-    store.record(execution, finished=results)
+    store.writes.record(execution, finished=results)
     return execution
 
 
 def test_counts_per_batch_in_plan_order_and_the_graph_of_batches(store: Store) -> None:
     execution = pipeline(store)
-    assert store.batch_counts(execution) == {
+    assert store.board.batch_counts(execution) == {
         "images": {"succeeded": 3},
         "calib": {"succeeded": 1},
         "eval": {"succeeded": 2, "failed": 1, "pending": 1},
     }
-    assert sorted(store.batch_edges(execution)) == [("calib", "eval"), ("images", "calib")]
+    assert sorted(store.board.batch_edges(execution)) == [("calib", "eval"), ("images", "calib")]
 
 
 def test_a_page_of_runs_filtered_and_sorted(store: Store) -> None:
     execution = pipeline(store)
-    total, rows = store.run_table(execution, batch="eval", sort="metric:error", descending=True)
+    total, rows = store.board.run_table(
+        execution, batch="eval", sort="metric:error", descending=True
+    )
     assert total == 4
     # numbers first (descending), runs without the metric after them, in plan order
     assert [row.rel_input_path for row in rows] == ["t2.png", "t0.png", "t1.png", "t3.png"]
-    total, rows = store.run_table(execution, statuses=["failed", "errored"])
+    total, rows = store.board.run_table(execution, statuses=["failed", "errored"])
     assert (total, [row.key for row in rows]) == (1, ["eval-t1.png-base"])
-    total, rows = store.run_table(execution, text="i2", limit=10)
+    total, rows = store.board.run_table(execution, text="i2", limit=10)
     assert [row.rel_input_path for row in rows] == ["i2.png"]
-    total, rows = store.run_table(execution, sort="duration", offset=1, limit=2)
+    total, rows = store.board.run_table(execution, sort="duration", offset=1, limit=2)
     assert total == 8 and [row.key for row in rows] == ["images-i1.png-base", "eval-t1.png-base"]
     # a metric that is a string in some runs sorts without an error on either backend
-    total, rows = store.run_table(execution, sort="metric:note")
+    total, rows = store.board.run_table(execution, sort="metric:note")
     assert total == 8 and len(rows) == 8
-    total, rows = store.run_table(execution, text="100%_")  # LIKE wildcards are plain text
+    total, rows = store.board.run_table(execution, text="100%_")  # LIKE wildcards are plain text
     assert total == 0
 
 
 def test_executions_filtered_by_their_columns(store: Store) -> None:
     first = pipeline(store, label="nightly", branch="main")
     second = pipeline(store, label="experiment", branch="feature")
-    assert [e.id for e in store.find_executions()] == [second, first]
-    assert [e.id for e in store.find_executions(label="nightly")] == [first]
-    assert [e.id for e in store.find_executions(git_branch="feature", status="running")] == [second]
-    assert [e.id for e in store.find_executions(git_commit="abc1")] == [second, first]
-    assert store.find_executions(git_commit="fff") == []
-    assert store.find_executions(limit=1, offset=1)[0].counts["succeeded"] == 6
-    values = store.execution_values("label", "git_branch", "project")
+    assert [e.id for e in store.board.find_executions()] == [second, first]
+    assert [e.id for e in store.board.find_executions(label="nightly")] == [first]
+    assert [e.id for e in store.board.find_executions(git_branch="feature", status="running")] == [
+        second
+    ]
+    assert [e.id for e in store.board.find_executions(git_commit="abc1")] == [second, first]
+    assert store.board.find_executions(git_commit="fff") == []
+    assert store.board.find_executions(limit=1, offset=1)[0].counts["succeeded"] == 6
+    values = store.board.execution_values("label", "git_branch", "project")
     assert values == {
         "label": ["experiment", "nightly"],
         "git_branch": ["feature", "main"],
@@ -136,16 +141,16 @@ def test_the_run_to_compare_with_by_key_else_by_batch_and_input(store: Store) ->
     ref = pipeline(store)
     same = pipeline(store)
     changed = pipeline(store, config="tuned")
-    run = next(r for r in store.runs(changed) if r.rel_input_path == "t0.png")
-    assert store.run(run.id) == run
-    found = store.matching_run(ref, run)
+    run = next(r for r in store.lookups.runs(changed) if r.rel_input_path == "t0.png")
+    assert store.lookups.run(run.id) == run
+    found = store.board.matching_run(ref, run)
     assert found is not None and (found.execution_id, found.key) == (ref, "eval-t0.png-base")
-    calib = next(r for r in store.runs(changed) if r.batch == "calib")
-    found = store.matching_run(same, calib)  # no input on either side
+    calib = next(r for r in store.lookups.runs(changed) if r.batch == "calib")
+    found = store.board.matching_run(same, calib)  # no input on either side
     assert found is not None and found.key == "calib-none-base"
-    original = next(r for r in store.runs(ref) if r.rel_input_path == "t0.png")
-    assert [e.id for _, e in store.same_runs(original.key)] == [same, ref]
-    assert store.run_by_key(changed, original.key) is None
+    original = next(r for r in store.lookups.runs(ref) if r.rel_input_path == "t0.png")
+    assert [e.id for _, e in store.board.same_runs(original.key)] == [same, ref]
+    assert store.lookups.run_by_key(changed, original.key) is None
 
 
 def test_the_execution_page_over_this_store(store: Store, tmp_path: Path) -> None:
@@ -175,7 +180,7 @@ def test_unknown_things_are_404_pages(store: Store, tmp_path: Path, path: str) -
 
 def test_a_pipeline_s_run_steps_are_nodes_of_their_own(store: Store) -> None:
     """`run:` steps are runs of the pipeline batch, one node each, named as `qa dag` does."""
-    execution = store.create_execution(
+    execution = store.writes.create_execution(
         label="p", project="acme/vision", argv=[], git=GitInfo(), pid=None, host=None
     )
     folder = "/storage/runs/pipe/ab12"
@@ -185,11 +190,11 @@ def test_a_pipeline_s_run_steps_are_nodes_of_their_own(store: Store) -> None:
         return {**made, "output_dir": f"{folder}/step-{n}/k{n}"}
 
     middle = [spec("work", f"w{i}.png", ["step1"]) for i in range(2)]
-    store.add_runs(execution, [step(1, []), *middle, step(3, [s["id"] for s in middle])])
-    assert store.batch_counts(execution) == {
+    store.writes.add_runs(execution, [step(1, []), *middle, step(3, [s["id"] for s in middle])])
+    assert store.board.batch_counts(execution) == {
         "pipe step 1": {"pending": 1},
         "work": {"pending": 2},
         "pipe step 3": {"pending": 1},
     }
-    assert store.batch_edges(execution) == [("pipe step 1", "work"), ("work", "pipe step 3")]
-    assert store.batch_names(execution) == ["pipe", "work"]
+    assert store.board.batch_edges(execution) == [("pipe step 1", "work"), ("work", "pipe step 3")]
+    assert store.board.batch_names(execution) == ["pipe", "work"]

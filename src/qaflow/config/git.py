@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
-from qaflow.store import GitInfo
+
+@dataclass(frozen=True)
+class GitInfo:
+    """The state of the project's git checkout when an execution started."""
+
+    commit: str | None = None
+    branch: str | None = None
+    dirty: bool | None = None
 
 
 def git_info(root: Path) -> GitInfo:

@@ -39,6 +39,7 @@ from qaflow.results.metrics import (
     as_number,
     display_text,
 )
+from qaflow.store.records import CompareRow
 
 if TYPE_CHECKING:
     from qaflow.store.records import ExecutionRecord, RunRecord
@@ -49,19 +50,10 @@ _EPSILON = 1e-9  # relative: 0.31 - 0.30 is not "more than" a tolerance of 0.01
 
 
 # ---------------------------------------------------------------- inputs
-@dataclass(frozen=True)
-class CompareRun:
-    """What a comparison needs of a run (the columns `Store.compare_runs` selects)."""
-
-    key: str
-    batch: str
-    input: str | None  # rel_input_path
-    platform: str
-    configurations: list[Any]
-    matrix: dict[str, Any]
-    status: str
-    metrics: dict[str, Any]
-    output_dir: str
+class CompareRun(CompareRow):
+    """What a comparison needs of a run: the store's `CompareRow` (the columns
+    `store.history.compare_runs` selects) with what comparing asks of it. A subclass, so
+    that making one of a row costs a tuple copy (10,000 runs a side), not nine setattrs."""
 
     @classmethod
     def from_record(cls, record: RunRecord) -> CompareRun:
@@ -76,6 +68,11 @@ class CompareRun:
             metrics=dict(record.metrics or {}),
             output_dir=record.output_dir,
         )
+
+    @classmethod
+    def from_row(cls, row: CompareRow) -> CompareRun:
+        """The store's plain record of the same columns, as a CompareRun."""
+        return cls._make(row)
 
     @property
     def ok(self) -> bool:
@@ -321,8 +318,8 @@ class Comparison:
 
 # ---------------------------------------------------------------- comparing
 def compare(
-    ref_runs: Sequence[CompareRun],
-    new_runs: Sequence[CompareRun],
+    ref_runs: Sequence[CompareRun | CompareRow],
+    new_runs: Sequence[CompareRun | CompareRow],
     *,
     metrics: Metrics | None = None,
     ref: ExecutionSide | None = None,
@@ -335,16 +332,15 @@ def compare(
 
     `select` limits the metrics compared (default: metrics.yaml's main_metrics, else every
     metric the runs have but qaflow's bookkeeping ones); `tolerances` override metrics.yaml's;
-    `batch` keeps only that batch."""
+    `batch` keeps only that batch. The runs are CompareRuns, or the store's CompareRows of
+    `store.history.compare_runs` (made CompareRuns here)."""
     described = metrics or Metrics()
     given = dict(tolerances or {})
-    if batch is not None:
-        ref_runs = [run for run in ref_runs if run.batch == batch]
-        new_runs = [run for run in new_runs if run.batch == batch]
-    specs = _specs(described, [*ref_runs, *new_runs], list(select), given)
-    pairs, only_ref, only_new = match(ref_runs, new_runs)
+    refs, news = as_compare_runs(ref_runs, batch), as_compare_runs(new_runs, batch)
+    specs = _specs(described, [*refs, *news], list(select), given)
+    pairs, only_ref, only_new = match(refs, news)
     rows = [_row(r, n, specs) for r, n in pairs]
-    names = list(dict.fromkeys(run.batch for run in [*new_runs, *ref_runs]))
+    names = list(dict.fromkeys(run.batch for run in [*news, *refs]))
     per_batch = {
         part: _by_batch(items, names)
         for part, items in (("rows", rows), ("only_ref", only_ref), ("only_new", only_new))
@@ -361,7 +357,7 @@ def compare(
     ]
     misses = [
         TargetMiss(run.batch, run.input, run.configuration, spec.key, run.metrics[spec.key], t)
-        for run in new_runs
+        for run in news
         for spec in specs
         if (t := spec.target) is not None and spec.misses_target(run.metrics.get(spec.key))
     ]
@@ -374,6 +370,17 @@ def compare(
         target_misses=tuple(misses),
         tolerances={s.key: str(s.tolerance) for s in specs if s.tolerance is not None},
     )
+
+
+def as_compare_runs(
+    runs: Sequence[CompareRun | CompareRow], batch: str | None = None
+) -> list[CompareRun]:
+    """The runs (of this batch) as CompareRuns: the store's CompareRows converted."""
+    return [
+        run if isinstance(run, CompareRun) else CompareRun.from_row(run)
+        for run in runs
+        if batch is None or run.batch == batch
+    ]
 
 
 def _by_batch(items: Sequence[Any], names: list[str]) -> dict[str, tuple[Any, ...]]:

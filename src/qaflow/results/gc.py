@@ -128,11 +128,11 @@ def plan_gc(
 ) -> GcPlan:
     """Find the run directories under storage/runs that no kept execution references."""
     planned_at = time.time()
-    executions = store.executions(limit=ALL_EXECUTIONS)
+    executions = store.lookups.executions(limit=ALL_EXECUTIONS)
     kept = kept_executions(
         executions, parse_labels(keep_labels), older_than, planned_at if now is None else now
     )
-    refs = References([run.output_dir for e in kept for run in store.runs(e.id)])
+    refs = References([run.output_dir for e in kept for run in store.lookups.runs(e.id)])
     runs_root = storage / "runs"
     removals: list[Removal] = []
     kept_units = 0

@@ -42,7 +42,7 @@ def compare_refs(
     """Compare the runs of execution NEW with those of REF (each an id or prefix, a label, a
     branch or a commit); `batch`: only that batch, a UsageError when neither side has it."""
     sides = [resolve_ref(store, name) for name in (ref, new)]
-    runs = [store.compare_runs(side.id, batch=batch) for side in sides]
+    runs = [store.history.compare_runs(side.id, batch=batch) for side in sides]
     if batch is not None and not any(runs):
         _unknown_batch(store, batch, sides)
     comparison = compare(
@@ -60,9 +60,9 @@ def compare_refs(
 def resolve_ref(store: Store, ref: str) -> ExecutionRecord:
     """An execution by id, label, branch or commit; a UsageError with did-you-mean otherwise."""
     try:
-        return store.resolve_execution(ref)
+        return store.lookups.resolve_execution(ref)
     except StoreError as exc:
-        names = store.names()
+        names = store.board.names()
         known = names["labels"] + names["branches"] + names["ids"]
         close = difflib.get_close_matches(ref, known, n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
@@ -75,7 +75,7 @@ def resolve_ref(store: Store, ref: str) -> ExecutionRecord:
 
 
 def _unknown_batch(store: Store, name: str, sides: Sequence[ExecutionRecord]) -> None:
-    batches = sorted({run.batch for side in sides for run in store.compare_runs(side.id)})
+    batches = sorted({run.batch for side in sides for run in store.history.compare_runs(side.id)})
     close = difflib.get_close_matches(name, batches, n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     raise UsageError(

@@ -88,25 +88,25 @@ def exit_code(record: ExecutionRecord) -> int | None:
 
 def observe(store: Store, ref: str) -> ExecutionRecord:
     """The execution as stored, after recording it interrupted if its driver died."""
-    record = store.execution(ref)
+    record = store.lookups.execution(ref)
     if record.status != "running" or is_alive(record):
         return record
-    record = store.execution(record.id)  # a driver that ended meanwhile has written its end
+    record = store.lookups.execution(record.id)  # a driver that ended meanwhile has written its end
     if record.status == "running":
         settle(store, record.id, RunStatus.INTERRUPTED, "its driver died")
-    return store.execution(record.id)
+    return store.lookups.execution(record.id)
 
 
 def settle(store: Store, execution_id: str, status: RunStatus, error: str) -> None:
     """End an execution whose driver is dead: its unfinished runs and itself get `status`."""
-    keys = [run.key for run in store.runs(execution_id) if not run.status.finished]
-    store.set_status(execution_id, keys, status, error=error)  # no keys: a no-op
-    store.finish_execution(execution_id, status.value)
+    keys = [run.key for run in store.lookups.runs(execution_id) if not run.status.finished]
+    store.writes.set_status(execution_id, keys, status, error=error)  # no keys: a no-op
+    store.writes.finish_execution(execution_id, status.value)
 
 
 def wait_for(store: Store, ref: str, timeout: float | None = None) -> ExecutionRecord:
     """Poll until the execution has ended (or is found interrupted); TimeoutError after `timeout`."""
-    execution_id = store.execution(ref).id
+    execution_id = store.lookups.execution(ref).id
     _await_end(store, execution_id, math.inf if timeout is None else timeout)
     record = observe(store, execution_id)
     if record.status == "running":
@@ -116,7 +116,7 @@ def wait_for(store: Store, ref: str, timeout: float | None = None) -> ExecutionR
 
 def cancel(store: Store, ref: str, *, grace: float = CANCEL_GRACE) -> tuple[ExecutionRecord, bool]:
     """Stop the execution; return it as it ended, and whether it was running."""
-    record = store.execution(ref)
+    record = store.lookups.execution(ref)
     if record.status != "running":
         return record, False
     if is_alive(record):
@@ -131,7 +131,7 @@ def cancel(store: Store, ref: str, *, grace: float = CANCEL_GRACE) -> tuple[Exec
                 record = _await_end(store, record.id, seconds)
     if record.status == "running":
         settle(store, record.id, RunStatus.CANCELLED, "cancelled")
-    return store.execution(record.id), True
+    return store.lookups.execution(record.id), True
 
 
 def _signal(pid: int | None, signum: int) -> None:
@@ -143,10 +143,10 @@ def _signal(pid: int | None, signum: int) -> None:
 def _await_end(store: Store, execution_id: str, seconds: float) -> ExecutionRecord:
     """Poll until the execution ended or its driver died, for up to `seconds`."""
     deadline = time.monotonic() + seconds
-    record = store.execution(execution_id)
+    record = store.lookups.execution(execution_id)
     while record.status == "running" and is_alive(record) and time.monotonic() < deadline:
         time.sleep(POLL)
-        record = store.execution(execution_id)
+        record = store.lookups.execution(execution_id)
     return record
 
 
@@ -188,7 +188,7 @@ class Handle:
 
     def runs(self) -> list[RunRecord]:
         with self._store() as store:
-            return store.runs(self.id)
+            return store.lookups.runs(self.id)
 
     def _store(self) -> Store:
         from qaflow.store import Store
@@ -206,7 +206,7 @@ def start(project: Project, the_plan: Plan, targets: Sequence[str], options: Opt
     preflight(project, the_plan, options)
     text = options_json(project.root, targets, options)
     with Store.open(project.database_url, storage=project.storage) as store:
-        execution_id = store.create_execution(
+        execution_id = store.writes.create_execution(
             label=options.label,
             project=project.name,
             argv=list(options.argv or sys.argv),
@@ -220,9 +220,9 @@ def start(project: Project, the_plan: Plan, targets: Sequence[str], options: Opt
             options_path(project.storage, execution_id).write_text(text, encoding="utf-8")
             pid = _spawn([str(project.storage), execution_id], log)
         except OSError as exc:
-            store.finish_execution(execution_id, "failed")
+            store.writes.finish_execution(execution_id, "failed")
             raise ExecutorError(f"cannot start the background process: {exc}") from exc
-        store.adopt_execution(execution_id, pid=pid, host=HOST)
+        store.writes.adopt_execution(execution_id, pid=pid, host=HOST)
     return Handle(execution_id, pid, log, project.storage, project.database_url)
 
 

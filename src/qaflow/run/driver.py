@@ -142,11 +142,11 @@ def execute(
 def _record(store: Store, project: Project, options: Options, execution_id: str | None) -> str:
     """The execution's id: a new record, or the one recorded by `qa batch --no-wait`."""
     if execution_id is not None:
-        store.adopt_execution(execution_id, pid=os.getpid(), host=socket.gethostname())
+        store.writes.adopt_execution(execution_id, pid=os.getpid(), host=socket.gethostname())
         return execution_id
     from qaflow.config.git import git_info
 
-    return store.create_execution(
+    return store.writes.create_execution(
         label=options.label,
         project=project.name,
         argv=list(options.argv or sys.argv),

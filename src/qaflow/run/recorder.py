@@ -1,7 +1,7 @@
 """Recording an execution in the store, as a reporter, with writes coalesced off the hot path.
 
 Policy: events are queued and written by one thread, which takes everything queued so far
-and writes it in one transaction (`Store.record`), at most every `interval` seconds. A
+and writes it in one transaction (`Writes.record`), at most every `interval` seconds. A
 2,000-run batch then costs tens of commits instead of 4,000, and the scheduler never waits
 on the database. Each transaction is atomic, so a killed driver leaves the store consistent:
 it only lacks the last fraction of a second of events. A run is recorded as finished only
@@ -46,7 +46,7 @@ class StoreRecorder:
         """`settled`: results known before anything runs (reused ones), recorded with the
         planned runs by one insert instead of one update each. `known`: fingerprints with a
         successful run in the store; a reused run of one is recorded without its fingerprint
-        parts, which that run holds (`Store.fingerprint_parts`): a third of the row."""
+        parts, which that run holds (`Lookups.fingerprint_parts`): a third of the row."""
         self.store = store
         self.settled = settled or {}
         self.known = known
@@ -65,7 +65,7 @@ class StoreRecorder:
             else {**plan.describe(run), "fingerprint_parts": run.parts}
             for run in plan.runs
         ]
-        self.store.add_runs(
+        self.store.writes.add_runs(
             self.execution_id,
             specs,
             fingerprints=[run.fingerprint for run in plan.runs],
@@ -85,7 +85,7 @@ class StoreRecorder:
 
     def execution_finished(self, execution: Execution) -> None:
         self.flush()
-        self.store.finish_execution(
+        self.store.writes.finish_execution(
             self.execution_id, execution.status, ended_at=execution.ended_at
         )
 
@@ -108,7 +108,7 @@ class StoreRecorder:
                 items = []
             if time.monotonic() - beat >= self.heartbeat:  # a sign of life for `qa status`
                 beat = time.monotonic()
-                self._safely(lambda: self.store.heartbeat(self.execution_id))
+                self._safely(lambda: self.store.writes.heartbeat(self.execution_id))
             if not items:
                 continue
             deadline = time.monotonic() + self.interval
@@ -122,7 +122,7 @@ class StoreRecorder:
             finished = [item for item in items if isinstance(item, RunResult)]
             if not self._safely(
                 functools.partial(
-                    self.store.record, self.execution_id, started=started, finished=finished
+                    self.store.writes.record, self.execution_id, started=started, finished=finished
                 )
             ):
                 return

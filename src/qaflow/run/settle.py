@@ -46,7 +46,7 @@ def settle(the_plan: Plan, options: Options, store: Any) -> Decisions:
     known: dict[str, Any] = {}
 
     def recorded(fingerprints: Sequence[str]) -> dict[str, Any]:
-        known.update(store.successes(fingerprints))
+        known.update(store.lookups.successes(fingerprints))
         return known
 
     cached = reusable(

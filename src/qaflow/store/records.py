@@ -1,25 +1,22 @@
-"""What the store hands out: frozen records of executions and runs, and their table rows."""
+"""What the store hands out: plain records of executions and runs (frozen dataclasses, and
+NamedTuples for the reads that return many narrow rows), and their table rows.
+
+Every query module (writes, lookups, board, history) returns these and nothing else: no
+SQLAlchemy row, no type of a higher phase (a comparison builds its `CompareRun` from a
+`CompareRow`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from qaflow.config.git import GitInfo
 from qaflow.worker.model import RunResult, RunStatus
 
 if TYPE_CHECKING:
     from sqlalchemy import Row
 
 EXECUTION_STATUSES = ("running", "succeeded", "failed", "cancelled", "interrupted")
-
-
-@dataclass(frozen=True)
-class GitInfo:
-    """The state of the project's git checkout when an execution started."""
-
-    commit: str | None = None
-    branch: str | None = None
-    dirty: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +61,42 @@ class RunRecord:
     host: str | None
     attempt: int  # attempts so far: 0 while pending
     spec: dict[str, Any]  # the whole RunSpec.to_dict(), as given to add_runs
+
+
+class Success(NamedTuple):
+    """A successful result, as the cache needs it."""
+
+    output_dir: str
+    metrics: dict[str, Any]
+
+
+class RunSummary(NamedTuple):
+    """A run as a table of runs shows it."""
+
+    id: int
+    key: str
+    batch: str
+    rel_input_path: str | None
+    configurations: list[Any]
+    status: str
+    metrics: dict[str, Any]
+    started_at: float | None
+    ended_at: float | None
+    output_dir: str
+
+
+class CompareRow(NamedTuple):
+    """A run as a comparison reads it: the columns `History.compare_runs` selects."""
+
+    key: str
+    batch: str
+    input: str | None  # rel_input_path
+    platform: str
+    configurations: list[Any]
+    matrix: dict[str, Any]
+    status: str
+    metrics: dict[str, Any]
+    output_dir: str
 
 
 # ---------------------------------------------------------------- rows <-> records

@@ -24,7 +24,7 @@ MAX_ROWS = 400  # rows shown per batch; `only=changed|regressions` narrows a big
 def compare_page(request: Request) -> Response:
     b = board(request)
     params = params_of(request, "ref", "new", "only", "batch")
-    recent = b.store.find_executions(limit=30)
+    recent = b.store.board.find_executions(limit=30)
     context: dict[str, Any] = {"params": params, "recent": recent, "comparison": None}
     if params["ref"] and params["new"]:
         try:

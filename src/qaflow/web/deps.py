@@ -50,7 +50,7 @@ class Board:
         (they all are at once, when it starts), so the answer can be kept."""
         if execution_id in self.edges:
             return self.edges[execution_id]
-        found = self.store.batch_edges(execution_id)
+        found = self.store.board.batch_edges(execution_id)
         if final:
             if len(self.edges) > 256:
                 self.edges.clear()

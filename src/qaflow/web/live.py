@@ -63,7 +63,7 @@ def execution_json(request: Request, execution_id: str) -> Response:
             "id": record.id,
             "status": record.status,
             "counts": record.counts,
-            "batches": (counts := b.store.batch_counts(record.id)),
+            "batches": (counts := b.store.board.batch_counts(record.id)),
             "edges": b.batch_edges(record.id, final=bool(counts)),
         }
     )
@@ -75,7 +75,7 @@ def log_chunk(request: Request, run_id: int, offset: int = 0) -> Response:
     status: the run page appends the text and polls again until the run has finished."""
     b = board(request)
     try:
-        run = b.store.run(run_id)
+        run = b.store.lookups.run(run_id)
     except StoreError as exc:
         return JSONResponse({"error": str(exc)}, status_code=404)
     log = Path(run.output_dir) / "log.txt"

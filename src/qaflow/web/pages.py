@@ -13,8 +13,7 @@ from qaflow.errors import StoreError
 from qaflow.results.compare import MetricDelta, delta
 from qaflow.results.metrics import Metrics, MetricSpec
 from qaflow.run.background import is_alive, observe
-from qaflow.store.records import ExecutionRecord, RunRecord
-from qaflow.store.store import RunSummary
+from qaflow.store.records import ExecutionRecord, RunRecord, RunSummary
 from qaflow.web import dag, files, present
 from qaflow.web.deps import Board, board
 
@@ -32,7 +31,7 @@ def executions_page(request: Request) -> Response:
     return b.render(
         request,
         "executions.html",
-        choices=b.store.execution_values("project", "label", "git_branch"),
+        choices=b.store.board.execution_values("project", "label", "git_branch"),
         params=params,
         **executions_context(b, params),
     )
@@ -40,7 +39,7 @@ def executions_page(request: Request) -> Response:
 
 def executions_context(b: Board, params: dict[str, str]) -> dict[str, Any]:
     """What the executions table shows (also its live fragment)."""
-    found = b.store.find_executions(
+    found = b.store.board.find_executions(
         limit=100,
         project=params.get("project"),
         label=params.get("label"),
@@ -70,7 +69,9 @@ def execution_page(request: Request, execution_id: str) -> Response:
     record = execution_or_404(b, execution_id)
     params = params_of(request, "batch", "status", "q", "sort", "desc", "page")
     others = [
-        r for r in b.store.find_executions(limit=30, project=record.project) if r.id != record.id
+        r
+        for r in b.store.board.find_executions(limit=30, project=record.project)
+        if r.id != record.id
     ]
     context = {**dag_context(b, record), **runs_context(b, record, params)}
     return b.render(
@@ -82,9 +83,9 @@ def execution_page(request: Request, execution_id: str) -> Response:
 
 
 def dag_context(b: Board, record: ExecutionRecord) -> dict[str, Any]:
-    counts = b.store.batch_counts(record.id)
+    counts = b.store.board.batch_counts(record.id)
     edges = b.batch_edges(record.id, final=bool(counts))
-    drawing = dag.draw(counts, edges, b.store.batch_names(record.id))
+    drawing = dag.draw(counts, edges, b.store.board.batch_names(record.id))
     return {"drawing": drawing, "execution": record}
 
 
@@ -92,7 +93,7 @@ def runs_context(b: Board, record: ExecutionRecord, params: dict[str, str]) -> d
     """One page of the runs table, its metric columns, and the pages around it."""
     page = max(1, _int(params.get("page"), 1))
     statuses = present.statuses_of(params["status"]) if params.get("status") else []
-    total, rows = b.store.run_table(
+    total, rows = b.store.board.run_table(
         record.id,
         batch=params.get("batch") or None,
         statuses=statuses,
@@ -108,7 +109,7 @@ def runs_context(b: Board, record: ExecutionRecord, params: dict[str, str]) -> d
         "page": page,
         "pages": max(1, -(-total // PAGE_SIZE)),
         "metric_specs": metric_columns(b, rows),
-        "batches": b.store.batch_names(record.id),
+        "batches": b.store.board.batch_names(record.id),
         "params": params,
         "execution": record,
     }
@@ -127,21 +128,21 @@ def metric_columns(b: Board, rows: list[RunSummary]) -> list[MetricSpec]:
 def run_page(request: Request, run_id: int) -> Response:
     b = board(request)
     try:
-        run = b.store.run(run_id)
+        run = b.store.lookups.run(run_id)
     except StoreError as exc:
         raise NotFound(str(exc)) from None
-    record = _observed(b, b.store.execution(run.execution_id))
+    record = _observed(b, b.store.lookups.execution(run.execution_id))
     if record.status != "running" and not run.status.finished:
-        run = b.store.run(run_id)  # observing may have just settled it
+        run = b.store.lookups.run(run_id)  # observing may have just settled it
     ref_id = request.query_params.get("ref", "")
-    same = [r for _, r in b.store.same_runs(run.key, limit=8) if r.id != run.execution_id]
+    same = [r for _, r in b.store.board.same_runs(run.key, limit=8) if r.id != run.execution_id]
     known = {r.id for r in same} | {record.id}
-    recent = b.store.find_executions(limit=8, project=record.project)
+    recent = b.store.board.find_executions(limit=8, project=record.project)
     choices = same + [r for r in recent if r.id not in known][: max(0, 8 - len(same))]
     ref_run = None
     if ref_id:
         with contextlib.suppress(StoreError):
-            ref_run = b.store.matching_run(b.store.resolve_execution(ref_id).id, run)
+            ref_run = b.store.board.matching_run(b.store.lookups.resolve_execution(ref_id).id, run)
     outputs, truncated = files.list_outputs(b.project.storage, Path(run.output_dir))
     ref_files = {}
     if ref_run is not None:
@@ -225,7 +226,7 @@ def not_found(request: Request, exc: Exception) -> Response:
 
 def execution_or_404(b: Board, ref: str) -> ExecutionRecord:
     try:
-        return _observed(b, b.store.execution(ref))
+        return _observed(b, b.store.lookups.execution(ref))
     except StoreError as exc:
         raise NotFound(str(exc)) from None
 
@@ -245,7 +246,7 @@ def _int(text: str | None, default: int) -> int:
 def run_by_key(request: Request, execution_id: str, key: str) -> Response:
     """A run named by its execution and key (what comparisons join on): its page."""
     b = board(request)
-    run = b.store.run_by_key(execution_id, key)
+    run = b.store.lookups.run_by_key(execution_id, key)
     if run is None:
         raise NotFound(f"Execution {execution_id!r} has no run {key!r}.")
     ref = request.query_params.get("ref")

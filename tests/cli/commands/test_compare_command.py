@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from qaflow.store import GitInfo, Store
+from qaflow.config.git import GitInfo
+from qaflow.store import Store
 from qaflow.worker.model import RunStatus
 from results_helpers import Run, record
 
@@ -202,7 +203,7 @@ def test_files_compares_outputs_and_exits_1_on_a_difference(results: Path, qa) -
 
 def test_sides_resolve_by_branch_commit_and_id(results: Path, qa) -> None:
     with Store.open(storage=results / "output") as store:
-        new_id = store.resolve_execution("new").id
+        new_id = store.lookups.resolve_execution("new").id
     for ref, new in (("main", "dev"), ("a1a1a1a1", new_id[:6])):
         result = qa("-C", str(results), "compare", ref, new, "--format", "json")
         assert result.exit_code == 0 and result.json()["new"]["id"] == new_id

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from qaflow.config.git import GitInfo
 from qaflow.results.compare_format import sparkline
-from qaflow.store import GitInfo, Store
+from qaflow.store import Store
 from qaflow.worker.model import RunStatus
 from results_helpers import Run, record
 

@@ -69,7 +69,7 @@ def history(
             f"{project.metrics_path.relative_to(project.root)}."
         )
     with open_store(project) as store:
-        found = store.metric_history(batch, metric, label=label, branch=branch, limit=limit)
+        found = store.history.metric_history(batch, metric, label=label, branch=branch, limit=limit)
     if not found:
         scope = f" of branch {branch!r}" if branch else f" with label {label!r}" if label else ""
         raise UsageError(f"No execution{scope} ran batch {batch!r}: nothing to show.")

@@ -37,7 +37,7 @@ def _log_path(g: Globals, ref: str) -> Path:
     project = g.project()
     store = Store.open(project.database_url, storage=project.storage)
     try:
-        found = store.find_runs(str(as_path.resolve()) if as_path.exists() else ref)
+        found = store.lookups.find_runs(str(as_path.resolve()) if as_path.exists() else ref)
     finally:
         store.close()
     if not found:

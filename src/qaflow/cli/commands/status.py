@@ -52,12 +52,14 @@ def status(g: Globals, ref: str | None, limit: int, label: str | None, as_json: 
     project = g.project()
     with open_store(project) as store:
         if ref is None:
-            records = [_observed(store, r) for r in store.executions(limit=limit, label=label)]
+            records = [
+                _observed(store, r) for r in store.lookups.executions(limit=limit, label=label)
+            ]
             _print_list(records, as_json)
         else:
             record = observe(store, find(store, ref).id)
             log = log_path(project.storage, record.id)
-            _print_one(record, store.runs(record.id), log, as_json)
+            _print_one(record, store.lookups.runs(record.id), log, as_json)
     return 0
 
 
@@ -73,9 +75,9 @@ def open_store(project: Project) -> Iterator[Store]:
 def find(store: Store, ref: str) -> ExecutionRecord:
     """The execution with this id or id prefix; a UsageError listing recent ids otherwise."""
     try:
-        return store.execution(ref)
+        return store.lookups.execution(ref)
     except StoreError as exc:
-        recent = store.executions(limit=5)  # the store answers: the id is what is wrong
+        recent = store.lookups.executions(limit=5)  # the store answers: the id is what is wrong
         shown = ", ".join(f"{r.id} ({r.label}, {r.status})" for r in recent) or "none yet"
         raise UsageError(f"{exc} Recent executions: {shown}.") from None
 

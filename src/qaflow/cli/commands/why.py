@@ -28,8 +28,8 @@ def why(g: Globals, names: tuple[str, ...]) -> int:
     cached = reusable(the_plan)
     stale = [run for run in the_plan.runs if run.key not in cached]
     with Store.open(project.database_url, storage=project.storage) as store:
-        last = store.last_successes([run.key for run in stale])
-        by_input = store.last_successes_by_input(
+        last = store.lookups.last_successes([run.key for run in stale])
+        by_input = store.lookups.last_successes_by_input(
             [run.batch for run in stale if run.key not in last]
         )
         previous = {
@@ -43,7 +43,7 @@ def why(g: Globals, names: tuple[str, ...]) -> int:
             for last in previous.values()
             if last is not None and last.fingerprint and "fingerprint_parts" not in last.spec
         ]
-        parts = store.fingerprint_parts(unrecorded)
+        parts = store.lookups.fingerprint_parts(unrecorded)
         lines = [
             _line(run, reasons(the_plan, run, previous[run.key], store, parts)) for run in stale
         ]
@@ -80,7 +80,7 @@ def reasons(
 
 
 def _never(run: RunSpec, store: object) -> str:
-    history = store.find_runs(run.key)  # type: ignore[attr-defined]
+    history = store.lookups.find_runs(run.key)  # type: ignore[attr-defined]
     mine = [r for r in history if r.key == run.key and r.status is not RunStatus.PENDING]
     if not mine:
         return "it has never run"

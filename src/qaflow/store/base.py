@@ -1,0 +1,86 @@
+"""The thin core of the store: the engine, one transaction per call, opening (with the schema
+check) and closing. The query modules (writes, lookups, board, history) run their statements
+through a `Database`; `qaflow.store.store.Store` is a `Database` that carries them."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Self
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import OperationalError
+
+from qaflow.errors import StoreError
+from qaflow.store import engine as db
+
+
+class Database:
+    """An engine and its transactions. Open with `open` (a subclass opens as itself)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._writer = engine.execution_options(**db.WRITE)
+        self.sqlite = engine.dialect.name == "sqlite"
+
+    @classmethod
+    def open(cls, url: str | None = None, *, storage: Path) -> Self:
+        """Connect (url None: SQLite file storage/qaflow.db) and bring the schema up to date."""
+        target = db.database_url(url, storage)
+        engine = db.create(target)
+        try:
+            with db.translated(target, "open the database"):
+                _retrying_locks(lambda: db.ensure_schema(engine))
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self, what: str, *, write: bool = True) -> Iterator[Connection]:
+        """One unit of work, committed on leaving; errors become StoreErrors naming `what`."""
+        engine = self._writer if write else self._engine
+        with db.translated(self._engine.url, what), engine.begin() as connection:
+            yield connection
+
+    @property
+    def shown_url(self) -> str:
+        """The database URL as messages print it: without its password."""
+        return db.shown(self._engine.url)
+
+    def no_execution(self, ref: str) -> StoreError:
+        return StoreError(
+            f"There is no execution {ref!r} (nor one whose id starts with it) in the run store "
+            f"at {self.shown_url}."
+        )
+
+
+def _retrying_locks(action: Callable[[], None], *, seconds: float = 30.0) -> None:
+    """Run action, again while SQLite says "database is locked", for up to `seconds`.
+
+    Two processes opening a new SQLite file at once both switch it to WAL mode, which needs
+    the file to themselves: SQLite then reports the lock at once instead of waiting on the
+    busy timeout. Waiting a little and trying again is all it takes.
+    """
+    deadline = time.monotonic() + seconds
+    delay = 0.01
+    while True:
+        try:
+            action()
+            return
+        except OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)

@@ -1,0 +1,44 @@
+"""Query pieces the store's query modules share: statuses that count as a success, the size
+of IN (…) lists, id and prefix patterns, run counts per execution, prefix matches."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, func, select
+
+from qaflow.store.models import EXECUTIONS, RUNS
+from qaflow.worker.model import RunStatus
+
+OK = (RunStatus.SUCCEEDED.value, RunStatus.CACHED.value)
+HEX = re.compile(r"[0-9a-f]+")
+PREFIX = re.compile(r"[0-9A-Za-z_.:+=-]+")
+MIN_PREFIX = 4  # characters of a run key or fingerprint prefix in find_runs
+CHUNK = 500  # keys per IN (…) list: well under every backend's limit on parameters
+
+
+def exists(execution_id: str) -> Any:
+    return select(EXECUTIONS.c.seq).where(EXECUTIONS.c.id == execution_id)
+
+
+def starts(column: ColumnElement[Any], prefix: str, sqlite: bool) -> ColumnElement[bool]:
+    """`column` starts with `prefix`, in a form the backend's index serves (SQLite: GLOB)."""
+    if sqlite:  # LIKE is case-insensitive there, so it cannot use the index; GLOB can
+        return column.op("GLOB", is_comparison=True)(f"{prefix}*")
+    return column.startswith(prefix, autoescape=True)
+
+
+def status_counts(connection: Connection, ids: list[str]) -> dict[str, dict[str, int]]:
+    """Execution id -> run status -> number of its runs, for these executions."""
+    if not ids:
+        return {}
+    query = (
+        select(RUNS.c.execution_id, RUNS.c.status, func.count())
+        .where(RUNS.c.execution_id.in_(ids))
+        .group_by(RUNS.c.execution_id, RUNS.c.status)
+    )
+    found: dict[str, dict[str, int]] = {}
+    for execution_id, status, count in connection.execute(query):
+        found.setdefault(execution_id, {})[status] = int(count)
+    return found

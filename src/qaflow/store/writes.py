@@ -1,0 +1,293 @@
+"""What drivers write: executions created, adopted, kept alive and finished; their planned
+runs added, started and finished; statuses set in bulk.
+
+Consumers: the recorder (run/recorder.py: add_runs, record, heartbeat, finish_execution),
+the driver (run/driver.py: create_execution, adopt_execution) and background executions
+(run/background.py: create_execution, adopt_execution, finish_execution, set_status).
+Every call is one transaction; the hot ones (run_started, run_finished, record) are Core
+UPDATEs found by (execution_id, key) through the unique index, with no read before them.
+"""
+
+from __future__ import annotations
+
+import operator
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import JSON, Connection, Table, bindparam, func, insert, select, update
+
+from qaflow.config.git import GitInfo
+from qaflow.errors import StoreError
+from qaflow.store import engine as db
+from qaflow.store.base import Database
+from qaflow.store.models import EXECUTIONS, RUNS
+from qaflow.store.queries import CHUNK, exists
+from qaflow.store.records import EXECUTION_STATUSES, run_row
+from qaflow.worker.model import RunResult, RunStatus
+
+_BY_KEY = update(RUNS).where(
+    RUNS.c.execution_id == bindparam("b_execution_id"), RUNS.c.key == bindparam("b_key")
+)
+_FINISHED = _BY_KEY.values(  # an unknown start time or host (None) keeps the stored one
+    started_at=func.coalesce(bindparam("b_started_at"), RUNS.c.started_at),
+    host=func.coalesce(bindparam("b_host"), RUNS.c.host),
+)
+
+
+class Writes:
+    """The store's writes, one transaction per call: `store.writes`."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    # ------------------------------------------------------------ executions
+    def create_execution(
+        self,
+        *,
+        label: str,
+        project: str,
+        argv: list[str],
+        git: GitInfo,
+        pid: int | None,
+        host: str | None,
+    ) -> str:
+        """Record a new execution, status "running"; return its new id."""
+        now = time.time()
+        with self._db.transaction("create an execution") as connection:
+            execution_id = _new_id(connection)
+            connection.execute(
+                insert(EXECUTIONS),
+                {
+                    "id": execution_id,
+                    "label": label,
+                    "project": project,
+                    "argv": list(argv),
+                    "git_commit": git.commit,
+                    "git_branch": git.branch,
+                    "git_dirty": git.dirty,
+                    "status": "running",
+                    "started_at": now,
+                    "pid": pid,
+                    "host": host,
+                    "heartbeat_at": now,  # creating it is a sign of life
+                },
+            )
+        return execution_id
+
+    def adopt_execution(self, execution_id: str, *, pid: int, host: str) -> None:
+        """A process takes over driving an execution created by another (`--no-wait`)."""
+        with self._db.transaction(f"adopt execution {execution_id}") as connection:
+            changed = connection.execute(
+                update(EXECUTIONS)
+                .where(EXECUTIONS.c.id == execution_id)
+                .values(pid=pid, host=host, heartbeat_at=time.time(), status="running")
+            ).rowcount
+            if not changed:
+                raise self._db.no_execution(execution_id)
+
+    def heartbeat(self, execution_id: str) -> None:
+        """Note that the execution's driver is alive."""
+        with self._db.transaction(f"record a heartbeat of execution {execution_id}") as connection:
+            changed = connection.execute(
+                update(EXECUTIONS)
+                .where(EXECUTIONS.c.id == execution_id)
+                .values(heartbeat_at=time.time())
+            ).rowcount
+            if not changed:
+                raise self._db.no_execution(execution_id)
+
+    def finish_execution(
+        self, execution_id: str, status: str, *, ended_at: float | None = None
+    ) -> None:
+        """Record how the execution ended (its runs' statuses are set separately)."""
+        status = str(getattr(status, "value", status))  # a str Enum is welcome too
+        if status not in EXECUTION_STATUSES or status == "running":
+            raise ValueError(f"finish_execution: invalid status {status!r}")
+        when = time.time() if ended_at is None else ended_at
+        with self._db.transaction(f"finish execution {execution_id}") as connection:
+            changed = connection.execute(
+                update(EXECUTIONS)
+                .where(EXECUTIONS.c.id == execution_id)
+                .values(status=status, ended_at=when)
+            ).rowcount
+            if not changed:
+                raise self._db.no_execution(execution_id)
+
+    # ------------------------------------------------------------ runs
+    def add_runs(
+        self,
+        execution_id: str,
+        specs: Sequence[dict[str, Any]],
+        *,
+        fingerprints: Sequence[str | None] | None = None,
+        results: Mapping[str, RunResult] | None = None,
+    ) -> None:
+        """Insert the planned runs, PENDING, in one transaction; specs are RunSpec.to_dict()s.
+
+        `results`: runs already settled before anything executes (reused results), by key:
+        inserted finished, so that a fully cached execution costs one insert and no update.
+        """
+        if fingerprints is not None and len(fingerprints) != len(specs):
+            raise ValueError(f"add_runs: {len(specs)} specs but {len(fingerprints)} fingerprints")
+        prints = fingerprints if fingerprints is not None else [None] * len(specs)
+        settled = results or {}
+        rows = [
+            run_row(execution_id, s, f, settled.get(str(s["id"])))
+            for s, f in zip(specs, prints, strict=True)
+        ]
+        with self._db.transaction(f"add runs to execution {execution_id}") as connection:
+            if connection.execute(exists(execution_id)).first() is None:
+                raise self._db.no_execution(execution_id)
+            if rows:
+                _insert_many(connection, RUNS, rows)
+
+    def run_started(
+        self, execution_id: str, key: str, *, started_at: float, host: str, attempt: int = 1
+    ) -> None:
+        """The run is RUNNING (again, for a retry: its last end and error are cleared)."""
+        values = {
+            "status": RunStatus.RUNNING.value,
+            "started_at": started_at,
+            "host": host,
+            "attempt": attempt,
+            "ended_at": None,
+            "error": None,
+        }
+        self._update_run(execution_id, key, values, "record the start of")
+
+    def run_finished(self, execution_id: str, result: RunResult) -> None:
+        """Record a run's result. An unset started_at (0) or host ("") keeps the stored one."""
+        values: dict[str, Any] = {
+            "status": RunStatus(result.status).value,
+            "metrics": result.metrics,
+            "error": result.error,
+            "ended_at": result.ended_at or time.time(),
+            "attempt": result.attempt,
+        }
+        if result.started_at:
+            values["started_at"] = result.started_at
+        if result.host:
+            values["host"] = result.host
+        self._update_run(execution_id, result.key, values, "record the result of")
+
+    def record(
+        self,
+        execution_id: str,
+        *,
+        started: Sequence[tuple[str, float, str, int]] = (),
+        finished: Sequence[RunResult] = (),
+    ) -> None:
+        """Many run_started (key, started_at, host, attempt) then run_finished, in one transaction.
+
+        What a busy driver calls instead of one transaction per event: the same updates,
+        executed as two executemany statements, so a batch of 2,000 runs costs a few commits.
+        """
+        starts = [
+            {
+                "b_execution_id": execution_id,
+                "b_key": key,
+                "status": RunStatus.RUNNING.value,
+                "started_at": at,
+                "host": host,
+                "attempt": attempt,
+                "ended_at": None,
+                "error": None,
+            }
+            for key, at, host, attempt in started
+        ]
+        ends = [
+            {
+                "b_execution_id": execution_id,
+                "b_key": r.key,
+                "status": RunStatus(r.status).value,
+                "metrics": r.metrics,
+                "error": r.error,
+                "ended_at": r.ended_at or time.time(),
+                "attempt": r.attempt,
+                "b_started_at": r.started_at or None,
+                "b_host": r.host or None,
+            }
+            for r in finished
+        ]
+        with self._db.transaction(
+            f"record {len(starts)} starts and {len(ends)} results of execution {execution_id}"
+        ) as connection:
+            if starts:
+                connection.execute(_BY_KEY, starts)
+            if ends:
+                connection.execute(_FINISHED, ends)
+
+    def _update_run(self, execution_id: str, key: str, values: dict[str, Any], what: str) -> None:
+        params = {"b_execution_id": execution_id, "b_key": key, **values}
+        with self._db.transaction(f"{what} run {key} of execution {execution_id}") as connection:
+            if not connection.execute(_BY_KEY, params).rowcount:
+                raise StoreError(
+                    f"There is no run {key!r} in execution {execution_id!r} in the run store "
+                    f"at {self._db.shown_url}."
+                )
+
+    def set_status(
+        self,
+        execution_id: str,
+        keys: Sequence[str],
+        status: RunStatus,
+        *,
+        error: str | None = None,
+    ) -> None:
+        """Set the status and error (None clears it) of many runs; a finished status also
+        sets ended_at to now where it is unset."""
+        unique = list(dict.fromkeys(keys))
+        values: dict[str, Any] = {"status": RunStatus(status).value, "error": error}
+        if RunStatus(status).finished:
+            values["ended_at"] = func.coalesce(RUNS.c.ended_at, time.time())
+        what = f"set the status of {len(unique)} runs of execution {execution_id}"
+        with self._db.transaction(what) as connection:
+            changed = 0
+            for start in range(0, len(unique), CHUNK):
+                chunk = unique[start : start + CHUNK]
+                where = (RUNS.c.execution_id == execution_id) & RUNS.c.key.in_(chunk)
+                changed += connection.execute(update(RUNS).where(where).values(values)).rowcount
+            if changed != len(unique):
+                self._raise_missing(connection, execution_id, unique)
+
+    def _raise_missing(self, connection: Connection, execution_id: str, keys: list[str]) -> None:
+        query = select(RUNS.c.key).where(RUNS.c.execution_id == execution_id)
+        known = set(connection.execute(query).scalars())
+        missing = [key for key in keys if key not in known]
+        listed = ", ".join(missing[:5]) + (", …" if len(missing) > 5 else "")
+        raise StoreError(
+            f"Execution {execution_id!r} has no run {listed} (run store at "
+            f"{self._db.shown_url}); no status was changed."
+        )
+
+
+def _insert_many(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """`connection.execute(insert(table), rows)`, as one executemany of the driver, with the
+    JSON columns serialised here: SQLAlchemy's processing of each row's parameters cost
+    more than SQLite's insert of it (10,000 runs per execution, cached ones included)."""
+    columns = list(rows[0])
+    json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    quote = connection.dialect.identifier_preparer.quote
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    statement = (
+        f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, columns))}) "
+        f"VALUES ({', '.join([mark] * len(columns))})"
+    )
+    encode, pick = db.dumps, operator.itemgetter(*columns)
+    encoded = [i for i, column in enumerate(columns) if column in json_columns]
+    values = []
+    for row in rows:
+        value = list(pick(row))
+        for i in encoded:
+            value[i] = encode(value[i])
+        values.append(tuple(value))
+    connection.exec_driver_sql(statement, values)
+
+
+def _new_id(connection: Connection) -> str:
+    while True:
+        candidate = secrets.token_hex(6)
+        if connection.execute(exists(candidate)).first() is None:
+            return candidate
