@@ -79,7 +79,7 @@ def main() -> None:
         make_project(root, args.width, args.sleep)
         make_project(other, args.width, args.sleep)
         import qaflow
-        from qaflow.run.report import ConsoleReporter
+        from qaflow.execution.report import ConsoleReporter
 
         command = [sys.executable, "-m", "qaflow", "-C", str(root), "batch", "fan-out-2"]
         command += ["--local-concurrency", str(CONCURRENCY)]

@@ -47,7 +47,7 @@ def plan_once(root: Path) -> None:
 
 def timed(root: Path, runner: str, runs: int, workers: int) -> float:
     import qaflow
-    from qaflow.run.report import ConsoleReporter
+    from qaflow.execution.report import ConsoleReporter
 
     start = time.perf_counter()
     execution = qaflow.batch(

@@ -41,7 +41,7 @@ def main() -> None:
         root = Path(tmp)
         make_project(root, args.runs)
         import qaflow
-        from qaflow.run.report import ConsoleReporter
+        from qaflow.execution.report import ConsoleReporter
 
         start = time.perf_counter()
         execution = qaflow.batch(

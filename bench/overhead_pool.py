@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from qaflow.run.executors.local import LocalPool
+from qaflow.execution.executors.local import LocalPool
 from qaflow.worker.model import RunPayload, RunStatus, RunTask
 
 MAIN = "def run(context):\n    return {'x': 1}\n"

@@ -22,7 +22,7 @@ LAYERS = [
     "worker",
     "plan",
     "store",
-    "run",
+    "execution",
     "results",
     "web",
     "cli",
@@ -146,11 +146,13 @@ def test_the_checker_sees_function_level_and_relative_imports(tmp_path):
     package = tmp_path / "qaflow"
     (package / "plan").mkdir(parents=True)
     (package / "plan" / "__init__.py").write_text("")
-    (package / "plan" / "a.py").write_text("def f():\n    from . import b\n    import qaflow.run\n")
+    (package / "plan" / "a.py").write_text(
+        "def f():\n    from . import b\n    import qaflow.execution\n"
+    )
     (package / "plan" / "b.py").write_text("")
-    known = {"qaflow.plan.a", "qaflow.plan.b", "qaflow.run", "qaflow.plan"}
+    known = {"qaflow.plan.a", "qaflow.plan.b", "qaflow.execution", "qaflow.plan"}
     found = imported("qaflow.plan.a", package / "plan" / "a.py", known)
-    assert found == {"qaflow.plan.b", "qaflow.run"}
-    assert layer("qaflow.run") > layer("qaflow.plan.a")
+    assert found == {"qaflow.plan.b", "qaflow.execution"}
+    assert layer("qaflow.execution") > layer("qaflow.plan.a")
     edges = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": {"e", "d"}}
     assert cycles(edges) == [["a", "b", "c"], ["e"]]

@@ -18,7 +18,7 @@ from types import ModuleType, SimpleNamespace
 import pytest
 
 import qaflow
-from qaflow.run.report import ConsoleReporter
+from qaflow.execution.report import ConsoleReporter
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CHARTS = ("DL50.raw", "DL55.raw", "DL65.raw", "DL75.raw")

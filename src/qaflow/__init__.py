@@ -10,19 +10,19 @@ __all__ = ["Execution", "ExecutionStatus", "Handle", "Run", "__version__", "api"
 
 _LAZY = {
     "api": ("qaflow.api", None),
-    "batch": ("qaflow.run.driver", "batch"),
-    "run": ("qaflow.run.driver", "run"),
-    "Execution": ("qaflow.run.model", "Execution"),
-    "Run": ("qaflow.run.model", "Run"),
-    "Handle": ("qaflow.run.background", "Handle"),
-    "ExecutionStatus": ("qaflow.run.background", "ExecutionStatus"),
+    "batch": ("qaflow.execution.driver", "batch"),
+    "run": ("qaflow.execution.driver", "run"),
+    "Execution": ("qaflow.execution.model", "Execution"),
+    "Run": ("qaflow.execution.model", "Run"),
+    "Handle": ("qaflow.execution.background", "Handle"),
+    "ExecutionStatus": ("qaflow.execution.background", "ExecutionStatus"),
 }
 
 if TYPE_CHECKING:
     from qaflow import api
-    from qaflow.run.background import ExecutionStatus, Handle
-    from qaflow.run.driver import batch, run
-    from qaflow.run.model import Execution, Run
+    from qaflow.execution.background import ExecutionStatus, Handle
+    from qaflow.execution.driver import batch, run
+    from qaflow.execution.model import Execution, Run
 
 
 def __getattr__(name: str) -> Any:

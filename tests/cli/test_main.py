@@ -234,8 +234,8 @@ def test_long_commands_run_with_the_garbage_collector_that_short_ones_pause(proj
     import qaflow
     import qaflow.cli.commands.wait
     import qaflow.cli.main
-    import qaflow.run.scheduler
-    from qaflow.run.report import RecordingReporter
+    import qaflow.execution.scheduler
+    from qaflow.execution.report import RecordingReporter
 
     main_py = {"qa/main.py": "def run(context):\n    return {'ok': 1}\n"}
     root = project(batches=BATCHES, files=["A.jpg", "B.jpg"], extra=main_py)
@@ -253,13 +253,13 @@ def test_long_commands_run_with_the_garbage_collector_that_short_ones_pause(proj
     monkeypatch.setattr(
         qaflow.cli.commands.wait, "find", lambda store, ref: type("Found", (), {"id": ref})()
     )
-    real_run = qaflow.run.scheduler.Scheduler.run
+    real_run = qaflow.execution.scheduler.Scheduler.run
 
     def executing(self, jobs, settled=()):  # runs execute with the GC on, planning frozen
         seen["batch"] = gc.isenabled() and gc.get_freeze_count() > 0
         return real_run(self, jobs, settled)
 
-    monkeypatch.setattr(qaflow.run.scheduler.Scheduler, "run", executing)
+    monkeypatch.setattr(qaflow.execution.scheduler.Scheduler, "run", executing)
     for args in (["serve"], ["wait", "0123abcd"], ["batch", "my-batch"]):
         with contextlib.suppress(SystemExit):
             qaflow.cli.main.main(["-C", str(root), *args])

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import qaflow
 from qaflow.config.project import Project
+from qaflow.execution.report import RecordingReporter
 from qaflow.plan.planner import plan
-from qaflow.run.report import RecordingReporter
 from qaflow.store import Store
 from qaflow.worker.model import RunStatus
 

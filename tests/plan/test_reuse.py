@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import qaflow
-from qaflow.run.report import RecordingReporter
+from qaflow.execution.report import RecordingReporter
 from qaflow.store import Store
 from qaflow.worker.model import RunStatus
 

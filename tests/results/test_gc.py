@@ -15,8 +15,8 @@ from conftest import write_project
 from qaflow.config.git import GitInfo
 from qaflow.config.project import Project
 from qaflow.errors import UsageError
+from qaflow.execution.report import RecordingReporter
 from qaflow.results.gc import GcPlan, Removal, apply_gc, human_size, parse_duration, plan_gc
-from qaflow.run.report import RecordingReporter
 from qaflow.store import Store
 from qaflow.worker.rundir import lock_dir_of, run_lock, try_run_lock
 

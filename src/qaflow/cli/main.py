@@ -25,8 +25,8 @@ from qaflow.interpreter import pause_gc, restore_gc
 
 if TYPE_CHECKING:
     from qaflow.config.project import Project
+    from qaflow.execution.model import Options
     from qaflow.plan.model import PlanOptions
-    from qaflow.run.model import Options
 
 
 @dataclass
@@ -63,7 +63,7 @@ class Globals:
         )
 
     def options(self, **execution: Any) -> Options:
-        from qaflow.run.model import Options
+        from qaflow.execution.model import Options
 
         return Options(
             label=self.label,

@@ -16,7 +16,7 @@ values shell-quoted) for script batches, pipeline steps and commands.
    not given here (`previous` outside pipelines) is an InterpolationError. Reading an
    upstream run's `metrics` raises `Deferred` while planning (they do not exist yet): the
    caller marks the run `deferred`, and runs this pass again when the run starts
-   (`run/prepare.py`), with the upstream results, where `metrics` are known.
+   (`execution/prepare.py`), with the upstream results, where `metrics` are known.
 3. `at_run_start` (the worker, `worker/execute.py`), for a run given a shell command.
    Names: `output_dir`, `params`, `configs`, `matrix`, `input_path`, `rel_input_path` (the
    last two if the run has an input). `needs`, `depends`, `previous` are not known here: a

@@ -3,7 +3,7 @@
 Layout, by consumer (each query module returns the plain records of `records.py`)
 - `base.py`: `Database`, the engine and one transaction per call; opening checks the schema.
 - `store.py`: `Store`, a Database carrying the query modules as attributes.
-- `writes.py` (`store.writes`): what drivers write — run/recorder, run/driver, run/background.
+- `writes.py` (`store.writes`): what drivers write — execution/recorder, execution/driver, execution/background.
 - `lookups.py` (`store.lookups`): what reuse and the CLI look up — executions by reference,
   runs, the newest successes by fingerprint (the cache), fingerprint parts (`qa why`).
 - `board.py` (`store.board`): what the board reads — filtered lists, counts and graphs of

@@ -2,8 +2,8 @@
 execution's runs; runs by id, key, output directory or prefix; the newest successes by
 fingerprint or key (the cache), and what fingerprints were made of (`qa why`).
 
-Consumers: the driver's reuse decision (run/driver.py → `successes`), background
-executions (run/background.py), the CLI (cli/commands/status, logs, why, compare…), the
+Consumers: the driver's reuse decision (execution/driver.py → `successes`), background
+executions (execution/background.py), the CLI (cli/commands/status, logs, why, compare…), the
 board (web/pages.py, web/comparison.py) and gc (results/gc.py). Read-only transactions.
 """
 

@@ -1,9 +1,9 @@
 """What drivers write: executions created, adopted, kept alive and finished; their planned
 runs added, started and finished; statuses set in bulk.
 
-Consumers: the recorder (run/recorder.py: add_runs, record, heartbeat, finish_execution),
-the driver (run/driver.py: create_execution, adopt_execution) and background executions
-(run/background.py: create_execution, adopt_execution, finish_execution, set_status).
+Consumers: the recorder (execution/recorder.py: add_runs, record, heartbeat, finish_execution),
+the driver (execution/driver.py: create_execution, adopt_execution) and background executions
+(execution/background.py: create_execution, adopt_execution, finish_execution, set_status).
 Every call is one transaction; the hot ones (run_started, run_finished, record) are Core
 UPDATEs found by (execution_id, key) through the unique index, with no read before them.
 """

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from qaflow.errors import StoreError
+from qaflow.execution.background import is_alive, observe
 from qaflow.results.compare import MetricDelta, delta
 from qaflow.results.metrics import Metrics, MetricSpec
-from qaflow.run.background import is_alive, observe
 from qaflow.store.records import ExecutionRecord, RunRecord, RunSummary
 from qaflow.web import dag, files, present
 from qaflow.web.deps import Board, board

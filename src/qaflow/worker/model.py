@@ -1,10 +1,10 @@
 """The vocabulary shared by the scheduler, the executors and the store: statuses, tasks, results.
 
 A `RunTask` is what crosses to a worker process (it pickles: plain data only), with the run
-itself as a `RunPayload` (built from the planner's `RunSpec` by the run layer); a
+itself as a `RunPayload` (built from the planner's `RunSpec` by the execution phase); a
 `RunResult` is what comes back. A failure of the user's code is a result with status
 FAILED, never an exception; ERRORED means qaflow could not run it at all. (The executors'
-seam, `Executor`, is on the run side: `qaflow.run.model`.)
+seam, `Executor`, is on the run side: `qaflow.execution.model`.)
 """
 
 from __future__ import annotations

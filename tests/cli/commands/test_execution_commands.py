@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 
 import qaflow
-from qaflow.run.report import ConsoleReporter
+from qaflow.execution.report import ConsoleReporter
 
 MAIN = """
 def run(context):

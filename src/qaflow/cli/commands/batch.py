@@ -13,7 +13,7 @@ import click
 from qaflow.cli.main import Globals
 
 if TYPE_CHECKING:
-    from qaflow.run.model import ActionOnExisting
+    from qaflow.execution.model import ActionOnExisting
 from qaflow.plan.model import Plan, RunSpec
 from qaflow.plan.planner import plan
 
@@ -72,7 +72,7 @@ from qaflow.plan.planner import plan
     show_default=True,
     help="For runs whose output directory holds results: run (reuse up-to-date results, run the rest), only postprocess, record them as they are, or skip them.",
 )
-# -- background executions (qaflow.run.background): begin
+# -- background executions (qaflow.execution.background): begin
 @click.option(
     "--no-wait", is_flag=True, help="Start in the background, print the execution id, return."
 )
@@ -96,10 +96,10 @@ def batch(
     """Plan and run the batches NAME… (batch names, aliases, wildcards or folders of the database)."""
     project = g.project()
     if not (list_runs or list_inputs or list_output_dirs or g.dryrun or no_wait):
-        from qaflow.run.preflight import runner_of
+        from qaflow.execution.preflight import runner_of
 
         if runner_of(project, g.options(runner=runner, dask_scheduler=dask_scheduler)) == "local":
-            from qaflow.run.executors.local import warm_up
+            from qaflow.execution.executors.local import warm_up
 
             warm_up()  # the pool's processes start while we plan
     # input hashes are kept once planning succeeds (listing too: the next plan reads no input)
@@ -123,12 +123,12 @@ def batch(
         )
         if no_wait:  # background executions
             from qaflow.cli.commands.status import started_message
-            from qaflow.run.background import start
+            from qaflow.execution.background import start
 
             handle = start(project, the_plan, [*names, *batch_opts], options)
             click.echo(started_message(handle, the_plan, project.root))
             return 0
-        from qaflow.run.driver import execute
+        from qaflow.execution.driver import execute
 
         return execute(project, the_plan, options).exit_code
     return 0

@@ -6,8 +6,8 @@ import click
 
 from qaflow.cli.commands.status import find, open_store
 from qaflow.cli.main import Globals
+from qaflow.execution import background
 from qaflow.results.present import summary_line
-from qaflow.run import background
 
 
 @click.command()

@@ -7,8 +7,8 @@ import shlex
 import click
 
 from qaflow.cli.main import Globals
+from qaflow.execution.driver import execute
 from qaflow.plan.planner import plan_single
-from qaflow.run.driver import execute
 
 
 @click.command(context_settings={"ignore_unknown_options": True})

@@ -16,6 +16,7 @@ from rich.text import Text
 
 from qaflow.cli.main import Globals
 from qaflow.errors import StoreError, UsageError
+from qaflow.execution.background import exit_code, is_alive, log_path, observe
 from qaflow.results.present import (
     ORDER,
     ago,
@@ -26,14 +27,13 @@ from qaflow.results.present import (
     summary_line,
     words,
 )
-from qaflow.run.background import exit_code, is_alive, log_path, observe
 from qaflow.store.records import ExecutionRecord, RunRecord
 from qaflow.worker.model import RunStatus
 
 if TYPE_CHECKING:
     from qaflow.config.project import Project
+    from qaflow.execution.background import Handle
     from qaflow.plan.model import Plan
-    from qaflow.run.background import Handle
     from qaflow.store import Store
 
 _STYLES = {"running": "cyan", "succeeded": "green", "failed": "red", "cancelled": "yellow"}

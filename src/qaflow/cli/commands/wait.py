@@ -6,9 +6,9 @@ import click
 
 from qaflow.cli.commands.status import find, open_store
 from qaflow.cli.main import Globals
+from qaflow.execution.background import exit_code, wait_for
 from qaflow.interpreter import resume_gc
 from qaflow.results.present import summary_line
-from qaflow.run.background import exit_code, wait_for
 
 
 @click.command()

@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from qaflow.errors import InterpolationError
+from qaflow.execution.model import Job
 from qaflow.plan.link import resolve
 from qaflow.plan.model import Plan, RunSpec
 from qaflow.plan.pipeline import write_previous
-from qaflow.run.model import Job
 from qaflow.worker.model import RunPayload, RunResult, RunStatus
 
 

@@ -42,16 +42,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qaflow.errors import ExecutorError, GraphError
+from qaflow.execution.executors.dask_worker import Shared, Work, close_pool, run_work, topic
+from qaflow.execution.model import Events, Job, Run, RunResult, RunStatus
+from qaflow.execution.scheduler import settled_result
 from qaflow.plan.model import Plan
-from qaflow.run.executors.dask_worker import Shared, Work, close_pool, run_work, topic
-from qaflow.run.model import Events, Job, Run, RunResult, RunStatus
-from qaflow.run.scheduler import settled_result
 from qaflow.worker.context import record_failure
 
 if TYPE_CHECKING:
     from distributed import Client, Future
 
-    from qaflow.run.executors.cluster import Cluster
+    from qaflow.execution.executors.cluster import Cluster
 
 Decide = Callable[[Job], RunResult | None]
 _CANCEL = object()

@@ -21,17 +21,17 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Protocol
 
 from qaflow.config.project import Project
+from qaflow.execution.executors.inline import InlineExecutor
+from qaflow.execution.executors.local import LocalPool
+from qaflow.execution.model import Events, Job, Options, Run, RunResult
+from qaflow.execution.preflight import Preflight
+from qaflow.execution.prepare import Preparer
+from qaflow.execution.scheduler import Decide, Prepare, Scheduler
+from qaflow.execution.settle import Decisions
 from qaflow.plan.model import Plan
-from qaflow.run.executors.inline import InlineExecutor
-from qaflow.run.executors.local import LocalPool
-from qaflow.run.model import Events, Job, Options, Run, RunResult
-from qaflow.run.preflight import Preflight
-from qaflow.run.prepare import Preparer
-from qaflow.run.scheduler import Decide, Prepare, Scheduler
-from qaflow.run.settle import Decisions
 
 if TYPE_CHECKING:
-    from qaflow.run.executors.cluster import Cluster
+    from qaflow.execution.executors.cluster import Cluster
 
 
 class GraphRunner(Protocol):
@@ -163,7 +163,7 @@ class DaskBackend:
         self.cluster: Cluster | None = None
 
     def __enter__(self) -> DaskBackend:
-        from qaflow.run.executors.cluster import open_cluster
+        from qaflow.execution.executors.cluster import open_cluster
 
         opened = open_cluster(self.project, self.plan, self.address, batches=self.batches)
         self.cluster = self._stack.enter_context(opened)
@@ -179,7 +179,7 @@ class DaskBackend:
         self.cluster = None
 
     def runner(self, *, events: Events, execution_id: str) -> GraphRunner:
-        from qaflow.run.executors.dask import DaskScheduler
+        from qaflow.execution.executors.dask import DaskScheduler
 
         if self.cluster is None:
             raise RuntimeError("DaskBackend.runner() outside its `with` block")

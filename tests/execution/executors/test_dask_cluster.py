@@ -13,8 +13,8 @@ import pytest
 from conftest import write_project
 from qaflow.config.project import Project
 from qaflow.errors import UsageError
-from qaflow.run.executors.cluster import Cluster, configured, task_resources
-from qaflow.run.executors.dask_worker import Shared, shared_problem
+from qaflow.execution.executors.cluster import Cluster, configured, task_resources
+from qaflow.execution.executors.dask_worker import Shared, shared_problem
 
 SLURM = """
 runners:

@@ -2,17 +2,17 @@
 
 `execute` goes through named phases, each a function below:
 - preflight: refuse what cannot run (unknown runner, missing entrypoint, bad environment)
-  before anything is recorded or started (`qaflow.run.preflight`);
+  before anything is recorded or started (`qaflow.execution.preflight`);
 - settle: decide which runs need not execute, reused results and --action-on-existing
-  (`qaflow.run.settle`);
-- open the backend, where runs execute (`qaflow.run.backends`: local pool or Dask);
+  (`qaflow.execution.settle`);
+- open the backend, where runs execute (`qaflow.execution.backends`: local pool or Dask);
 - record: create the execution in the store, or adopt the one `qa batch --no-wait`
   recorded for this driver;
 - run: the backend's graph runner executes the jobs, the settled runs beside them;
   SIGTERM (`qa cancel`) cancels it;
 - finish: the reporters (console, store) get the execution with every result.
 The CLI is a thin layer over this module; `--no-wait` starts it detached
-(`qaflow.run.background`, `qaflow.run.detached`).
+(`qaflow.execution.background`, `qaflow.execution.detached`).
 """
 
 from __future__ import annotations
@@ -29,19 +29,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qaflow.config.project import Project
+from qaflow.execution.model import Execution, Job, Options, Run, RunResult, RunTask
+from qaflow.execution.preflight import Preflight, preflight
+from qaflow.execution.prepare import payload_of
+from qaflow.execution.settle import Decisions, settle
 from qaflow.interpreter import freeze_planned
 from qaflow.plan.model import Plan, PlanOptions, RunSpec
 from qaflow.plan.planner import plan, plan_single
-from qaflow.run.model import Execution, Job, Options, Run, RunResult, RunTask
-from qaflow.run.preflight import Preflight, preflight
-from qaflow.run.prepare import payload_of
-from qaflow.run.settle import Decisions, settle
 from qaflow.worker.rundir import lock_dir_of
 
 if TYPE_CHECKING:
-    from qaflow.run.backends import Backend, GraphRunner
-    from qaflow.run.background import Handle
-    from qaflow.run.report import Reporters
+    from qaflow.execution.backends import Backend, GraphRunner
+    from qaflow.execution.background import Handle
+    from qaflow.execution.report import Reporters
     from qaflow.store import Store
 
 
@@ -66,7 +66,7 @@ def batch(
         the_project, targets, opts.plan, persist=True
     )  # errors raise here, in both cases
     if not wait:
-        from qaflow.run.background import start
+        from qaflow.execution.background import start
 
         return start(the_project, the_plan, targets, opts)
     return execute(the_project, the_plan, opts, reporter=reporter)
@@ -114,7 +114,9 @@ def execute(
     `execution_id`: drive an execution already recorded (by `qa batch --no-wait`) instead
     of recording a new one. SIGTERM (`qa cancel`) cancels the execution.
     """
-    from qaflow.run.backends import backend_for  # the local pool's modules: not for `qa --help`
+    from qaflow.execution.backends import (
+        backend_for,  # the local pool's modules: not for `qa --help`
+    )
     from qaflow.store import Store
 
     checks = preflight(project, the_plan, options)
@@ -160,8 +162,8 @@ def _events(
     store: Store, execution_id: str, decisions: Decisions, reporter: Any, options: Options
 ) -> Reporters:
     """The execution's event sinks: the reporter (by default the console) and the store."""
-    from qaflow.run.recorder import StoreRecorder
-    from qaflow.run.report import ConsoleReporter, Reporter, Reporters
+    from qaflow.execution.recorder import StoreRecorder
+    from qaflow.execution.report import ConsoleReporter, Reporter, Reporters
 
     recorder = StoreRecorder(
         store=store, execution_id=execution_id, settled=decisions.settled, known=decisions.known

@@ -19,8 +19,8 @@ from multiprocessing.connection import Connection, wait
 from types import TracebackType
 
 from qaflow.errors import ExecutorError
-from qaflow.run.executors.local_queue import Pending, SlotQueue
-from qaflow.run.executors.local_workers import (
+from qaflow.execution.executors.local_queue import Pending, SlotQueue
+from qaflow.execution.executors.local_workers import (
     Running,
     Worker,
     close,

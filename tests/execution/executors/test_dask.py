@@ -24,7 +24,7 @@ from distributed import Client
 
 import qaflow
 from conftest import write_project
-from qaflow.run.report import ConsoleReporter
+from qaflow.execution.report import ConsoleReporter
 from qaflow.worker.model import RunStatus
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
@@ -215,14 +215,14 @@ def qa(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProc
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def batch(root: Path, name: str, **options: Any) -> qaflow.run.driver.Execution:
+def batch(root: Path, name: str, **options: Any) -> qaflow.execution.driver.Execution:
     execution = qaflow.batch(name, project=root, reporter=ConsoleReporter(quiet=True), **options)
-    assert isinstance(execution, qaflow.run.driver.Execution)
+    assert isinstance(execution, qaflow.execution.driver.Execution)
     return execution
 
 
 def outcome(
-    execution: qaflow.run.driver.Execution,
+    execution: qaflow.execution.driver.Execution,
 ) -> dict[tuple[str, str | None], tuple[Any, ...]]:
     """What must not depend on the runner: per run, status, metrics, error, output files."""
     rows = {}
@@ -519,7 +519,7 @@ def test_workers_that_do_not_see_the_project_are_named(two_workers, root, tmp_pa
 
 
 def test_an_unreachable_scheduler_is_a_clear_error(root, monkeypatch, qa_cli):
-    from qaflow.run.executors import cluster
+    from qaflow.execution.executors import cluster
 
     monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", 0.5)
     result = qa_cli("-C", str(root), "batch", "measure", "--dask-scheduler", "tcp://127.0.0.1:9")

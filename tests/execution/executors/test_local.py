@@ -18,7 +18,7 @@ import pytest
 
 import conftest
 from conftest import write_project
-from qaflow.run.executors.local import LocalPool
+from qaflow.execution.executors.local import LocalPool
 from qaflow.worker.model import RunResult, RunStatus, RunTask
 
 MAIN = """
@@ -279,7 +279,7 @@ import sys, time
 sys.path[:0] = [{tests!r}, {tests_root!r}]
 from pathlib import Path
 from test_local import make_task
-from qaflow.run.executors.local import LocalPool
+from qaflow.execution.executors.local import LocalPool
 
 if __name__ == "__main__":
     pool = LocalPool(1)

@@ -24,7 +24,7 @@ from qaflow.plan.model import Plan, RunSpec
 from qaflow.worker.model import RunResult, RunStatus
 
 if TYPE_CHECKING:
-    from qaflow.run.model import Execution
+    from qaflow.execution.model import Execution
 
 
 class Reporter(Protocol):

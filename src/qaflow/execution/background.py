@@ -3,7 +3,7 @@
 Policy
 - `start()` (foreground) refuses what `execute()` would (the same `preflight`), records
   the execution, writes its targets and options as JSON to STORAGE/executions/ID.options.json,
-  and starts its driver (`python -m qaflow.run.detached STORAGE ID`: it reads them, plans
+  and starts its driver (`python -m qaflow.execution.detached STORAGE ID`: it reads them, plans
   again and adopts the record) in a new session (no SIGHUP from the terminal), stdin
   /dev/null, output appended to STORAGE/executions/ID.log, QA_BACKGROUND=1. No command line
   is rebuilt: any option the foreground accepts reaches the driver as it was given.
@@ -46,8 +46,8 @@ from qaflow.worker.model import RunStatus
 
 if TYPE_CHECKING:
     from qaflow.config.project import Project
+    from qaflow.execution.model import Options
     from qaflow.plan.model import Plan
-    from qaflow.run.model import Options
     from qaflow.store import Store
 
 HOST = socket.gethostname()
@@ -200,7 +200,7 @@ def start(project: Project, the_plan: Plan, targets: Sequence[str], options: Opt
     """Record the execution, write its options beside it, and start its driver in the
     background; return at once."""
     from qaflow.config.git import git_info
-    from qaflow.run.preflight import preflight
+    from qaflow.execution.preflight import preflight
     from qaflow.store import Store
 
     preflight(project, the_plan, options)
@@ -251,16 +251,16 @@ def options_json(root: Path, targets: Sequence[str], options: Options) -> str:
 
 def read_options(storage: Path, execution_id: str) -> tuple[Path, list[str], Options]:
     """(project root, targets, options) of a background execution, as `start` wrote them."""
-    from qaflow.run.model import Options
+    from qaflow.execution.model import Options
 
     data = json.loads(options_path(storage, execution_id).read_text(encoding="utf-8"))
     return Path(data["root"]), list(data["targets"]), Options.from_json(data["options"])
 
 
 def _spawn(args: list[str], log: Path) -> int:
-    """Start `python -m qaflow.run.detached ARGS` detached; its pid. A thread reaps it if we
+    """Start `python -m qaflow.execution.detached ARGS` detached; its pid. A thread reaps it if we
     outlive it."""
-    command = [sys.executable, "-m", "qaflow.run.detached", *args]
+    command = [sys.executable, "-m", "qaflow.execution.detached", *args]
     env = {**os.environ, "QA_BACKGROUND": "1"}
     with open(log, "ab") as out:  # a new session: no SIGHUP from the terminal
         process = Popen(

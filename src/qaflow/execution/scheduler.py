@@ -37,8 +37,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from qaflow.errors import GraphError
+from qaflow.execution.model import Events, Executor, Job, Run, RunResult, RunStatus
 from qaflow.plan.model import RunSpec
-from qaflow.run.model import Events, Executor, Job, Run, RunResult, RunStatus
 
 __all__ = ["Decide", "Job", "Prepare", "Scheduler", "settled_result"]
 

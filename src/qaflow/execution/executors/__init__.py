@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qaflow.run.executors.inline import InlineExecutor
-from qaflow.run.executors.local import LocalPool
+from qaflow.execution.executors.inline import InlineExecutor
+from qaflow.execution.executors.local import LocalPool
 
 __all__ = ["InlineExecutor", "LocalPool"]

@@ -18,11 +18,11 @@ from multiprocessing.context import ForkServerContext
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
-from qaflow.run.executors.local_queue import Pending
+from qaflow.execution.executors.local_queue import Pending
 from qaflow.worker.execute import serve
 from qaflow.worker.modes import signal_name
 
-PRELOAD = ["qaflow.worker.execute", "qaflow.run.executors.local"]
+PRELOAD = ["qaflow.worker.execute", "qaflow.execution.executors.local"]
 _SIGNAL_HINTS: dict[int, str] = {signal.SIGKILL: "killed, e.g. by the out-of-memory killer"}
 
 

@@ -1,4 +1,4 @@
-"""Tests of qaflow.run.prepare: the worker's payload of a planned run."""
+"""Tests of qaflow.execution.prepare: the worker's payload of a planned run."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from qaflow.execution.prepare import payload_of
 from qaflow.plan.model import RunSpec
-from qaflow.run.prepare import payload_of
 
 
 def spec(**changes: object) -> RunSpec:

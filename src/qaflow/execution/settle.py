@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from qaflow.execution.model import ActionOnExisting, Job, Options, RunResult, RunStatus
+from qaflow.execution.scheduler import Decide
 from qaflow.plan.model import Plan
-from qaflow.run.model import ActionOnExisting, Job, Options, RunResult, RunStatus
-from qaflow.run.scheduler import Decide
 
 
 @dataclass(frozen=True)

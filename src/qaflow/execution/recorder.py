@@ -23,7 +23,7 @@ from qaflow.store import Store
 from qaflow.worker.model import RunResult
 
 if TYPE_CHECKING:
-    from qaflow.run.model import Execution
+    from qaflow.execution.model import Execution
 
 HOST = socket.gethostname()
 HEARTBEAT = 5.0  # seconds between signs of life of a driver; `qa status` allows several missed

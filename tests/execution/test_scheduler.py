@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from qaflow.errors import GraphError
+from qaflow.execution.model import Job, Run
+from qaflow.execution.prepare import payload_of
+from qaflow.execution.report import RecordingReporter
+from qaflow.execution.scheduler import Scheduler
 from qaflow.plan.model import RunSpec
-from qaflow.run.model import Job, Run
-from qaflow.run.prepare import payload_of
-from qaflow.run.report import RecordingReporter
-from qaflow.run.scheduler import Scheduler
 from qaflow.worker.model import RunResult, RunStatus, RunTask
 
 

@@ -4,7 +4,7 @@ Each Dask task (`run_work`) receives its run and the results of the runs it need
 holds the edges and passes them as arguments), then, in order:
 1. checks that this worker sees the project and the storage folder at the driver's paths;
 2. settles the run without executing it if something it needs did not succeed (SKIPPED);
-3. completes it with the upstream results (`qaflow.run.prepare.Preparer`: deferred
+3. completes it with the upstream results (`qaflow.execution.prepare.Preparer`: deferred
    `needs[x].metrics` expressions, the `$QA_PREVIOUS_BATCH` listing, result reuse);
 4. executes it in a `LocalPool` owned by this worker process for this execution, so a crash,
    a timeout or a cancel kills the run's process, never the Dask worker; a FAILED run is
@@ -39,9 +39,9 @@ from qaflow.worker.model import RunResult, RunStatus
 from qaflow.worker.rundir import run_lock
 
 if TYPE_CHECKING:
+    from qaflow.execution.executors.local import LocalPool
+    from qaflow.execution.model import Job
     from qaflow.plan.model import Plan
-    from qaflow.run.executors.local import LocalPool
-    from qaflow.run.model import Job
 
 WORKER_ENV = "QA_DASK_WORKER"  # the run's environment names the Dask worker executing it
 IDLE_POOL = 300.0  # seconds: the pool of an execution whose driver went away is closed after it
@@ -131,7 +131,7 @@ def _run(work: Work, upstream: tuple[RunResult, ...], worker: Any) -> RunResult:
 
 
 def _prepare(work: Work, results: dict[str, RunResult]) -> Job | RunResult:
-    from qaflow.run.prepare import Preparer
+    from qaflow.execution.prepare import Preparer
 
     if work.plan is None:
         return work.job
@@ -258,7 +258,7 @@ _LOCK = threading.Lock()
 def _pooled(execution_id: str, size: int) -> Iterator[LocalPool]:
     """This worker's pool for the execution, started on its first run (one process per
     thread); pools idle for IDLE_POOL seconds (their driver went away) are closed."""
-    from qaflow.run.executors.local import LocalPool
+    from qaflow.execution.executors.local import LocalPool
 
     with _LOCK:
         if execution_id in _CLOSED:

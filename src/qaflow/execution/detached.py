@@ -1,4 +1,4 @@
-"""The driver of a background execution: `python -m qaflow.run.detached STORAGE ID`.
+"""The driver of a background execution: `python -m qaflow.execution.detached STORAGE ID`.
 
 `background.start` recorded execution ID and wrote its project, targets and options to
 STORAGE/executions/ID.options.json; this process reads them, plans the targets again (as
@@ -16,11 +16,11 @@ from typing import Any
 
 from qaflow.config.project import Project
 from qaflow.errors import QaflowError, QaflowWarning
+from qaflow.execution.background import read_options
+from qaflow.execution.driver import execute
+from qaflow.execution.preflight import runner_of
 from qaflow.interpreter import pause_gc, restore_gc
 from qaflow.plan.planner import plan
-from qaflow.run.background import read_options
-from qaflow.run.driver import execute
-from qaflow.run.preflight import runner_of
 
 
 def main(args: list[str]) -> int:
@@ -46,7 +46,7 @@ def _drive(storage: Path, execution_id: str) -> int:
     root, targets, options = read_options(storage, execution_id)
     project = Project.discover(root)
     if runner_of(project, options) == "local":
-        from qaflow.run.executors.local import warm_up
+        from qaflow.execution.executors.local import warm_up
 
         warm_up()  # the pool's processes start while we plan
     the_plan = plan(project, targets, options.plan, persist=True)

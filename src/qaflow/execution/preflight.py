@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from qaflow.config.project import Project
 from qaflow.errors import UsageError
+from qaflow.execution.model import Options
 from qaflow.plan.model import Plan
-from qaflow.run.model import Options
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from collections.abc import Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from qaflow.errors import ExecutorError, UsageError
-from qaflow.run.executors.dask_worker import Shared, shared_problem
+from qaflow.execution.executors.dask_worker import Shared, shared_problem
 
 if TYPE_CHECKING:
     from distributed import Client

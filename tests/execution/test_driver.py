@@ -11,12 +11,12 @@ import pytest
 
 import qaflow
 from qaflow.config.project import Project
+from qaflow.execution.driver import _options
+from qaflow.execution.model import Options
+from qaflow.execution.preflight import concurrency
+from qaflow.execution.report import RecordingReporter
 from qaflow.plan.model import Plan, PlanOptions
 from qaflow.plan.planner import plan
-from qaflow.run.driver import _options
-from qaflow.run.model import Options
-from qaflow.run.preflight import concurrency
-from qaflow.run.report import RecordingReporter
 from qaflow.store import Store
 from qaflow.worker.model import RunStatus
 

@@ -20,9 +20,9 @@ import qaflow
 from conftest import write_project
 from qaflow.config.git import GitInfo
 from qaflow.errors import UsageError
-from qaflow.run import background
-from qaflow.run.background import HOST, Handle, cancel, is_alive, observe, read_options
-from qaflow.run.report import RecordingReporter
+from qaflow.execution import background
+from qaflow.execution.background import HOST, Handle, cancel, is_alive, observe, read_options
+from qaflow.execution.report import RecordingReporter
 from qaflow.store import Store
 
 MAIN = """
@@ -254,9 +254,9 @@ def test_liveness_and_settling_on_the_store(root):
 
 
 def test_the_options_reach_the_detached_driver_as_they_were_given(tmp_path):
+    from qaflow.execution.driver import _options
+    from qaflow.execution.model import Options
     from qaflow.plan.model import PlanOptions
-    from qaflow.run.driver import _options
-    from qaflow.run.model import Options
 
     options = _options(
         {
@@ -314,9 +314,9 @@ def test_a_background_execution_plans_what_the_foreground_planned(root):
 
 def test_start_refuses_what_the_foreground_refuses_and_records_nothing(root, monkeypatch):
     from qaflow.config.project import Project
+    from qaflow.execution.driver import _options
     from qaflow.plan.model import PlanOptions
     from qaflow.plan.planner import plan
-    from qaflow.run.driver import _options
 
     project = Project.discover(root)
     the_plan = plan(project, ["plain"], PlanOptions())

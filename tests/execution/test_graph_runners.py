@@ -8,16 +8,16 @@ import pytest
 
 from conftest import write_project
 from qaflow.config.project import Project
+from qaflow.execution.backends import DaskBackend, GraphRunner, LocalBackend, backend_for
+from qaflow.execution.executors.dask import DaskScheduler
+from qaflow.execution.executors.inline import InlineExecutor
+from qaflow.execution.model import Options, Run, RunResult, RunStatus
+from qaflow.execution.preflight import Preflight
+from qaflow.execution.report import RecordingReporter
+from qaflow.execution.scheduler import Scheduler
+from qaflow.execution.settle import Decisions
 from qaflow.plan.model import Plan, PlanOptions
 from qaflow.plan.planner import plan
-from qaflow.run.backends import DaskBackend, GraphRunner, LocalBackend, backend_for
-from qaflow.run.executors.dask import DaskScheduler
-from qaflow.run.executors.inline import InlineExecutor
-from qaflow.run.model import Options, Run, RunResult, RunStatus
-from qaflow.run.preflight import Preflight
-from qaflow.run.report import RecordingReporter
-from qaflow.run.scheduler import Scheduler
-from qaflow.run.settle import Decisions
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from test_local import make_task
 
 from conftest import write_project
-from qaflow.run.executors import InlineExecutor
+from qaflow.execution.executors import InlineExecutor
 from qaflow.worker.model import RunStatus
 
 MAIN = """
