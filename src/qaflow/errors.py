@@ -15,6 +15,12 @@ The mapping to a process exit happens in exactly one place, `qaflow.cli.main.mai
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
 
 class QaflowError(Exception):
     """Base class: a problem qaflow reports to the user as one paragraph, no traceback."""
@@ -54,3 +60,28 @@ class ExecutorError(QaflowError):
 
 class QaflowWarning(UserWarning):
     """A problem in the user's files that does not stop anything (e.g. an unknown key)."""
+
+
+@contextlib.contextmanager
+def shown_warnings(say: Callable[[str], None]) -> Iterator[None]:
+    """Within: every QaflowWarning is shown, each time it is raised, through `say` as one
+    line `warning: …`; any other warning as Python shows it. (`qa` and the detached driver
+    of a background execution.)"""
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: Any = None,
+        line: str | None = None,
+    ) -> None:
+        if issubclass(category, QaflowWarning):
+            say(f"warning: {message}")
+        else:
+            sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", QaflowWarning)
+        warnings.showwarning = show
+        yield

@@ -13,14 +13,13 @@ import json
 import os
 import sys
 import threading
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from qaflow.errors import QaflowError, QaflowWarning, UsageError
+from qaflow.errors import QaflowError, UsageError, shown_warnings
 from qaflow.interpreter import pause_gc, restore_gc
 
 if TYPE_CHECKING:
@@ -187,20 +186,6 @@ def _json(value: str, option: str) -> Any:
         ) from exc
 
 
-def _show_warning(
-    message: Warning | str,
-    category: type[Warning],
-    filename: str,
-    lineno: int,
-    file: Any = None,
-    line: str | None = None,
-) -> None:
-    if issubclass(category, QaflowWarning):
-        click.secho(f"warning: {message}", fg="yellow", err=True)
-    else:
-        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
-
-
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `qa` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -210,12 +195,12 @@ def main(argv: list[str] | None = None) -> None:
         args, forwarded = args[:cut], tuple(args[cut + 1 :])
     pause_gc()  # planning builds a large graph: see `qaflow.interpreter`
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("always", QaflowWarning)
-            warnings.showwarning = _show_warning
-            with cli.make_context("qa", args) as ctx:
-                ctx.meta["qaflow.forwarded"] = forwarded
-                code = cli.invoke(ctx)
+        with (
+            shown_warnings(lambda text: click.secho(text, fg="yellow", err=True)),
+            cli.make_context("qa", args) as ctx,
+        ):
+            ctx.meta["qaflow.forwarded"] = forwarded
+            code = cli.invoke(ctx)
     except QaflowError as exc:
         click.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(exc.exit_code)

@@ -10,12 +10,10 @@ output appended to the execution's log. An error is printed there as `qa` prints
 from __future__ import annotations
 
 import sys
-import warnings
 from pathlib import Path
-from typing import Any
 
 from qaflow.config.project import Project
-from qaflow.errors import QaflowError, QaflowWarning
+from qaflow.errors import QaflowError, shown_warnings
 from qaflow.execution.background import read_options
 from qaflow.execution.driver import execute
 from qaflow.execution.preflight import runner_of
@@ -28,9 +26,7 @@ def main(args: list[str]) -> int:
     storage, execution_id = Path(args[0]), args[1]
     pause_gc()  # as `qa` does while planning: see `qaflow.interpreter`
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("always", QaflowWarning)
-            warnings.showwarning = _show_warning
+        with shown_warnings(lambda text: print(text, file=sys.stderr, flush=True)):
             return _drive(storage, execution_id)
     except QaflowError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
@@ -51,20 +47,6 @@ def _drive(storage: Path, execution_id: str) -> int:
         warm_up()  # the pool's processes start while we plan
     the_plan = plan(project, targets, options.plan, persist=True)
     return execute(project, the_plan, options, execution_id=execution_id).exit_code
-
-
-def _show_warning(
-    message: Warning | str,
-    category: type[Warning],
-    filename: str,
-    lineno: int,
-    file: Any = None,
-    line: str | None = None,
-) -> None:
-    if issubclass(category, QaflowWarning):
-        print(f"warning: {message}", file=sys.stderr, flush=True)
-    else:
-        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 if __name__ == "__main__":
