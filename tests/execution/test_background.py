@@ -188,6 +188,16 @@ def test_an_execution_whose_driver_died_is_interrupted(root):
     eventually(lambda: gone(worker), 5)  # the workers die with their driver
 
 
+def test_a_command_reaches_the_detached_driver(root):
+    """A command (once refused with wait=False: argv could not carry it) runs in the background."""
+    handle = qaflow.batch(
+        "plain", project=root, wait=False, command="echo '{input_path}' > {output_dir}/seen"
+    )
+    assert handle.wait(timeout=60) == 0
+    seen = sorted(Path(run.output_dir, "seen").read_text().strip() for run in handle.runs())
+    assert seen == [str(root / "a.txt"), str(root / "b.txt")]
+
+
 def test_the_python_api_returns_a_handle(root):
     handle = qaflow.batch(
         "b",

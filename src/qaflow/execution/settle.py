@@ -63,10 +63,8 @@ def _forced(the_plan: Plan, options: Options) -> frozenset[str]:
     return frozenset(run.key for run in the_plan.runs if run.batch in options.force_batches)
 
 
-def existing(action: ActionOnExisting) -> Decide | None:
+def existing(action: ActionOnExisting) -> Decide:
     """The `decide` of --action-on-existing sync and skip (QA-Board's modes; see the policy)."""
-    if action not in ("sync", "skip"):
-        return None
     from qaflow.worker.context import MetricsError, read_metrics
 
     def decide(job: Job) -> RunResult | None:
