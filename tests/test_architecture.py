@@ -24,6 +24,7 @@ LAYERS = [
     "store",
     "execution",
     "results",
+    "optimize",
     "web",
     "cli",
     "qaflow",

@@ -266,4 +266,5 @@ COMMANDS = {
     "compare": "qaflow.cli.commands.compare:compare",
     "history": "qaflow.cli.commands.history:history",
     "serve": "qaflow.cli.commands.serve:serve",
+    "optimize": "qaflow.cli.commands.optimize:optimize",
 }

@@ -70,9 +70,15 @@ class Backend(Protocol):
 
 
 def backend_for(
-    project: Project, the_plan: Plan, options: Options, checks: Preflight, decisions: Decisions
+    project: Project,
+    the_plan: Plan,
+    options: Options,
+    checks: Preflight,
+    decisions: Decisions,
+    pool: LocalPool | None = None,
 ) -> Backend:
-    """The backend of the runner the preflight resolved, for the runs not settled up front."""
+    """The backend of the runner the preflight resolved, for the runs not settled up front;
+    `pool`: the local pool to share (owned by the caller) instead of one of its own."""
     settled = decisions.settled
     if checks.runner == "dask":
         return DaskBackend(
@@ -88,6 +94,7 @@ def backend_for(
         executes=len(settled) < len(the_plan.runs),
         decide=decisions.decide,
         prepare=Preparer(the_plan, forced=decisions.forced),
+        shared=pool,
     )
 
 
@@ -101,18 +108,20 @@ class LocalBackend:
         executes: bool = True,
         decide: Decide | None = None,
         prepare: Prepare | None = None,
+        shared: LocalPool | None = None,
     ) -> None:
         """`executes`: whether any run is to execute; without, no pool is started (a fully
-        cached DAG)."""
+        cached DAG). `shared`: a pool other executions use too, left running at the end."""
         self.capacity = capacity
         self.executes = executes
         self.decide = decide
         self.prepare = prepare
+        self.shared = shared
         self.pool: LocalPool | None = None
 
     def __enter__(self) -> LocalBackend:
-        if self.executes:
-            self.pool = LocalPool(self.capacity)  # its workers boot meanwhile
+        if self.executes:  # its workers boot meanwhile
+            self.pool = self.shared if self.shared is not None else LocalPool(self.capacity)
         return self
 
     def __exit__(
@@ -121,7 +130,7 @@ class LocalBackend:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self.pool is not None:
+        if self.pool is not None and self.pool is not self.shared:
             self.pool.__exit__(exc_type, exc, tb)
 
     def runner(self, *, events: Events, execution_id: str) -> Scheduler:
@@ -135,7 +144,7 @@ class LocalBackend:
         )
 
     def wind_down(self) -> None:
-        if self.pool is not None:
+        if self.pool is not None and self.pool is not self.shared:
             self.pool.shutdown()
 
 

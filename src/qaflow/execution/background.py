@@ -257,10 +257,15 @@ def read_options(storage: Path, execution_id: str) -> tuple[Path, list[str], Opt
     return Path(data["root"]), list(data["targets"]), Options.from_json(data["options"])
 
 
-def _spawn(args: list[str], log: Path) -> int:
+def spawn(module: str, args: list[str], log: Path) -> int:
+    """Start `python -m MODULE ARGS` detached, as a background execution's driver; its pid."""
+    return _spawn(args, log, module)
+
+
+def _spawn(args: list[str], log: Path, module: str = "qaflow.execution.detached") -> int:
     """Start `python -m qaflow.execution.detached ARGS` detached; its pid. A thread reaps it if we
     outlive it."""
-    command = [sys.executable, "-m", "qaflow.execution.detached", *args]
+    command = [sys.executable, "-m", module, *args]
     env = {**os.environ, "QA_BACKGROUND": "1"}
     with open(log, "ab") as out:  # a new session: no SIGHUP from the terminal
         process = Popen(

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qaflow.config.project import Project
-from qaflow.execution.model import Execution, Job, Options, Run, RunResult, RunTask
+from qaflow.execution.model import Cancellation, Execution, Job, Options, Run, RunResult, RunTask
 from qaflow.execution.preflight import Preflight, preflight
 from qaflow.execution.prepare import payload_of
 from qaflow.execution.settle import Decisions, settle
@@ -41,6 +41,7 @@ from qaflow.worker.rundir import lock_dir_of
 if TYPE_CHECKING:
     from qaflow.execution.backends import Backend, GraphRunner
     from qaflow.execution.background import Handle
+    from qaflow.execution.executors.local import LocalPool
     from qaflow.execution.report import Reporters
     from qaflow.store import Store
 
@@ -108,11 +109,15 @@ def execute(
     *,
     reporter: Any = None,
     execution_id: str | None = None,
+    pool: LocalPool | None = None,
+    cancellation: Cancellation | None = None,
 ) -> Execution:
     """Run a plan: record it, run it on its backend, report it. Blocks until done.
 
     `execution_id`: drive an execution already recorded (by `qa batch --no-wait`) instead
-    of recording a new one. SIGTERM (`qa cancel`) cancels the execution.
+    of recording a new one. SIGTERM (`qa cancel`) cancels the execution. `pool`: a local
+    pool shared with other executions (the caller owns it), instead of one of its own.
+    `cancellation`: cancels this execution when the caller cancels it (from any thread).
     """
     from qaflow.execution.backends import (
         backend_for,  # the local pool's modules: not for `qa --help`
@@ -122,14 +127,14 @@ def execute(
     checks = preflight(project, the_plan, options)
     with Store.open(project.database_url, storage=project.storage) as store:
         decisions = settle(the_plan, options, store)
-        with backend_for(project, the_plan, options, checks, decisions) as backend:
+        with backend_for(project, the_plan, options, checks, decisions, pool) as backend:
             execution_id = _record(store, project, options, execution_id)
             events = _events(store, execution_id, decisions, reporter, options)
             jobs = _jobs(project, the_plan, options, checks, decisions.settled)
             settled = _settled_runs(the_plan, decisions.settled)
             started = time.time()
             events.execution_started(execution_id, the_plan)
-            results = _run(backend, jobs, settled, events, execution_id)
+            results = _run(backend, jobs, settled, events, execution_id, cancellation)
             execution = Execution(
                 id=execution_id,
                 label=options.label,
@@ -178,11 +183,13 @@ def _run(
     settled: Sequence[Run],
     events: Reporters,
     execution_id: str,
+    cancellation: Cancellation | None = None,
 ) -> dict[str, RunResult]:
     """Execute the graph on the backend; the result of every run, by key."""
     runner = backend.runner(events=events, execution_id=execution_id)
     freeze_planned()  # an execution may last hours: see `qaflow.interpreter`
-    with _cancelled_by_sigterm(runner):
+    covered = cancellation.covering(runner) if cancellation else contextlib.nullcontext()
+    with _cancelled_by_sigterm(runner), covered:
         results = runner.run(jobs, settled)
     backend.wind_down()
     return results
@@ -265,7 +272,7 @@ def _task(
         lock_dir=str(lock_dir_of(spec.output_dir, project.storage / "runs")),
         action="postprocess" if options.action_on_existing == "postprocess" else "run",
         forwarded_args=options.forwarded_args,
-        extra_parameters=options.plan.extra_parameters,
+        extra_parameters=options.plan.tuning_of(spec.batch),
         dryrun=options.dryrun,
         timeout=timeout,
         cpus=settings.cpus if settings else 1,

@@ -10,7 +10,10 @@ re-exported here for the run side.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -20,6 +23,7 @@ from qaflow.worker.model import RunResult, RunStatus, RunTask
 
 __all__ = [
     "ActionOnExisting",
+    "Cancellation",
     "Events",
     "Execution",
     "Executor",
@@ -119,6 +123,8 @@ class Options:
         plan = dict(data["plan"])
         if plan.get("configs") is not None:
             plan["configs"] = tuple(plan["configs"])
+        if plan.get("tuned_batches") is not None:
+            plan["tuned_batches"] = tuple(plan["tuned_batches"])
         if plan.get("database") is not None:
             plan["database"] = Path(plan["database"])
         tuples = {f.name for f in fields(cls) if isinstance(getattr(cls, f.name, None), tuple)}
@@ -171,3 +177,39 @@ class Executor(Protocol):
     def shutdown(self, *, cancel: bool = False) -> None:
         """Release the workers; with cancel, kill the runs in flight (their futures get CANCELLED)."""
         ...
+
+
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Cancellation:
+    """Cancels every execution driven under it, now or when `cancel()` is called: for a
+    caller driving several executions at once from threads (`qa optimize --parallel`), where
+    SIGTERM cannot reach each execution's graph runner. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runners: set[Cancellable] = set()
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.cancelled = True
+            runners = list(self._runners)
+        for runner in runners:
+            runner.cancel()
+
+    @contextlib.contextmanager
+    def covering(self, runner: Cancellable) -> Iterator[None]:
+        """While the block runs, `cancel()` cancels `runner` (at once if already cancelled)."""
+        with self._lock:
+            self._runners.add(runner)
+            cancelled = self.cancelled
+        if cancelled:
+            runner.cancel()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._runners.discard(runner)

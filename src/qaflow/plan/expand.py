@@ -297,8 +297,9 @@ def runs_of(
     options: PlanOptions,
 ) -> Iterator[RunSpec]:
     """One RunSpec per input (None: a run without input), keyed by its identity."""
-    if options.extra_parameters:
-        configs = (*configs, options.extra_parameters)
+    tuning = options.tuning_of(context.batch)
+    if tuning:
+        configs = (*configs, tuning)
     params = merge_params(configs)
     identity = json.dumps(
         [context.batch, str(context.batch_file), type_name, platform, configs],

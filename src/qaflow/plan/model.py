@@ -28,6 +28,15 @@ class PlanOptions:
     type: str | None = None
     label: str = "default"
     extra_parameters: dict[str, Any] = field(default_factory=dict)  # --tuning
+    # the batches extra_parameters apply to; None: every planned batch (`qa --tuning`). `qa
+    # optimize` tunes its targets only, so the batches they need stay cached across trials
+    tuned_batches: tuple[str, ...] | None = None
+
+    def tuning_of(self, batch: str) -> dict[str, Any]:
+        """The extra parameters (--tuning) the runs of `batch` get."""
+        if self.tuned_batches is None or batch in self.tuned_batches:
+            return self.extra_parameters
+        return {}
 
 
 @dataclass(frozen=True)

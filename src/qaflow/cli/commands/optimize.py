@@ -1,0 +1,224 @@
+"""`qa optimize`: tune parameters over batches or whole DAGs (Optuna), or show a study."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from qaflow.cli.main import Globals
+from qaflow.errors import UsageError
+
+if TYPE_CHECKING:
+    from qaflow.optimize.summary import StudySummary
+
+
+@click.command()
+@click.option(
+    "--batch",
+    "-b",
+    "batches",
+    multiple=True,
+    metavar="NAME",
+    help="A batch (or DAG) each trial runs (repeatable).",
+)
+@click.option(
+    "--config-file",
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="The search: space, objective, evaluations (QA-Board's format or qaflow's).",
+)
+@click.option(
+    "--study",
+    metavar="NAME",
+    help="The study's name (default: the label). The same name resumes it.",
+)
+@click.option(
+    "--parallel",
+    "--parallel-param-sampling",
+    "parallel",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Trials at once (default: parallel_sampling of the file, else 1).",
+)
+@click.option(
+    "--sampler",
+    type=click.Choice(["tpe", "random", "grid"]),
+    help="Optuna's sampler (default: the file's, else tpe).",
+)
+@click.option("--seed", type=int, help="The sampler's seed, for a reproducible study.")
+@click.option(
+    "--evaluations",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="The budget of trials (default: the file's).",
+)
+@click.option(
+    "--tune-batch",
+    "tune_batches",
+    multiple=True,
+    metavar="NAME",
+    help="The batches that get the tuned parameters (default: the -b batches; the batches they need keep their cache).",
+)
+@click.option(
+    "--runner",
+    type=click.Choice(["local", "dask"]),
+    help="Where trials' runs execute (default: runners.default).",
+)
+@click.option(
+    "--dask-scheduler",
+    metavar="ADDRESS",
+    help="With --runner dask: the scheduler every trial uses.",
+)
+@click.option(
+    "--local-concurrency",
+    type=int,
+    metavar="N",
+    help="Workers of the local pool all trials share (-1: one per CPU).",
+)
+@click.option(
+    "--no-wait", is_flag=True, help="Start in the background, print the execution id, return."
+)
+@click.option(
+    "--show",
+    "show",
+    metavar="STUDY",
+    help="Print the study's best parameters and its trials, run nothing.",
+)
+@click.option("--json", "as_json", is_flag=True, help="With --show: as JSON.")
+@click.option(
+    "--batches-file", multiple=True, hidden=True
+)  # QA-Board's; batches come from qaboard.yaml
+@click.option("--checkpoint", hidden=True)  # QA-Board's; the study storage replaces it
+@click.pass_obj
+def optimize(
+    g: Globals,
+    batches: tuple[str, ...],
+    config_file: Path | None,
+    study: str | None,
+    parallel: int | None,
+    sampler: str | None,
+    seed: int | None,
+    evaluations: int | None,
+    tune_batches: tuple[str, ...],
+    runner: str | None,
+    dask_scheduler: str | None,
+    local_concurrency: int | None,
+    no_wait: bool,
+    show: str | None,
+    as_json: bool,
+    batches_file: tuple[str, ...],
+    checkpoint: str | None,
+) -> int:
+    """Tune parameters: an Optuna study whose trials run the batches -b NAME… with the
+    suggested parameters (as --tuning), each trial an execution labelled LABEL|iterN."""
+    project = g.project()
+    if show is not None:
+        return _show(project, show, as_json)
+    if not batches or config_file is None:
+        raise UsageError(
+            "qa optimize needs the batches to run (-b NAME) and the search (--config-file "
+            "FILE); or --show STUDY to print a study."
+        )
+    if checkpoint or batches_file:
+        warnings.warn(
+            "--checkpoint and --batches-file are QA-Board's: qaflow keeps studies in the run "
+            "store (resumed by name) and reads batches from qaboard.yaml; they are ignored.",
+            stacklevel=1,
+        )
+    from qaflow.optimize.request import Request
+
+    request = Request(
+        root=project.root,
+        batches=batches,
+        config_file=config_file.resolve(),
+        options=g.options(
+            runner=runner, dask_scheduler=dask_scheduler, concurrency=local_concurrency
+        ),
+        study=study,
+        tune_batches=tune_batches,
+        overrides={
+            "parallel": parallel,
+            "sampler": sampler,
+            "seed": seed,
+            "evaluations": evaluations,
+        },
+    )
+    prepared = request.prepare()  # every mistake exits 2 here, before anything is written
+    if no_wait:
+        from qaflow.optimize.background import start
+
+        started = start(request, prepared)
+        click.echo(
+            f"study {started.study!r} started in the background as execution "
+            f"{started.execution_id} (pid {started.pid})\n"
+            f"  qa status {started.execution_id}    whether it runs\n"
+            f"  qa wait {started.execution_id}      block until it ends\n"
+            f"  qa cancel {started.execution_id}    stop it (the study can be resumed)\n"
+            f"  qa optimize --show {started.study}   its trials so far\n"
+            f"  log: {started.log}"
+        )
+        return 0
+    from qaflow.optimize.study import optimize as run_study
+
+    outcome = run_study(prepared, progress=click.echo)
+    if outcome.best_value is None:
+        click.echo(f"study {outcome.study!r}: no trial completed ({outcome.failed} failed).")
+    else:
+        params = json.dumps(outcome.best_params, sort_keys=True)
+        click.echo(
+            f"study {outcome.study!r}: best objective {outcome.best_value:.6g} with {params}"
+        )
+    return outcome.exit_code
+
+
+def _show(project: Any, name: str, as_json: bool) -> int:
+    from qaflow.optimize.storage import load_study, open_storage
+    from qaflow.optimize.summary import study_names, summarize
+
+    if name not in study_names(project):
+        known = ", ".join(study_names(project)) or "none yet"
+        raise UsageError(f"There is no study {name!r} in this project (studies: {known}).")
+    summary = summarize(load_study(open_storage(project), name))
+    if as_json:
+        from dataclasses import asdict
+
+        click.echo(json.dumps(asdict(summary), indent=1, default=str))
+    else:
+        click.echo(_text(summary))
+    return 0
+
+
+def _text(summary: StudySummary) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    lines = [f"study {summary.name!r} ({summary.direction}): {summary.counts()}"]
+    if summary.best is not None:
+        best = summary.best
+        lines.append(
+            f"best objective {best.value:.6g} at {best.label} (execution {best.execution})"
+        )
+        lines.append(f"best parameters {json.dumps(best.params, sort_keys=True)}")
+    table = Table(box=None, pad_edge=False)
+    for column in ("iter", "state", "objective", *summary.param_names, "execution", "error"):
+        table.add_column(column)
+    for t in summary.trials:
+        value = "" if t.value is None else f"{t.value:.6g}"
+        params = [_cell(t.params.get(p)) for p in summary.param_names]
+        table.add_row(
+            str(t.iteration), t.state, value, *params, t.execution or "", (t.error or "")[:60]
+        )
+    console = Console(width=200, record=True, force_terminal=False)
+    with console.capture():
+        console.print(table)
+    return "\n".join(lines) + "\n" + console.export_text().rstrip()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    return f"{value:.6g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,75 @@
+"""Small projects for `qa optimize`: a metric that is a known function of two parameters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import write_project
+
+# loss = (x - 0.3)^2 + (y + 0.2)^2, smallest (0) at x=0.3, y=-0.2; score = -loss, larger is better
+MAIN = """
+import json, os, time
+from pathlib import Path
+
+def run(context):
+    p = context.params
+    if context.batch == "calibration":
+        count = Path(os.environ["QA_COUNT_FILE"])
+        with open(count, "a") as f:
+            f.write("calibration\\n")
+        (context.output_dir / "offset.json").write_text(json.dumps({"offset": 0.2}))
+        return {"done": 1}
+    time.sleep(float(p.get("sleep", 0)))
+    if p.get("fail") == "yes":
+        raise RuntimeError("asked to fail")
+    x, y = float(p.get("x", 0)), float(p.get("y", 0))
+    offset = 0.0
+    if p.get("calibration"):
+        offset = json.loads((Path(p["calibration"]) / "offset.json").read_text())["offset"]
+    loss = (x - 0.3) ** 2 + (y + offset * 0 + 0.2) ** 2
+    return {"loss": loss, "score": -loss}
+"""
+
+BATCHES = """
+quadratic:
+  inputs: [a.txt]
+  configs: [{sleep: 0}]
+
+ten:
+  inputs: [f0.txt, f1.txt, f2.txt, f3.txt, f4.txt, f5.txt, f6.txt, f7.txt, f8.txt, f9.txt]
+
+calibration:
+  configs: [{calib: 1}]
+
+evaluation:
+  needs: {calib: calibration}
+  inputs: [a.txt, b.txt]
+  configs:
+  - calibration: ${depends[calib].output_directory}
+"""
+
+METRICS = """
+available_metrics:
+  loss: {smaller_is_better: true, target: 0.01}
+  score: {smaller_is_better: false}
+"""
+
+SEARCH = """
+space:
+  x: {low: -1.0, high: 1.0}
+  y: {low: -1.0, high: 1.0}
+objective: {loss: minimize}
+evaluations: 30
+seed: 7
+"""
+
+
+def quadratic_project(root: Path, *, qaboard: str = "", search: str = SEARCH) -> Path:
+    files = ["a.txt", "b.txt", *(f"f{i}.txt" for i in range(10))]
+    return write_project(
+        root,
+        qaboard=qaboard,
+        batches=BATCHES,
+        files=files,
+        extra={"qa/main.py": MAIN, "qa/metrics.yaml": METRICS, "search.yaml": search},
+    )
