@@ -13,7 +13,9 @@ process that works on the study once its heartbeat is older than GRACE seconds.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +78,17 @@ def open_storage(project: Project) -> optuna.storages.RDBStorage:
         raise StoreError(f"Cannot open the study storage: {exc}") from exc
 
 
+@contextlib.contextmanager
+def opened_storage(project: Project) -> Iterator[optuna.storages.RDBStorage]:
+    """`open_storage`, its connections closed when done."""
+    storage = open_storage(project)
+    try:
+        yield storage
+    finally:
+        storage.remove_session()
+        storage.engine.dispose()
+
+
 def load_study(storage: optuna.storages.RDBStorage, name: str) -> optuna.Study:
     """An existing study; UsageError naming the studies there are if it does not exist."""
     import optuna
@@ -92,7 +105,8 @@ def load_study(storage: optuna.storages.RDBStorage, name: str) -> optuna.Study:
 
 
 def quiet() -> None:
-    """Optuna logs every trial at INFO: `qa optimize` prints its own progress."""
+    """Optuna logs every trial (a failed one with a traceback): `qa optimize` prints its own
+    progress, and a failed trial's reason, instead."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)

@@ -120,31 +120,31 @@ def optimize(
     """Run the study's trials until its budget is reached (or it is cancelled)."""
     import optuna
 
-    from qaflow.optimize.storage import open_storage
+    from qaflow.optimize.storage import opened_storage
 
-    storage = open_storage(prepared.project)
-    study = optuna.create_study(
-        study_name=prepared.study,
-        storage=storage,
-        sampler=sampler(prepared.search),
-        direction=direction(prepared.search, prepared.metrics),
-        load_if_exists=True,
-    )
-    _describe(study, prepared, execution_id)
-    remaining = prepared.search.evaluations - counted(study)
-    cancelled = False
-    if remaining > 0:
-        progress(_start_line(prepared, study, remaining))
-        with _shared_workers(prepared) as trials, _cancelled_by_signals(trials):
-            study.optimize(
-                trials,
-                n_trials=remaining,
-                n_jobs=min(prepared.search.parallel, remaining),
-                catch=(TrialFailed,),
-                callbacks=[_Budget(prepared, progress, trials)],
-            )
-            cancelled = trials.cancellation.cancelled
-    return outcome(study, cancelled=cancelled)
+    with opened_storage(prepared.project) as storage:
+        study = optuna.create_study(
+            study_name=prepared.study,
+            storage=storage,
+            sampler=sampler(prepared.search),
+            direction=direction(prepared.search, prepared.metrics),
+            load_if_exists=True,
+        )
+        _describe(study, prepared, execution_id)
+        remaining = prepared.search.evaluations - counted(study)
+        cancelled = False
+        if remaining > 0:
+            progress(_start_line(prepared, study, remaining))
+            with _shared_workers(prepared) as trials, _cancelled_by_signals(trials):
+                study.optimize(
+                    trials,
+                    n_trials=remaining,
+                    n_jobs=min(prepared.search.parallel, remaining),
+                    catch=(TrialFailed,),
+                    callbacks=[_Budget(prepared, progress, trials)],
+                )
+                cancelled = trials.cancellation.cancelled
+        return outcome(study, cancelled=cancelled)
 
 
 def sampler(search: Search) -> optuna.samplers.BaseSampler:

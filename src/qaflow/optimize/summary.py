@@ -60,14 +60,21 @@ def study_names(project: Project) -> list[str]:
     """The studies of the project, by name (none if there is no study storage yet)."""
     import optuna
 
-    from qaflow.optimize.storage import open_storage
+    from qaflow.optimize.storage import opened_storage
 
-    if not _may_exist(project):
+    if not may_have_studies(project):
         return []
-    return sorted(s.study_name for s in optuna.get_all_study_summaries(open_storage(project)))
+    with opened_storage(project) as storage:
+        return names_in(storage)
 
 
-def _may_exist(project: Project) -> bool:
+def names_in(storage: optuna.storages.BaseStorage) -> list[str]:
+    import optuna
+
+    return sorted(s.study_name for s in optuna.get_all_study_summaries(storage))
+
+
+def may_have_studies(project: Project) -> bool:
     """False when the SQLite study file was never made: reading must not create it."""
     from qaflow.optimize.storage import storage_url
 

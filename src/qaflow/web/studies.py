@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from qaflow.optimize.summary import figures, study_names, summarize
+from qaflow.optimize.summary import figures, may_have_studies, names_in, summarize
 from qaflow.web.deps import board
 
 if TYPE_CHECKING:
@@ -24,7 +24,9 @@ _LOCK = threading.Lock()
 @router.get("/studies")
 def studies_page(request: Request) -> Response:
     b = board(request)
-    rows = [summarize(_study(request, name)) for name in study_names(b.project)]
+    storage = _storage(request)
+    names = names_in(storage) if storage is not None else []
+    rows = [summarize(_study(request, name)) for name in names]
     return b.render(request, "studies.html", studies=rows)
 
 
@@ -46,14 +48,23 @@ def study_figure(request: Request, name: str, kind: str) -> Response:
 
 
 def _study(request: Request, name: str) -> optuna.Study:
-    from qaflow.optimize.storage import load_study, open_storage
+    from qaflow.optimize.storage import load_study
     from qaflow.web.pages import NotFound
 
-    b = board(request)
-    if name not in study_names(b.project):
+    storage = _storage(request)
+    if storage is None or name not in names_in(storage):
         raise NotFound(f"There is no study {name!r} in this project.")
-    with _LOCK:  # one storage (engine) for the app's life, made on first use
-        storage: Any = getattr(request.app.state, "studies", None)
-        if storage is None:
-            storage = request.app.state.studies = open_storage(b.project)
     return load_study(storage, name)
+
+
+def _storage(request: Request) -> Any:
+    """The study storage, one for the app's life, made on first use; None while the project
+    has none (the board creates nothing)."""
+    from qaflow.optimize.storage import open_storage
+
+    b = board(request)
+    with _LOCK:
+        storage = getattr(request.app.state, "studies", None)
+        if storage is None and may_have_studies(b.project):
+            storage = request.app.state.studies = open_storage(b.project)
+    return storage

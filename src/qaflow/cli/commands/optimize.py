@@ -176,13 +176,14 @@ def optimize(
 
 
 def _show(project: Any, name: str, as_json: bool) -> int:
-    from qaflow.optimize.storage import load_study, open_storage
+    from qaflow.optimize.storage import load_study, opened_storage
     from qaflow.optimize.summary import study_names, summarize
 
     if name not in study_names(project):
         known = ", ".join(study_names(project)) or "none yet"
         raise UsageError(f"There is no study {name!r} in this project (studies: {known}).")
-    summary = summarize(load_study(open_storage(project), name))
+    with opened_storage(project) as storage:
+        summary = summarize(load_study(storage, name))
     if as_json:
         from dataclasses import asdict
 
@@ -210,12 +211,12 @@ def _text(summary: StudySummary) -> str:
         value = "" if t.value is None else f"{t.value:.6g}"
         params = [_cell(t.params.get(p)) for p in summary.param_names]
         table.add_row(
-            str(t.iteration), t.state, value, *params, t.execution or "", (t.error or "")[:60]
+            str(t.iteration), t.state, value, *params, t.execution or "", (t.error or "")[:80]
         )
-    console = Console(width=200, record=True, force_terminal=False)
-    with console.capture():
+    console = Console(width=200, force_terminal=False)
+    with console.capture() as captured:
         console.print(table)
-    return "\n".join(lines) + "\n" + console.export_text().rstrip()
+    return "\n".join(lines) + "\n" + captured.get().rstrip()
 
 
 def _cell(value: Any) -> str:
