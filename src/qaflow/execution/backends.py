@@ -15,6 +15,7 @@ the execution is finished (on an error: what still runs is killed).
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 from collections.abc import Collection, Sequence
 from types import TracebackType
@@ -23,12 +24,22 @@ from typing import TYPE_CHECKING, Protocol
 from qaflow.config.project import Project
 from qaflow.execution.executors.inline import InlineExecutor
 from qaflow.execution.executors.local import LocalPool
-from qaflow.execution.model import Events, Job, Options, Run, RunResult
+from qaflow.execution.model import (
+    Events,
+    Executor,
+    Job,
+    Options,
+    Run,
+    RunResult,
+    RunStatus,
+    RunTask,
+)
 from qaflow.execution.preflight import Preflight
 from qaflow.execution.prepare import Preparer
 from qaflow.execution.scheduler import Decide, Prepare, Scheduler
 from qaflow.execution.settle import Decisions
 from qaflow.plan.model import Plan
+from qaflow.worker.execute import failed_result
 
 if TYPE_CHECKING:
     from qaflow.execution.executors.cluster import Cluster
@@ -134,9 +145,11 @@ class LocalBackend:
             self.pool.__exit__(exc_type, exc, tb)
 
     def runner(self, *, events: Events, execution_id: str) -> Scheduler:
+        executor: Executor = InlineExecutor()  # without a pool, nothing is submitted
+        if self.pool is not None:
+            executor = self.pool if self.pool is not self.shared else SharedPool(self.pool)
         return Scheduler(
-            # without a pool, nothing is submitted: every run is settled up front
-            executor=self.pool if self.pool is not None else InlineExecutor(),
+            executor=executor,
             events=events,
             capacity=self.capacity,
             decide=self.decide,
@@ -146,6 +159,27 @@ class LocalBackend:
     def wind_down(self) -> None:
         if self.pool is not None and self.pool is not self.shared:
             self.pool.shutdown()
+
+
+class SharedPool:
+    """A local pool several executions use at once, owned by their caller (`qa optimize
+    --parallel`), who cancels them all together (`Cancellation`): cancelling one kills the
+    runs in flight, and a run submitted after that is CANCELLED instead of refused."""
+
+    def __init__(self, pool: LocalPool) -> None:
+        self.pool = pool
+
+    def submit(self, task: RunTask) -> concurrent.futures.Future[RunResult]:
+        try:
+            return self.pool.submit(task)
+        except RuntimeError:  # shut down by a cancel
+            future: concurrent.futures.Future[RunResult] = concurrent.futures.Future()
+            future.set_result(failed_result(task, RunStatus.CANCELLED, "cancelled", 0.0, 0))
+            return future
+
+    def shutdown(self, *, cancel: bool = False) -> None:
+        if cancel:
+            self.pool.shutdown(cancel=True)
 
 
 class DaskBackend:

@@ -188,8 +188,10 @@ def _run(
     """Execute the graph on the backend; the result of every run, by key."""
     runner = backend.runner(events=events, execution_id=execution_id)
     freeze_planned()  # an execution may last hours: see `qaflow.interpreter`
-    covered = cancellation.covering(runner) if cancellation else contextlib.nullcontext()
-    with _cancelled_by_sigterm(runner), covered:
+    # SIGTERM (`qa cancel`) cancels it; unless a caller driving several executions at once
+    # cancels them, and handles the signals, itself
+    guard = cancellation.covering(runner) if cancellation else _cancelled_by_sigterm(runner)
+    with guard:
         results = runner.run(jobs, settled)
     backend.wind_down()
     return results

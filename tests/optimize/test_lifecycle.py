@@ -1,0 +1,106 @@
+"""A study's life across processes: killed and resumed, in the background, cancelled."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+from conftest import Result
+
+from .conftest import quadratic_project
+from .test_optimize import complete, search, study_of
+
+SLOW = "space: {{x: {{low: 0.0, high: 1.0}}, y: {{low: -1.0, high: 0.0}}}}\npreset_params: {{sleep: {sleep}}}\nobjective: {{loss: minimize}}\nevaluations: {evaluations}\nseed: 3\n"
+
+
+def qa_process(root: Path, *args: str) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "qaflow", "-C", str(root), *args]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def eventually(check: Callable[[], Any], seconds: float = 120.0) -> Any:
+    deadline = time.monotonic() + seconds
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            assert value, f"not true after {seconds} s"
+            return value
+        time.sleep(0.2)
+
+
+def completed(root: Path, name: str) -> list[optuna.trial.FrozenTrial]:
+    try:
+        return complete(study_of(root, name))
+    except Exception:  # the study (or its storage) is not made yet
+        return []
+
+
+def test_a_study_killed_with_sigkill_resumes_from_its_completed_trials(
+    tmp_path: Path, qa: Callable[..., Result]
+) -> None:
+    root = quadratic_project(tmp_path / "p")
+    config = search(root, SLOW.format(sleep=0.3, evaluations=8))
+    process = qa_process(root, "--label", "resume", "optimize", "-b", "quadratic", "--config-file", config)
+    try:
+        eventually(lambda: len(completed(root, "resume")) >= 2)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # the driver and its pool's workers
+        process.wait()
+    before = {t.number: (t.params, t.value) for t in completed(root, "resume")}
+    assert 2 <= len(before) < 8
+    result = qa("-C", str(root), "--label", "resume", "optimize", "-b", "quadratic", "--config-file", config)
+    assert result.exit_code == 0, result.stderr
+    assert f"resuming after {len(before)} trial(s)" in result.stdout
+    after = completed(root, "resume")
+    assert len(after) == 8  # the budget, counting the trials done before the kill
+    assert {t.number: (t.params, t.value) for t in after if t.number in before} == before
+    assert min(t.number for t in after if t.number not in before) > max(before)
+
+
+def test_in_the_background_with_status_and_wait(tmp_path: Path, qa: Callable[..., Result]) -> None:
+    root = quadratic_project(tmp_path / "p")
+    config = search(root, SLOW.format(sleep=0, evaluations=3))
+    started = qa("-C", str(root), "--label", "bg", "optimize", "-b", "quadratic", "--config-file", config, "--no-wait")
+    assert started.exit_code == 0, started.stderr
+    execution = started.stdout.split("as execution ")[1].split()[0]
+    waited = qa("-C", str(root), "wait", execution, "--timeout", "300")
+    assert waited.exit_code == 0, (waited.stdout, (root / "output" / "executions" / f"{execution}.log").read_text())
+    status = json.loads(qa("-C", str(root), "status", execution, "--json").stdout)
+    assert (status["label"], status["status"]) == ("bg", "succeeded")
+    assert len(completed(root, "bg")) == 3
+    log = (root / "output" / "executions" / f"{execution}.log").read_text()
+    assert "[3/3] bg|iter3" in log
+    shown = json.loads(qa("-C", str(root), "optimize", "--show", "bg", "--json").stdout)
+    assert shown["attrs"]["execution"] == execution
+
+
+def test_cancel_stops_the_trials_and_leaves_the_study_resumable(
+    tmp_path: Path, qa: Callable[..., Result]
+) -> None:
+    root = quadratic_project(tmp_path / "p")
+    config = search(root, SLOW.format(sleep=600, evaluations=3))
+    started = qa("-C", str(root), "--label", "stop", "optimize", "-b", "quadratic", "--config-file", config, "--no-wait")
+    execution = started.stdout.split("as execution ")[1].split()[0]
+
+    def trial_running() -> bool:  # the first trial's execution has its run in flight
+        runs = json.loads(qa("-C", str(root), "status", "--json", "--label", "stop|iter1").stdout)
+        return bool(runs) and runs[0]["counts"].get("running", 0) == 1
+
+    eventually(trial_running)
+    cancelled = qa("-C", str(root), "cancel", execution)
+    assert cancelled.exit_code == 0, cancelled.stderr
+    status = json.loads(qa("-C", str(root), "status", execution, "--json").stdout)
+    assert status["status"] == "cancelled"
+    trials = study_of(root, "stop")
+    assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL]
+    assert "error" not in trials[0].user_attrs  # not counted against the budget
+    first = json.loads(qa("-C", str(root), "status", trials[0].user_attrs["execution"], "--json").stdout)
+    assert first["status"] == "cancelled"
