@@ -40,7 +40,9 @@ def make_project(root: Path, runs: int, work: float, trials: int) -> None:
     for name in inputs:
         (root / name).write_text(name)
     (root / "qa" / "main.py").write_text(textwrap.dedent(MAIN))
-    (root / "qa" / "metrics.yaml").write_text("available_metrics: {loss: {smaller_is_better: true}}\n")
+    (root / "qa" / "metrics.yaml").write_text(
+        "available_metrics: {loss: {smaller_is_better: true}}\n"
+    )
     (root / "qa" / "batches.yaml").write_text(
         f"ten:\n  inputs: {json.dumps(inputs)}\n  configs: [{{work: {work}}}]\n"
     )
@@ -56,7 +58,17 @@ def qa(root: Path, *args: str) -> None:
 
 
 def study_params(root: Path) -> list[dict[str, float]]:
-    command = [sys.executable, "-m", "qaflow", "-C", str(root), "optimize", "--show", "bench", "--json"]
+    command = [
+        sys.executable,
+        "-m",
+        "qaflow",
+        "-C",
+        str(root),
+        "optimize",
+        "--show",
+        "bench",
+        "--json",
+    ]
     shown = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
     return [t["params"] for t in shown["trials"]]
 
@@ -74,18 +86,43 @@ def main() -> None:
             subprocess.run(["git", "init", "-q", str(root)], check=True)
 
         start = time.perf_counter()
-        qa(study, "--label", "bench", "optimize", "-b", "ten", "--config-file", str(study / "search.yaml"), "--parallel", "2", "--local-concurrency", "2")
+        qa(
+            study,
+            "--label",
+            "bench",
+            "optimize",
+            "-b",
+            "ten",
+            "--config-file",
+            str(study / "search.yaml"),
+            "--parallel",
+            "2",
+            "--local-concurrency",
+            "2",
+        )
         optimized = time.perf_counter() - start
 
         params = study_params(study)
         assert len(params) == args.trials, params
         start = time.perf_counter()
         for n, point in enumerate(params, start=1):
-            qa(batches, "--label", f"bench|iter{n}", "--tuning", json.dumps(point), "batch", "ten", "--local-concurrency", "2")
+            qa(
+                batches,
+                "--label",
+                f"bench|iter{n}",
+                "--tuning",
+                json.dumps(point),
+                "batch",
+                "ten",
+                "--local-concurrency",
+                "2",
+            )
         sequential = time.perf_counter() - start
 
     cpus = os.cpu_count()
-    print(f"{args.trials} trials of a {args.runs}-run batch, runs of {args.work} s, {cpus} CPU(s), 2 workers")
+    print(
+        f"{args.trials} trials of a {args.runs}-run batch, runs of {args.work} s, {cpus} CPU(s), 2 workers"
+    )
     print(f"  qa optimize --parallel 2:        {optimized:7.1f} s")
     print(f"  {args.trials} sequential `qa batch` calls: {sequential:7.1f} s")
     print(f"  ratio sequential / optimize:     {sequential / optimized:7.2f}x")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-from conftest import write_project
+from conftest import Result, write_project
 
 # loss = (x - 0.3)^2 + (y + 0.2)^2, smallest (0) at x=0.3, y=-0.2; score = -loss, larger is better
 MAIN = """
 import json, os, time
+from collections.abc import Callable
 from pathlib import Path
 
 def run(context):
@@ -80,4 +82,27 @@ def quadratic_project(root: Path, *, qaboard: str = "", search: str = SEARCH) ->
         batches=BATCHES,
         files=files,
         extra={"qa/main.py": MAIN, "qa/metrics.yaml": METRICS, "search.yaml": search},
+    )
+
+
+def optimize(
+    qa: Callable[..., Result],
+    root: Path,
+    label: str,
+    config: str | Path,
+    *args: str,
+    batch: str = "quadratic",
+) -> Result:
+    """`qa -C ROOT --label LABEL optimize -b BATCH --config-file CONFIG ARGS…`."""
+    return qa(
+        "-C",
+        str(root),
+        "--label",
+        label,
+        "optimize",
+        "-b",
+        batch,
+        "--config-file",
+        str(config),
+        *args,
     )

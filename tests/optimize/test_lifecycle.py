@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+
 from conftest import Result
 
-from .conftest import quadratic_project
+from .conftest import optimize, quadratic_project
 from .test_optimize import complete, search, study_of
 
 SLOW = "space: {{x: {{low: 0.0, high: 1.0}}, y: {{low: -1.0, high: 0.0}}}}\npreset_params: {{sleep: {sleep}}}\nobjective: {{loss: minimize}}\nevaluations: {evaluations}\nseed: 3\n"
@@ -23,7 +24,9 @@ SLOW = "space: {{x: {{low: 0.0, high: 1.0}}, y: {{low: -1.0, high: 0.0}}}}\npres
 
 def qa_process(root: Path, *args: str) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "qaflow", "-C", str(root), *args]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
 
 
 def eventually(check: Callable[[], Any], seconds: float = 120.0) -> Any:
@@ -48,7 +51,9 @@ def test_a_study_killed_with_sigkill_resumes_from_its_completed_trials(
 ) -> None:
     root = quadratic_project(tmp_path / "p")
     config = search(root, SLOW.format(sleep=0.3, evaluations=8))
-    process = qa_process(root, "--label", "resume", "optimize", "-b", "quadratic", "--config-file", config)
+    process = qa_process(
+        root, "--label", "resume", "optimize", "-b", "quadratic", "--config-file", config
+    )
     try:
         eventually(lambda: len(completed(root, "resume")) >= 2)
     finally:
@@ -56,7 +61,9 @@ def test_a_study_killed_with_sigkill_resumes_from_its_completed_trials(
         process.wait()
     before = {t.number: (t.params, t.value) for t in completed(root, "resume")}
     assert 2 <= len(before) < 8
-    result = qa("-C", str(root), "--label", "resume", "optimize", "-b", "quadratic", "--config-file", config)
+    result = qa(
+        "-C", str(root), "--label", "resume", "optimize", "-b", "quadratic", "--config-file", config
+    )
     assert result.exit_code == 0, result.stderr
     assert f"resuming after {len(before)} trial(s)" in result.stdout
     after = completed(root, "resume")
@@ -68,11 +75,14 @@ def test_a_study_killed_with_sigkill_resumes_from_its_completed_trials(
 def test_in_the_background_with_status_and_wait(tmp_path: Path, qa: Callable[..., Result]) -> None:
     root = quadratic_project(tmp_path / "p")
     config = search(root, SLOW.format(sleep=0, evaluations=3))
-    started = qa("-C", str(root), "--label", "bg", "optimize", "-b", "quadratic", "--config-file", config, "--no-wait")
+    started = optimize(qa, root, "bg", config, "--no-wait")
     assert started.exit_code == 0, started.stderr
     execution = started.stdout.split("as execution ")[1].split()[0]
     waited = qa("-C", str(root), "wait", execution, "--timeout", "300")
-    assert waited.exit_code == 0, (waited.stdout, (root / "output" / "executions" / f"{execution}.log").read_text())
+    assert waited.exit_code == 0, (
+        waited.stdout,
+        (root / "output" / "executions" / f"{execution}.log").read_text(),
+    )
     status = json.loads(qa("-C", str(root), "status", execution, "--json").stdout)
     assert (status["label"], status["status"]) == ("bg", "succeeded")
     assert len(completed(root, "bg")) == 3
@@ -87,7 +97,7 @@ def test_cancel_stops_the_trials_and_leaves_the_study_resumable(
 ) -> None:
     root = quadratic_project(tmp_path / "p")
     config = search(root, SLOW.format(sleep=600, evaluations=3))
-    started = qa("-C", str(root), "--label", "stop", "optimize", "-b", "quadratic", "--config-file", config, "--no-wait")
+    started = optimize(qa, root, "stop", config, "--no-wait")
     execution = started.stdout.split("as execution ")[1].split()[0]
 
     def trial_running() -> bool:  # the first trial's execution has its run in flight
@@ -102,5 +112,7 @@ def test_cancel_stops_the_trials_and_leaves_the_study_resumable(
     trials = study_of(root, "stop")
     assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL]
     assert "error" not in trials[0].user_attrs  # not counted against the budget
-    first = json.loads(qa("-C", str(root), "status", trials[0].user_attrs["execution"], "--json").stdout)
+    first = json.loads(
+        qa("-C", str(root), "status", trials[0].user_attrs["execution"], "--json").stdout
+    )
     assert first["status"] == "cancelled"

@@ -9,12 +9,12 @@ from typing import Any
 
 import optuna
 import pytest
-from conftest import Result
 
+from conftest import Result
 from qaflow.config.project import Project
 from qaflow.optimize.storage import load_study, opened_storage
 
-from .conftest import quadratic_project
+from .conftest import optimize, quadratic_project
 
 OPTIMUM = (0.3, -0.2)
 TOLERANCE = 0.15  # distance to the optimum the best trial must reach within 30 trials
@@ -47,7 +47,7 @@ def test_finds_the_optimum_within_its_budget_deterministically(
     tmp_path: Path, qa: Callable[..., Result]
 ) -> None:
     root = quadratic_project(tmp_path / "p")
-    result = qa("-C", str(root), "--label", "tune", "optimize", "-b", "quadratic", "--config-file", str(root / "search.yaml"))
+    result = optimize(qa, root, "tune", str(root / "search.yaml"))
     assert result.exit_code == 0, result.stderr
     study = study_of(root, "tune")
     assert len(complete(study)) == 30
@@ -60,7 +60,7 @@ def test_finds_the_optimum_within_its_budget_deterministically(
     status = qa("-C", str(root), "status", best.user_attrs["execution"], "--json")
     assert json.loads(status.stdout)["label"] == f"tune|iter{best.number + 1}"
     # the same seed, the same trials
-    again = qa("-C", str(root), "--label", "again", "optimize", "-b", "quadratic", "--config-file", str(root / "search.yaml"), "--evaluations", "8")
+    again = optimize(qa, root, "again", str(root / "search.yaml"), "--evaluations", "8")
     assert again.exit_code == 0, again.stderr
     first = [t.params for t in study[:8]]
     assert [t.params for t in study_of(root, "again")] == first
@@ -73,13 +73,17 @@ def test_a_study_on_postgresql_lives_in_its_own_schema(
     from sqlalchemy.engine import make_url
 
     root = quadratic_project(tmp_path / "p", qaboard=f"database_url: {postgres_url}\n")
-    result = qa("-C", str(root), "--label", "pg", "optimize", "-b", "quadratic", "--config-file", str(root / "search.yaml"), "--evaluations", "3")
+    result = optimize(qa, root, "pg", str(root / "search.yaml"), "--evaluations", "3")
     assert result.exit_code == 0, result.stderr
     assert len(complete(study_of(root, "pg"))) == 3
     assert not (root / "output" / "studies.db").exists()
     engine = create_engine(make_url(postgres_url).set(drivername="postgresql+psycopg"))
     with engine.connect() as connection:
-        tables = set(connection.execute(text("SELECT table_schema || '.' || table_name FROM information_schema.tables")).scalars())
+        tables = set(
+            connection.execute(
+                text("SELECT table_schema || '.' || table_name FROM information_schema.tables")
+            ).scalars()
+        )
     engine.dispose()
     assert {"optuna.trials", "optuna.studies", "public.runs", "public.executions"} <= tables
     shown = qa("-C", str(root), "optimize", "--show", "pg", "--json")
@@ -91,7 +95,9 @@ def test_an_upstream_batch_without_the_tuned_parameters_executes_once(
     tmp_path: Path, qa: Callable[..., Result]
 ) -> None:
     root = quadratic_project(tmp_path / "p")
-    result = qa("-C", str(root), "--label", "dag", "optimize", "-b", "evaluation", "--config-file", str(root / "search.yaml"), "--evaluations", "4")
+    result = optimize(
+        qa, root, "dag", str(root / "search.yaml"), "--evaluations", "4", batch="evaluation"
+    )
     assert result.exit_code == 0, result.stderr
     trials = complete(study_of(root, "dag"))
     assert len(trials) == 4 and len({t.params["x"] for t in trials}) == 4
@@ -101,10 +107,17 @@ def test_an_upstream_batch_without_the_tuned_parameters_executes_once(
     assert (counts["cached"], counts["done"]) == (1, 2)  # calibration reused, 2 evaluations ran
 
 
-def test_a_trial_whose_run_fails_is_a_failed_trial(tmp_path: Path, qa: Callable[..., Result]) -> None:
+def test_a_trial_whose_run_fails_is_a_failed_trial(
+    tmp_path: Path, qa: Callable[..., Result]
+) -> None:
     root = quadratic_project(tmp_path / "p")
-    grid = search(root, "space: {x: {low: 0.0, high: 0.5, step: 0.5}, fail: ['yes', 'no']}\nobjective: {loss: minimize}\nevaluations: 4\nsampler: grid\n")
-    result = qa("-C", str(root), "--label", "f", "optimize", "-b", "quadratic", "--config-file", grid)
+    grid = search(
+        root,
+        "space: {x: {low: 0.0, high: 0.5, step: 0.5}, fail: ['yes', 'no']}\nobjective: {loss: minimize}\nevaluations: 4\nsampler: grid\n",
+    )
+    result = qa(
+        "-C", str(root), "--label", "f", "optimize", "-b", "quadratic", "--config-file", grid
+    )
     assert result.exit_code == 0, result.stderr
     trials = study_of(root, "f")
     states = {(t.params["x"], t.params["fail"]): t.state for t in trials}
@@ -125,11 +138,27 @@ def test_a_trial_whose_run_fails_is_a_failed_trial(tmp_path: Path, qa: Callable[
 @pytest.mark.parametrize(
     ("args", "text", "expected"),
     [
-        ((), "space: {x: [1]}\nobjective: {psnr: maximize}\nevaluations: 2", "the metric 'psnr', which"),
+        (
+            (),
+            "space: {x: [1]}\nobjective: {psnr: maximize}\nevaluations: 2",
+            "the metric 'psnr', which",
+        ),
         ((), "space: {}\nobjective: {loss: minimize}\nevaluations: 2", "search space is empty"),
-        ((), "space: {x: {low: 3, high: 1}}\nobjective: {loss: minimize}\nevaluations: 2", "`low` (3) is greater than `high` (1)"),
-        (("-b", "quadratc"), "space: {x: [1]}\nobjective: {loss: minimize}\nevaluations: 2", "quadratic"),
-        (("--tune-batch", "nope"), "space: {x: [1]}\nobjective: {loss: minimize}\nevaluations: 2", "nope"),
+        (
+            (),
+            "space: {x: {low: 3, high: 1}}\nobjective: {loss: minimize}\nevaluations: 2",
+            "`low` (3) is greater than `high` (1)",
+        ),
+        (
+            ("-b", "quadratc"),
+            "space: {x: [1]}\nobjective: {loss: minimize}\nevaluations: 2",
+            "quadratic",
+        ),
+        (
+            ("--tune-batch", "nope"),
+            "space: {x: [1]}\nobjective: {loss: minimize}\nevaluations: 2",
+            "nope",
+        ),
     ],
 )
 def test_bad_input_exits_2_before_anything_is_written(
@@ -147,13 +176,18 @@ def test_bad_input_exits_2_before_anything_is_written(
 def rendezvous_search(root: Path) -> str:
     folder = root / "meet"
     folder.mkdir()
-    return search(root, f"space: {{x: {{low: 0.0, high: 1.0}}}}\npreset_params: {{rendezvous: '{folder}'}}\nobjective: {{loss: minimize}}\nevaluations: 4\nseed: 1\n")
+    return search(
+        root,
+        f"space: {{x: {{low: 0.0, high: 1.0}}}}\npreset_params: {{rendezvous: '{folder}'}}\nobjective: {{loss: minimize}}\nevaluations: 4\nseed: 1\n",
+    )
 
 
 def test_parallel_trials_share_the_local_pool(tmp_path: Path, qa: Callable[..., Result]) -> None:
     root = quadratic_project(tmp_path / "p")
     # each run waits for another to be running at the same time: only parallel trials pass
-    result = qa("-C", str(root), "--label", "par", "optimize", "-b", "quadratic", "--config-file", rendezvous_search(root), "--parallel", "2", "--local-concurrency", "2")
+    result = optimize(
+        qa, root, "par", rendezvous_search(root), "--parallel", "2", "--local-concurrency", "2"
+    )
     assert result.exit_code == 0, result.stderr
     assert "2 at once on 2 local worker(s)" in result.stdout
     assert len(complete(study_of(root, "par"))) == 4
@@ -163,14 +197,20 @@ def test_parallel_trials_share_the_local_pool(tmp_path: Path, qa: Callable[..., 
 def local_cluster() -> Any:
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=":0") as cluster:
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=":0"
+    ) as cluster:
         yield cluster
 
 
-def test_parallel_trials_share_a_dask_cluster(tmp_path: Path, qa: Callable[..., Result], local_cluster: Any) -> None:
+def test_parallel_trials_share_a_dask_cluster(
+    tmp_path: Path, qa: Callable[..., Result], local_cluster: Any
+) -> None:
     root = quadratic_project(tmp_path / "p")
     address = local_cluster.scheduler_address
-    result = qa("-C", str(root), "--label", "dask", "optimize", "-b", "quadratic", "--config-file", rendezvous_search(root), "--parallel", "2", "--dask-scheduler", address)
+    result = optimize(
+        qa, root, "dask", rendezvous_search(root), "--parallel", "2", "--dask-scheduler", address
+    )
     assert result.exit_code == 0, result.stderr
     assert "on Dask" in result.stdout
     trials = complete(study_of(root, "dask"))

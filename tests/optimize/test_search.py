@@ -49,7 +49,12 @@ def test_qaboard_form(tmp_path: Path) -> None:
         ("loss", "identity", 2.0, 0.0, "sum"),
         ("score", "relu-shift", 1.0, 0.5, "l2"),
     ]
-    assert (search.evaluations, search.parallel, search.seed, search.n_startup_trials) == (40, 3, 5, 4)
+    assert (search.evaluations, search.parallel, search.seed, search.n_startup_trials) == (
+        40,
+        3,
+        5,
+        4,
+    )
     assert search.preset_params == {"mode": "fast"} and search.sampler == "tpe"
     assert search.use_targets and not search.raw_objective
 
@@ -85,17 +90,41 @@ def test_qaflow_form(tmp_path: Path) -> None:
     [
         ("space: {}\nobjective: {loss: minimize}\nevaluations: 3", "search space is empty"),
         ("objective: {loss: minimize}\nevaluations: 3", "search space is empty"),
-        ("space: {x: {low: 2, high: 1}}\nobjective: {loss: minimize}\nevaluations: 3", "`low` (2) is greater than `high` (1)"),
-        ("search_space:\n- Real: {name: x, low: 5.0, high: 1.0}\nobjective: {loss: null}\nevaluations: 3", "greater than"),
+        (
+            "space: {x: {low: 2, high: 1}}\nobjective: {loss: minimize}\nevaluations: 3",
+            "`low` (2) is greater than `high` (1)",
+        ),
+        (
+            "search_space:\n- Real: {name: x, low: 5.0, high: 1.0}\nobjective: {loss: null}\nevaluations: 3",
+            "greater than",
+        ),
         ("space: {x: [a, a]}\nobjective: {loss: minimize}\nevaluations: 3", "repeated choices"),
         ("space: {x: []}\nobjective: {loss: minimize}\nevaluations: 3", "non-empty list"),
         ("space: {x: {low: 0, high: 1}}\nevaluations: 3", "give an `objective`"),
-        ("space: {x: {low: 0, high: 1}}\nobjective: {loss: upward}\nevaluations: 3", "use minimize or maximize"),
-        ("space: {x: {low: 0, high: 1}}\nobjective: {loss: minimize}", "`evaluations` must be a positive integer"),
-        ("space: {x: {low: 0, high: 1}}\nobjective: {loss: minimize}\nevaluations: 0", "positive integer"),
-        ("space: {x: {low: 0.0, high: 1}}\nobjective: {loss: minimize}\nevaluations: 3\nsampler: grid", "needs a `step`"),
-        ("space: {x: {low: 0, high: 1, log: true}}\nobjective: {loss: minimize}\nevaluations: 3", "log scale needs `low` > 0"),
-        ("search_space:\n- Complex: {name: x}\nobjective: {loss: null}\nevaluations: 3", "unknown dimension 'Complex'"),
+        (
+            "space: {x: {low: 0, high: 1}}\nobjective: {loss: upward}\nevaluations: 3",
+            "use minimize or maximize",
+        ),
+        (
+            "space: {x: {low: 0, high: 1}}\nobjective: {loss: minimize}",
+            "`evaluations` must be a positive integer",
+        ),
+        (
+            "space: {x: {low: 0, high: 1}}\nobjective: {loss: minimize}\nevaluations: 0",
+            "positive integer",
+        ),
+        (
+            "space: {x: {low: 0.0, high: 1}}\nobjective: {loss: minimize}\nevaluations: 3\nsampler: grid",
+            "needs a `step`",
+        ),
+        (
+            "space: {x: {low: 0, high: 1, log: true}}\nobjective: {loss: minimize}\nevaluations: 3",
+            "log scale needs `low` > 0",
+        ),
+        (
+            "search_space:\n- Complex: {name: x}\nobjective: {loss: null}\nevaluations: 3",
+            "unknown dimension 'Complex'",
+        ),
         ("- a\n- b", "expected a mapping"),
     ],
 )
@@ -149,6 +178,17 @@ def test_objective_as_qaboard_computes_it(tmp_path: Path) -> None:
 
 
 def test_unknown_metric_has_a_did_you_mean(tmp_path: Path) -> None:
-    search = load_search(write(tmp_path, "space: {x: [1, 2]}\nobjective: {los: minimize}\nevaluations: 2"))
+    search = load_search(
+        write(tmp_path, "space: {x: [1, 2]}\nobjective: {los: minimize}\nevaluations: 2")
+    )
     with pytest.raises(ConfigError, match="Did you mean 'loss'"):
         check_metrics(search, metrics_of(loss=True))
+
+
+def test_the_readme_search_file_is_read(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("# search.yaml — qaflow's form\n", 1)[1].split("```", 1)[0]
+    search = load_search(write(tmp_path, block))
+    assert search.names == ["threshold", "size", "mode"]
+    assert (search.evaluations, search.parallel, search.seed, search.sampler) == (50, 2, 1, "tpe")
+    assert search.raw_objective and search.terms[0].direction == "maximize"

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import Result
-from optimize.conftest import quadratic_project
+from optimize.conftest import optimize, quadratic_project
 
 from .conftest import Server, screenshot
 
@@ -30,7 +30,7 @@ def test_a_study_page_shows_its_trials_figures_and_executions(
     from qaflow.web.app import create_app
 
     root = quadratic_project(tmp_path / "p", search=SEARCH.replace("'no', 'no', 'no', ", "'no', "))
-    result = qa("-C", str(root), "--label", "web<b>", "optimize", "-b", "quadratic", "--config-file", str(root / "search.yaml"))
+    result = optimize(qa, root, "web<b>", str(root / "search.yaml"))
     assert result.exit_code == 0, result.stderr
     shown = qa("-C", str(root), "optimize", "--show", "web<b>", "--json").json()
     states = [t["state"] for t in shown["trials"]]

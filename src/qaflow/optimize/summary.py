@@ -58,7 +58,6 @@ class StudySummary:
 
 def study_names(project: Project) -> list[str]:
     """The studies of the project, by name (none if there is no study storage yet)."""
-    import optuna
 
     from qaflow.optimize.storage import opened_storage
 
