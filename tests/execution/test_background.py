@@ -276,6 +276,7 @@ def test_the_options_reach_the_detached_driver_as_they_were_given(tmp_path):
             "database": tmp_path / "db",
             "type": "image",
             "extra_parameters": {"k": [1, {"v": "a:b"}]},
+            "tuned_batches": ("b",),
             "runner": "dask",
             "dask_scheduler": "tcp://h:1",
             "concurrency": 3,

@@ -407,3 +407,19 @@ def test_tuning_parameters_are_the_last_configuration(project):
     [run] = runs_of(root, "b", extra_parameters={"n": {"b": 2}})
     assert run["configurations"][-1] == {"n": {"b": 2}}
     assert run["params"] == {"k": 1, "n": {"a": 1, "b": 2}}
+
+
+def test_tuning_parameters_go_only_to_the_tuned_batches(project):
+    root = project(
+        batches="up:\n  inputs: [a]\ndown:\n  needs: up\n  inputs: [a]\n  configs: [base]\n",
+        files=["a"],
+    )
+    tuned = {
+        r["batch"]: r
+        for r in runs_of(root, "down", extra_parameters={"k": 1}, tuned_batches=("down",))
+    }
+    assert tuned["down"]["params"] == {"k": 1} and tuned["up"]["params"] == {}
+    plain = {r["batch"]: r for r in runs_of(root, "down")}
+    assert tuned["up"]["id"] == plain["up"]["id"] and tuned["down"]["id"] != plain["down"]["id"]
+    everywhere = {r["batch"]: r for r in runs_of(root, "down", extra_parameters={"k": 1})}
+    assert everywhere["up"]["params"] == {"k": 1}  # qa --tuning: every planned batch
