@@ -116,3 +116,22 @@ def test_cancel_stops_the_trials_and_leaves_the_study_resumable(
         qa("-C", str(root), "status", trials[0].user_attrs["execution"], "--json").stdout
     )
     assert first["status"] == "cancelled"
+
+
+def test_two_processes_work_on_one_study(tmp_path: Path) -> None:
+    root = quadratic_project(tmp_path / "p")
+    meet = root / "meet"
+    meet.mkdir()
+    # each process's first trial waits for a run of the other's: both worked at the same time
+    text = f"space: {{x: {{low: 0.0, high: 1.0}}}}\npreset_params: {{rendezvous: '{meet}'}}\nobjective: {{loss: minimize}}\nevaluations: 6\n"
+    config = search(root, text)
+    args = ("--label", "shared", "optimize", "-b", "quadratic", "--config-file", config)
+    processes = [qa_process(root, *args) for _ in range(2)]
+    outputs = [process.communicate(timeout=600)[0] for process in processes]
+    assert [p.returncode for p in processes] == [0, 0], outputs
+    lines = [[line for line in out.splitlines() if line.startswith("[")] for out in outputs]
+    assert all(lines), outputs  # each process ran trials
+    trials = completed(root, "shared")
+    assert 6 <= len(trials) <= 7  # the budget; the other process may finish one trial more
+    assert sum(map(len, lines)) == len(trials)
+    assert len({t.number for t in trials}) == len(trials)

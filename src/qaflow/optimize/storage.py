@@ -14,6 +14,7 @@ process that works on the study once its heartbeat is older than GRACE seconds.
 from __future__ import annotations
 
 import contextlib
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 SCHEMA = "optuna"
 HEARTBEAT = 5  # seconds between two heartbeats of a running trial
 GRACE = 30  # seconds without a heartbeat after which a running trial is failed
+OPEN_ATTEMPTS = 4
 
 
 def storage_url(project: Project) -> tuple[str, dict[str, Any]]:
@@ -65,17 +67,22 @@ def open_storage(project: Project) -> optuna.storages.RDBStorage:
 
     quiet()
     url, engine_kwargs = storage_url(project)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # heartbeats are "experimental" in some versions
-            return optuna.storages.RDBStorage(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=HEARTBEAT,
-                grace_period=GRACE,
-            )
-    except Exception as exc:  # SQLAlchemy's, Optuna's schema checks
-        raise StoreError(f"Cannot open the study storage: {exc}") from exc
+    for attempt in range(OPEN_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # heartbeats are "experimental" in some versions
+                return optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=HEARTBEAT,
+                    grace_period=GRACE,
+                )
+        except Exception as exc:  # SQLAlchemy's, Optuna's schema checks
+            # two processes creating the tables at once: one fails, and then finds them made
+            if attempt + 1 == OPEN_ATTEMPTS:
+                raise StoreError(f"Cannot open the study storage: {exc}") from exc
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 @contextlib.contextmanager

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from qaflow.errors import UsageError
 from qaflow.execution.model import Options
 from qaflow.execution.preflight import preflight
 from qaflow.optimize.objective import TrialFailed, check_metrics, direction
@@ -118,18 +119,11 @@ def optimize(
     execution_id: str | None = None,
 ) -> Outcome:
     """Run the study's trials until its budget is reached (or it is cancelled)."""
-    import optuna
 
     from qaflow.optimize.storage import opened_storage
 
     with opened_storage(prepared.project) as storage:
-        study = optuna.create_study(
-            study_name=prepared.study,
-            storage=storage,
-            sampler=sampler(prepared.search),
-            direction=direction(prepared.search, prepared.metrics),
-            load_if_exists=True,
-        )
+        study = _open_study(storage, prepared)
         _describe(study, prepared, execution_id)
         remaining = prepared.search.evaluations - counted(study)
         cancelled = False
@@ -145,6 +139,26 @@ def optimize(
                 )
                 cancelled = trials.cancellation.cancelled
         return outcome(study, cancelled=cancelled)
+
+
+def _open_study(storage: optuna.storages.BaseStorage, prepared: Prepared) -> optuna.Study:
+    """The study, created or resumed; UsageError if it exists with the other direction."""
+    import optuna
+
+    wanted = direction(prepared.search, prepared.metrics)
+    try:
+        return optuna.create_study(
+            study_name=prepared.study,
+            storage=storage,
+            sampler=sampler(prepared.search),
+            direction=wanted,
+            load_if_exists=True,
+        )
+    except ValueError as exc:  # an existing study with another direction
+        raise UsageError(
+            f"The study {prepared.study!r} exists, and does not {wanted} its objective as "
+            f"{prepared.search.path} asks ({exc}). Give another name (--study NAME or --label)."
+        ) from exc
 
 
 def sampler(search: Search) -> optuna.samplers.BaseSampler:

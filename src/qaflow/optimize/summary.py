@@ -120,25 +120,25 @@ def _row(trial: optuna.trial.FrozenTrial) -> TrialRow:
     )
 
 
-def figures(study: optuna.Study) -> dict[str, Any]:
-    """Optuna's plotly figures of the study, as plotly JSON (what plotly.js draws): the
-    objective over trials, the parameters' importance, the parallel coordinates. A figure
-    that needs more trials than there are is left out."""
+def figure(study: optuna.Study, kind: str) -> dict[str, Any] | None:
+    """One of Optuna's plotly figures of the study, as plotly JSON (what plotly.js draws):
+    `history` (the objective over trials), `importance` (the parameters'), `parallel` (the
+    parallel coordinates). None for another name, or while the study has too few trials."""
     import json
 
     from optuna import visualization as vis
 
-    made: dict[str, Any] = {}
     makers: dict[str, Callable[[optuna.Study], Any]] = {
         "history": vis.plot_optimization_history,
         "importance": vis.plot_param_importances,
         "parallel": vis.plot_parallel_coordinate,
     }
-    for name, maker in makers.items():
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                made[name] = json.loads(maker(study).to_json())
-        except (ValueError, RuntimeError, ZeroDivisionError):  # too few complete trials
-            continue
+    if kind not in makers:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            made: dict[str, Any] = json.loads(makers[kind](study).to_json())
+    except (ValueError, RuntimeError, ZeroDivisionError):  # too few complete trials
+        return None
     return made

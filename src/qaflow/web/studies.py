@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from qaflow.optimize.summary import figures, may_have_studies, names_in, summarize
+from qaflow.optimize.summary import figure, may_have_studies, names_in, summarize
 from qaflow.web.deps import board
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def study_page(request: Request, name: str) -> Response:
 
 @router.get("/studies/{name}/figures/{kind}.json")
 def study_figure(request: Request, name: str, kind: str) -> Response:
-    made = figures(_study(request, name)).get(kind) if kind in FIGURES else None
+    made = figure(_study(request, name), kind) if kind in FIGURES else None
     if made is None:
         return JSONResponse({"error": f"no figure {kind!r} for this study yet"}, status_code=404)
     return JSONResponse(made)

@@ -172,6 +172,8 @@ def optimize(
         click.echo(
             f"study {outcome.study!r}: best objective {outcome.best_value:.6g} with {params}"
         )
+    if outcome.cancelled:
+        click.echo("cancelled: the same command resumes the study.", err=True)
     return outcome.exit_code
 
 
