@@ -58,7 +58,7 @@ def test_a_study_killed_with_sigkill_resumes_from_its_completed_trials(
         eventually(lambda: len(completed(root, "resume")) >= 2)
     finally:
         os.killpg(process.pid, signal.SIGKILL)  # the driver and its pool's workers
-        process.wait()
+        process.communicate()  # reaps it, closes its pipe
     before = {t.number: (t.params, t.value) for t in completed(root, "resume")}
     assert 2 <= len(before) < 8
     result = qa(
