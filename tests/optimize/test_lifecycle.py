@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import pytest
 
 from conftest import Result
 
@@ -118,8 +119,12 @@ def test_cancel_stops_the_trials_and_leaves_the_study_resumable(
     assert first["status"] == "cancelled"
 
 
-def test_two_processes_work_on_one_study(tmp_path: Path) -> None:
-    root = quadratic_project(tmp_path / "p")
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_two_processes_work_on_one_study(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
+    root = quadratic_project(tmp_path / "p", qaboard=f"database_url: {url}\n" if url else "")
     meet = root / "meet"
     meet.mkdir()
     # each process's first trial waits for a run of the other's: both worked at the same time
