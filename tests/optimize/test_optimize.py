@@ -217,3 +217,17 @@ def test_parallel_trials_share_a_dask_cluster(
     assert len(trials) == 4
     runs = qa("-C", str(root), "status", trials[0].user_attrs["execution"], "--json").json()
     assert runs["counts"]["done"] == 1
+
+
+def test_dryrun_describes_the_study_and_writes_nothing(
+    tmp_path: Path, qa: Callable[..., Result]
+) -> None:
+    root = quadratic_project(tmp_path / "p")
+    config = str(root / "search.yaml")
+    result = qa(
+        "-C", str(root), "--dryrun", "optimize", "-b", "evaluation", "--config-file", config
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "up to 30 trial(s) of evaluation (tuned: evaluation)" in result.stdout
+    assert "x in [-1.0, 1.0]" in result.stdout and "'default|iterN'" in result.stdout
+    assert not (root / "output").exists()

@@ -13,6 +13,7 @@ from qaflow.cli.main import Globals
 from qaflow.errors import UsageError
 
 if TYPE_CHECKING:
+    from qaflow.optimize.study import Prepared
     from qaflow.optimize.summary import StudySummary
 
 
@@ -148,6 +149,9 @@ def optimize(
         },
     )
     prepared = request.prepare()  # every mistake exits 2 here, before anything is written
+    if g.dryrun:
+        click.echo(_describe(prepared))
+        return 0
     if no_wait:
         from qaflow.optimize.background import start
 
@@ -175,6 +179,25 @@ def optimize(
     if outcome.cancelled:
         click.echo("cancelled: the same command resumes the study.", err=True)
     return outcome.exit_code
+
+
+def _describe(prepared: Prepared) -> str:
+    """What `qa --dryrun optimize` prints: the study it would run; nothing is run nor written."""
+    search = prepared.search
+    space = ", ".join(
+        f"{d.name} in {list(d.choices)}"
+        if d.kind == "categorical"
+        else f"{d.name} in [{d.low}, {d.high}]{' (log)' if d.log else ''}"
+        for d in search.dimensions
+    )
+    terms = ", ".join(t.metric for t in search.terms)
+    return (
+        f"study {prepared.study!r}: up to {search.evaluations} trial(s) of "
+        f"{', '.join(prepared.targets)} (tuned: {', '.join(prepared.tuned)}), "
+        f"{search.parallel} at once, sampler {search.sampler} (seed {search.seed}); "
+        f"objective over {terms}; space: {space}; each trial labelled "
+        f"'{prepared.options.label}|iterN'. Nothing was run (--dryrun)."
+    )
 
 
 def _show(project: Any, name: str, as_json: bool) -> int:
