@@ -21,10 +21,10 @@ def run(context):
         (context.output_dir / "offset.json").write_text(json.dumps({"offset": 0.2}))
         return {"done": 1}
     time.sleep(float(p.get("sleep", 0)))
-    if p.get("rendezvous"):  # wait (up to 120 s) for another run to be running at the same time
+    if p.get("rendezvous"):  # wait (up to 300 s) for another run to be running at the same time
         folder = Path(p["rendezvous"])
         (folder / f"{os.getpid()}-{time.time()}").write_text("")
-        deadline = time.time() + 120
+        deadline = time.time() + 300
         while len(list(folder.iterdir())) < 2:
             if time.time() > deadline:
                 raise RuntimeError("no other trial ran at the same time")

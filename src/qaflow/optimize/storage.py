@@ -66,9 +66,9 @@ def open_storage(project: Project) -> optuna.storages.RDBStorage:
     import optuna
 
     quiet()
-    url, engine_kwargs = storage_url(project)
     for attempt in range(OPEN_ATTEMPTS):
         try:
+            url, engine_kwargs = storage_url(project)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # heartbeats are "experimental" in some versions
                 return optuna.storages.RDBStorage(
@@ -78,7 +78,8 @@ def open_storage(project: Project) -> optuna.storages.RDBStorage:
                     grace_period=GRACE,
                 )
         except Exception as exc:  # SQLAlchemy's, Optuna's schema checks
-            # two processes creating the tables at once: one fails, and then finds them made
+            # two processes creating the schema or the tables at once: one fails, and then
+            # finds them made
             if attempt + 1 == OPEN_ATTEMPTS:
                 raise StoreError(f"Cannot open the study storage: {exc}") from exc
             time.sleep(0.5 * (attempt + 1))

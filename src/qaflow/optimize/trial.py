@@ -58,8 +58,7 @@ class Trials:
         if self.cancellation.cancelled:
             trial.set_user_attr("cancelled", True)
             raise TrialFailed("the study was cancelled")
-        execution = self.execute(label, {**self.search.preset_params, **params})
-        trial.set_user_attr("execution", execution.id)
+        execution = self.execute(label, {**self.search.preset_params, **params}, trial)
         try:
             return self.score(execution)
         except TrialFailed as exc:
@@ -67,7 +66,7 @@ class Trials:
             trial.set_user_attr(key, str(exc))
             raise
 
-    def execute(self, label: str, tuning: dict[str, Any]) -> Execution:
+    def execute(self, label: str, tuning: dict[str, Any], trial: optuna.Trial) -> Execution:
         plan_options = dataclasses.replace(
             self.options.plan,
             label=label,
@@ -81,7 +80,7 @@ class Trials:
             self.project,
             the_plan,
             options,
-            reporter=Silent(),
+            reporter=TrialReporter(trial),
             pool=self.pool,
             cancellation=self.cancellation,
         )
@@ -125,11 +124,16 @@ def suggest(trial: optuna.Trial, dimension: Dimension) -> Any:
     )
 
 
-class Silent:
-    """The trials' console reporter: the study prints one line per trial instead."""
+class TrialReporter:
+    """The trials' reporter: silent on the console (the study prints one line per trial),
+    it gives the trial its execution's id as soon as it is recorded, so the board links a
+    running trial to its execution."""
+
+    def __init__(self, trial: optuna.Trial) -> None:
+        self.trial = trial
 
     def execution_started(self, execution_id: str, plan: Plan) -> None:
-        pass
+        self.trial.set_user_attr("execution", execution_id)
 
     def run_started(self, run: RunSpec, attempt: int) -> None:
         pass
