@@ -296,6 +296,31 @@ def test_resources_route_runs_to_the_jobs_partition_and_worker_options(slurm, jo
     no_jobs_left(slurm, job_name)
 
 
+# ---------------------------------------------------------------- the shared filesystem
+HIDE = """#!/bin/sh
+# The worker of a node that does not mount the project's filesystem: an empty folder over it.
+exec unshare --mount --propagation private sh -c 'mount -t tmpfs none "$0" && exec "$@"' \\
+  {root} {python} "$@"
+"""
+
+
+def test_a_job_that_does_not_see_the_project_runs_nothing_and_says_why(slurm, job_name, tmp_path):
+    probe = subprocess.run(["unshare", "--mount", "true"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"no mount namespace here to hide the project from a job: {probe.stderr!r}")
+    hide = tmp_path / "hide.sh"
+    root = project(tmp_path, job_name, python=str(hide))
+    hide.write_text(HIDE.format(root=root, python=sys.executable))
+    hide.chmod(0o755)
+    done = qa(root, "batch", "quick")
+    assert done.returncode != 0, done.stdout + done.stderr
+    assert "cannot run it: it cannot see the project folder" in done.stdout, done.stdout
+    assert not (root / "marks").exists()  # no run was executed
+    [status] = json.loads(qa(root, "status", "--json").stdout)
+    assert status["counts"]["failed"] == 2 and status["counts"]["done"] == 0, status
+    no_jobs_left(slurm, job_name)
+
+
 # ---------------------------------------------------------------- jobs lost mid-run
 def held_runs_on_one_job(root: Path) -> str:
     """Wait for the first attempts of lost-retried and lost-once; the job running both."""
