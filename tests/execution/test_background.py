@@ -288,6 +288,7 @@ def test_the_options_reach_the_detached_driver_as_they_were_given(tmp_path):
             "argv": ("qa", "batch"),
             "force": True,
             "force_batches": ("c",),
+            "lsf": {"queue": "night", "max_memory": 2000},
         }
     )
     defaults = Options()

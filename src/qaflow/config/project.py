@@ -80,10 +80,26 @@ class DaskRunnerSection(Section):
     cluster: DaskClusterSection | None = None
 
 
+class LsfRunnerSection(Section):
+    """QA-Board's LSF settings: the worker jobs of an LSF cluster (see qaflow.config.lsf)."""
+
+    queue: str | None = None
+    project: str | None = None
+    max_threads: int | None = None  # job slots (bsub -n); 0: unset
+    max_memory: int | str | None = None  # MB; 0: unset
+    memory: int | str | None = None  # QA-Board's other name of max_memory
+    resources: str | None = None  # bsub -R
+    priority: int | None = None  # bsub -sp
+    options: str | None = None  # other bsub flags, as one string
+    concurrency: int | None = None  # jobs at once; 0: unlimited
+    concurrency_strategy: str | None = None  # QA-Board's job arrays: no use here
+
+
 class RunnersSection(Section):
     default: str = "local"
     local: LocalRunnerSection = Field(default_factory=LocalRunnerSection)
     dask: DaskRunnerSection = Field(default_factory=DaskRunnerSection)
+    lsf: LsfRunnerSection = Field(default_factory=LsfRunnerSection)
 
 
 class ConfigFile(Section):
@@ -127,6 +143,7 @@ class Project:
     local_concurrency: int | None
     dask: dict[str, Any] = field(default_factory=dict)
     deps: tuple[str, ...] = ()
+    lsf: dict[str, Any] = field(default_factory=dict)  # runners.lsf, as written
 
     @classmethod
     def discover(cls, start: Path | None = None) -> Project:
@@ -217,6 +234,7 @@ class Project:
             local_concurrency=config.runners.local.concurrency,
             dask=config.runners.dask.model_dump(exclude_none=True),
             deps=_as_tuple(config.project.deps),
+            lsf=config.runners.lsf.model_dump(exclude_none=True),
         )
 
     def batch_files(self) -> list[Path]:

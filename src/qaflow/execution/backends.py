@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from qaflow.config.project import Project
 from qaflow.execution.executors.inline import InlineExecutor
@@ -92,10 +92,13 @@ def backend_for(
     `pool`: the local pool to share (owned by the caller) instead of one of its own."""
     settled = decisions.settled
     if checks.runner == "dask":
+        from qaflow.execution.executors.cluster import cluster_options
+
         return DaskBackend(
             project=project,
             plan=the_plan,
             address=options.dask_scheduler,
+            cluster=cluster_options(project, options),
             batches={spec.batch for spec in the_plan.runs if spec.key not in settled},
             decide=decisions.decide,
             forced=decisions.forced,
@@ -191,14 +194,17 @@ class DaskBackend:
         project: Project,
         plan: Plan,
         address: str | None = None,
+        cluster: Mapping[str, Any] | None = None,
         batches: Collection[str] | None = None,
         decide: Decide | None = None,
         forced: frozenset[str] = frozenset(),
     ) -> None:
-        """`batches`: those with runs to execute: only their `resources:` must be offered."""
+        """`cluster`: the cluster's options (default: runners.dask.cluster); `batches`: those
+        with runs to execute: only their `resources:` must be offered."""
         self.project = project
         self.plan = plan
         self.address = address
+        self.cluster_options = cluster
         self.batches = batches
         self.decide = decide
         self.forced = forced
@@ -208,7 +214,13 @@ class DaskBackend:
     def __enter__(self) -> DaskBackend:
         from qaflow.execution.executors.cluster import open_cluster
 
-        opened = open_cluster(self.project, self.plan, self.address, batches=self.batches)
+        opened = open_cluster(
+            self.project,
+            self.plan,
+            self.address,
+            batches=self.batches,
+            options=self.cluster_options,
+        )
         self.cluster = self._stack.enter_context(opened)
         return self
 

@@ -109,6 +109,7 @@ class Options:
     argv: tuple[str, ...] = ()
     force: bool = False  # execute every planned run, even those with an up-to-date result
     force_batches: tuple[str, ...] = ()  # execute the runs of these batches (and what needs them)
+    lsf: dict[str, Any] = field(default_factory=dict)  # QA-Board's --lsf-* given, by key
 
     def to_json(self) -> dict[str, Any]:
         """The options as JSON-able data (`from_json` makes them again): what a background

@@ -43,14 +43,15 @@ def preflight(project: Project, the_plan: Plan, options: Options) -> Preflight:
 
 
 def runner_of(project: Project, options: Options) -> str:
-    """--runner, else dask when a Dask scheduler is given, else runners.default."""
+    """--runner, else dask when a Dask scheduler is given, else runners.default. QA-Board's
+    `lsf` runner is the Dask runner on an LSF cluster (`cluster.cluster_options`)."""
     runner = options.runner or ("dask" if options.dask_scheduler else project.runner)
-    if runner not in ("local", "dask"):
+    if runner not in ("local", "dask", "lsf"):
         raise UsageError(
             f"Unknown runner {runner!r} (from --runner or runners.default in qaboard.yaml): "
-            "use local or dask."
+            "use local, dask or lsf."
         )
-    return runner
+    return "dask" if runner == "lsf" else runner
 
 
 def concurrency(project: Project, the_plan: Plan, cli: int | None) -> tuple[int, dict[str, int]]:

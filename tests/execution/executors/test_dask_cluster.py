@@ -154,3 +154,74 @@ def test_a_worker_that_sees_other_files_is_told_why(tmp_path):
     stamped = dataclasses.replace(moved, stamp=(0, 0))
     assert "is not the driver's" in shared_problem(stamped)
     assert shared_problem(moved) is None  # per run, only its presence is checked
+
+
+# ---------------------------------------------------------------- QA-Board's LSF settings
+QABOARD_LSF = """
+runners:
+  default: lsf
+  lsf: {queue: normal, project: imaging, max_memory: 2000, resources: "select[mem>2000]"}
+"""
+
+
+@pytest.fixture
+def lsf_conf():
+    """Limits in MB, as an LSF cluster's lsf.conf would tell dask-jobqueue (for `-M`)."""
+    import dask
+
+    from qaflow.execution.executors.cluster import _import_jobqueue
+
+    _import_jobqueue()  # its configuration defaults, before one is changed
+    with dask.config.set({"jobqueue.lsf.lsf-units": "mb"}):
+        yield
+
+
+def test_runners_lsf_and_the_lsf_options_shape_the_job_script(tmp_path, qa, lsf_conf):
+    root = write_project(tmp_path / "proj", qaboard=QABOARD_LSF, batches="b: {inputs: [a]}\n",
+                         files=["a"], extra={"qa/main.py": "def run(context):\n    return {}\n"})  # fmt: skip
+    shown = qa("-C", str(root), "--dryrun", "batch", "b")
+    assert shown.exit_code == 0, shown.stderr
+    for line in (
+        "#BSUB -q normal",
+        '#BSUB -P "imaging"',
+        "#BSUB -M 2000",
+        '#BSUB -R "select[mem>2000]"',
+        "--nthreads 1",
+    ):
+        assert line in shown.stdout, f"{line!r} not in\n{shown.stdout}"
+    assert "#BSUB -W" not in shown.stdout and "#BSUB -n 1" in shown.stdout
+    options = ["--lsf-queue", "night", "--lsf-max-threads", "4", "--lsf-max-memory", "8000",
+               "--lsf-priority", "1000", "--lsf-options", "-W 24:00 -G team"]  # fmt: skip
+    shown = qa("-C", str(root), "--dryrun", "batch", "b", *options)
+    assert shown.exit_code == 0, shown.stderr
+    for line in ("#BSUB -q night", "#BSUB -n 4", "#BSUB -M 8000", "#BSUB -sp 1000",
+                 "#BSUB -W 24:00 -G team", '#BSUB -R "select[mem>2000]"'):  # fmt: skip
+        assert line in shown.stdout, f"{line!r} not in\n{shown.stdout}"
+    assert "#BSUB -q normal" not in shown.stdout
+    # the local runner ignores them, as QA-Board does
+    local = qa("-C", str(root), "--dryrun", "batch", "b", "--runner", "local", *options)
+    assert local.exit_code == 0 and "#BSUB" not in local.stdout
+
+
+def test_lsf_concurrency_caps_the_jobs(tmp_path):
+    from qaflow.execution.executors.cluster import cluster_options
+    from qaflow.execution.model import Options
+
+    project = Project.load(write_project(tmp_path / "proj", qaboard=QABOARD_LSF))
+    settings = cluster_options(project, Options(lsf={"concurrency": 3}))
+    assert settings["maximum_jobs"] == 3
+    # a cluster of type lsf in runners.dask overrides runners.lsf, key by key
+    qaboard = QABOARD_LSF.replace("default: lsf", "dask: {cluster: {type: lsf, queue: gpu}}")
+    project = Project.load(write_project(tmp_path / "proj2", qaboard=qaboard))
+    settings = cluster_options(project, Options(runner="dask"))
+    assert settings["queue"] == "gpu" and settings["project"] == "imaging"
+
+
+def test_without_bsub_the_lsf_runner_is_a_usage_error(tmp_path, qa, monkeypatch, lsf_conf):
+    root = write_project(tmp_path / "proj", qaboard=QABOARD_LSF, batches="b: {inputs: [a]}\n",
+                         files=["a"], extra={"qa/main.py": "def run(context):\n    return {}\n"})  # fmt: skip
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no bsub
+    refused = qa("-C", str(root), "batch", "b")
+    assert refused.exit_code == 2
+    assert "`bsub` is not found on this machine's PATH, so the LSF cluster" in refused.stderr
+    assert not (root / "output" / "runs").exists()

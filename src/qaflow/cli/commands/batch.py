@@ -13,7 +13,8 @@ import click
 from qaflow.cli.main import Globals
 
 if TYPE_CHECKING:
-    from qaflow.execution.model import ActionOnExisting
+    from qaflow.config.project import Project
+    from qaflow.execution.model import ActionOnExisting, Options
 from qaflow.plan.model import Plan, RunSpec
 from qaflow.plan.planner import plan
 
@@ -41,8 +42,8 @@ from qaflow.plan.planner import plan
 )
 @click.option(
     "--runner",
-    type=click.Choice(["local", "dask"]),
-    help="Where runs execute (default: runners.default, else local).",
+    type=click.Choice(["local", "dask", "lsf"]),
+    help="Where runs execute (default: runners.default, else local). lsf: dask on an LSF cluster.",
 )
 @click.option(
     "--dask-scheduler",
@@ -77,6 +78,19 @@ from qaflow.plan.planner import plan
     "--no-wait", is_flag=True, help="Start in the background, print the execution id, return."
 )
 # -- background executions: end
+# -- QA-Board's LSF options (qaflow.config.lsf maps them onto dask-jobqueue's LSFCluster): begin
+@click.option("--lsf-queue", metavar="QUEUE", help="LSF queue of the worker jobs (bsub -q).")
+@click.option(
+    "--lsf-max-threads", type=int, metavar="N", help="Slots per worker job (bsub -n); 0: unset."
+)
+@click.option(
+    "--lsf-max-memory", metavar="MB", help="Memory per worker job, in MB (bsub -M); 0: unset."
+)
+@click.option("--lsf-resources", metavar="SPEC", help="LSF resource requirements (bsub -R).")
+@click.option("--lsf-priority", type=int, metavar="N", help="LSF priority (bsub -sp).")
+@click.option("--lsf-options", metavar="FLAGS", help="Other bsub flags, as one string.")
+@click.option("--lsf-concurrency", type=int, metavar="N", help="Worker jobs at once; 0: unlimited.")
+# -- QA-Board's LSF options: end
 @click.pass_obj
 def batch(
     g: Globals,
@@ -92,6 +106,7 @@ def batch(
     force_batches: tuple[str, ...],
     action_on_existing: ActionOnExisting,
     no_wait: bool,
+    **lsf_options: str | int | None,  # --lsf-*
 ) -> int:
     """Plan and run the batches NAME… (batch names, aliases, wildcards or folders of the database)."""
     project = g.project()
@@ -112,6 +127,8 @@ def batch(
         _echo_lines(str(run.output_dir) for run in the_plan.runs)
     elif g.dryrun:
         click.echo(describe(the_plan, project.root, statuses(the_plan, force, force_batches)))
+        _echo_job_script(project, g.options(runner=runner, dask_scheduler=dask_scheduler,
+                                            lsf=lsf_settings(lsf_options)))  # fmt: skip
     else:
         options = g.options(
             runner=runner,
@@ -120,6 +137,7 @@ def batch(
             action_on_existing=action_on_existing,
             force=force,
             force_batches=force_batches,
+            lsf=lsf_settings(lsf_options),
         )
         if no_wait:  # background executions
             from qaflow.cli.commands.status import started_message
@@ -132,6 +150,24 @@ def batch(
 
         return execute(project, the_plan, options).exit_code
     return 0
+
+
+def lsf_settings(given: dict[str, str | int | None]) -> dict[str, str | int]:
+    """The --lsf-* given, by their runners.lsf key (--lsf-max-memory -> max_memory)."""
+    return {k.removeprefix("lsf_"): v for k, v in given.items() if v is not None}
+
+
+def _echo_job_script(project: Project, options: Options) -> None:
+    """With a batch-system cluster, the job script its worker jobs would be submitted with."""
+    from qaflow.execution.preflight import runner_of
+
+    if runner_of(project, options) != "dask":
+        return
+    from qaflow.execution.executors.cluster import job_script
+
+    script = job_script(project, options)
+    if script is not None:
+        click.echo(f"\nThe Dask workers would be batch jobs submitted with this script:\n{script}")
 
 
 def statuses(the_plan: Plan, force: bool, force_batches: tuple[str, ...]) -> dict[str, str]:

@@ -24,11 +24,13 @@ import difflib
 import os
 import re
 import secrets
+import shutil
 import signal
 import threading
 from collections.abc import Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from qaflow.config.lsf import merged
 from qaflow.errors import ExecutorError, UsageError
 from qaflow.execution.executors.dask_worker import Shared, shared_problem
 
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from distributed import Client
 
     from qaflow.config.project import Project
+    from qaflow.execution.model import Options
     from qaflow.plan.model import Plan
 
 JOBQUEUE = {"slurm": "SLURMCluster", "lsf": "LSFCluster", "pbs": "PBSCluster", "sge": "SGECluster"}
@@ -97,6 +100,19 @@ class Cluster:
         self._client = Client(self._started, set_as_default=False)
         return self._client
 
+    def check_submit(self) -> None:
+        """UsageError when the batch system's submit command (sbatch, bsub…) is not here."""
+        if self._jobs is None:
+            return
+        command = self._jobs.job_cls.submit_command
+        if shutil.which(command) is None:
+            raise UsageError(
+                f"`{command}` is not found on this machine's PATH, so {self.description} "
+                "(runners.dask.cluster in qaboard.yaml) cannot submit its worker jobs. Run qa "
+                f"where `{command}` works (a login node of the cluster), or use another runner "
+                "(--runner local)."
+            )
+
     @property
     def connected(self) -> Client | None:
         return self._client
@@ -156,22 +172,53 @@ def open_cluster(
     address: str | None = None,
     *,
     batches: Collection[str] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> Iterator[Cluster]:
     """The execution's cluster (see the module policy), checked; closed when done.
 
     `batches`: those with runs to execute (default: all); only their `resources:` must be
-    offered by a worker: a cached GPU batch needs no GPU worker."""
+    offered by a worker: a cached GPU batch needs no GPU worker. `options`: the cluster's
+    (default: runners.dask.cluster)."""
     settings = project.dask
     address = address or settings.get("scheduler_address")
     retries = max((s.retries for s in the_plan.settings.values()), default=0)
-    cluster = connect(address) if address else configured(settings.get("cluster") or {}, retries)
+    if options is None:
+        options = settings.get("cluster") or {}
+    cluster = connect(address) if address else configured(options, retries)
     try:
         if cluster.connected is not None:
             check_workers(cluster.connected, project, cluster.description)
+        if batches is None or batches:
+            cluster.check_submit()
         for name, settings_of in the_plan.settings.items():
             if batches is None or name in batches:
                 cluster.resources(name, settings_of.resources)
         yield cluster
+    finally:
+        cluster.close()
+
+
+def cluster_options(project: Project, options: Options) -> dict[str, Any]:
+    """The options of the cluster an execution starts: runners.dask.cluster, or with QA-Board's
+    LSF runner (`--runner lsf`, `runners.default: lsf`) or an LSF cluster, runners.lsf and the
+    `--lsf-*` given mapped onto LSFCluster's (`qaflow.config.lsf`)."""
+    cluster = dict(project.dask.get("cluster") or {})
+    if (options.runner or project.runner) == "lsf" or cluster.get("type") == "lsf":
+        return merged(project.lsf, options.lsf, cluster)
+    return cluster
+
+
+def job_script(project: Project, options: Options) -> str | None:
+    """The job script the execution's batch-system cluster would submit (None: no such
+    cluster, or an existing scheduler is used): what `qa --dryrun batch` shows."""
+    if options.dask_scheduler or project.dask.get("scheduler_address"):
+        return None
+    settings = cluster_options(project, options)
+    if settings.get("type", "local") == "local":
+        return None
+    cluster = configured(settings, retries=0)
+    try:
+        return str(cluster._jobs.job_script())
     finally:
         cluster.close()
 

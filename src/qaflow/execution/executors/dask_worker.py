@@ -45,6 +45,12 @@ if TYPE_CHECKING:
 
 WORKER_ENV = "QA_DASK_WORKER"  # the run's environment names the Dask worker executing it
 IDLE_POOL = 300.0  # seconds: the pool of an execution whose driver went away is closed after it
+# A batch system ending a job (walltime, scancel, bkill) signals every process of it: the run's
+# process may die first, and its end must not be taken for the run's own failure. After a run
+# killed by a signal, the task waits this long: if the worker is dying, it goes with the run
+# unrecorded, and the run's next attempt knows its worker died (see `Ledger`).
+SIGNALLED_GRACE = 5.0
+KILLED = "the run's process was killed by signal"  # local_workers.death_reason
 
 
 @dataclass(frozen=True)
@@ -152,8 +158,8 @@ def _attempts(work: Work, job: Job, worker: Any) -> RunResult:
         return done
     if died_on is not None and started > job.retries:
         error = (
-            f"the Dask worker {died_on} died while running it (killed, out of memory, or "
-            f"lost), {_times(started)}; retries: {job.retries}"
+            f"the Dask worker {died_on} died while running it (killed, out of memory, lost, "
+            f"or its batch job ended), {_times(started)}; retries: {job.retries}"
         )
         return dataclasses.replace(
             _settled(job, RunStatus.FAILED, error), metrics=record_failure(job.task, error, 0.0)
@@ -170,6 +176,8 @@ def _attempts(work: Work, job: Job, worker: Any) -> RunResult:
                 result = pool.submit(task).result()
         except RuntimeError:  # the execution was cancelled: its pool is shut down
             return _settled(job, RunStatus.CANCELLED, "cancelled")
+        if (result.error or "").startswith(KILLED):
+            time.sleep(SIGNALLED_GRACE)  # if this worker's job was ended, we end here with it
         if result.status is not RunStatus.FAILED or attempt > job.retries:
             ledger.end(attempt, result)
             return result
