@@ -14,7 +14,7 @@ from qaflow.results.metrics import Metrics
 from qaflow.results.refs import compare_refs
 from qaflow.web import charts
 from qaflow.web.deps import board
-from qaflow.web.pages import params_of
+from qaflow.web.asked import params_of
 
 router = APIRouter()
 MAX_ROWS = 400  # rows shown per batch; `only=changed|regressions` narrows a big comparison

@@ -14,7 +14,8 @@ from qaflow.execution.background import is_alive, observe
 from qaflow.results.compare import MetricDelta, delta
 from qaflow.results.metrics import Metrics, MetricSpec
 from qaflow.store.records import ExecutionRecord, RunRecord, RunSummary
-from qaflow.web import dag, files, present
+from qaflow.web import asked, dag, files, present
+from qaflow.web.asked import NotFound, params_of
 from qaflow.web.deps import Board, board
 
 router = APIRouter()
@@ -91,7 +92,7 @@ def dag_context(b: Board, record: ExecutionRecord) -> dict[str, Any]:
 
 def runs_context(b: Board, record: ExecutionRecord, params: dict[str, str]) -> dict[str, Any]:
     """One page of the runs table, its metric columns, and the pages around it."""
-    page = max(1, _int(params.get("page"), 1))
+    page = asked.page_number(params.get("page"))
     statuses = present.statuses_of(params["status"]) if params.get("status") else []
     total, rows = b.store.board.run_table(
         record.id,
@@ -128,13 +129,13 @@ def metric_columns(b: Board, rows: list[RunSummary]) -> list[MetricSpec]:
 def run_page(request: Request, run_id: int) -> Response:
     b = board(request)
     try:
-        run = b.store.lookups.run(run_id)
+        run = b.store.lookups.run(asked.run_id(run_id))
     except StoreError as exc:
         raise NotFound(str(exc)) from None
     record = _observed(b, b.store.lookups.execution(run.execution_id))
     if record.status != "running" and not run.status.finished:
         run = b.store.lookups.run(run_id)  # observing may have just settled it
-    ref_id = request.query_params.get("ref", "")
+    ref_id = params_of(request, "ref")["ref"]
     same = [r for _, r in b.store.board.same_runs(run.key, limit=8) if r.id != run.execution_id]
     known = {r.id for r in same} | {record.id}
     recent = b.store.board.find_executions(limit=8, project=record.project)
@@ -215,31 +216,11 @@ def file(request: Request, path: str) -> Response:
 
 
 # ---------------------------------------------------------------- helpers
-class NotFound(Exception):
-    """What a page names does not exist: the board answers 404 with the message (the app
-    registers `not_found` as the handler)."""
-
-
-def not_found(request: Request, exc: Exception) -> Response:
-    return board(request).render(request, "error.html", status_code=404, message=str(exc))
-
-
 def execution_or_404(b: Board, ref: str) -> ExecutionRecord:
     try:
         return _observed(b, b.store.lookups.execution(ref))
     except StoreError as exc:
         raise NotFound(str(exc)) from None
-
-
-def params_of(request: Request, *names: str) -> dict[str, str]:
-    return {name: request.query_params.get(name, "").strip() for name in names}
-
-
-def _int(text: str | None, default: int) -> int:
-    try:
-        return int(text or default)
-    except ValueError:
-        return default
 
 
 @router.get("/executions/{execution_id}/runs/{key}")
