@@ -53,7 +53,7 @@ def create_app(
     """The board of `project`, over `store` (default: the project's). `hosts`: the Host
     header values accepted when there is no token (default: loopback names)."""
     from qaflow.store import Store
-    from qaflow.web import asked, comparison, live, pages
+    from qaflow.web import asked, comparison, images, live, pages
 
     opened = store or Store.open(project.database_url, storage=project.storage)
 
@@ -72,6 +72,7 @@ def create_app(
     app.include_router(pages.router)
     app.include_router(live.router)
     app.include_router(comparison.router)
+    app.include_router(images.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     if token:
         _require_token(app, token)

@@ -1,29 +1,33 @@
-"""The compare page: `qa compare REF NEW` as a table, regressions highlighted, a chart per
-metric, and one click to pick another reference."""
+"""The compare page: `qa compare REF NEW` as a table, regressions highlighted, plots per
+metric, and one click to pick another reference; and triage: the matched runs sorted by the
+change of a chosen metric, worst first, on the compare page and on an execution's page."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from qaflow.errors import QaflowError
-from qaflow.results.compare import Row
+from qaflow.results.compare import Comparison, Row
 from qaflow.results.metrics import Metrics
 from qaflow.results.refs import compare_refs
-from qaflow.web import charts
-from qaflow.web.deps import board
+from qaflow.store.records import ExecutionRecord
+from qaflow.web import asked, charts
 from qaflow.web.asked import params_of
+from qaflow.web.deps import Board, board
 
 router = APIRouter()
 MAX_ROWS = 400  # rows shown per batch; `only=changed|regressions` narrows a big comparison
+TRIAGE_PAGE = 100
 
 
 @router.get("/compare")
 def compare_page(request: Request) -> Response:
     b = board(request)
-    params = params_of(request, "ref", "new", "only", "batch")
+    params = params_of(request, "ref", "new", "only", "batch", "sort")
     recent = b.store.board.find_executions(limit=30)
     context: dict[str, Any] = {"params": params, "recent": recent, "comparison": None}
     if params["ref"] and params["new"]:
@@ -40,23 +44,90 @@ def _compared(request: Request, params: dict[str, str]) -> dict[str, Any]:
         b.store,
         params["ref"],
         params["new"],
-        metrics=Metrics.load(b.project.metrics_path),
+        metrics=b.metrics(),
         batch=params["batch"] or None,
     )
     comparison, ref, new = compared.comparison, compared.ref, compared.new
+    sort = _sort_metric(comparison, params["sort"])
+    shown = {
+        batch.batch: _shown(worst_first(batch.rows, comparison, sort), params["only"])
+        for batch in comparison.batches
+    }
     return {
         "comparison": comparison,
-        "charts": charts.charts(comparison),
-        "shown": {batch.batch: _shown(batch.rows, params["only"]) for batch in comparison.batches},
+        "charts": charts.compare_charts(comparison, lambda row: run_link(request, comparison, row)),
+        "shown": shown,
+        "sort": sort,
         "ref_record": ref,
         "new_record": new,
         "regressions": len(comparison.regressions),
     }
 
 
-def _shown(rows: tuple[Row, ...], only: str) -> list[Row]:
+def run_link(request: Request, comparison: Comparison, row: Row) -> str:
+    """The new run of a row, with the reference execution chosen."""
+    url = request.url_for("run_by_key", execution_id=comparison.new.id, key=row.new.key)
+    return f"{url.path}?ref={comparison.ref.id}"
+
+
+def _shown(rows: Sequence[Row], only: str) -> list[Row]:
     if only == "regressions":
-        rows = tuple(row for row in rows if row.regression)
+        rows = [row for row in rows if row.regression]
     elif only == "changed":
-        rows = tuple(row for row in rows if row.changed)
+        rows = [row for row in rows if row.changed]
     return list(rows[:MAX_ROWS])
+
+
+# ---------------------------------------------------------------- triage
+def _sort_metric(comparison: Comparison, name: str) -> str | None:
+    """The metric to sort by, if it is compared (else plan order)."""
+    return name if name and any(spec.key == name for spec in comparison.metrics) else None
+
+
+def worst_first(rows: Sequence[Row], comparison: Comparison, metric: str | None) -> list[Row]:
+    """The rows by how much `metric` got worse (following smaller_is_better; for a metric
+    with no direction, by how much it changed), the largest first; a run that failed where
+    its reference succeeded before any; rows without a number last. No metric: plan order."""
+    if metric is None:
+        return list(rows)
+    index = next(i for i, spec in enumerate(comparison.metrics) if spec.key == metric)
+    spec = comparison.metrics[index]
+
+    def badness(row: Row) -> tuple[int, float]:
+        cell = row.metrics[index]
+        if row.failed:
+            return (0, 0.0)
+        if cell.delta is None:
+            return (2, 0.0)
+        if spec.described:
+            return (1, -spec.worsening(float(cell.ref), float(cell.new)))
+        return (1, -abs(cell.delta))
+
+    return sorted(rows, key=badness)  # stable: ties keep plan order
+
+
+def triage_context(b: Board, record: ExecutionRecord, params: dict[str, str]) -> dict[str, Any]:
+    """The execution's runs matched with those of `params["ref"]`, worst first by the change
+    of `params["triage"]` (default: the first compared metric), one page of them."""
+    try:
+        compared = compare_refs(
+            b.store, params["ref"], record.id, metrics=b.metrics(), batch=params["batch"] or None
+        )
+    except QaflowError as exc:
+        return {"triage_error": str(exc)}
+    comparison = compared.comparison
+    sort = _sort_metric(comparison, params["triage"]) or next(
+        (spec.key for spec in comparison.metrics), None
+    )
+    rows = worst_first(list(comparison.rows), comparison, sort)
+    page = asked.page_number(params.get("page"))
+    pages = max(1, -(-len(rows) // TRIAGE_PAGE))
+    return {
+        "triage": comparison,
+        "triage_ref": compared.ref,
+        "triage_sort": sort,
+        "triage_rows": rows[(page - 1) * TRIAGE_PAGE : page * TRIAGE_PAGE],
+        "triage_total": len(rows),
+        "triage_page": page,
+        "triage_pages": pages,
+    }

@@ -12,9 +12,10 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from qaflow.errors import StoreError
 from qaflow.execution.background import is_alive, observe
 from qaflow.results.compare import MetricDelta, delta
-from qaflow.results.metrics import Metrics, MetricSpec
+from qaflow.results.metrics import BOOKKEEPING, Metrics, MetricSpec
 from qaflow.store.records import ExecutionRecord, RunRecord, RunSummary
-from qaflow.web import asked, dag, files, present
+from qaflow.results.series import STATS, summarize
+from qaflow.web import asked, charts, comparison, dag, files, images, present
 from qaflow.web.asked import NotFound, params_of
 from qaflow.web.deps import Board, board
 
@@ -51,6 +52,7 @@ def executions_context(b: Board, params: dict[str, str]) -> dict[str, Any]:
     records = [_observed(b, r) for r in found]
     return {
         "executions": records,
+        "batches": b.store.board.batches_of([r.id for r in records]),
         "progress": {r.id: present.progress(r.counts) for r in records},
         "ref": params.get("ref"),
     }
@@ -68,13 +70,17 @@ def _observed(b: Board, record: ExecutionRecord) -> ExecutionRecord:
 def execution_page(request: Request, execution_id: str) -> Response:
     b = board(request)
     record = execution_or_404(b, execution_id)
-    params = params_of(request, "batch", "status", "q", "sort", "desc", "page")
+    params = params_of(request, "batch", "status", "q", "sort", "desc", "page", "ref", "triage")
     others = [
         r
         for r in b.store.board.find_executions(limit=30, project=record.project)
         if r.id != record.id
     ]
     context = {**dag_context(b, record), **runs_context(b, record, params)}
+    if params["ref"]:
+        context.update(comparison.triage_context(b, record, params))
+    if params["batch"]:
+        context["history"] = history_charts(b, params["batch"], context["metric_specs"])
     return b.render(
         request,
         "execution.html",
@@ -116,6 +122,24 @@ def runs_context(b: Board, record: ExecutionRecord, params: dict[str, str]) -> d
     }
 
 
+def history_charts(b: Board, batch: str, specs: list[MetricSpec]) -> list[dict[str, Any]]:
+    """`qa history`'s series of the batch, as line charts: the default metric (else the
+    metric columns, at most 3), the mean of its successful runs per execution, oldest first."""
+    described = b.metrics()
+    names = [described.default_metric] if described.default_metric else []
+    names += [spec.key for spec in specs if spec.key not in names]
+    figures = []
+    for name in names[:3]:
+        found = b.store.history.metric_history(batch, name, limit=20)
+        points = [
+            (record.id, record.label, summarize(values, STATS["mean"]), len(values))
+            for record, values in found
+        ]
+        if sum(value is not None for _, _, value, _ in points) >= 1:
+            figures.append(charts.history_chart(described.spec(name), batch, points))
+    return figures
+
+
 def metric_columns(b: Board, rows: list[RunSummary]) -> list[MetricSpec]:
     """metrics.yaml's main metrics, else the numeric metrics of the rows shown."""
     metrics = b.metrics()
@@ -149,6 +173,16 @@ def run_page(request: Request, run_id: int) -> Response:
     if ref_run is not None:
         listed, _ = files.list_outputs(b.project.storage, Path(ref_run.output_dir))
         ref_files = {f.name: f for f in listed}
+    storage = b.project.storage
+    viewed = [
+        (
+            f,
+            images.shown(request, storage, f),
+            images.shown(request, storage, ref_files[f.name]) if f.name in ref_files else None,
+        )
+        for f in outputs
+        if f.kind == "image"
+    ]
     log_text, log_offset = _log_tail(b, Path(run.output_dir) / "log.txt")
     described = b.metrics()
     return b.render(
@@ -160,6 +194,7 @@ def run_page(request: Request, run_id: int) -> Response:
         ref_id=ref_id,
         ref_run=ref_run,
         ref_files=ref_files,
+        viewed=viewed,
         outputs=[f for f in outputs if f.name != "log.txt"],
         truncated=truncated,
         log_text=log_text,
@@ -175,7 +210,11 @@ def run_metrics(metrics: Metrics, run: RunRecord, ref_run: RunRecord | None) -> 
     against the reference as `qa compare` would."""
     theirs = ref_run.metrics if ref_run is not None else {}
     names = dict.fromkeys([*metrics.available, *run.metrics, *theirs])
-    present_names = [n for n in names if n in run.metrics or n in theirs]
+    present_names = [
+        n
+        for n in names
+        if (n in run.metrics or n in theirs) and (n in metrics.available or n not in BOOKKEEPING)
+    ]
     return [delta(metrics.spec(n), theirs.get(n), run.metrics.get(n)) for n in present_names]
 
 
