@@ -9,6 +9,7 @@ others +0.5).
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
@@ -67,12 +68,12 @@ def test_zoomed_in_a_small_image_shows_hard_pixel_edges(
     box = figure.locator(".pane").bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.mouse.wheel(0, -150)  # to a scale that is not a whole number of screen pixels
-    page.wait_for_function(f"() => +document.querySelector(\"{PATTERN}\").dataset.scale > 28")
+    page.wait_for_function(f'() => +document.querySelector("{PATTERN}").dataset.scale > 28')
     scale = float(figure.get_attribute("data-scale"))
     assert scale != int(scale)
     row = page.evaluate(ROW, [PATTERN, 7])
     assert set(row) <= {"0,0,0", "255,255,255"}, "a blended colour: the zoom is smoothed"
-    changes = sum(a != b for a, b in zip(row, row[1:], strict=False))
+    changes = sum(a != b for a, b in itertools.pairwise(row))
     assert changes == 15  # 16 single-pixel columns, each a solid block
     assert pixel(page, 0, 7, 7) == WHITE and pixel(page, 0, 8, 7) == BLACK
 
@@ -95,7 +96,7 @@ def test_side_by_side_panes_share_zoom_and_show_pixel_values(
     )
     assert "this run: 0 0 0 · reference: 255 255 255" in readout.inner_text()
     page.mouse.wheel(0, -300)  # zooming the second pane zooms both
-    page.wait_for_function(f"() => document.querySelector(\"{PATTERN}\").dataset.scale != {scale}")
+    page.wait_for_function(f'() => document.querySelector("{PATTERN}").dataset.scale != {scale}')
     assert pixel(page, 0, 9, 9) == BLACK and pixel(page, 1, 9, 9) == WHITE
 
 
@@ -192,7 +193,9 @@ def test_the_plots_have_axis_titles_units_and_hover_naming_the_input(
         "() => document.querySelectorAll('.plot[data-plotted=\"1\"]').length === 4"
     )
     psnr = page.locator(".metric-charts[data-metric='psnr']")
-    assert psnr.locator(".histogram .xtitle").text_content() == "change of PSNR, new − reference (dB)"
+    assert (
+        psnr.locator(".histogram .xtitle").text_content() == "change of PSNR, new − reference (dB)"
+    )
     assert psnr.locator(".histogram .ytitle").text_content() == "runs"
     assert psnr.locator(".scatter .xtitle").text_content() == "PSNR in the reference (dB)"
     assert psnr.locator(".scatter .ytitle").text_content() == "PSNR in the new execution (dB)"

@@ -71,7 +71,9 @@ def kind_of(cell: MetricDelta) -> str:
 def _histogram(spec: MetricSpec, cells: list[tuple[Row, MetricDelta]]) -> dict[str, Any]:
     traces = []
     for kind, (name, colour) in KINDS.items():
-        changes = [c.delta * spec.scale for _, c in cells if kind_of(c) == kind and c.delta is not None]
+        changes = [
+            c.delta * spec.scale for _, c in cells if kind_of(c) == kind and c.delta is not None
+        ]
         if changes:
             traces.append(
                 {

@@ -12,7 +12,6 @@ from fastapi.responses import Response
 
 from qaflow.errors import QaflowError
 from qaflow.results.compare import Comparison, Row
-from qaflow.results.metrics import Metrics
 from qaflow.results.refs import compare_refs
 from qaflow.store.records import ExecutionRecord
 from qaflow.web import asked, charts

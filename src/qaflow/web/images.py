@@ -89,7 +89,9 @@ class Shown:
 def shown(request: Request, storage: Path, output: files.OutputFile) -> Shown:
     size = image_size(storage.resolve() / unquote(output.url_path))
     url = str(request.url_for("file", path=output.url_path).path)
-    small = str(request.url_for("preview", path=output.url_path).path) if needs_preview(size) else None
+    small = (
+        str(request.url_for("preview", path=output.url_path).path) if needs_preview(size) else None
+    )
     return Shown(url, small, *(size or (None, None)))
 
 

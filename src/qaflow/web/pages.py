@@ -13,8 +13,8 @@ from qaflow.errors import StoreError
 from qaflow.execution.background import is_alive, observe
 from qaflow.results.compare import MetricDelta, delta
 from qaflow.results.metrics import BOOKKEEPING, Metrics, MetricSpec
-from qaflow.store.records import ExecutionRecord, RunRecord, RunSummary
 from qaflow.results.series import STATS, summarize
+from qaflow.store.records import ExecutionRecord, RunRecord, RunSummary
 from qaflow.web import asked, charts, comparison, dag, files, images, present
 from qaflow.web.asked import NotFound, params_of
 from qaflow.web.deps import Board, board

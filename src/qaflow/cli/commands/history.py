@@ -15,6 +15,7 @@ from qaflow.results.series import STATS, summarize
 if TYPE_CHECKING:
     from qaflow.cli.main import Globals
 
+
 @click.command()
 @click.argument("batch", metavar="NAME")
 @click.option(
