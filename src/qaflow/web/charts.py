@@ -70,10 +70,9 @@ def kind_of(cell: MetricDelta) -> str:
 
 def _histogram(spec: MetricSpec, cells: list[tuple[Row, MetricDelta]]) -> dict[str, Any]:
     traces = []
+    groups = _by_kind(cells)
     for kind, (name, colour) in KINDS.items():
-        changes = [
-            c.delta * spec.scale for _, c in cells if kind_of(c) == kind and c.delta is not None
-        ]
+        changes = [c.delta * spec.scale for _, c in groups.get(kind, ()) if c.delta is not None]
         if changes:
             traces.append(
                 {
@@ -101,8 +100,9 @@ def _scatter(
     shown = _sample(cells)
     traces = []
     low = high = None
+    groups = _by_kind(shown)
     for kind, (name, colour) in KINDS.items():
-        points = [(row, c) for row, c in shown if kind_of(c) == kind]
+        points = groups.get(kind, [])
         if not points:
             continue
         xs = [float(c.ref) * spec.scale for _, c in points]
@@ -180,6 +180,13 @@ def _vertical_zero() -> dict[str, Any]:
         "type": "line", "xref": "x", "yref": "paper", "x0": 0, "x1": 0, "y0": 0, "y1": 1,
         "line": {"color": "#5b6472", "width": 1},
     }  # fmt: skip
+
+
+def _by_kind(cells: list[tuple[Row, MetricDelta]]) -> dict[str, list[tuple[Row, MetricDelta]]]:
+    groups: dict[str, list[tuple[Row, MetricDelta]]] = {}
+    for cell in cells:
+        groups.setdefault(kind_of(cell[1]), []).append(cell)
+    return groups
 
 
 def _sample(cells: list[tuple[Row, MetricDelta]]) -> list[tuple[Row, MetricDelta]]:

@@ -78,7 +78,7 @@ def execution_page(request: Request, execution_id: str) -> Response:
     ]
     context = {**dag_context(b, record), **runs_context(b, record, params)}
     if params["ref"]:
-        context.update(comparison.triage_context(b, record, params))
+        context.update(comparison.triage_context(b, request, record, params))
     if params["batch"]:
         context["history"] = history_charts(b, params["batch"], context["metric_specs"])
     return b.render(
