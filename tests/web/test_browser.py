@@ -61,7 +61,7 @@ def test_following_a_running_execution_until_its_dag_is_done(page: Any, tmp_path
         page.wait_for_selector("#dag svg.dag[data-done='no'] g.dag-node[data-state='running']")
         screenshot(page, "execution-running")  # the DAG drawn, live, part way
         page.wait_for_function(
-            "() => document.querySelector('#dag svg.dag').dataset.done === 'yes'", timeout=60_000
+            "() => document.querySelector('#dag svg.dag').dataset.done === 'yes'", timeout=120_000
         )
         states = {
             n.get_attribute("data-batch"): n.get_attribute("data-state")
@@ -73,7 +73,7 @@ def test_following_a_running_execution_until_its_dag_is_done(page: Any, tmp_path
             "() => document.querySelector('#execution-status .badge').textContent === 'succeeded'"
         )
         assert page.locator("#runs tr.run[data-status='succeeded']").count() == 6
-        assert handle.wait(timeout=30) == 0
+        assert handle.wait(timeout=120) == 0
         assert len(page.locator("path.edge").all()) == 2
         screenshot(page, "execution-done")
 
@@ -91,7 +91,7 @@ def test_an_execution_started_elsewhere_appears_on_the_executions_page(
         assert page.locator("tr.execution").count() == 0
         execution = qaflow.batch("calibration-images", project=root, label="from-a-terminal")
         row = page.locator(f"tr.execution[data-id='{execution.id}']")
-        row.wait_for(timeout=15_000)
+        row.wait_for()
         assert "from-a-terminal" in row.inner_text()
         assert page.evaluate("() => window.__same_page === true")
 

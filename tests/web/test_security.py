@@ -124,7 +124,9 @@ def guarded(demo: Demo) -> Iterator[tuple[Server, str]]:
 
 def test_with_a_token_every_request_needs_it(guarded: tuple[Server, str], demo: Demo) -> None:
     server, token = guarded
-    for path in ("/", f"/executions/{demo.ref}", run_url(demo, "result.png"), "/static/board.css"):
+    preview = run_url(demo, "result.png").replace("/files/", "/previews/", 1)
+    paths = ["/", f"/executions/{demo.ref}", run_url(demo, "result.png"), preview]
+    for path in [*paths, "/static/board.css"]:
         assert httpx.get(server.url + path).status_code == 401, path
         assert (
             httpx.get(server.url + path, headers={"Authorization": "Bearer nope"}).status_code
@@ -177,6 +179,7 @@ BIG = str(10**40)
         "/executions/{new}?page=-3",
         "/executions/{new}?page=nope",
         f"/live/executions/{{new}}/runs?page={BIG}",
+        f"/executions/{{new}}?ref={{ref}}&tpage={BIG}",
         f"/runs/{BIG}",
         f"/runs/-{BIG}",
         f"/api/runs/{BIG}/log",
@@ -189,7 +192,7 @@ BIG = str(10**40)
     ],
 )
 def test_out_of_range_requests_are_client_errors(demo: Demo, server: Server, target: str) -> None:
-    target = target.format(new=demo.new, run=demo.run_id("test1.txt"))
+    target = target.format(new=demo.new, ref=demo.ref, run=demo.run_id("test1.txt"))
     status, body = raw_get(server, target)
     assert 400 <= status < 500, (target[:80], status, body[:300])
     assert b"Traceback" not in body

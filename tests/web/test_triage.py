@@ -156,7 +156,7 @@ def test_a_large_jpeg_is_shown_from_a_preview_then_in_full_when_zoomed(
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     for _ in range(6):
         page.mouse.wheel(0, -300)
-    page.wait_for_selector(f"{selector}[data-source='full']", timeout=60_000)
+    page.wait_for_selector(f"{selector}[data-source='full']")
     assert float(figure.get_attribute("data-scale")) > 1600 / 2400
 
 

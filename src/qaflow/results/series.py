@@ -7,8 +7,6 @@ import statistics
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from qaflow.results.metrics import as_number
-
 STATS: dict[str, Callable[[list[float]], float]] = {
     "mean": statistics.fmean,
     "median": statistics.median,
@@ -19,5 +17,7 @@ STATS: dict[str, Callable[[list[float]], float]] = {
 
 def summarize(values: Sequence[Any], stat: Callable[[list[float]], float]) -> float | None:
     """One value for an execution: `stat` over the numbers among the runs' values."""
+    from qaflow.results.metrics import as_number  # not at import: `qa --help` loads this module
+
     numbers = [n for n in (as_number(v) for v in values) if n is not None]
     return stat(numbers) if numbers else None

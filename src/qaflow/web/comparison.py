@@ -139,7 +139,7 @@ def triage_context(
     b: Board, request: Request, record: ExecutionRecord, params: dict[str, str]
 ) -> dict[str, Any]:
     """The execution's runs matched with those of `params["ref"]`, worst first by the change
-    of `params["triage"]` (default: the first compared metric), one page of them."""
+    of `params["triage"]` (default: the first compared metric), one page (`tpage`) of them."""
     try:
         compared = compared_once(b, params["ref"], record.id, params["batch"] or None)
     except QaflowError as exc:
@@ -149,7 +149,7 @@ def triage_context(
         (spec.key for spec in comparison.metrics), None
     )
     rows = worst_first(list(comparison.rows), comparison, sort)
-    page = asked.page_number(params.get("page"))
+    page = asked.page_number(params.get("tpage"))
     pages = max(1, -(-len(rows) // TRIAGE_PAGE))
     return {
         "triage": comparison,

@@ -70,7 +70,9 @@ def _observed(b: Board, record: ExecutionRecord) -> ExecutionRecord:
 def execution_page(request: Request, execution_id: str) -> Response:
     b = board(request)
     record = execution_or_404(b, execution_id)
-    params = params_of(request, "batch", "status", "q", "sort", "desc", "page", "ref", "triage")
+    params = params_of(
+        request, "batch", "status", "q", "sort", "desc", "page", "ref", "triage", "tpage"
+    )
     others = [
         r
         for r in b.store.board.find_executions(limit=30, project=record.project)
