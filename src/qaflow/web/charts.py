@@ -165,7 +165,7 @@ def _layout(title: str, x: str, y: str) -> dict[str, Any]:
         "title": {"text": title, "font": {"size": 13}},
         "xaxis": {"title": {"text": x}, "zeroline": True, "automargin": True},
         "yaxis": {"title": {"text": y}, "zeroline": True, "automargin": True},
-        "margin": {"l": 60, "r": 16, "t": 36, "b": 50},
+        "margin": {"l": 60, "r": 16, "t": 36, "b": 60},
         "height": 300,
         "font": FONT,
         "legend": {"orientation": "h", "y": -0.28},
