@@ -11,6 +11,7 @@ executions that ran the batch, as `qa history` prints it.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,7 +46,7 @@ def unit(spec: MetricSpec) -> str:
 
 
 def axis_title(text: str, spec: MetricSpec) -> str:
-    return f"{text} ({unit(spec)})" if unit(spec) else text
+    return plain(f"{text} ({unit(spec)})" if unit(spec) else text)
 
 
 def compare_charts(comparison: Comparison, link: Callable[[Row], str]) -> list[MetricCharts]:
@@ -85,7 +86,7 @@ def _histogram(spec: MetricSpec, cells: list[tuple[Row, MetricDelta]]) -> dict[s
                 }
             )
     layout = _layout(
-        f"Change of {spec.label} per run",
+        plain(f"Change of {spec.label} per run"),
         axis_title(f"change of {spec.label}, new − reference", spec),
         "runs",
     )
@@ -123,7 +124,7 @@ def _scatter(
             }
         )
     layout = _layout(
-        f"{spec.label}: new against reference",
+        plain(f"{spec.label}: new against reference"),
         axis_title(f"{spec.label} in the reference", spec),
         axis_title(f"{spec.label} in the new execution", spec),
     )
@@ -144,15 +145,15 @@ def history_chart(
     trace = {
         "type": "scatter",
         "mode": "lines+markers",
-        "name": spec.label,
-        "x": [f"{label} {i[:6]}" for i, label, _, _ in kept],
+        "name": plain(spec.label),
+        "x": [plain(f"{label} {i[:6]}") for i, label, _, _ in kept],
         "y": [v for _, _, v, _ in kept],
         "customdata": [n for *_, n in kept],
         "marker": {"color": "#2f6fde", "size": 8},
         "hovertemplate": "%{x}<br>%{y} (mean of %{customdata} runs)<extra></extra>",
     }
     layout = _layout(
-        f"{spec.label} over the last executions of {batch}",
+        plain(f"{spec.label} over the last executions of {batch}"),
         "execution, oldest → newest",
         axis_title(f"mean {spec.label}", spec),
     )
@@ -202,4 +203,9 @@ def _sample(cells: list[tuple[Row, MetricDelta]]) -> list[tuple[Row, MetricDelta
 def _input_text(row: Row) -> str:
     name = row.input or "(no input)"
     shown = row.configuration if len(row.configuration) <= 60 else row.configuration[:59] + "…"
-    return f"{row.batch} · {name}" + (f" · {shown}" if shown else "")
+    return plain(f"{row.batch} · {name}" + (f" · {shown}" if shown else ""))
+
+
+def plain(text: str) -> str:
+    """Text for plotly, which reads a few HTML tags in labels: entities show `<` as is."""
+    return html.escape(text, quote=False)
