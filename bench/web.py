@@ -97,14 +97,15 @@ def build(store: Store, count: int, label: str, worse: float, storage: Path) -> 
 
 
 async def timings(app: Any, urls: dict[str, str], repeat: int) -> dict[str, list[float]]:
-    """Per page: the first request and the median of the next `repeat`, in seconds of wall
-    time and of CPU time of this process (the app runs in it: on a machine loaded by other
+    """Per page: the first request (no comparison kept from an earlier page) and the median
+    of the next `repeat`, in seconds of wall time and of CPU time of this process (the app runs in it: on a machine loaded by other
     processes, CPU time is the server's own work, wall time includes waiting for a core)."""
     out = {}
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         for name, url in urls.items():
             walls, cpus = [], []
+            app.state.board.comparisons.clear()  # the first request compares, cold
             for _ in range(repeat + 1):
                 started, cpu = time.perf_counter(), time.process_time()
                 response = await client.get(url)
