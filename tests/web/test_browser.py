@@ -61,7 +61,7 @@ def test_following_a_running_execution_until_its_dag_is_done(page: Any, tmp_path
         page.wait_for_selector("#dag svg.dag[data-done='no'] g.dag-node[data-state='running']")
         screenshot(page, "execution-running")  # the DAG drawn, live, part way
         page.wait_for_function(
-            "() => document.querySelector('#dag svg.dag').dataset.done === 'yes'", timeout=60_000
+            "() => document.querySelector('#dag svg.dag').dataset.done === 'yes'", timeout=120_000
         )
         states = {
             n.get_attribute("data-batch"): n.get_attribute("data-state")
@@ -73,7 +73,7 @@ def test_following_a_running_execution_until_its_dag_is_done(page: Any, tmp_path
             "() => document.querySelector('#execution-status .badge').textContent === 'succeeded'"
         )
         assert page.locator("#runs tr.run[data-status='succeeded']").count() == 6
-        assert handle.wait(timeout=30) == 0
+        assert handle.wait(timeout=120) == 0
         assert len(page.locator("path.edge").all()) == 2
         screenshot(page, "execution-done")
 
@@ -91,7 +91,7 @@ def test_an_execution_started_elsewhere_appears_on_the_executions_page(
         assert page.locator("tr.execution").count() == 0
         execution = qaflow.batch("calibration-images", project=root, label="from-a-terminal")
         row = page.locator(f"tr.execution[data-id='{execution.id}']")
-        row.wait_for(timeout=15_000)
+        row.wait_for()
         assert "from-a-terminal" in row.inner_text()
         assert page.evaluate("() => window.__same_page === true")
 
@@ -118,26 +118,21 @@ def test_a_run_shows_its_image_beside_the_reference_with_zoom_in_step(
     page: Any, server: Server, demo: Demo
 ) -> None:
     page.goto(f"{server.url}/runs/{demo.run_id('test2.txt')}")
-    image = page.locator(".zoom-group img").first
-    image.wait_for()
-    assert page.evaluate("(img) => img.complete && img.naturalWidth", image.element_handle()) == 96
-    assert page.locator(".zoom-group img").count() == 1  # no reference chosen yet
+    figure = page.locator("figure.image-view[data-name='result.png']")
+    page.wait_for_selector("figure.image-view[data-name='result.png'][data-ready='1']")
+    assert figure.locator("canvas[data-pane]").count() == 1  # no reference chosen yet
     page.click(f".reference a.chip:has-text('{demo.ref[:6]}')")  # one click
-    images = page.locator(".zoom-group.pair img")
-    assert images.count() == 2
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('.zoom-group.pair img')].every(i => i.complete && i.naturalWidth === 96)"
-    )
-    pane = page.locator(".zoom-pane").first
+    page.wait_for_selector("figure.image-view.pair[data-name='result.png'][data-ready='1']")
+    assert figure.locator("canvas[data-pane]").count() == 2
+    before = figure.get_attribute("data-scale")
+    pane = figure.locator(".pane").first
     pane.scroll_into_view_if_needed()
     box = pane.bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.mouse.wheel(0, -400)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] / 2 + 40, box["y"] + box["height"] / 2 + 10)
-    page.mouse.up()
-    transforms = [i.evaluate("(img) => img.style.transform") for i in images.all()]
-    assert transforms[0] == transforms[1] and "scale(1)" not in transforms[0]
+    page.wait_for_function(
+        f"() => document.querySelector(\"figure[data-name='result.png']\").dataset.scale !== '{before}'"
+    )
     # metrics with the reference: error got worse, so its delta is marked a regression
     assert "regression" in page.locator("tr[data-metric='error'] td.delta").get_attribute("class")
     assert page.locator("tr[data-metric='comment'] td.value").first.inner_text() == XSS
@@ -174,8 +169,7 @@ def test_comparing_two_executions_highlights_the_regressions(
     )
     assert "regression" in cell.get_attribute("class").split()
     assert cell.inner_text() == "1.59"
-    assert page.locator("figure.chart").count() == 2
-    assert page.locator("figure.chart[data-metric='error'] rect.bar.regression").count() == 5
+    assert page.locator(".metric-charts").count() == 2
     assert page.locator("td.new-value[data-metric='comment']").first.inner_text() == XSS
     screenshot(page, "compare")
     no_script_ran(page)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from qaflow.web.present import config_text, numeric_names, progress, query, statuses_of
+from qaflow.web.present import (
+    command_text,
+    config_text,
+    numeric_names,
+    progress,
+    query,
+    statuses_of,
+)
 
 
-def test_metric_columns_are_numeric_bookkeeping_last() -> None:
+def test_metric_columns_are_numeric_without_bookkeeping() -> None:
     rows = [{"compute_time": 0.1, "is_failed": False, "words": 3, "note": "x"}, {"lines": 2}]
-    assert numeric_names(rows) == ["words", "lines", "compute_time"]
+    assert numeric_names(rows) == ["words", "lines"]
     assert numeric_names(rows, limit=1) == ["words"]
     assert numeric_names([{}, None]) == []  # type: ignore[list-item]
 
@@ -29,3 +36,10 @@ def test_progress_shares_and_finished_percent() -> None:
 def test_words_and_configurations() -> None:
     assert statuses_of("failed") == ["failed", "errored"]
     assert config_text(["base", {"k": 1}]) == 'base · {"k":1}'
+
+
+def test_the_command_line_names_qa_once() -> None:
+    assert command_text(["/work/venv/bin/qa", "batch", "my batch"]) == "qa batch 'my batch'"
+    assert command_text(["/x/qaflow/__main__.py", "run"]) == "qa run"
+    assert command_text(["script.py", "--x"]) == "script.py --x"
+    assert command_text([]) == ""

@@ -124,7 +124,9 @@ def guarded(demo: Demo) -> Iterator[tuple[Server, str]]:
 
 def test_with_a_token_every_request_needs_it(guarded: tuple[Server, str], demo: Demo) -> None:
     server, token = guarded
-    for path in ("/", f"/executions/{demo.ref}", run_url(demo, "result.png"), "/static/board.css"):
+    preview = run_url(demo, "result.png").replace("/files/", "/previews/", 1)
+    paths = ["/", f"/executions/{demo.ref}", run_url(demo, "result.png"), preview]
+    for path in [*paths, "/static/board.css"]:
         assert httpx.get(server.url + path).status_code == 401, path
         assert (
             httpx.get(server.url + path, headers={"Authorization": "Bearer nope"}).status_code
@@ -164,3 +166,51 @@ def test_qa_serve_refuses_another_address_without_a_token(
     monkeypatch.setenv("QA_TOKEN", "")
     assert qa("-C", str(demo.root), "serve", "--host", "10.1.2.3").exit_code == 2  # type: ignore[attr-defined]
     assert "QA_TOKEN" not in os.environ or not os.environ["QA_TOKEN"]
+
+
+# ---------------------------------------------------------------- bad input
+BIG = str(10**40)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        f"/executions/{{new}}?page={BIG}",
+        "/executions/{new}?page=-3",
+        "/executions/{new}?page=nope",
+        f"/live/executions/{{new}}/runs?page={BIG}",
+        f"/executions/{{new}}?ref={{ref}}&tpage={BIG}",
+        f"/runs/{BIG}",
+        f"/runs/-{BIG}",
+        f"/api/runs/{BIG}/log",
+        f"/api/runs/{{run}}/log?offset={BIG}",
+        "/api/runs/{run}/log?offset=-5",
+        "/executions/{new}?q=" + "x" * 60_000,
+        "/compare?ref=" + "r" * 60_000 + "&new={new}",
+        "/runs/{run}?ref=" + "r" * 60_000,
+        "/?label=" + "l" * 60_000,
+    ],
+)
+def test_out_of_range_requests_are_client_errors(demo: Demo, server: Server, target: str) -> None:
+    target = target.format(new=demo.new, ref=demo.ref, run=demo.run_id("test1.txt"))
+    status, body = raw_get(server, target)
+    assert 400 <= status < 500, (target[:80], status, body[:300])
+    assert b"Traceback" not in body
+
+
+def test_a_token_redirect_never_leaves_the_site(guarded: tuple[Server, str]) -> None:
+    """`//evil.com/x` as a Location is another site (scheme-relative): the board redirects
+    to its own path /evil.com/x instead."""
+    server, token = guarded
+    for target, expected in [
+        (f"//evil.com/x?token={token}", "/evil.com/x"),
+        (f"///evil.com/x?token={token}&a=1", "/evil.com/x?a=1"),
+    ]:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        try:
+            connection.request("GET", target)
+            response = connection.getresponse()
+            assert response.status == 303, target
+            assert response.getheader("location") == expected
+        finally:
+            connection.close()

@@ -120,6 +120,21 @@ class BoardReads:
         with self._db.transaction("list the batches of an execution", write=False) as connection:
             return list(connection.execute(query).scalars())
 
+    def batches_of(self, execution_ids: Sequence[str]) -> dict[str, list[str]]:
+        """Each execution's batches, in plan order (of their first run): one query for a
+        list of executions."""
+        query = (
+            select(RUNS.c.execution_id, RUNS.c.batch)
+            .where(RUNS.c.execution_id.in_(list(execution_ids)))
+            .group_by(RUNS.c.execution_id, RUNS.c.batch)
+            .order_by(func.min(RUNS.c.id))
+        )
+        found: dict[str, list[str]] = {i: [] for i in execution_ids}
+        with self._db.transaction("list the batches of executions", write=False) as connection:
+            for execution_id, batch in connection.execute(query):
+                found[execution_id].append(batch)
+        return found
+
     def batch_edges(self, execution_id: str) -> list[tuple[str, str]]:
         """(upstream node, downstream node) pairs (nodes as in `batch_counts`), from the run
         keys each run's spec needs."""

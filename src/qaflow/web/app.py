@@ -53,7 +53,7 @@ def create_app(
     """The board of `project`, over `store` (default: the project's). `hosts`: the Host
     header values accepted when there is no token (default: loopback names)."""
     from qaflow.store import Store
-    from qaflow.web import comparison, live, pages, studies
+    from qaflow.web import asked, comparison, images, live, pages, studies
 
     opened = store or Store.open(project.database_url, storage=project.storage)
 
@@ -67,11 +67,13 @@ def create_app(
         title="qaflow board", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
     )
     app.state.board = Board(project, opened, _templates())
-    app.add_exception_handler(pages.NotFound, pages.not_found)
+    app.add_exception_handler(asked.NotFound, asked.not_found)
+    app.add_exception_handler(asked.BadRequest, asked.bad_request)
     app.include_router(pages.router)
     app.include_router(live.router)
     app.include_router(comparison.router)
     app.include_router(studies.router)
+    app.include_router(images.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     if token:
         _require_token(app, token)
@@ -102,7 +104,8 @@ def _require_token(app: FastAPI, token: str) -> None:
         given = request.query_params.get("token")
         if given is not None and matches(given):  # once: remember it, drop it from the URL
             rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
-            target = request.url.path + (f"?{urlencode(rest)}" if rest else "")
+            # one leading slash: `//evil.com/x` would be a URL of another site
+            target = "/" + request.url.path.lstrip("/") + (f"?{urlencode(rest)}" if rest else "")
             response = RedirectResponse(target, status_code=303)
             response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
             return response

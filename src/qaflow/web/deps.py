@@ -4,6 +4,7 @@ this, never the app that assembles them."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,13 +22,15 @@ if TYPE_CHECKING:
 
 @dataclass
 class Board:
-    """What every handler needs: the project, its store, the templates, and a cache of the
-    graphs of batches (fixed once an execution has recorded its runs)."""
+    """What every handler needs: the project, its store, the templates, and caches of the
+    graphs of batches (fixed once an execution has recorded its runs) and of comparisons of
+    finished executions."""
 
     project: Project
     store: Store
     templates: Jinja2Templates
     edges: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    comparisons: OrderedDict[Any, Any] = field(default_factory=OrderedDict)  # web/comparison.py
 
     def render(
         self, request: Request, name: str, status_code: int = 200, **context: Any

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from qaflow.errors import StoreError
-from qaflow.web import files, pages
+from qaflow.web import asked, files, pages
 from qaflow.web.deps import board
 
 router = APIRouter()
@@ -30,7 +30,7 @@ def _fragment(request: Request, name: str, live: bool, **context: Any) -> Respon
 @router.get("/live/executions")
 def executions_fragment(request: Request) -> Response:
     b = board(request)
-    params = pages.params_of(request, *pages.FILTERS, "ref")
+    params = asked.params_of(request, *pages.FILTERS, "ref")
     context = pages.executions_context(b, params)
     # always live: an execution started from a terminal appears without a reload
     return _fragment(request, "_executions_rows.html", True, params=params, **context)
@@ -48,7 +48,7 @@ def dag_fragment(request: Request, execution_id: str) -> Response:
 def runs_fragment(request: Request, execution_id: str) -> Response:
     b = board(request)
     record = pages.execution_or_404(b, execution_id)
-    params = pages.params_of(request, "batch", "status", "q", "sort", "desc", "page")
+    params = asked.params_of(request, "batch", "status", "q", "sort", "desc", "page")
     live = record.status == "running"
     return _fragment(request, "_runs_table.html", live, **pages.runs_context(b, record, params))
 
@@ -75,11 +75,11 @@ def log_chunk(request: Request, run_id: int, offset: int = 0) -> Response:
     status: the run page appends the text and polls again until the run has finished."""
     b = board(request)
     try:
-        run = b.store.lookups.run(run_id)
-    except StoreError as exc:
+        run = b.store.lookups.run(asked.run_id(run_id))
+    except (StoreError, asked.NotFound) as exc:
         return JSONResponse({"error": str(exc)}, status_code=404)
     log = Path(run.output_dir) / "log.txt"
-    text, end = "", max(0, offset)
+    text, end = "", asked.log_offset(offset)
     if files.relative_url(b.project.storage, log) is not None and log.is_file():
         with log.open("rb") as f:
             f.seek(end)

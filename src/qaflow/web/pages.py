@@ -12,9 +12,11 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from qaflow.errors import StoreError
 from qaflow.execution.background import is_alive, observe
 from qaflow.results.compare import MetricDelta, delta
-from qaflow.results.metrics import Metrics, MetricSpec
+from qaflow.results.metrics import BOOKKEEPING, Metrics, MetricSpec
+from qaflow.results.series import STATS, summarize
 from qaflow.store.records import ExecutionRecord, RunRecord, RunSummary
-from qaflow.web import dag, files, present
+from qaflow.web import asked, charts, comparison, dag, files, images, present
+from qaflow.web.asked import NotFound, params_of
 from qaflow.web.deps import Board, board
 
 router = APIRouter()
@@ -50,6 +52,7 @@ def executions_context(b: Board, params: dict[str, str]) -> dict[str, Any]:
     records = [_observed(b, r) for r in found]
     return {
         "executions": records,
+        "batches": b.store.board.batches_of([r.id for r in records]),
         "progress": {r.id: present.progress(r.counts) for r in records},
         "ref": params.get("ref"),
     }
@@ -67,13 +70,19 @@ def _observed(b: Board, record: ExecutionRecord) -> ExecutionRecord:
 def execution_page(request: Request, execution_id: str) -> Response:
     b = board(request)
     record = execution_or_404(b, execution_id)
-    params = params_of(request, "batch", "status", "q", "sort", "desc", "page")
+    params = params_of(
+        request, "batch", "status", "q", "sort", "desc", "page", "ref", "triage", "tpage"
+    )
     others = [
         r
         for r in b.store.board.find_executions(limit=30, project=record.project)
         if r.id != record.id
     ]
     context = {**dag_context(b, record), **runs_context(b, record, params)}
+    if params["ref"]:
+        context.update(comparison.triage_context(b, request, record, params))
+    if params["batch"]:
+        context["history"] = history_charts(b, params["batch"], context["metric_specs"])
     return b.render(
         request,
         "execution.html",
@@ -91,7 +100,7 @@ def dag_context(b: Board, record: ExecutionRecord) -> dict[str, Any]:
 
 def runs_context(b: Board, record: ExecutionRecord, params: dict[str, str]) -> dict[str, Any]:
     """One page of the runs table, its metric columns, and the pages around it."""
-    page = max(1, _int(params.get("page"), 1))
+    page = asked.page_number(params.get("page"))
     statuses = present.statuses_of(params["status"]) if params.get("status") else []
     total, rows = b.store.board.run_table(
         record.id,
@@ -115,6 +124,24 @@ def runs_context(b: Board, record: ExecutionRecord, params: dict[str, str]) -> d
     }
 
 
+def history_charts(b: Board, batch: str, specs: list[MetricSpec]) -> list[dict[str, Any]]:
+    """`qa history`'s series of the batch, as line charts: the default metric (else the
+    metric columns, at most 3), the mean of its successful runs per execution, oldest first."""
+    described = b.metrics()
+    names = [described.default_metric] if described.default_metric else []
+    names += [spec.key for spec in specs if spec.key not in names]
+    figures = []
+    for name in names[:3]:
+        found = b.store.history.metric_history(batch, name, limit=20)
+        points = [
+            (record.id, record.label, summarize(values, STATS["mean"]), len(values))
+            for record, values in found
+        ]
+        if sum(value is not None for _, _, value, _ in points) >= 1:
+            figures.append(charts.history_chart(described.spec(name), batch, points))
+    return figures
+
+
 def metric_columns(b: Board, rows: list[RunSummary]) -> list[MetricSpec]:
     """metrics.yaml's main metrics, else the numeric metrics of the rows shown."""
     metrics = b.metrics()
@@ -128,13 +155,13 @@ def metric_columns(b: Board, rows: list[RunSummary]) -> list[MetricSpec]:
 def run_page(request: Request, run_id: int) -> Response:
     b = board(request)
     try:
-        run = b.store.lookups.run(run_id)
+        run = b.store.lookups.run(asked.run_id(run_id))
     except StoreError as exc:
         raise NotFound(str(exc)) from None
     record = _observed(b, b.store.lookups.execution(run.execution_id))
     if record.status != "running" and not run.status.finished:
         run = b.store.lookups.run(run_id)  # observing may have just settled it
-    ref_id = request.query_params.get("ref", "")
+    ref_id = params_of(request, "ref")["ref"]
     same = [r for _, r in b.store.board.same_runs(run.key, limit=8) if r.id != run.execution_id]
     known = {r.id for r in same} | {record.id}
     recent = b.store.board.find_executions(limit=8, project=record.project)
@@ -148,6 +175,16 @@ def run_page(request: Request, run_id: int) -> Response:
     if ref_run is not None:
         listed, _ = files.list_outputs(b.project.storage, Path(ref_run.output_dir))
         ref_files = {f.name: f for f in listed}
+    storage = b.project.storage
+    viewed = [
+        (
+            f,
+            images.shown(request, storage, f),
+            images.shown(request, storage, ref_files[f.name]) if f.name in ref_files else None,
+        )
+        for f in outputs
+        if f.kind == "image"
+    ]
     log_text, log_offset = _log_tail(b, Path(run.output_dir) / "log.txt")
     described = b.metrics()
     return b.render(
@@ -159,6 +196,7 @@ def run_page(request: Request, run_id: int) -> Response:
         ref_id=ref_id,
         ref_run=ref_run,
         ref_files=ref_files,
+        viewed=viewed,
         outputs=[f for f in outputs if f.name != "log.txt"],
         truncated=truncated,
         log_text=log_text,
@@ -174,7 +212,11 @@ def run_metrics(metrics: Metrics, run: RunRecord, ref_run: RunRecord | None) -> 
     against the reference as `qa compare` would."""
     theirs = ref_run.metrics if ref_run is not None else {}
     names = dict.fromkeys([*metrics.available, *run.metrics, *theirs])
-    present_names = [n for n in names if n in run.metrics or n in theirs]
+    present_names = [
+        n
+        for n in names
+        if (n in run.metrics or n in theirs) and (n in metrics.available or n not in BOOKKEEPING)
+    ]
     return [delta(metrics.spec(n), theirs.get(n), run.metrics.get(n)) for n in present_names]
 
 
@@ -215,31 +257,11 @@ def file(request: Request, path: str) -> Response:
 
 
 # ---------------------------------------------------------------- helpers
-class NotFound(Exception):
-    """What a page names does not exist: the board answers 404 with the message (the app
-    registers `not_found` as the handler)."""
-
-
-def not_found(request: Request, exc: Exception) -> Response:
-    return board(request).render(request, "error.html", status_code=404, message=str(exc))
-
-
 def execution_or_404(b: Board, ref: str) -> ExecutionRecord:
     try:
         return _observed(b, b.store.lookups.execution(ref))
     except StoreError as exc:
         raise NotFound(str(exc)) from None
-
-
-def params_of(request: Request, *names: str) -> dict[str, str]:
-    return {name: request.query_params.get(name, "").strip() for name in names}
-
-
-def _int(text: str | None, default: int) -> int:
-    try:
-        return int(text or default)
-    except ValueError:
-        return default
 
 
 @router.get("/executions/{execution_id}/runs/{key}")

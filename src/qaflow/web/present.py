@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shlex
 import time
+from pathlib import PurePath
 from typing import Any
 from urllib.parse import urlencode
 
@@ -62,15 +64,25 @@ def query(params: dict[str, Any], **changes: Any) -> str:
 
 
 def numeric_names(metrics: list[dict[str, Any]], limit: int = 6) -> list[str]:
-    """The names of numeric metrics, in first-seen order, qaflow's compute_time last and
-    is_failed left out."""
+    """The names of numeric metrics, in first-seen order, qaflow's bookkeeping (is_failed,
+    compute_time) left out: the table shows the duration already."""
     names: dict[str, None] = {}
     for values in metrics:
         for name, metric in (values or {}).items():
-            if name != "is_failed" and isinstance(metric, int | float):
+            if name not in BOOKKEEPING and isinstance(metric, int | float):
                 names.setdefault(name)
-    ordered = sorted(names, key=lambda name: name in BOOKKEEPING)  # stable: first-seen order
-    return ordered[:limit]
+    return list(names)[:limit]
+
+
+def command_text(argv: list[str]) -> str:
+    """The command line an execution was started with, as a user would type it: `qa …`
+    for the qa script (recorded with its full path), else the program as recorded."""
+    if not argv:
+        return ""
+    program = PurePath(argv[0]).name
+    if program in ("qa", "qa.exe", "__main__.py"):
+        return shlex.join(["qa", *argv[1:]])
+    return shlex.join(argv)
 
 
 FILTERS = {
@@ -79,6 +91,7 @@ FILTERS = {
     "config_text": config_text,
     "pretty": pretty,
     "git_text": git_text,
+    "command_text": command_text,
 }
 GLOBALS = {
     "run_duration": run_duration,

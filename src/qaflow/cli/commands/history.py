@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import statistics
-from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -12,16 +10,10 @@ import click
 from qaflow.cli.commands.status import open_store
 from qaflow.errors import UsageError
 from qaflow.results.present import ago, git_text
+from qaflow.results.series import STATS, summarize
 
 if TYPE_CHECKING:
     from qaflow.cli.main import Globals
-
-STATS: dict[str, Callable[[list[float]], float]] = {
-    "mean": statistics.fmean,
-    "median": statistics.median,
-    "min": min,
-    "max": max,
-}
 
 
 @click.command()
@@ -104,14 +96,6 @@ def history(
         f"last {spec.format(numbers[-1])}"
     )
     return 0
-
-
-def summarize(values: Sequence[Any], stat: Callable[[list[float]], float]) -> float | None:
-    """One value for an execution: `stat` over the numbers among the runs' values."""
-    from qaflow.results.metrics import as_number
-
-    numbers = [n for n in (as_number(v) for v in values) if n is not None]
-    return stat(numbers) if numbers else None
 
 
 def _json(points: list[tuple[Any, float | None, int]], metric: str, stat: str) -> dict[str, Any]:

@@ -36,6 +36,8 @@
           if (data.text) {
             var atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
             pre.classList.remove("hidden");
+            var none = document.getElementById("no-log");
+            if (none) none.remove();
             pre.appendChild(document.createTextNode(data.text));
             if (atBottom) pre.scrollTop = pre.scrollHeight;
           }
