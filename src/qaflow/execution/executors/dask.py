@@ -219,7 +219,8 @@ class DaskScheduler:
     def _plan_for(self, job: Job) -> Plan:
         """The part of the plan that `Preparer` reads to complete this run on a worker."""
         listing = job.task.env.get("QA_PREVIOUS_BATCH")
-        links = {job.key: self.plan.links[job.key]} if job.run.deferred else {}
+        link = self.plan.links.get(job.key)  # resolved again if its fingerprint changes
+        links = {job.key: link} if link is not None else {}
         keys = set(links[job.key].needs) if links else set()
         previous = {listing: self.plan.previous_files.get(listing, ())} if listing else {}
         for listed in previous.values():
