@@ -49,9 +49,7 @@ RUNS = 2 * len(INPUTS) + 1
 
 
 def make(tmp_path: Path, name: str) -> Path:
-    return write_project(
-        tmp_path / name, batches=BATCHES, files=INPUTS, extra={"qa/main.py": MAIN}
-    )
+    return write_project(tmp_path / name, batches=BATCHES, files=INPUTS, extra={"qa/main.py": MAIN})
 
 
 def start(root: Path, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qaflow.errors import UsageError
-from qaflow.worker.rundir import LOCKS, lock_dir_of, run_dir_of, try_run_lock
+from qaflow.worker.rundir import LOCKS, committed_attempt, lock_dir_of, run_dir_of, try_run_lock
 
 if TYPE_CHECKING:
     from qaflow.store import Store
@@ -226,13 +226,22 @@ def find_units(runs_root: Path) -> Iterator[tuple[Path, bool]]:
         folder = Path(dirpath)
         depth = len(folder.relative_to(runs_root).parts)
         if depth and "run.json" in filenames:
-            yield folder, False
+            yield _committing(folder) or folder, False
         elif depth == 2 and _is_pipeline(folder, dirnames):
             yield folder, True
         else:
             dirnames.sort()  # units come in path order
             continue
         dirnames[:] = []  # a unit is removed whole: nothing below it is a unit of its own
+
+
+def _committing(attempt: Path) -> Path | None:
+    """The fingerprint's symlink whose committed result the attempt is, if it is one: the
+    unit is then the fingerprint (its symlink and that attempt, removed together)."""
+    link = run_dir_of(attempt)
+    if link == attempt or not link.is_symlink():
+        return None
+    return link if committed_attempt(link) == attempt else None
 
 
 def _is_pipeline(folder: Path, dirnames: list[str]) -> bool:
@@ -288,6 +297,11 @@ def _remove_dangling(folders: Iterable[Path]) -> None:
 
 def _refusal(folder: Path, root: Path, planned_at: float) -> str | None:
     """Why folder must not be removed now, or None."""
+    if folder.is_symlink():  # a fingerprint: its committed attempt, beside it
+        target = committed_attempt(folder)
+        if target is None or target.is_symlink() or not target.is_dir():
+            return "no longer a folder"
+        folder = target
     if folder.is_symlink() or not folder.is_dir():
         return "no longer a folder"
     if not folder.resolve().is_relative_to(root) or folder.resolve() == root:
@@ -315,7 +329,13 @@ def _remove(removal: Removal, runs_root: Path) -> str | None:
         ):
             return "in use: a run holds its lock"
         try:
-            shutil.rmtree(folder)
+            if folder.is_symlink():  # first the fingerprint's link: no run reads half a result
+                target = committed_attempt(folder)
+                folder.unlink()
+                if target is not None:
+                    shutil.rmtree(target)
+            else:
+                shutil.rmtree(folder)
         except OSError as exc:
             return f"cannot be removed: {exc.strerror or exc}"
     return None

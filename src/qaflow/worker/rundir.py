@@ -68,7 +68,7 @@ def attempt_dir(output_dir: Path, attempt_id: str) -> Path:
 def attempt_dir_of(task: RunTask) -> Path:
     """The attempt directory of a task (its id made by the driver, so it knows where the
     log of a run it had to kill is)."""
-    return attempt_dir(output_dir_of(task), f"{task.attempt_id or os.getpid()}-{task.attempt}")
+    return attempt_dir(output_dir_of(task), f"{task.attempt_id or 'run'}-{task.attempt}")
 
 
 def run_dir_of(folder: Path) -> Path:
