@@ -43,7 +43,7 @@ second:
 third:
   needs: second
   type: script
-  configs: ["cat ${{o.output_dir + '/out.txt' for o in needs['second']}} > $QA_OUTPUT_DIR/all.txt && echo third >> calls.log"]
+  configs: ["for d in ${{o.output_dir for o in needs['second']}}; do cat $d/out.txt; done > $QA_OUTPUT_DIR/all.txt && echo third >> calls.log"]
 """
 RUNS = 2 * len(INPUTS) + 1
 
@@ -78,7 +78,7 @@ def test_concurrent_processes_execute_each_run_exactly_once(tmp_path, processes)
         assert len(counts) == RUNS, counts
         assert {name: n for name, n in counts.items() if n != 1} == {}, "\n".join(outputs)
         summary = next((root / "output" / "runs" / "third").rglob("all.txt")).read_text()
-        assert summary.count(".raw") == len(INPUTS)
+        assert summary.count(".raw") == 2 * len(INPUTS)  # second: its input, then first's
 
 
 def test_with_the_store_on_postgresql(tmp_path, postgres_url):

@@ -180,7 +180,7 @@ images: {inputs: [a.raw, b.raw]}
 summary:
   needs: images
   type: script
-  configs: ["cat ${o.output_dir + '/out.txt' for o in needs['images']} > $QA_OUTPUT_DIR/seen.txt"]
+  configs: ["for d in ${o.output_dir for o in needs['images']}; do cat $d/out.txt; done > $QA_OUTPUT_DIR/seen.txt"]
 """
 
 
