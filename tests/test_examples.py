@@ -183,9 +183,7 @@ def test_the_readme_compare_flow_reports_nothing_changed(calibration: Path):
     assert qa(calibration, "batch", "my-evaluation-batch").returncode == 0
     reference = qa(calibration, "--label", "reference", "batch", "my-evaluation-batch")
     assert "up to date" in reference.stdout  # reused: cached on the reference side
-    forced = qa(
-        calibration, "--label", "experiment", "batch", "my-evaluation-batch", "--force"
-    )
+    forced = qa(calibration, "--label", "experiment", "batch", "my-evaluation-batch", "--force")
     assert forced.returncode == 0, forced.stdout + forced.stderr
     table = qa(calibration, "compare", "reference", "experiment", "--fail-on-regression")
     assert table.returncode == 0, table.stdout + table.stderr

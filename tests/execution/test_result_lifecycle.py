@@ -152,7 +152,7 @@ def test_the_result_lifecycle(tmp_path):
     TMP = str(tmp_path)
     machine = settings(
         max_examples=2,
-        stateful_step_count=5,
+        stateful_step_count=4,
         deadline=None,
         suppress_health_check=list(HealthCheck),
         database=None,

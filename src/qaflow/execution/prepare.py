@@ -12,6 +12,7 @@ the listing of the previous step's runs written to `$QA_PREVIOUS_BATCH`, once.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,7 +23,9 @@ from qaflow.plan.fingerprint import fingerprint_of
 from qaflow.plan.link import resolve
 from qaflow.plan.model import PENDING, PRODUCED, Plan, RunSpec
 from qaflow.plan.pipeline import write_previous
+from qaflow.worker.execute import HOST
 from qaflow.worker.model import RunPayload, RunResult, RunStatus
+from qaflow.worker.rundir import Committed, read_result
 
 
 def payload_of(spec: RunSpec) -> RunPayload:
@@ -73,6 +76,10 @@ class Preparer:
         # a result committed meanwhile (by another qaflow process, or before an upstream
         # run re-executed with the same outputs) is reused, unless the run is forced
         reuse = job.key not in self.forced
+        if reuse and job.task.action == "run":
+            found = read_result(job.run.output_dir)  # committed results are immutable:
+            if isinstance(found, Committed):  # reading one needs no lock
+                return _reused(job, found)
         if reuse != job.task.reuse:
             job = dataclasses.replace(job, task=dataclasses.replace(job.task, reuse=reuse))
         return job
@@ -127,6 +134,23 @@ class Preparer:
             if result.output_dir:
                 data.update(output_dir=result.output_dir)
         return data
+
+
+def _reused(job: Job, found: Committed) -> RunResult:
+    now = time.time()
+    return RunResult(
+        job.key,
+        RunStatus.CACHED,
+        metrics=found.metrics,
+        started_at=now,
+        ended_at=now,
+        host=HOST,
+        pid=os.getpid(),  # decided when it started (the summary's "reused after upstream re-ran")
+        output_dir=str(job.run.output_dir),
+        fingerprint=job.run.fingerprint,
+        digest=found.digest,
+        parts=job.run.parts,
+    )
 
 
 def _token(result: RunResult) -> str:

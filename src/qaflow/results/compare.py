@@ -49,6 +49,8 @@ OK_STATUSES = frozenset({"succeeded", "cached"})
 
 def _outcome(status: str) -> str:
     return "ok" if status in OK_STATUSES else status
+
+
 FAILED_STATUSES = frozenset({"failed", "errored", "skipped", "interrupted", "cancelled"})
 _EPSILON = 1e-9  # relative: 0.31 - 0.30 is not "more than" a tolerance of 0.01
 
