@@ -25,7 +25,7 @@ from qaflow.plan.model import PENDING, PRODUCED, Plan, RunSpec
 from qaflow.plan.pipeline import write_previous
 from qaflow.worker.execute import HOST
 from qaflow.worker.model import RunPayload, RunResult, RunStatus
-from qaflow.worker.rundir import Committed, read_result
+from qaflow.worker.rundir import Committed, read_result, reused
 
 
 def payload_of(spec: RunSpec) -> RunPayload:
@@ -137,18 +137,13 @@ class Preparer:
 
 
 def _reused(job: Job, found: Committed) -> RunResult:
-    now = time.time()
-    return RunResult(
+    return reused(
         job.key,
-        RunStatus.CACHED,
-        metrics=found.metrics,
-        started_at=now,
-        ended_at=now,
+        found,
+        job.run.output_dir,
         host=HOST,
         pid=os.getpid(),  # decided when it started (the summary's "reused after upstream re-ran")
-        output_dir=str(job.run.output_dir),
         fingerprint=job.run.fingerprint,
-        digest=found.digest,
         parts=job.run.parts,
     )
 

@@ -66,22 +66,14 @@ def _forced(the_plan: Plan, options: Options) -> frozenset[str]:
 def existing(action: ActionOnExisting) -> Decide:
     """The `decide` of --action-on-existing sync and skip (QA-Board's modes; see the policy)."""
     from qaflow.worker.context import MetricsError, read_metrics
-    from qaflow.worker.rundir import Committed, read_result
+    from qaflow.worker.rundir import Committed, read_result, reused
 
     def decide(job: Job) -> RunResult | None:
         now = time.time()
         if action == "skip":
             found = read_result(job.run.output_dir)
-            if not isinstance(found, Committed):
-                return None
-            return RunResult(
-                job.key,
-                RunStatus.CACHED,
-                metrics=found.metrics,
-                started_at=now,
-                ended_at=now,
-                output_dir=str(job.run.output_dir),
-                digest=found.digest,
+            return (
+                reused(job.key, found, job.run.output_dir) if isinstance(found, Committed) else None
             )
         try:
             metrics = (

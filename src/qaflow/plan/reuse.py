@@ -24,7 +24,6 @@ Policy
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -35,8 +34,8 @@ from qaflow.config.project import Project
 from qaflow.plan.expand import PIPELINE, SCRIPT, rel_dir
 from qaflow.plan.fingerprint import InputHashes, code_version, fingerprint_of, hash_json, parts_dict
 from qaflow.plan.model import PENDING, PRODUCED, Plan, RunSpec
-from qaflow.worker.model import RunResult, RunStatus
-from qaflow.worker.rundir import Committed, read_result
+from qaflow.worker.model import RunResult
+from qaflow.worker.rundir import Committed, read_result, reused
 
 
 class Fingerprints:
@@ -203,23 +202,13 @@ def reusable(
         recorded([r.fingerprint for r in plan.runs if r.fingerprint])
     forced = set(force_batches)
     cached: dict[str, RunResult] = {}
-    now = time.time()
     ran: dict[Path, bool] = {}  # batch folder of runs -> whether it exists at all
     for run in plan.runs:  # topological order: what a run needs was decided before it
         if run.batch in forced or not all(key in cached for key in plan.needs(run.key)):
             continue
         found = plan.committed.get(run.key) or _committed(run, ran)
         if found is not None:
-            cached[run.key] = RunResult(
-                run.key,
-                RunStatus.CACHED,
-                metrics=dict(found.metrics),
-                started_at=now,
-                ended_at=now,
-                output_dir=str(run.output_dir),
-                fingerprint=run.fingerprint,
-                digest=found.digest,
-            )
+            cached[run.key] = reused(run.key, found, run.output_dir, fingerprint=run.fingerprint)
     return cached
 
 

@@ -57,19 +57,14 @@ def execute(task: RunTask) -> RunResult:
     with run_lock(output_dir, None if task.lock_dir is None else Path(task.lock_dir)):
         done = rundir.read_result(output_dir) if task.reuse and task.action == "run" else None
         if isinstance(done, rundir.Committed):
-            now = time.time()
-            return RunResult(
+            return rundir.reused(
                 task.key,
-                RunStatus.CACHED,
-                metrics=done.metrics,
-                started_at=now,
-                ended_at=now,
+                done,
+                output_dir,
                 host=HOST,
                 pid=os.getpid(),
                 attempt=task.attempt,
-                output_dir=str(output_dir),
                 fingerprint=task.payload.fingerprint,
-                digest=done.digest,
                 parts=task.payload.parts,
             )
         return _execute(task, output_dir)

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qaflow.worker.model import RunTask
+from qaflow.worker.model import RunResult, RunStatus, RunTask
 
 OWN_FILES = frozenset({"run.json", "metrics.json", "log.txt", "manifest.outputs.json"})
 LOCKS = ".locks"  # the file of run locks, one per batch folder of run directories
@@ -125,6 +125,22 @@ def read_result(output_dir: Path) -> Committed | str:
     if not isinstance(names, dict) or not all(exists(f"{folder}/{name}") for name in names):
         return MISSING_FILES
     return Committed(metrics, result_digest(listed, metrics))
+
+
+def reused(key: str, found: Committed, output_dir: Path, **extra: Any) -> RunResult:
+    """The CACHED result of a run that reuses `found`, the committed result at output_dir
+    (`extra`: more RunResult fields: fingerprint, host, pid…)."""
+    now = time.time()
+    return RunResult(
+        key,
+        RunStatus.CACHED,
+        metrics=dict(found.metrics),
+        started_at=now,
+        ended_at=now,
+        output_dir=str(output_dir),
+        digest=found.digest,
+        **extra,
+    )
 
 
 def result_problem(output_dir: Path) -> str | None:
