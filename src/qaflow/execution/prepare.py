@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections import ChainMap
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -101,11 +102,12 @@ class Preparer:
             return job
         link = self.plan.links.get(job.key)
         if link is not None:
-            by_key = dict(self.by_key)
-            for key in link.needs:  # where the upstream results are, now
+            moved: dict[str, RunSpec] = {}  # where the upstream results are, now
+            for key in link.needs:
                 where = results[key].output_dir if key in results else None
-                if where and key in by_key:
-                    by_key[key] = by_key[key].evolve(output_dir=Path(where))
+                if where and key in self.by_key:
+                    moved[key] = self.by_key[key].evolve(output_dir=Path(where))
+            by_key = ChainMap(moved, self.by_key)
             raw = (
                 spec
                 if link.configurations is None
