@@ -58,7 +58,7 @@ class Fingerprints:
         self._exclude = [project.config_path, *project.batch_files()]
         self.committed: dict[str, Committed] = {}  # run key -> its verified committed result
         self._read: set[str] = set()  # keys whose result was looked for
-        self._folders: dict[Path, bool] = {}  # batch folder of runs -> whether it exists
+        self._ran: dict[str, bool] = {}  # batch -> whether its folder of runs exists
 
     def token(self, run: RunSpec) -> str:
         """What a run that needs `run` covers of it (early cutoff): the digest of what `run`
@@ -72,10 +72,7 @@ class Fingerprints:
         if run.key not in self._read:
             self._read.add(run.key)
             provisional = any(t.startswith(PENDING) for t in (run.parts or {}).get("upstream", ()))
-            folder = _batch_folder(run)
-            if folder not in self._folders:  # a batch that never ran has no result to read
-                self._folders[folder] = folder.is_dir()
-            if not provisional and self._folders[folder]:
+            if not provisional and _ran(run, self._ran):
                 found = read_result(run.output_dir)
                 if isinstance(found, Committed):
                     self.committed[run.key] = found
@@ -202,7 +199,7 @@ def reusable(
         recorded([r.fingerprint for r in plan.runs if r.fingerprint])
     forced = set(force_batches)
     cached: dict[str, RunResult] = {}
-    ran: dict[Path, bool] = {}  # batch folder of runs -> whether it exists at all
+    ran: dict[str, bool] = {}  # batch -> whether its folder of runs exists
     for run in plan.runs:  # topological order: what a run needs was decided before it
         if run.batch in forced or not all(key in cached for key in plan.needs(run.key)):
             continue
@@ -227,7 +224,7 @@ def waiting(
     if force:
         return set()
     forced = set(force_batches)
-    ran: dict[Path, bool] = {}
+    ran: dict[str, bool] = {}
     found = set()
     for run in plan.runs:
         if run.key in cached or run.batch in forced or not run.upstream:
@@ -251,12 +248,17 @@ def _batch_folder(run: RunSpec) -> Path:
     return run.output_dir.parents[depth]
 
 
-def _committed(run: RunSpec, ran: dict[Path, bool]) -> Committed | None:
+def _ran(run: RunSpec, ran: dict[str, bool]) -> bool:
+    """Whether the run's batch has a folder of runs: a batch that never ran has no result
+    to read (asked once per batch: this runs for every planned run)."""
+    if run.batch not in ran:
+        ran[run.batch] = _batch_folder(run).is_dir()
+    return ran[run.batch]
+
+
+def _committed(run: RunSpec, ran: dict[str, bool]) -> Committed | None:
     """The run's verified committed result, if its batch ever ran."""
-    folder = _batch_folder(run)
-    if folder not in ran:  # a batch that never ran has nothing to reuse: no file to try
-        ran[folder] = folder.is_dir()
-    if not ran[folder]:
+    if not _ran(run, ran):
         return None
     found = read_result(run.output_dir)
     return found if isinstance(found, Committed) else None

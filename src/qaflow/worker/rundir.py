@@ -107,8 +107,7 @@ def read_result(output_dir: Path) -> Committed | str:
     file its manifest lists is present. Else why not: NO_RESULT, FAILED_RESULT, MISSING_FILES."""
     folder = str(output_dir)  # strings, not Paths: this runs for every planned run
     try:
-        with open(f"{folder}/metrics.json", "rb") as file:
-            metrics = json.loads(file.read())
+        metrics = json.loads(_read(f"{folder}/metrics.json"))
     except FileNotFoundError:
         return NO_RESULT
     except (OSError, ValueError):
@@ -116,8 +115,7 @@ def read_result(output_dir: Path) -> Committed | str:
     if not isinstance(metrics, dict) or metrics.get("is_failed") is not False:
         return FAILED_RESULT
     try:
-        with open(f"{folder}/{MANIFEST}", "rb") as file:
-            listed = file.read()
+        listed = _read(f"{folder}/{MANIFEST}")
         names = json.loads(listed)
     except (OSError, ValueError):
         return MISSING_FILES
@@ -141,6 +139,12 @@ def reused(key: str, found: Committed, output_dir: Path, **extra: Any) -> RunRes
         digest=found.digest,
         **extra,
     )
+
+
+def _read(path: str) -> bytes:
+    """A small file's bytes, unbuffered (no buffer nor decoder to set up: read per run)."""
+    with open(path, "rb", buffering=0) as file:
+        return file.read()
 
 
 def result_problem(output_dir: Path) -> str | None:
