@@ -148,7 +148,7 @@ def test_a_deps_file_reruns_the_batches_that_declare_it(project, qa):
     execution = run_batch(root)
     ran = {k for k, v in statuses(execution).items() if v is RunStatus.SUCCEEDED}
     assert {b for b, _ in ran} == {"images"}  # what needs it is reused: the same outputs
-    assert calls(root)[-3:] == ["images a.raw", "images b.raw", "images c.raw"]
+    assert sorted(calls(root)[-3:]) == ["images a.raw", "images b.raw", "images c.raw"]
 
 
 def test_a_changed_configuration_is_named_by_why(project, qa):
