@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -175,6 +176,28 @@ def test_qa_batch_runs_the_calibration_dag(calibration: Path):
         assert [metrics[f"gain_{c}"] for c in "rgb"] == pytest.approx(gains)
         assert (Path(run["output_dir"]) / "corrected.png").is_file()
         assert (Path(run["output_dir"]) / "original.png").is_file()
+
+
+def test_the_readme_compare_flow_reports_nothing_changed(calibration: Path):
+    """Cached on one side, executed on the other, with the same results: nothing changed."""
+    assert qa(calibration, "batch", "my-evaluation-batch").returncode == 0
+    reference = qa(calibration, "--label", "reference", "batch", "my-evaluation-batch")
+    assert "up to date" in reference.stdout  # reused: cached on the reference side
+    forced = qa(calibration, "--label", "experiment", "batch", "my-evaluation-batch", "--force")
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    table = qa(calibration, "compare", "reference", "experiment", "--fail-on-regression")
+    assert table.returncode == 0, table.stdout + table.stderr
+    assert "changed" in table.stdout and not re.search(r"[1-9]\d* changed", table.stdout)
+    assert "cached" not in table.stdout
+    rows = [
+        row
+        for batch in json.loads(qa(calibration, "compare", "reference", "experiment",
+                                   "--format", "json").stdout)["batches"]
+        for row in batch["rows"]
+    ]  # fmt: skip
+    assert len(rows) == 8 and not any(row["changed"] for row in rows)
+    markdown = qa(calibration, "compare", "reference", "experiment", "--format", "markdown")
+    assert not re.search(r"[1-9]\d* changed", markdown.stdout) and "cached" not in markdown.stdout
 
 
 def test_the_calibration_dag_runs_in_order(calibration: Path):

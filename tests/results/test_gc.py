@@ -306,3 +306,33 @@ def test_bad_durations(text):
 )
 def test_human_sizes(size, shown):
     assert human_size(size) == shown
+
+
+FAILING = (
+    "from pathlib import Path\n"
+    "def run(context):\n"
+    "    if Path(context.database, 'fail').exists():\n"
+    "        raise RuntimeError('no')\n"
+    "    (context.output_dir/'x.bin').write_bytes(b'x'*1000)\n"
+)
+
+
+def test_a_failed_attempt_goes_when_old_and_the_committed_result_stays(root):
+    (root / "qa" / "main.py").write_text(FAILING)
+    [a, b] = run_batch(root, "good", v=1)
+    (root / "fail").write_text("")
+    failed = qaflow.batch("b", project=root, label="bad", force=True, reporter=RecordingReporter())
+    attempts = sorted(run.output_dir for run in failed.runs())
+    assert failed.exit_code == 1 and all(
+        p.parent == a.parent or p.parent == b.parent for p in attempts
+    )
+    assert {p.name.split(".")[0] for p in attempts} == {a.name, b.name}  # beside the results
+    assert removed(plan(root, older=DAYS_30)) == set()  # recent: the failed logs are kept
+    gc_plan = plan(root, ("good",), DAYS_30, LATER)  # 40 days on, the label keeps "good"
+    assert removed(gc_plan) == set(attempts)
+    apply_gc(gc_plan)
+    assert not any(p.exists() for p in attempts)
+    assert a.is_symlink() and (a / "x.bin").is_file() and (b / "x.bin").is_file()
+    everything = apply_gc(plan(root, (), DAYS_30, LATER))  # no kept execution: all goes
+    assert {r.path for r in everything.removed} == {a, b}
+    assert not a.is_symlink() and not a.exists() and not list(a.parent.glob(f"{a.name}.*"))

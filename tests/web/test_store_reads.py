@@ -16,7 +16,7 @@ from qaflow.store import Store
 from qaflow.web.app import create_app
 from qaflow.worker.model import RunResult, RunStatus
 
-from .conftest import Server
+from .conftest import Server, execute, make_demo
 
 
 def spec(
@@ -198,3 +198,24 @@ def test_a_pipeline_s_run_steps_are_nodes_of_their_own(store: Store) -> None:
     }
     assert store.board.batch_edges(execution) == [("pipe step 1", "work"), ("work", "pipe step 3")]
     assert store.board.batch_names(execution) == ["pipe", "work"]
+
+
+def test_cached_against_executed_with_the_same_result_is_unchanged(tmp_path: Path) -> None:
+    """The compare page of a fully cached execution against the one that executed its runs."""
+    root = make_demo(tmp_path / "demo")
+    executed = execute(root, "reference")
+    cached = execute(root, "again")  # every run reused
+    project = Project.discover(root)
+    with (
+        Store.open(project.database_url, storage=project.storage) as store,
+        Server(create_app(project, store=store)) as server,
+    ):
+        assert {r.status.value for r in store.lookups.runs(cached)} == {"cached"}
+        page = httpx.get(f"{server.url}/compare", params={"ref": executed, "new": cached})
+        changed = httpx.get(
+            f"{server.url}/compare", params={"ref": executed, "new": cached, "only": "changed"}
+        )
+    assert page.status_code == 200 and "No regression" in page.text
+    assert 'class="changed"' not in page.text and 'class="regression"' not in page.text
+    assert page.text.count('data-input="test') == 3
+    assert changed.text.count('data-input="test') == 0

@@ -145,8 +145,10 @@ def test_a_failing_postprocess_action_keeps_the_runs_metrics(tmp_path):
         result.status is RunStatus.FAILED
         and result.error_line == "ZeroDivisionError: division by zero"
     )
-    written = json.loads((root / "output" / "a" / "metrics.json").read_text())
-    assert written["x"] == 2 and written["is_failed"] is True
+    committed = json.loads((root / "output" / "a" / "metrics.json").read_text())
+    assert committed["x"] == 2 and committed["is_failed"] is False  # the result is intact
+    attempt = json.loads((Path(result.output_dir) / "metrics.json").read_text())
+    assert attempt["x"] == 2 and attempt["is_failed"] is True
 
 
 def test_postprocess_without_results_fails(tmp_path):
@@ -199,8 +201,10 @@ def test_user_failures_are_failed_results_with_the_reason(tmp_path):
     assert raised.status is RunStatus.FAILED
     assert raised.error_line == "ValueError: boom"
     assert "Traceback" in raised.error and "main.py" in raised.error
-    assert "ValueError: boom" in (out / "log.txt").read_text()
-    assert json.loads((out / "metrics.json").read_text())["is_failed"] is True
+    attempt = Path(raised.output_dir)  # a failed attempt keeps its own files; none committed
+    assert attempt.parent == out.parent and not out.exists()
+    assert "ValueError: boom" in (attempt / "log.txt").read_text()
+    assert json.loads((attempt / "metrics.json").read_text())["is_failed"] is True
     assert run(root, "e", mode="exit3")[0].error == "run() called sys.exit(3)"
     assert run(root, "z", mode="exit0")[0].status is RunStatus.SUCCEEDED
     wrong = run(root, "w", mode="not-a-dict")[0]
@@ -229,7 +233,8 @@ def test_environment_and_cwd_are_isolated(tmp_path):
     assert after.metrics["leak"] is None and after.metrics["k"] is None
     assert after.metrics["path"] == os.environ["PATH"]
     assert after.metrics["cwd"] == str(root)
-    assert after.metrics["qa_output_dir"] == str(out) and after.metrics["qa_batch"] == "my-batch"
+    assert after.metrics["qa_output_dir"] == str(out.resolve())  # the committed attempt
+    assert after.metrics["qa_batch"] == "my-batch"
 
 
 def test_manifest_lists_the_users_files_with_sizes_and_hashes(tmp_path):

@@ -18,6 +18,7 @@ The CLI is a thin layer over this module; `--no-wait` starts it detached
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -130,7 +131,7 @@ def execute(
         with backend_for(project, the_plan, options, checks, decisions, pool) as backend:
             execution_id = _record(store, project, options, execution_id)
             events = _events(store, execution_id, decisions, reporter, options)
-            jobs = _jobs(project, the_plan, options, checks, decisions.settled)
+            jobs = _jobs(project, the_plan, options, checks, decisions.settled, execution_id)
             settled = _settled_runs(the_plan, decisions.settled)
             started = time.time()
             events.execution_started(execution_id, the_plan)
@@ -223,10 +224,11 @@ def _jobs(
     options: Options,
     checks: Preflight,
     settled: dict[str, RunResult],
+    execution_id: str,
 ) -> list[Job]:
     """The graph's jobs: one per run to execute (not settled up front), in plan order."""
     return [
-        _job(project, the_plan, spec, options, checks.limits, checks.timeout)
+        _job(project, the_plan, spec, options, checks, execution_id)
         for spec in the_plan.runs
         if spec.key not in settled
     ]
@@ -244,17 +246,18 @@ def _job(
     the_plan: Plan,
     spec: RunSpec,
     options: Options,
-    limits: dict[str, int],
-    env_timeout: float | None,
+    checks: Preflight,
+    execution_id: str,
 ) -> Job:
     """The graph's job for a run to execute."""
     settings = the_plan.settings.get(spec.batch)
+    task = _task(project, the_plan, spec, options, checks.timeout)
     return Job(
         run=spec,
-        task=_task(project, the_plan, spec, options, env_timeout),
+        task=dataclasses.replace(task, attempt_id=execution_id),
         needs=the_plan.needs(spec.key),
         retries=settings.retries if settings else 0,
-        batch_limit=limits.get(spec.batch),
+        batch_limit=checks.limits.get(spec.batch),
     )
 
 

@@ -55,7 +55,10 @@ class Run:
 
     @property
     def output_dir(self) -> Path:
-        return self.spec.output_dir
+        """Where its files are: its committed result (its fingerprint final, so it may differ
+        from the planned one when it waited on upstream runs), or a failed attempt's files."""
+        where = self.result.output_dir
+        return Path(where) if where else self.spec.output_dir
 
     @property
     def error(self) -> str | None:

@@ -1,24 +1,32 @@
 """Completing runs when they start: what could not be known when planning.
 
-A run whose expressions read upstream metrics is resolved again now, with its upstream
-results (a failure to evaluate them fails the run, with the reason), and its task gets the
-new payload (`payload_of`: the worker's typed view of a `RunSpec`). A pipeline step gets
+A run that needs others gets its final fingerprint now: what they produced is known
+(`qaflow.plan.reuse`, early cutoff), and so its output directory. If either changed since
+planning, or its expressions read upstream metrics, it is resolved again, with the upstream
+results and where they are (a failure to evaluate them fails the run, with the reason), and
+its task gets the new payload (`payload_of`: the worker's typed view of a `RunSpec`). The
+worker then reuses the fingerprint's committed result if there is one, unless it is forced. A pipeline step gets
 the listing of the previous step's runs written to `$QA_PREVIOUS_BATCH`, once.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
+from collections import ChainMap
 from collections.abc import Mapping
 from pathlib import Path
 
 from qaflow.errors import InterpolationError
 from qaflow.execution.model import Job
+from qaflow.plan.fingerprint import fingerprint_of
 from qaflow.plan.link import resolve
-from qaflow.plan.model import Plan, RunSpec
+from qaflow.plan.model import PENDING, PRODUCED, Plan, RunSpec
 from qaflow.plan.pipeline import write_previous
+from qaflow.worker.execute import HOST
 from qaflow.worker.model import RunPayload, RunResult, RunStatus
+from qaflow.worker.rundir import Committed, read_result, reused
 
 
 def payload_of(spec: RunSpec) -> RunPayload:
@@ -38,6 +46,7 @@ def payload_of(spec: RunSpec) -> RunPayload:
         fingerprint=spec.fingerprint,
         command=spec.command,
         deferred=spec.deferred,
+        parts=spec.parts,
     )
 
 
@@ -54,19 +63,8 @@ class Preparer:
         listing = job.task.env.get("QA_PREVIOUS_BATCH")
         if listing and listing not in self._written:
             self._write_listing(listing, results)
-        # a result made meanwhile (by another qaflow process) may be reused, unless the run is
-        # forced or something it needs executed here: then it must execute too
-        reuse = job.key not in self.forced and all(
-            results[k].status is RunStatus.CACHED for k in job.needs
-        )
-        if reuse != job.task.reuse:
-            job = dataclasses.replace(job, task=dataclasses.replace(job.task, reuse=reuse))
-        if not job.run.deferred:
-            return job
         try:
-            spec = resolve(
-                job.run, self.plan.links[job.key], self.by_key, lambda run: results[run.key].metrics
-            )
+            job = self._final(job, results)
         except InterpolationError as exc:
             now = time.time()
             return RunResult(
@@ -76,6 +74,46 @@ class Preparer:
                 started_at=now,
                 ended_at=now,
             )
+        # a result committed meanwhile (by another qaflow process, or before an upstream
+        # run re-executed with the same outputs) is reused, unless the run is forced
+        reuse = job.key not in self.forced
+        if reuse and job.task.action == "run":
+            found = read_result(job.run.output_dir)  # committed results are immutable:
+            if isinstance(found, Committed):  # reading one needs no lock
+                return _reused(job, found)
+        if reuse != job.task.reuse:
+            job = dataclasses.replace(job, task=dataclasses.replace(job.task, reuse=reuse))
+        return job
+
+    def _final(self, job: Job, results: Mapping[str, RunResult]) -> Job:
+        """The job with its final fingerprint (what its upstream runs produced, now known)
+        and output directory, and its expressions evaluated again if either changed."""
+        spec = job.run
+        changed = False
+        if spec.upstream and spec.parts is not None:
+            tokens = [_token(results[key]) for key in spec.upstream if key in results]
+            parts = {**spec.parts, "upstream": sorted(set(tokens))}
+            digest = fingerprint_of(parts)
+            if digest != spec.fingerprint:
+                output_dir = spec.output_dir.with_name(digest[:12])
+                spec = spec.evolve(fingerprint=digest, parts=parts, output_dir=output_dir)
+                changed = True
+        if not (changed or spec.deferred):
+            return job
+        link = self.plan.links.get(job.key)
+        if link is not None:
+            moved: dict[str, RunSpec] = {}  # where the upstream results are, now
+            for key in link.needs:
+                where = results[key].output_dir if key in results else None
+                if where and key in self.by_key:
+                    moved[key] = self.by_key[key].evolve(output_dir=Path(where))
+            by_key = ChainMap(moved, self.by_key)
+            raw = (
+                spec
+                if link.configurations is None
+                else spec.evolve(configurations=link.configurations)
+            )
+            spec = resolve(raw, link, by_key, lambda run: results[run.key].metrics)
         task = dataclasses.replace(
             job.task,
             payload=payload_of(spec),
@@ -95,4 +133,26 @@ class Preparer:
         data = self.plan.describe(run)
         if result is not None:
             data.update(status=result.status.value, metrics=result.metrics)
+            if result.output_dir:
+                data.update(output_dir=result.output_dir)
         return data
+
+
+def _reused(job: Job, found: Committed) -> RunResult:
+    return reused(
+        job.key,
+        found,
+        job.run.output_dir,
+        host=HOST,
+        pid=os.getpid(),  # decided when it started (the summary's "reused after upstream re-ran")
+        fingerprint=job.run.fingerprint,
+        parts=job.run.parts,
+    )
+
+
+def _token(result: RunResult) -> str:
+    """What a downstream fingerprint covers of an upstream result: the digest of what it
+    produced, else (a result not read, e.g. synced) its fingerprint."""
+    if result.digest:
+        return PRODUCED + result.digest
+    return PENDING + (result.fingerprint or result.key)

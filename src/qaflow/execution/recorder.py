@@ -56,9 +56,11 @@ class StoreRecorder:
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._planned: dict[str, str | None] = {}  # run key -> fingerprint when planned
 
     def execution_started(self, execution_id: str, plan: Plan) -> None:
         settled, known = self.settled, self.known
+        self._planned = {run.key: run.fingerprint for run in plan.runs}
         specs = [
             plan.describe(run)
             if run.key in settled and run.fingerprint in known
@@ -120,11 +122,19 @@ class StoreRecorder:
             stop = items[-1] is _STOP
             started = [item for item in items if isinstance(item, tuple)]
             finished = [item for item in items if isinstance(item, RunResult)]
-            if not self._safely(
-                functools.partial(
-                    self.store.writes.record, self.execution_id, started=started, finished=finished
-                )
-            ):
+            parts = [  # a fingerprint made final when the run started (what upstream produced)
+                (r.key, r.parts)
+                for r in finished
+                if r.parts and r.fingerprint and r.fingerprint != self._planned.get(r.key)
+            ]
+            record = functools.partial(
+                self.store.writes.record,
+                self.execution_id,
+                started=started,
+                finished=finished,
+                parts=parts,
+            )
+            if not self._safely(record):
                 return
 
     def _safely(self, write: Callable[[], None]) -> bool:

@@ -239,6 +239,11 @@ def summary(execution: Execution, root: Path) -> list[Table | Text]:
             _seconds(sum(r.duration for r in results)),
         )
     lines: list[Table | Text] = [table]
+    reused = sum(
+        1 for rs in by_batch.values() for r in rs if r.status is RunStatus.CACHED and r.pid
+    )
+    if reused:  # decided when they started: their upstream had re-run, with the same outputs
+        lines.append(Text(f"{reused} run(s) reused after upstream re-ran", style="blue"))
     lines.extend(_failure_line(spec, result, root) for spec, result in failures[:20])
     if len(failures) > 20:
         lines.append(Text(f"… and {len(failures) - 20} more failed or skipped runs"))
@@ -255,7 +260,8 @@ def _failure_line(run: RunSpec, result: RunResult, root: Path) -> Text:
         style=result.status.style,
     )
     line.append(result.error_line or result.status.value)
-    line.append(f"  → {_short(run.output_dir / 'log.txt', root)}", style="dim")
+    where = Path(result.output_dir) if result.output_dir else run.output_dir  # its attempt
+    line.append(f"  → {_short(where / 'log.txt', root)}", style="dim")
     return line
 
 
@@ -271,7 +277,7 @@ def compact(execution: Execution, root: Path) -> Text:
     }
     if metrics:
         line.append(f"\nmetrics: {json.dumps(metrics, default=str)[:500]}", style="")
-    line.append(f"\noutputs: {_short(run.spec.output_dir, root)}", style="dim")
+    line.append(f"\noutputs: {_short(run.output_dir, root)}", style="dim")
     return line
 
 

@@ -4,8 +4,8 @@ Policy, by `--action-on-existing`:
 - run (the default): a run with an up-to-date result is reused, CACHED (`plan.reuse`):
   those are settled up front, and so is everything they need (a reused run's upstream is
   reused too). `--force` / `--force-batch` re-execute runs (`forced`).
-- skip: a run whose output directory holds successful results is not executed (CACHED,
-  with those metrics); sync: no run executes, existing results are recorded as they are,
+- skip: a run whose output directory holds a verified successful result is not executed
+  (CACHED, with those metrics); sync: no run executes, existing results are recorded as they are,
   and a run without results fails. Both decide each run when its turn comes (`decide`),
   reading its output directory.
 - postprocess: nothing is settled.
@@ -66,9 +66,15 @@ def _forced(the_plan: Plan, options: Options) -> frozenset[str]:
 def existing(action: ActionOnExisting) -> Decide:
     """The `decide` of --action-on-existing sync and skip (QA-Board's modes; see the policy)."""
     from qaflow.worker.context import MetricsError, read_metrics
+    from qaflow.worker.rundir import Committed, read_result, reused
 
     def decide(job: Job) -> RunResult | None:
         now = time.time()
+        if action == "skip":
+            found = read_result(job.run.output_dir)
+            return (
+                reused(job.key, found, job.run.output_dir) if isinstance(found, Committed) else None
+            )
         try:
             metrics = (
                 read_metrics(job.run.output_dir)
@@ -79,15 +85,6 @@ def existing(action: ActionOnExisting) -> Decide:
             metrics, problem = None, str(exc)
         else:
             problem = f"no existing results to sync in {job.run.output_dir}"
-        if action == "skip":
-            ok = metrics is not None and not metrics.get("is_failed")
-            return (
-                RunResult(
-                    job.key, RunStatus.CACHED, metrics=metrics or {}, started_at=now, ended_at=now
-                )
-                if ok
-                else None
-            )
         if metrics is None:
             return RunResult(job.key, RunStatus.FAILED, error=problem, started_at=now, ended_at=now)
         failed = bool(metrics.get("is_failed"))

@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from qaflow.config.batches import Batch
+from qaflow.worker.rundir import Committed
 
 SINGLE_RUN_BATCH = "@run"
+PRODUCED = "out:"  # an upstream token: the digest of what the upstream run produced
+PENDING = "run:"  # an upstream token: the fingerprint of an upstream run with no result yet
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class RunSpec:
     deferred: bool = False  # its configurations read upstream metrics: evaluated when it starts
     fingerprint: str | None = None  # what decides reuse (see cache.py); addresses output_dir
     parts: dict[str, Any] | None = None  # what the fingerprint is made of, for `qa why`
+    upstream: tuple[str, ...] = ()  # keys of the runs whose outputs its fingerprint covers
 
     def evolve(self, **changes: Any) -> RunSpec:
         """`dataclasses.replace` for planning's hot paths (calls per planned run): copies the
@@ -116,6 +120,12 @@ class Plan:
     previous_files: dict[str, tuple[str, ...]] = field(default_factory=dict)  # pipelines
     graph: dict[str, list[str]] = field(default_factory=dict)  # batch -> batches it needs
     targets: list[str] = field(default_factory=list)  # the batches asked for
+    committed: dict[str, Committed] = field(default_factory=dict)  # results read when planning
+
+    def waits(self, run: RunSpec) -> bool:
+        """Whether the run's fingerprint is provisional: an upstream run has no result yet,
+        so its fingerprint is known once that run has produced its outputs."""
+        return any(token.startswith(PENDING) for token in (run.parts or {}).get("upstream", ()))
 
     def needs(self, key: str) -> frozenset[str]:
         return self.edges.get(key, frozenset())
@@ -150,6 +160,7 @@ class Link:
     groups: dict[str, tuple[str, ...]]  # alias -> keys of the runs it names
     previous: tuple[str, ...] | None = None  # pipelines: the runs of the previous step
     command: str | None = None  # pipelines: the `run:` step, as written
+    configurations: tuple[Any, ...] | None = None  # as written: resolved again when it starts
 
     @property
     def needs(self) -> frozenset[str]:

@@ -87,7 +87,9 @@ def compile_pipeline(
                 key=key,
             )
             link = Link(batch, groups, previous=previous, command=step.command)
-            run = fingerprints.step(run, [_fingerprint(k, by_key, compiled) for k in previous])
+            ups = [_run_of(k, by_key, compiled) for k in previous]
+            run = fingerprints.step(run, [fingerprints.token(up) for up in ups])
+            run = run.evolve(upstream=tuple(previous))
             compiled.runs.append(resolve(run, link, {**by_key, run.key: run}, None))
             compiled.links[key] = link
             compiled.env[key] = env
@@ -103,9 +105,8 @@ def compile_pipeline(
     return compiled
 
 
-def _fingerprint(key: str, by_key: Mapping[str, RunSpec], compiled: Compiled) -> str:
-    run = by_key.get(key) or next(r for r in compiled.runs if r.key == key)
-    return run.fingerprint or ""
+def _run_of(key: str, by_key: Mapping[str, RunSpec], compiled: Compiled) -> RunSpec:
+    return by_key.get(key) or next(r for r in compiled.runs if r.key == key)
 
 
 def write_previous(path: Path, runs: list[dict[str, object]]) -> None:

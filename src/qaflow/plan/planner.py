@@ -118,20 +118,20 @@ class _Builder:
             if run.key not in self.by_key:  # the same input and configs listed twice is one run
                 raw.setdefault(run.key, run)
         groups = [self.linker.groups(batch, run) if batch.needs else {} for run in raw.values()]
-        upstream = [
-            [self.by_key[key].fingerprint or "" for keys in group.values() for key in keys]
-            for group in groups
-        ]
+        ups = [tuple(key for keys in group.values() for key in keys) for group in groups]
+        upstream = [[self.fingerprints.token(self.by_key[key]) for key in keys] for keys in ups]
         runs = []
         templated: dict[int, bool] = {}  # runs of one matrix point share their configurations
-        for run, group in zip(
-            self.fingerprints.assign(batch, list(raw.values()), upstream), groups, strict=True
+        for run, group, keys in zip(
+            self.fingerprints.assign(batch, list(raw.values()), upstream), groups, ups, strict=True
         ):
             configs = id(run.configurations)
             if configs not in templated:
                 templated[configs] = has_templates(list(run.configurations))
+            if keys:
+                run = run.evolve(upstream=keys)
             if batch.needs or batch.type == SCRIPT or templated[configs]:
-                link = Link(batch, group)
+                link = Link(batch, group, configurations=run.configurations)
                 run = resolve(run, link, self.by_key, None)
                 self.links[run.key] = link
             self._add_run(run)
@@ -167,17 +167,20 @@ class _Builder:
         self.settings[target.location] = BatchSettings()
         self.graph[target.location] = []
         self.targets.append(target.location)
-        runs = [
+        found = [
             run
             for run in expand_folder(self.project, target, self.options, self.find)
             if run.key not in self.by_key
         ]
+        # each run its own fingerprint and directory, as for a named batch
+        runs = self.fingerprints.assign(None, found, [[] for _ in found])
         for run in runs:
             self._add_run(run)
         self.planned[target.location] = runs
 
     def build(self) -> Plan:
         self.fingerprints.close()
+        committed = self.fingerprints.committed
         edges = {}
         for run in self.runs:
             link = self.links.get(run.key)
@@ -195,6 +198,7 @@ class _Builder:
             previous_files=self.previous_files,
             graph=self.graph,
             targets=self.targets,
+            committed=committed,
         )
 
 

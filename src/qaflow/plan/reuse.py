@@ -4,21 +4,26 @@ Policy
 - A run's fingerprint (`fingerprint.parts_dict`) covers its kind, its configurations and
   params as planned, the platform, its input's content, the code version (the `deps:`
   files of the batch or project, else the git commit and uncommitted changes, batch files
-  excluded) and the fingerprints of the runs it needs. Its output directory is addressed
-  by it: a new fingerprint never overwrites another's results.
-- A run is reused (CACHED) when its output directory holds a successful `metrics.json`
-  (written last by the run, in one write: the sign it completed) and none of the runs it
-  needs executes in this execution. This holds across labels, executions and commits, and
-  after a crash: a run that completed before its driver was killed is not run again.
-- `--force` executes every run; `--force-batch NAME` the runs of that batch (and so,
-  transitively, what needs them).
+  excluded) and what the runs it needs *produced* (early cutoff): the digest of their
+  committed result (manifest and metrics, `rundir.result_digest`), never their
+  fingerprints or directories. Its output directory is addressed by it: a new fingerprint
+  never overwrites another's results.
+- An upstream run with no result yet gives a `PENDING` token instead: the downstream
+  fingerprint is provisional, and is made final when the upstream run has produced its
+  outputs (`qaflow.execution.prepare`). If it produced the same outputs as before, the
+  downstream fingerprint is the one of the result already committed, which is reused.
+- A run is reused (CACHED) when its committed result is verified (`rundir.read_result`:
+  metrics.json says it did not fail, the manifest's files are present). Settled before
+  anything runs: the runs whose upstream runs are reused too. The others are decided when
+  their upstream has run, under the lock of their fingerprint (`qaflow.worker.execute`).
+  This holds across labels, executions and commits, and after a crash.
+- `--force` executes every run; `--force-batch NAME` the runs of that batch; the runs that
+  need them execute only if what those produce changes.
 """
 
 from __future__ import annotations
 
 import functools
-import os
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -28,9 +33,9 @@ from qaflow.config.batches import Batch
 from qaflow.config.project import Project
 from qaflow.plan.expand import PIPELINE, SCRIPT, rel_dir
 from qaflow.plan.fingerprint import InputHashes, code_version, fingerprint_of, hash_json, parts_dict
-from qaflow.plan.model import Plan, RunSpec
-from qaflow.worker.model import RunResult, RunStatus
-from qaflow.worker.rundir import completed_metrics
+from qaflow.plan.model import PENDING, PRODUCED, Plan, RunSpec
+from qaflow.worker.model import RunResult
+from qaflow.worker.rundir import Committed, read_result, reused
 
 
 class Fingerprints:
@@ -51,6 +56,27 @@ class Fingerprints:
             int, tuple[str, str]
         ] = {}  # id(configurations) -> (configs, params) hashes
         self._exclude = [project.config_path, *project.batch_files()]
+        self.committed: dict[str, Committed] = {}  # run key -> its verified committed result
+        self._read: set[str] = set()  # keys whose result was looked for
+        self._ran: dict[str, bool] = {}  # batch -> whether its folder of runs exists
+
+    def token(self, run: RunSpec) -> str:
+        """What a run that needs `run` covers of it (early cutoff): the digest of what `run`
+        produced, from its committed result; with none yet, its fingerprint (`PENDING`)."""
+        found = self.result_of(run)
+        return PENDING + (run.fingerprint or "") if found is None else PRODUCED + found.digest
+
+    def result_of(self, run: RunSpec) -> Committed | None:
+        """The run's verified committed result, read once per plan (None if it has none, or if
+        its own fingerprint waits on an upstream run)."""
+        if run.key not in self._read:
+            self._read.add(run.key)
+            provisional = any(t.startswith(PENDING) for t in (run.parts or {}).get("upstream", ()))
+            if not provisional and _ran(run, self._ran):
+                found = read_result(run.output_dir)
+                if isinstance(found, Committed):
+                    self.committed[run.key] = found
+        return self.committed.get(run.key)
 
     def assign(
         self, batch: Batch | None, runs: Sequence[RunSpec], upstream: Sequence[Sequence[str]]
@@ -163,31 +189,57 @@ def reusable(
     force_batches: Sequence[str] = (),
     recorded: Recorded | None = None,
 ) -> dict[str, RunResult]:
-    """The runs of the plan whose result can be reused, as CACHED results, by run key.
-
-    `recorded(fingerprints)` may give the store's successful runs (their metrics), which
-    spares reading each metrics.json; a run's own metrics.json is the authority either way.
-    """
+    """The runs of the plan whose result can be reused, as CACHED results, by run key: those
+    whose committed result is verified (`rundir.read_result`) and whose upstream runs are
+    reused too. `recorded(fingerprints)` is told the fingerprints looked up (the store
+    answers which have a successful run)."""
     if force:
         return {}
-    known = recorded([r.fingerprint for r in plan.runs if r.fingerprint]) if recorded else {}
+    if recorded is not None:
+        recorded([r.fingerprint for r in plan.runs if r.fingerprint])
     forced = set(force_batches)
     cached: dict[str, RunResult] = {}
-    now = time.time()
-    ran: dict[str, bool] = {}  # batch -> whether it has a folder of runs at all
+    ran: dict[str, bool] = {}  # batch -> whether its folder of runs exists
     for run in plan.runs:  # topological order: what a run needs was decided before it
         if run.batch in forced or not all(key in cached for key in plan.needs(run.key)):
             continue
-        if run.batch not in ran:  # a batch that never ran has nothing to reuse: no file to try
-            ran[run.batch] = _batch_folder(run).is_dir()
-        if not ran[run.batch]:
-            continue
-        metrics = _completed(run, known.get(run.fingerprint or ""))
-        if metrics is not None:
-            cached[run.key] = RunResult(
-                run.key, RunStatus.CACHED, metrics=metrics, started_at=now, ended_at=now
-            )
+        found = plan.committed.get(run.key) or _committed(run, ran)
+        if found is not None:
+            cached[run.key] = reused(run.key, found, run.output_dir, fingerprint=run.fingerprint)
     return cached
+
+
+def waiting(
+    plan: Plan,
+    cached: Mapping[str, RunResult],
+    *,
+    force: bool = False,
+    force_batches: Sequence[str] = (),
+    last_parts: Mapping[str, Mapping[str, Any]] | None = None,
+) -> set[str]:
+    """The runs, not reused now, that wait on upstream runs which will execute, and are reused
+    if those produce what they produced before: a committed result has their fingerprint, or
+    (their fingerprint provisional) their last success (`last_parts`, fingerprint parts by
+    run key) differs from them in nothing but what the upstream runs produced."""
+    if force:
+        return set()
+    forced = set(force_batches)
+    ran: dict[str, bool] = {}
+    found = set()
+    for run in plan.runs:
+        if run.key in cached or run.batch in forced or not run.upstream:
+            continue
+        if plan.waits(run):
+            last = (last_parts or {}).get(run.key)
+            if last is not None and _same_but_upstream(last, run.parts or {}):
+                found.add(run.key)
+        elif plan.committed.get(run.key) or _committed(run, ran):
+            found.add(run.key)
+    return found
+
+
+def _same_but_upstream(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    return all(old.get(name) == value for name, value in new.items() if name != "upstream")
 
 
 def _batch_folder(run: RunSpec) -> Path:
@@ -196,10 +248,17 @@ def _batch_folder(run: RunSpec) -> Path:
     return run.output_dir.parents[depth]
 
 
-def _completed(run: RunSpec, record: Any) -> dict[str, Any] | None:
-    """The metrics of the run's successful result, if its output directory holds one (the
-    store's record spares reading the file)."""
-    folder = str(run.output_dir)  # strings, not Paths: this runs for every planned run
-    if record is not None and record.output_dir == folder:
-        return dict(record.metrics) if os.path.exists(f"{folder}/metrics.json") else None  # noqa: PTH110
-    return completed_metrics(run.output_dir)
+def _ran(run: RunSpec, ran: dict[str, bool]) -> bool:
+    """Whether the run's batch has a folder of runs: a batch that never ran has no result
+    to read (asked once per batch: this runs for every planned run)."""
+    if run.batch not in ran:
+        ran[run.batch] = _batch_folder(run).is_dir()
+    return ran[run.batch]
+
+
+def _committed(run: RunSpec, ran: dict[str, bool]) -> Committed | None:
+    """The run's verified committed result, if its batch ever ran."""
+    if not _ran(run, ran):
+        return None
+    found = read_result(run.output_dir)
+    return found if isinstance(found, Committed) else None

@@ -45,6 +45,12 @@ if TYPE_CHECKING:
     from qaflow.store.records import ExecutionRecord, RunRecord
 
 OK_STATUSES = frozenset({"succeeded", "cached"})
+
+
+def _outcome(status: str) -> str:
+    return "ok" if status in OK_STATUSES else status
+
+
 FAILED_STATUSES = frozenset({"failed", "errored", "skipped", "interrupted", "cancelled"})
 _EPSILON = 1e-9  # relative: 0.31 - 0.30 is not "more than" a tolerance of 0.01
 
@@ -188,8 +194,14 @@ class Row:
         return self.failed or any(m.regression for m in self.metrics)
 
     @property
+    def status_changed(self) -> bool:
+        """Whether the outcome changed: cached on one side and executed on the other, with the
+        same result, is not a change (a reused result is the result)."""
+        return _outcome(self.ref.status) != _outcome(self.new.status)
+
+    @property
     def changed(self) -> bool:
-        return self.ref.status != self.new.status or any(m.changed for m in self.metrics)
+        return self.status_changed or any(m.changed for m in self.metrics)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -200,6 +212,7 @@ class Row:
             "new": self.new.brief(),
             "failed": self.failed,
             "regression": self.regression,
+            "changed": self.changed,
             "metrics": {m.metric: m.to_dict() for m in self.metrics},
         }
 

@@ -80,7 +80,7 @@ def shown_rows(batch: BatchComparison, show_all: bool, limit: int = LIMIT) -> tu
 def cells(comparison: Comparison, row: Row) -> Iterator[Cell]:
     """The lines of one matched run: its status when it changed, then each metric."""
     name = row.input or "-"
-    if row.ref.status != row.new.status:
+    if row.status_changed:
         state = "failed" if row.failed else ""
         yield Cell(name, row.configuration, "status", row.ref.status, row.new.status, "", "", state)
     for cell in row.metrics:

@@ -4,8 +4,13 @@ Policy
 - Kept executions: those started less than `older_than` seconds before `now` (None: all of
   them), those whose label is in `keep_labels` whatever their age, and every execution
   still "running" (a live execution's pending runs are recorded before their folders exist).
-- Referenced: the output_dir of any run of a kept execution. Units of removal are run
-  directories (a folder under STORAGE/runs holding a run.json; not searched below) and
+- Referenced: the output_dir of any run of a kept execution. A succeeded run's output_dir
+  is its fingerprint's symlink to the committed attempt (`qaflow.worker.rundir`): the
+  committed result is kept as long as a kept execution references the fingerprint; a failed
+  attempt is referenced by its own run, so it goes once that execution is older than
+  `older_than`; an attempt that is neither committed nor referenced (superseded by a later
+  success, or left by a killed driver) goes too. Units of removal are run directories and
+  attempts (a folder under STORAGE/runs holding a run.json; not searched below) and
   pipeline folders (STORAGE/runs/<pipeline>/<hash>/ with step-N/ run dirs or steps/*.json),
   each removed whole. A unit is kept when a referenced path is the unit, inside it, or
   above it; a pipeline folder also when its steps/*.json listings name a referenced run.
@@ -18,11 +23,13 @@ Safety invariants
   by os.walk(followlinks=False), is a real directory (not a symlink), and its resolved path
   is strictly under the resolved STORAGE/runs, checked again just before it is removed.
   shutil.rmtree removes symlinks found inside a unit, never their targets.
-- A unit in use is skipped: its run lock (`.<name>.lock` beside a run directory, and those
-  in a pipeline's step folders) is taken without waiting, held while the unit is removed,
+- A unit in use is skipped: its run lock (the lock of its fingerprint for an attempt, and
+  those in a pipeline's step folders) is taken without waiting, held while the unit is removed,
   and the sibling lock file is removed with it. A unit changed after planning (its folder
   or an entry in it has a newer mtime: a run on a host where flock does not reach) is
   skipped too.
+- A fingerprint's symlink whose committed attempt was removed is removed with it (as are
+  the leftovers of a switch a kill interrupted), so no run points to missing files.
 - After removals, only the folders that removals left empty are removed, upwards, stopping
   below STORAGE/runs.
 """
@@ -41,7 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qaflow.errors import UsageError
-from qaflow.worker.rundir import LOCKS, lock_dir_of, try_run_lock
+from qaflow.worker.rundir import LOCKS, committed_attempt, lock_dir_of, run_dir_of, try_run_lock
 
 if TYPE_CHECKING:
     from qaflow.store import Store
@@ -219,13 +226,22 @@ def find_units(runs_root: Path) -> Iterator[tuple[Path, bool]]:
         folder = Path(dirpath)
         depth = len(folder.relative_to(runs_root).parts)
         if depth and "run.json" in filenames:
-            yield folder, False
+            yield _committing(folder) or folder, False
         elif depth == 2 and _is_pipeline(folder, dirnames):
             yield folder, True
         else:
             dirnames.sort()  # units come in path order
             continue
         dirnames[:] = []  # a unit is removed whole: nothing below it is a unit of its own
+
+
+def _committing(attempt: Path) -> Path | None:
+    """The fingerprint's symlink whose committed result the attempt is, if it is one: the
+    unit is then the fingerprint (its symlink and that attempt, removed together)."""
+    link = run_dir_of(attempt)
+    if link == attempt or not link.is_symlink():
+        return None
+    return link if committed_attempt(link) == attempt else None
 
 
 def _is_pipeline(folder: Path, dirnames: list[str]) -> bool:
@@ -263,12 +279,29 @@ def apply_gc(gc_plan: GcPlan) -> GcResult:
             result.removed.append(removal)
         else:
             result.skipped.append((removal, reason))
+    _remove_dangling({r.path.parent for r in result.removed})
     result.emptied = remove_empty_parents([r.path for r in result.removed], gc_plan.runs_root)
     return result
 
 
+def _remove_dangling(folders: Iterable[Path]) -> None:
+    """The symlinks of fingerprints whose committed attempt is gone, and swap leftovers."""
+    for folder in folders:
+        with contextlib.suppress(OSError), os.scandir(folder) as entries:
+            for entry in entries:
+                swap = entry.name.startswith(".") and entry.name.endswith(".swap")
+                if entry.is_symlink() and (swap or not Path(entry.path).exists()):
+                    with contextlib.suppress(OSError):
+                        Path(entry.path).unlink()
+
+
 def _refusal(folder: Path, root: Path, planned_at: float) -> str | None:
     """Why folder must not be removed now, or None."""
+    if folder.is_symlink():  # a fingerprint: its committed attempt, beside it
+        target = committed_attempt(folder)
+        if target is None or target.is_symlink() or not target.is_dir():
+            return "no longer a folder"
+        folder = target
     if folder.is_symlink() or not folder.is_dir():
         return "no longer a folder"
     if not folder.resolve().is_relative_to(root) or folder.resolve() == root:
@@ -291,11 +324,18 @@ def _remove(removal: Removal, runs_root: Path) -> str | None:
     inner = sorted(p for p in folder.glob("step-*/*") if p.is_dir()) if removal.pipeline else []
     with contextlib.ExitStack() as stack:
         if not all(
-            try_run_lock(run, stack, lock_dir_of(run, runs_root)) for run in (folder, *inner)
+            try_run_lock(run_dir_of(run), stack, lock_dir_of(run_dir_of(run), runs_root))
+            for run in (folder, *inner)
         ):
             return "in use: a run holds its lock"
         try:
-            shutil.rmtree(folder)
+            if folder.is_symlink():  # first the fingerprint's link: no run reads half a result
+                target = committed_attempt(folder)
+                folder.unlink()
+                if target is not None:
+                    shutil.rmtree(target)
+            else:
+                shutil.rmtree(folder)
         except OSError as exc:
             return f"cannot be removed: {exc.strerror or exc}"
     return None

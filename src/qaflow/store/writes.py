@@ -30,9 +30,11 @@ from qaflow.worker.model import RunResult, RunStatus
 _BY_KEY = update(RUNS).where(
     RUNS.c.execution_id == bindparam("b_execution_id"), RUNS.c.key == bindparam("b_key")
 )
-_FINISHED = _BY_KEY.values(  # an unknown start time or host (None) keeps the stored one
+_FINISHED = _BY_KEY.values(  # an unknown start time, host… (None) keeps the stored one
     started_at=func.coalesce(bindparam("b_started_at"), RUNS.c.started_at),
     host=func.coalesce(bindparam("b_host"), RUNS.c.host),
+    output_dir=func.coalesce(bindparam("b_output_dir"), RUNS.c.output_dir),
+    fingerprint=func.coalesce(bindparam("b_fingerprint"), RUNS.c.fingerprint),
 )
 
 
@@ -170,6 +172,10 @@ class Writes:
             values["started_at"] = result.started_at
         if result.host:
             values["host"] = result.host
+        if result.output_dir:
+            values["output_dir"] = result.output_dir
+        if result.fingerprint:
+            values["fingerprint"] = result.fingerprint
         self._update_run(execution_id, result.key, values, "record the result of")
 
     def record(
@@ -178,6 +184,7 @@ class Writes:
         *,
         started: Sequence[tuple[str, float, str, int]] = (),
         finished: Sequence[RunResult] = (),
+        parts: Sequence[tuple[str, dict[str, Any]]] = (),
     ) -> None:
         """Many run_started (key, started_at, host, attempt) then run_finished, in one transaction.
 
@@ -208,6 +215,8 @@ class Writes:
                 "attempt": r.attempt,
                 "b_started_at": r.started_at or None,
                 "b_host": r.host or None,
+                "b_output_dir": r.output_dir or None,
+                "b_fingerprint": r.fingerprint or None,
             }
             for r in finished
         ]
@@ -218,6 +227,12 @@ class Writes:
                 connection.execute(_BY_KEY, starts)
             if ends:
                 connection.execute(_FINISHED, ends)
+            for key, made_of in parts:  # the final fingerprint's parts, for `qa why`
+                where = (RUNS.c.execution_id == execution_id) & (RUNS.c.key == key)
+                spec = connection.execute(select(RUNS.c.spec).where(where)).scalar()
+                if isinstance(spec, dict):
+                    new = {**spec, "fingerprint_parts": made_of}
+                    connection.execute(update(RUNS).where(where).values(spec=new))
 
     def _update_run(self, execution_id: str, key: str, values: dict[str, Any], what: str) -> None:
         params = {"b_execution_id": execution_id, "b_key": key, **values}

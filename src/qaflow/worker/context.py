@@ -23,7 +23,7 @@ from typing import Any
 
 from qaflow.errors import ExecutorError
 from qaflow.worker.model import RunTask
-from qaflow.worker.rundir import OWN_FILES, output_dir_of
+from qaflow.worker.rundir import OWN_FILES, attempt_dir_of, output_dir_of
 
 _CHUNK = 1 << 20
 TEE_JOIN_TIMEOUT = 2.0  # a background process still holding the run's stdout must not hang us
@@ -62,15 +62,16 @@ class RunContext:
         self.configs = value
 
     @classmethod
-    def from_task(cls, task: RunTask) -> RunContext:
-        """The context of a task. Mutable parts are copies: run() may change them freely."""
+    def from_task(cls, task: RunTask, output_dir: Path | None = None) -> RunContext:
+        """The context of a task, working in `output_dir` (its attempt directory; by default
+        the run's). Mutable parts are copies: run() may change them freely."""
         run = task.payload
         return cls(
             input_path=None if run.input_path is None else Path(run.input_path),
             rel_input_path=None if run.rel_input_path is None else Path(run.rel_input_path),
             database=Path(run.database or task.project_root),
             type=run.type,
-            output_dir=output_dir_of(task),
+            output_dir=output_dir_of(task) if output_dir is None else output_dir,
             configs=copy.deepcopy(list(run.configurations)),
             params=copy.deepcopy(run.params),
             platform=run.platform,
@@ -271,10 +272,11 @@ def _string_keys(value: Any) -> Any:
 
 
 def record_failure(task: RunTask, error: str, compute_time: float) -> dict[str, Any]:
-    """For a run whose process died: metrics.json says is_failed, log.txt says why.
+    """For a run whose process died: metrics.json of its attempt says is_failed, its log says
+    why (the committed result, if any, is left as it is).
 
     Used by the pool from the driver's side. Metrics the run wrote are kept. Never raises."""
-    output_dir = output_dir_of(task)
+    output_dir = attempt_dir_of(task)
     metrics: dict[str, Any] = {"is_failed": True, "compute_time": compute_time}
     if not output_dir.is_dir():
         return metrics

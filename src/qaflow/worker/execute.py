@@ -1,8 +1,9 @@
 """Execute one run in this process: isolate it, capture its output at the fd level, record it.
 
 `execute(task)` runs inside a worker of the local pool (or in-process for `qa run`): it takes
-the run's lock, empties its directory and writes run.json (`qaflow.worker.rundir`), invokes
-the run's code (`qaflow.worker.modes`), then writes the manifest and metrics.json. A failure
+the run's lock, makes a fresh attempt directory with run.json (`qaflow.worker.rundir`),
+invokes the run's code there (`qaflow.worker.modes`), writes the manifest and metrics.json,
+and, if the run succeeded, commits the attempt as the run's result. A failure
 of the user's code is a FAILED result with the reason, never an exception; ERRORED means
 qaflow could not run it. The files it leaves are described in `qaflow.worker.context`.
 `serve` is the life of a worker process of the local pool.
@@ -11,9 +12,11 @@ qaflow could not run it. The files it leaves are described in `qaflow.worker.con
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import faulthandler
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -36,7 +39,7 @@ from qaflow.worker.context import (
 )
 from qaflow.worker.model import RunResult, RunStatus, RunTask
 from qaflow.worker.modes import Outcome, invoke
-from qaflow.worker.rundir import completed_metrics, output_dir_of, run_lock
+from qaflow.worker.rundir import output_dir_of, run_lock
 
 HOST = socket.gethostname()
 READY = "ready"  # a worker's first message: it leads its own process group and waits for tasks
@@ -44,66 +47,92 @@ READY = "ready"  # a worker's first message: it leads its own process group and 
 
 # ---------------------------------------------------------------- the steps of a run
 def execute(task: RunTask) -> RunResult:
-    """Execute one task in this process and record its results in its output directory.
+    """Execute one task in this process, in a fresh attempt directory committed on success.
 
-    The run holds a lock on its directory while it runs, so that two qaflow processes that
-    plan the same run execute it once: the second waits for the lock, then (with
-    `task.reuse`) finds the first one's successful result and reuses it.
+    The run holds the lock of its fingerprint while it decides and runs, so that qaflow
+    processes that plan the same run execute it once: the others wait for the lock, then
+    (with `task.reuse`) find the committed result and reuse it (see `qaflow.worker.rundir`).
     """
     output_dir = output_dir_of(task)
     with run_lock(output_dir, None if task.lock_dir is None else Path(task.lock_dir)):
-        if task.reuse and task.action == "run":
-            done = completed_metrics(output_dir)
-            if done is not None:
-                now = time.time()
-                return RunResult(
-                    task.key,
-                    RunStatus.CACHED,
-                    metrics=done,
-                    started_at=now,
-                    ended_at=now,
-                    host=HOST,
-                    pid=os.getpid(),
-                    attempt=task.attempt,
-                )
+        done = rundir.read_result(output_dir) if task.reuse and task.action == "run" else None
+        if isinstance(done, rundir.Committed):
+            return rundir.reused(
+                task.key,
+                done,
+                output_dir,
+                host=HOST,
+                pid=os.getpid(),
+                attempt=task.attempt,
+                fingerprint=task.payload.fingerprint,
+                parts=task.payload.parts,
+            )
         return _execute(task, output_dir)
 
 
 def _execute(task: RunTask, output_dir: Path) -> RunResult:
     started = time.time()
+    attempt = _attempt_of(task, output_dir)
     if task.action == "postprocess" and not (output_dir / "metrics.json").is_file():
         return _result(
             task,
             Outcome(RunStatus.FAILED, error=f"no results to postprocess in {output_dir}"),
             started,
+            attempt,
         )
     try:
-        _prepare(task, output_dir, started)
+        _prepare(task, output_dir, attempt, started)
     except (OSError, rundir.UnsafeRunDir) as exc:
-        error = f"cannot prepare the output directory {output_dir}: {exc}"
-        return _result(task, Outcome(RunStatus.ERRORED, {"is_failed": True}, error), started)
+        error = f"cannot prepare the output directory {attempt}: {exc}"
+        outcome = Outcome(RunStatus.ERRORED, {"is_failed": True}, error)
+        return _result(task, outcome, started, attempt)
+    if task.command is not None:  # its own output_dir, interpolated when planned: the attempt
+        task = dataclasses.replace(
+            task, command=task.command.replace(str(output_dir), str(attempt))
+        )
     try:
         with (
-            isolated(task, output_dir),
-            captured(output_dir / "log.txt", tee=task.tee, append=task.action != "run"),
+            isolated(task, attempt),
+            captured(attempt / "log.txt", tee=task.tee, append=task.action != "run"),
         ):
-            outcome = _dispatch(task, output_dir)
+            outcome = _dispatch(task, attempt)
     except ExecutorError as exc:
         outcome = Outcome(RunStatus.ERRORED, error=str(exc))
     except OSError as exc:
         outcome = Outcome(RunStatus.ERRORED, error=f"cannot capture the run's output: {exc}")
-    return _result(task, _finish(output_dir, outcome), started)
+    outcome = _finish(attempt, outcome)
+    if outcome.status is not RunStatus.SUCCEEDED:
+        return _result(task, outcome, started, attempt)
+    try:
+        written = json.loads((attempt / "metrics.json").read_bytes())  # as read when reused
+        digest = rundir.result_digest((attempt / rundir.MANIFEST).read_bytes(), written)
+        rundir.commit(output_dir, attempt, Path(task.project_root))
+    except (OSError, ValueError, rundir.UnsafeRunDir) as exc:
+        error = f"cannot commit the result {attempt} as {output_dir}: {exc}"
+        return _result(task, Outcome(RunStatus.ERRORED, outcome.metrics, error), started, attempt)
+    return dataclasses.replace(_result(task, outcome, started, output_dir), digest=digest)
 
 
-def _prepare(task: RunTask, output_dir: Path, started: float) -> None:
+def _attempt_of(task: RunTask, output_dir: Path) -> Path:
+    """The task's attempt directory; never the committed one (the same id, run again)."""
+    attempt = rundir.attempt_dir_of(task)
+    if attempt == rundir.committed_attempt(output_dir):
+        attempt = rundir.attempt_dir(output_dir, f"{task.attempt_id}-{time.time_ns()}")
+    return attempt
+
+
+def _prepare(task: RunTask, output_dir: Path, attempt: Path, started: float) -> None:
+    """A fresh attempt directory: empty with run.json for a run, a copy of the committed
+    result for a postprocess (which must not change the committed files)."""
+    rundir.fresh(attempt, Path(task.project_root))  # a previous attempt's files must not mix in
     if task.action != "run":
+        shutil.copytree(output_dir, attempt, symlinks=True, dirs_exist_ok=True)
         return
-    rundir.fresh(output_dir, Path(task.project_root))  # a previous run's files must not mix in
     record = task.payload.record(task.key)
     record.update(key=task.key, attempt=task.attempt, started_at=started)
     if task.command is not None:
         record["command"] = task.command
-    with open(output_dir / "run.json", "w", encoding="utf-8") as file:
+    with open(attempt / "run.json", "w", encoding="utf-8") as file:
         json.dump(record, file, indent=2, default=jsonable)
 
 
@@ -148,7 +177,7 @@ def _finish(output_dir: Path, outcome: Outcome) -> Outcome:
     return Outcome(status, metrics, error, outcome.compute_time)
 
 
-def _result(task: RunTask, outcome: Outcome, started: float) -> RunResult:
+def _result(task: RunTask, outcome: Outcome, started: float, where: Path) -> RunResult:
     return RunResult(
         key=task.key,
         status=outcome.status,
@@ -159,6 +188,9 @@ def _result(task: RunTask, outcome: Outcome, started: float) -> RunResult:
         host=HOST,
         pid=os.getpid(),
         attempt=task.attempt,
+        output_dir=str(where),
+        fingerprint=task.payload.fingerprint,
+        parts=task.payload.parts,
     )
 
 
@@ -176,6 +208,8 @@ def failed_result(
         host=HOST,
         pid=pid,
         attempt=task.attempt,
+        output_dir=str(attempt) if (attempt := rundir.attempt_dir_of(task)).is_dir() else None,
+        fingerprint=task.payload.fingerprint,
     )
 
 

@@ -89,6 +89,7 @@ class RunPayload:
     fingerprint: str | None = None
     command: str | None = None  # script batches and pipeline `run:` steps, as planned
     deferred: bool = False  # its configurations wait for upstream metrics
+    parts: dict[str, Any] | None = None  # what its fingerprint is made of (see RunSpec)
 
     def record(self, key: str) -> dict[str, Any]:
         """The run's description in run.json: the keys of `qa batch --list` (RunSpec.to_dict)."""
@@ -136,6 +137,7 @@ class RunTask:
     env: dict[str, str] = field(default_factory=dict)  # extra environment variables of the run
     reuse: bool = False  # a successful result already in output_dir may be reused (CACHED)
     lock_dir: str | None = None  # the folder whose `.locks` file holds this run's lock
+    attempt_id: str = ""  # names this attempt's directory (`rundir.attempt_dir_of`)
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,10 @@ class RunResult:
     host: str = ""
     pid: int = 0
     attempt: int = 1
+    output_dir: str | None = None  # where its files are: the committed result, or the attempt's
+    fingerprint: str | None = None  # the run's final fingerprint (upstream outputs known)
+    digest: str | None = None  # of what a successful run produced (`rundir.result_digest`)
+    parts: dict[str, Any] | None = None  # what its final fingerprint is made of
 
     @property
     def duration(self) -> float:

@@ -59,7 +59,7 @@ def invoke(task: RunTask, output_dir: Path) -> Outcome:
             outcome = _run_command(task, output_dir)
         else:
             module = _load_entrypoint(task)
-            context = RunContext.from_task(task)
+            context = RunContext.from_task(task, output_dir)
             if task.action == "postprocess":
                 outcome = _postprocess_only(module, context, output_dir)
             else:

@@ -1,11 +1,28 @@
-"""A run's directory on disk: where it is, its lock, whether it holds a completed result.
+"""A run's directory on disk: where it is, its lock, its attempts and its committed result.
 
-Every run owns one directory (`output_dir`), where qaflow keeps its own files (`OWN_FILES`)
-next to the run's outputs. A run holds an exclusive lock on its directory while it runs, so
-that two qaflow processes planning the same run execute it once, and `qa gc` never removes a
-directory a run is using. The locks of a batch's runs are byte ranges of one `.locks` file in
-the batch's folder of runs (STORAGE/runs/<batch>): taking one creates no file. A run is
-*completed* when its metrics.json is valid JSON saying `is_failed: false` (it is written last).
+Layout. A run (one fingerprint) is addressed by `output_dir`, STORAGE/runs/<batch>/<input>/
+<fp12>. Every execution of it works in a fresh *attempt directory*, a sibling named
+`<fp12>.<attempt id>` (`attempt_dir`), where qaflow keeps its own files (`OWN_FILES`) next to
+the run's outputs. `output_dir` itself is a relative symlink to the attempt that is the
+fingerprint's *committed result*.
+
+Switch. An attempt becomes the committed result only when it succeeded (metrics.json, written
+last, says `is_failed: false`), by `commit`: a new symlink made beside `output_dir`, then
+`rename(2)` over it, which is atomic. A failed, cancelled or killed attempt never touches
+`output_dir`: the previous good result stays as it was, and the attempt keeps its own log.
+A committed attempt is never modified or deleted by qaflow, except by `qa gc` once nothing
+points to it. (A real directory at `output_dir`, written by an older qaflow, is renamed to an
+attempt on the first commit.)
+
+Lock. A run holds an exclusive lock on its `output_dir` (hence its fingerprint) while it
+decides to reuse or executes, so that any number of qaflow processes execute each
+fingerprint at most once at a time: the others wait, then find the committed result and
+reuse it. The locks of a batch's runs are byte ranges of one `.locks` file in the batch's
+folder of runs (STORAGE/runs/<batch>): taking one creates no file. POSIX locks are released
+when their process dies, so a kill -9 never leaves a run locked.
+
+Verification. A result is reused only if `result_problem` finds none: its metrics.json says
+it did not fail, and every file its manifest lists is present.
 """
 
 from __future__ import annotations
@@ -17,14 +34,20 @@ import json
 import os
 import shutil
 import stat
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qaflow.worker.model import RunTask
+from qaflow.worker.model import RunResult, RunStatus, RunTask
 
 OWN_FILES = frozenset({"run.json", "metrics.json", "log.txt", "manifest.outputs.json"})
 LOCKS = ".locks"  # the file of run locks, one per batch folder of run directories
+MANIFEST = "manifest.outputs.json"
+NO_RESULT = "it has no result"
+FAILED_RESULT = "its last result failed"
+MISSING_FILES = "its result files are missing"
 
 
 class UnsafeRunDir(Exception):
@@ -37,6 +60,31 @@ def output_dir_of(task: RunTask) -> Path:
     return path if path.is_absolute() else Path(task.project_root, path)
 
 
+def attempt_dir(output_dir: Path, attempt_id: str) -> Path:
+    """Where an attempt of the run at output_dir works: a sibling, `<fp12>.<attempt id>`."""
+    return output_dir.with_name(f"{output_dir.name}.{attempt_id}")
+
+
+def attempt_dir_of(task: RunTask) -> Path:
+    """The attempt directory of a task (its id made by the driver, so it knows where the
+    log of a run it had to kill is)."""
+    return attempt_dir(output_dir_of(task), f"{task.attempt_id or 'run'}-{task.attempt}")
+
+
+def run_dir_of(folder: Path) -> Path:
+    """The run directory (the fingerprint's) of an attempt directory; a run directory itself
+    (fingerprint directories are named by hex digits, attempts add `.<attempt id>`)."""
+    return folder.with_name(folder.name.split(".", 1)[0]) if "." in folder.name else folder
+
+
+def committed_attempt(output_dir: Path) -> Path | None:
+    """The attempt directory output_dir points to; None if it is not a symlink."""
+    try:
+        return output_dir.with_name(output_dir.readlink().name)
+    except OSError:
+        return None
+
+
 def completed_metrics(output_dir: Path) -> dict[str, Any] | None:
     """The metrics of a successful result in output_dir, None if there is none."""
     try:
@@ -44,6 +92,97 @@ def completed_metrics(output_dir: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return metrics if isinstance(metrics, dict) and metrics.get("is_failed") is False else None
+
+
+@dataclass(frozen=True)
+class Committed:
+    """A verified committed result: its metrics, and the digest of what it produced."""
+
+    metrics: dict[str, Any]
+    digest: str
+
+
+def read_result(output_dir: Path) -> Committed | str:
+    """The result in output_dir, verified: its metrics.json says it did not fail and every
+    file its manifest lists is present. Else why not: NO_RESULT, FAILED_RESULT, MISSING_FILES."""
+    folder = str(output_dir)  # strings, not Paths: this runs for every planned run
+    try:
+        metrics = json.loads(_read(f"{folder}/metrics.json"))
+    except FileNotFoundError:
+        return NO_RESULT
+    except (OSError, ValueError):
+        return FAILED_RESULT
+    if not isinstance(metrics, dict) or metrics.get("is_failed") is not False:
+        return FAILED_RESULT
+    try:
+        listed = _read(f"{folder}/{MANIFEST}")
+        names = json.loads(listed)
+    except (OSError, ValueError):
+        return MISSING_FILES
+    exists = os.path.exists
+    if not isinstance(names, dict) or not all(exists(f"{folder}/{name}") for name in names):
+        return MISSING_FILES
+    return Committed(metrics, result_digest(listed, metrics))
+
+
+def reused(key: str, found: Committed, output_dir: Path, **extra: Any) -> RunResult:
+    """The CACHED result of a run that reuses `found`, the committed result at output_dir
+    (`extra`: more RunResult fields: fingerprint, host, pid…)."""
+    now = time.time()
+    return RunResult(
+        key,
+        RunStatus.CACHED,
+        metrics=dict(found.metrics),
+        started_at=now,
+        ended_at=now,
+        output_dir=str(output_dir),
+        digest=found.digest,
+        **extra,
+    )
+
+
+def _read(path: str) -> bytes:
+    """A small file's bytes, unbuffered (no buffer nor decoder to set up: read per run)."""
+    with open(path, "rb", buffering=0) as file:
+        return file.read()
+
+
+def result_problem(output_dir: Path) -> str | None:
+    """Why output_dir holds no reusable result (see `read_result`), None if it holds one."""
+    found = read_result(output_dir)
+    return found if isinstance(found, str) else None
+
+
+def result_digest(manifest: bytes, metrics: dict[str, Any]) -> str:
+    """The content hash of a result: its manifest (its files' hashes) and its metrics, without
+    what changes at each execution (compute_time). The fingerprint of a run that needs it
+    covers it (early cutoff)."""
+    kept = {k: v for k, v in metrics.items() if k not in VOLATILE_METRICS}
+    digest = hashlib.blake2b(manifest, digest_size=16)
+    digest.update(json.dumps(kept, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+VOLATILE_METRICS = frozenset({"compute_time", "is_failed"})
+
+
+def commit(output_dir: Path, attempt: Path, project_root: Path) -> None:
+    """Make `attempt` the committed result of output_dir, atomically (see the module
+    docstring). UnsafeRunDir if output_dir is a real directory holding the project."""
+    try:
+        mode: int | None = output_dir.lstat().st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and stat.S_ISDIR(mode):  # a result of an older qaflow: kept, aside
+        _check_safe(output_dir, project_root)
+        output_dir.rename(attempt_dir(output_dir, f"legacy-{time.time_ns()}"))
+    swap = output_dir.with_name(f".{output_dir.name}.{os.getpid()}-{time.time_ns()}.swap")
+    swap.symlink_to(attempt.name)  # relative: the storage may move
+    try:
+        swap.replace(output_dir)  # rename(2): atomic
+    except OSError:
+        swap.unlink(missing_ok=True)
+        raise
 
 
 def fresh(output_dir: Path, project_root: Path) -> None:
@@ -54,17 +193,21 @@ def fresh(output_dir: Path, project_root: Path) -> None:
     except FileNotFoundError:
         mode = None
     if mode is not None:
-        resolved = output_dir.resolve()
-        top = resolved in (resolved.parent, Path.home())
-        if top or project_root.resolve().is_relative_to(resolved):
-            raise UnsafeRunDir(
-                f"refusing to delete {output_dir}: it holds the project or is a top folder"
-            )
+        _check_safe(output_dir, project_root)
         if stat.S_ISDIR(mode):
             shutil.rmtree(output_dir)
         else:
             output_dir.unlink()
     output_dir.mkdir(parents=True)
+
+
+def _check_safe(output_dir: Path, project_root: Path) -> None:
+    resolved = output_dir.resolve()
+    top = resolved in (resolved.parent, Path.home())
+    if top or project_root.resolve().is_relative_to(resolved):
+        raise UnsafeRunDir(
+            f"refusing to delete or move {output_dir}: it holds the project or is a top folder"
+        )
 
 
 # ---------------------------------------------------------------- locks

@@ -82,8 +82,13 @@ def results(pool: LocalPool, tasks: list[RunTask]) -> dict[str, RunResult]:
     return {future.result(60).key: future.result() for future in futures}
 
 
+def attempt(root: Path, name: str) -> Path:
+    """Where the first attempt of the run `name` works (tasks made here have no attempt id)."""
+    return root / "output" / f"{name}.run-1"
+
+
 def metrics_file(root: Path, name: str) -> dict[str, Any]:
-    return json.loads((root / "output" / name / "metrics.json").read_text())
+    return json.loads((attempt(root, name) / "metrics.json").read_text())
 
 
 def alive(pid: int) -> bool:
@@ -131,9 +136,9 @@ def test_each_crash_fails_only_its_run_and_workers_are_replaced(root, pool):
         assert got[name].error_line == error
         assert got[name].metrics["is_failed"] is True
         assert metrics_file(root, name)["is_failed"] is True
-    assert "before os._exit" in (root / "output" / "os_exit" / "log.txt").read_text()
-    assert "timed out" in (root / "output" / "timeout" / "log.txt").read_text()
-    assert "Segmentation fault" in (root / "output" / "segfault" / "log.txt").read_text()
+    assert "before os._exit" in (attempt(root, "os_exit") / "log.txt").read_text()
+    assert "timed out" in (attempt(root, "timeout") / "log.txt").read_text()
+    assert "Segmentation fault" in (attempt(root, "segfault") / "log.txt").read_text()
     again = results(pool, [make_task(root, f"after{i}") for i in range(4)])
     assert all(r.status is RunStatus.SUCCEEDED for r in again.values())
     assert len(pool.worker_pids) == 2
@@ -233,7 +238,7 @@ def test_cancel_resolves_queued_and_running_runs_and_kills_the_workers(root):
     pool = LocalPool(2)
     try:
         futures = [pool.submit(make_task(root, f"c{i}", "child")) for i in range(5)]
-        running = [root / "output" / f"c{i}" / "child" for i in range(2)]
+        running = [attempt(root, f"c{i}") / "child" for i in range(2)]
         wait_for(lambda: all(path.exists() and path.read_text() for path in running))
         pids = pool.worker_pids + [int(path.read_text()) for path in running]
     finally:
@@ -251,7 +256,7 @@ def test_cancel_resolves_queued_and_running_runs_and_kills_the_workers(root):
 def test_keyboard_interrupt_in_the_with_block_cancels_promptly(root):
     with pytest.raises(KeyboardInterrupt), LocalPool(2) as pool:
         future = pool.submit(make_task(root, "long", "sleep", params={"seconds": 30}))
-        wait_for(lambda: (root / "output" / "long" / "started").exists())
+        wait_for(lambda: (attempt(root, "long") / "started").exists())
         raise KeyboardInterrupt
     assert future.result(1).status is RunStatus.CANCELLED  # its 30 s sleep was not awaited
 
@@ -296,10 +301,10 @@ def test_workers_and_their_runs_die_with_the_driver(root, tmp_path):
     )
     driver = subprocess.Popen([sys.executable, str(script)])
     try:
-        child_file = root / "output" / "orphan" / "child"
+        child_file = attempt(root, "orphan") / "child"
         wait_for(lambda: child_file.exists() and child_file.read_text(), timeout=30)
         pids = [
-            int((root / "output" / "orphan" / "started").read_text()),
+            int((attempt(root, "orphan") / "started").read_text()),
             int(child_file.read_text()),
         ]
         assert all(alive(pid) for pid in pids)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -120,13 +120,15 @@ def batch(
     # input hashes are kept once planning succeeds (listing too: the next plan reads no input)
     the_plan = plan(project, [*names, *batch_opts], g.plan_options(), persist=True)
     if list_runs:
-        click.echo(the_plan.to_json(statuses(the_plan, force, force_batches)))
+        click.echo(the_plan.to_json(statuses(the_plan, force, force_batches, project)))
     elif list_inputs:
         _echo_lines(str(run.input_path) for run in the_plan.runs if run.input_path is not None)
     elif list_output_dirs:
         _echo_lines(str(run.output_dir) for run in the_plan.runs)
     elif g.dryrun:
-        click.echo(describe(the_plan, project.root, statuses(the_plan, force, force_batches)))
+        click.echo(
+            describe(the_plan, project.root, statuses(the_plan, force, force_batches, project))
+        )
         _echo_job_script(project, g.options(runner=runner, dask_scheduler=dask_scheduler,
                                             lsf=lsf_settings(lsf_options)))  # fmt: skip
     else:
@@ -170,12 +172,46 @@ def _echo_job_script(project: Project, options: Options) -> None:
         click.echo(f"\nThe Dask workers would be batch jobs submitted with this script:\n{script}")
 
 
-def statuses(the_plan: Plan, force: bool, force_batches: tuple[str, ...]) -> dict[str, str]:
-    """'cached' for each run with an up-to-date result, 'run' for the runs that would execute."""
-    from qaflow.plan.reuse import reusable
+def statuses(
+    the_plan: Plan, force: bool, force_batches: tuple[str, ...], project: Project | None = None
+) -> dict[str, str]:
+    """'cached' for each run with an up-to-date result, 'waits' for the runs that wait on
+    upstream runs and are reused if those produce the same outputs, 'run' for the others."""
+    from qaflow.plan.reuse import reusable, waiting
 
     cached = reusable(the_plan, force=force, force_batches=force_batches)
-    return {run.key: "cached" if run.key in cached else "run" for run in the_plan.runs}
+    last = {} if project is None else last_parts(project, the_plan, cached)
+    waits = waiting(the_plan, cached, force=force, force_batches=force_batches, last_parts=last)
+    return {
+        run.key: "cached" if run.key in cached else "waits" if run.key in waits else "run"
+        for run in the_plan.runs
+    }
+
+
+def last_parts(
+    project: Project, the_plan: Plan, cached: Mapping[str, object]
+) -> dict[str, dict[str, Any]]:
+    """The fingerprint parts of the last success of each run whose fingerprint waits on an
+    upstream run, from the store if there is one (a plan writes nothing)."""
+    keys = [r.key for r in the_plan.runs if r.key not in cached and the_plan.waits(r)]
+    if not keys or (project.database_url is None and not (project.storage / "qaflow.db").exists()):
+        return {}
+    from qaflow.store import Store
+
+    with Store.open(project.database_url, storage=project.storage) as store:
+        last = store.lookups.last_successes(keys)
+        recorded = store.lookups.fingerprint_parts(
+            [
+                r.fingerprint
+                for r in last.values()
+                if r.fingerprint and "fingerprint_parts" not in r.spec
+            ]
+        )
+        found = {
+            key: r.spec.get("fingerprint_parts") or recorded.get(r.fingerprint or "")
+            for key, r in last.items()
+        }
+        return {key: parts for key, parts in found.items() if parts}
 
 
 def _echo_lines(lines: Iterable[str]) -> None:
@@ -191,15 +227,19 @@ def describe(the_plan: Plan, root: Path, status: dict[str, str]) -> str:
     summary = ", ".join(
         f"{name}: {_counts(counts.get(name, Counter()))}" for name in the_plan.batches
     )
-    cached = sum(1 for s in status.values() if s == "cached")
+    total = Counter(status.values())
+    waits = f", {total['waits']} wait on upstream runs" if total["waits"] else ""
     lines.append(
-        f"{len(the_plan.runs)} run(s) planned, {len(the_plan.runs) - cached} to run, {cached} cached ({summary}); nothing was executed (--dryrun)."
+        f"{len(the_plan.runs)} run(s) planned, {total['run']} to run{waits}, {total['cached']} cached ({summary}); nothing was executed (--dryrun)."
     )
     return "\n".join(lines)
 
 
 def _counts(counts: Counter[str]) -> str:
-    return f"{counts['run']} to run" + (f" + {counts['cached']} cached" if counts["cached"] else "")
+    waits = f" + {counts['waits']} wait on upstream" if counts["waits"] else ""
+    return f"{counts['run']} to run{waits}" + (
+        f" + {counts['cached']} cached" if counts["cached"] else ""
+    )
 
 
 def _describe_run(run: RunSpec, root: Path, status: str) -> str:

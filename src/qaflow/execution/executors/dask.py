@@ -47,6 +47,7 @@ from qaflow.execution.model import Events, Job, Run, RunResult, RunStatus
 from qaflow.execution.scheduler import settled_result
 from qaflow.plan.model import Plan
 from qaflow.worker.context import record_failure
+from qaflow.worker.rundir import attempt_dir_of
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -219,7 +220,8 @@ class DaskScheduler:
     def _plan_for(self, job: Job) -> Plan:
         """The part of the plan that `Preparer` reads to complete this run on a worker."""
         listing = job.task.env.get("QA_PREVIOUS_BATCH")
-        links = {job.key: self.plan.links[job.key]} if job.run.deferred else {}
+        link = self.plan.links.get(job.key)  # resolved again if its fingerprint changes
+        links = {job.key: link} if link is not None else {}
         keys = set(links[job.key].needs) if links else set()
         previous = {listing: self.plan.previous_files.get(listing, ())} if listing else {}
         for listed in previous.values():
@@ -309,7 +311,10 @@ class DaskScheduler:
                 "distributed.scheduler.allowed-failures)"
             )
             result = settled_result(job, RunStatus.FAILED, error)
-            return dataclasses.replace(result, metrics=record_failure(job.task, error, 0.0))
+            metrics = record_failure(job.task, error, 0.0)
+            return dataclasses.replace(
+                result, metrics=metrics, output_dir=str(attempt_dir_of(job.task))
+            )
         return settled_result(
             job, RunStatus.ERRORED, f"the Dask task failed: {type(exc).__name__}: {exc}"
         )
@@ -332,5 +337,8 @@ class DaskScheduler:
 
 
 def _slim(job: Job) -> Job:
-    """The job as a task carries it: without the fingerprint's parts (only `qa why` reads them)."""
+    """The job as a task carries it: without the fingerprint's parts, unless the worker makes
+    its fingerprint final (what its upstream runs produced: `Preparer`)."""
+    if job.run.upstream:
+        return job
     return dataclasses.replace(job, run=dataclasses.replace(job.run, parts=None))

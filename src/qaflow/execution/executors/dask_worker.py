@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from qaflow.worker.context import record_failure
 from qaflow.worker.execute import HOST
 from qaflow.worker.model import RunResult, RunStatus
-from qaflow.worker.rundir import run_lock
+from qaflow.worker.rundir import attempt_dir_of, run_lock
 
 if TYPE_CHECKING:
     from qaflow.execution.executors.local import LocalPool
@@ -162,7 +162,9 @@ def _attempts(work: Work, job: Job, worker: Any) -> RunResult:
             f"or its batch job ended), {_times(started)}; retries: {job.retries}"
         )
         return dataclasses.replace(
-            _settled(job, RunStatus.FAILED, error), metrics=record_failure(job.task, error, 0.0)
+            _settled(job, RunStatus.FAILED, error),
+            metrics=record_failure(job.task, error, 0.0),
+            output_dir=str(attempt_dir_of(job.task)),
         )
     env = {**job.task.env, WORKER_ENV: address}
     size = int(getattr(getattr(worker, "state", None), "nthreads", 1))
