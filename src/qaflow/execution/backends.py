@@ -85,7 +85,7 @@ def backend_for(
         )
     return LocalBackend(
         capacity=checks.capacity,
-        executes=len(settled) < len(the_plan.runs),
+        executes=len(the_plan.runs) - len(settled),
         decide=decisions.decide,
         prepare=Preparer(the_plan, forced=decisions.forced),
     )
@@ -98,12 +98,12 @@ class LocalBackend:
         self,
         *,
         capacity: int,
-        executes: bool = True,
+        executes: int | bool = True,
         decide: Decide | None = None,
         prepare: Prepare | None = None,
     ) -> None:
-        """`executes`: whether any run is to execute; without, no pool is started (a fully
-        cached DAG)."""
+        """`executes`: how many runs are to execute (True: unknown): no more worker processes
+        are started; none, no pool at all (a fully cached DAG)."""
         self.capacity = capacity
         self.executes = executes
         self.decide = decide
@@ -112,7 +112,8 @@ class LocalBackend:
 
     def __enter__(self) -> LocalBackend:
         if self.executes:
-            self.pool = LocalPool(self.capacity)  # its workers boot meanwhile
+            workers = None if self.executes is True else int(self.executes)
+            self.pool = LocalPool(self.capacity, workers=workers)  # its workers boot meanwhile
         return self
 
     def __exit__(

@@ -26,6 +26,9 @@ from qaflow.worker.model import RunTask
 from qaflow.worker.rundir import OWN_FILES, output_dir_of
 
 _CHUNK = 1 << 20
+# taken at import: a run that monkeypatches `json` must not corrupt its own metrics.json
+# (the next runs find `json` restored: `qaflow.worker.isolation`)
+_dumps, _loads = json.dumps, json.loads
 TEE_JOIN_TIMEOUT = 2.0  # a background process still holding the run's stdout must not hang us
 
 
@@ -228,7 +231,7 @@ def read_metrics(output_dir: Path) -> dict[str, Any]:
     except OSError as exc:
         raise MetricsError(f"cannot read {path}: {exc}") from None
     try:
-        data = json.loads(text)
+        data = _loads(text)
     except ValueError as exc:
         raise MetricsError(f"{path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -239,13 +242,13 @@ def read_metrics(output_dir: Path) -> dict[str, Any]:
 def write_metrics(output_dir: Path, metrics: dict[str, Any]) -> dict[str, Any]:
     """Write metrics.json (readable: indented); return the metrics as JSON reads them back."""
     try:
-        text = json.dumps(metrics, indent=2, default=jsonable)
+        text = _dumps(metrics, indent=2, default=jsonable)
     except TypeError:  # keys that JSON cannot have, e.g. tuples
-        text = json.dumps(_string_keys(metrics), indent=2, default=jsonable)
+        text = _dumps(_string_keys(metrics), indent=2, default=jsonable)
     # written last, in one write: a run killed while writing it leaves invalid JSON, which
     # counts as "not completed" (rundir.completed_metrics), so no temporary file is needed
     (output_dir / "metrics.json").write_text(text + "\n", encoding="utf-8")
-    return json.loads(text)
+    return _loads(text)
 
 
 def jsonable(value: Any) -> Any:

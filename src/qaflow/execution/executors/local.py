@@ -32,7 +32,7 @@ from qaflow.execution.executors.local_workers import (
     warm_up,
 )
 from qaflow.worker.context import record_failure
-from qaflow.worker.execute import failed_result
+from qaflow.worker.execute import RETIRING, failed_result
 from qaflow.worker.model import RunResult, RunStatus, RunTask
 
 __all__ = ["LocalPool", "warm_up"]
@@ -43,7 +43,9 @@ _MAX_START_FAILURES = 3  # workers dying before their first message, in a row: t
 
 
 class LocalPool:
-    """`concurrency` worker processes living as long as the pool, each executing one run at a time.
+    """Worker processes living as long as the pool (`concurrency` of them, or fewer if asked),
+    each executing one run at a time; a worker that cannot be reset after a run retires and
+    is replaced.
 
     Policy: tasks start in submission order when enough of the `concurrency` slots are free
     (`SlotQueue`: no starvation); a task needs `cpus` slots and runs on one worker while the
@@ -66,10 +68,13 @@ class LocalPool:
     dies with the driver (EOF on the `alive` pipe kills its process group).
     """
 
-    def __init__(self, concurrency: int) -> None:
+    def __init__(self, concurrency: int, *, workers: int | None = None) -> None:
+        """`concurrency` slots; `workers` processes (default and at most: `concurrency`),
+        e.g. no more than the runs to execute."""
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency <= 0:
             raise ValueError(f"concurrency must be a positive number of processes: {concurrency!r}")
         self.concurrency = concurrency
+        self.size = max(1, min(concurrency, workers if workers is not None else concurrency))
         self._mp = context()
         self._lock = threading.Lock()
         self._queue = SlotQueue(concurrency)
@@ -82,7 +87,7 @@ class LocalPool:
         self._workers: list[Worker] = []
         self._start_failures = 0
         try:
-            for _ in range(concurrency):
+            for _ in range(self.size):
                 self._workers.append(self._spawn())
         except Exception as exc:
             self._stop_workers(graceful=False)
@@ -215,7 +220,9 @@ class LocalPool:
 
     # ------------------------------------------------------------ scheduling
     def _assign(self) -> None:
-        idle = [w for w in self._workers if w.ready and not w.eof and w.job is None]
+        idle = [
+            w for w in self._workers if w.ready and not w.eof and not w.retiring and w.job is None
+        ]
         if not idle:
             return
         picks: list[Pending] = []
@@ -247,6 +254,9 @@ class LocalPool:
             message = worker.conn.recv()
         except (EOFError, OSError):
             worker.eof = True
+            return
+        if message == RETIRING:  # it exits after this result: it gets no other task
+            worker.retiring = True
             return
         if isinstance(message, str):  # READY
             worker.ready = True
