@@ -26,9 +26,28 @@ from qaflow.worker.model import RunTask
 from qaflow.worker.rundir import OWN_FILES, output_dir_of
 
 _CHUNK = 1 << 20
-# taken at import: a run that monkeypatches `json` must not corrupt its own metrics.json
-# (the next runs find `json` restored: `qaflow.worker.isolation`)
-_dumps, _loads = json.dumps, json.loads
+
+
+class _Encoder(json.JSONEncoder):
+    """json's encoder with its methods as they were at import: a run that monkeypatches
+    `json` (its functions or classes) does not corrupt its own metrics.json (the next runs
+    find `json` restored: `qaflow.worker.isolation`)."""
+
+    encode = json.JSONEncoder.encode
+    iterencode = json.JSONEncoder.iterencode
+
+
+class _Decoder(json.JSONDecoder):
+    decode = json.JSONDecoder.decode
+    raw_decode = json.JSONDecoder.raw_decode
+
+
+def _dumps(value: Any, **options: Any) -> str:
+    return _Encoder(**options).encode(value)
+
+
+def _loads(text: str) -> Any:
+    return _Decoder().decode(text)
 TEE_JOIN_TIMEOUT = 2.0  # a background process still holding the run's stdout must not hang us
 
 
