@@ -86,6 +86,20 @@ class LazyGroup(click.Group):
             self.add_command(getattr(importlib.import_module(module), name), cmd_name)
         return super().get_command(ctx, cmd_name)
 
+    # -- terminal experience (issue 16): begin
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Each command with its first sentence whole, wrapped, never cut mid-phrase."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=1_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    # -- terminal experience: end
+
 
 @click.group(
     cls=LazyGroup,
@@ -193,6 +207,10 @@ def main(argv: list[str] | None = None) -> None:
     if "--" in args:  # QA-Board: what follows `--` is forwarded to the runs
         cut = args.index("--")
         args, forwarded = args[:cut], tuple(args[cut + 1 :])
+    if COMPLETE_VAR in os.environ:  # the shell asks for completions (`qa completion SHELL`)
+        from qaflow.cli.completion import complete
+
+        sys.exit(complete(cli, COMPLETE_VAR))
     pause_gc()  # planning builds a large graph: see `qaflow.interpreter`
     try:
         with (
@@ -250,6 +268,9 @@ def entry() -> NoReturn:
     os._exit(status)
 
 
+COMPLETE_VAR = "_QA_COMPLETE"  # click's shell completion protocol
+
+
 # Each subcommand's module is imported when that command runs (or `qa --help` lists them),
 # not for every command: `qa status` needs none of what `qa batch` imports.
 COMMANDS = {
@@ -266,4 +287,5 @@ COMMANDS = {
     "compare": "qaflow.cli.commands.compare:compare",
     "history": "qaflow.cli.commands.history:history",
     "serve": "qaflow.cli.commands.serve:serve",
+    "completion": "qaflow.cli.completion:completion",
 }

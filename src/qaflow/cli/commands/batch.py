@@ -10,22 +10,26 @@ from typing import TYPE_CHECKING
 
 import click
 
+from qaflow.cli.completion import batch_names
 from qaflow.cli.main import Globals
 
 if TYPE_CHECKING:
+    from qaflow.config.project import Project
     from qaflow.execution.model import ActionOnExisting
+    from qaflow.execution.report import ConsoleReporter
 from qaflow.plan.model import Plan, RunSpec
 from qaflow.plan.planner import plan
 
 
 @click.command()
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=batch_names)
 @click.option(
     "--batch",
     "-b",
     "batch_opts",
     multiple=True,
     metavar="NAME",
+    shell_complete=batch_names,
     help="A batch to run (repeatable; same as a positional NAME).",
 )
 @click.option(
@@ -77,6 +81,14 @@ from qaflow.plan.planner import plan
     "--no-wait", is_flag=True, help="Start in the background, print the execution id, return."
 )
 # -- background executions: end
+# -- terminal experience (issue 16): begin
+@click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help="Print nothing but the runs that fail (the exit status tells the rest).",
+)
+# -- terminal experience: end
 @click.pass_obj
 def batch(
     g: Globals,
@@ -92,6 +104,7 @@ def batch(
     force_batches: tuple[str, ...],
     action_on_existing: ActionOnExisting,
     no_wait: bool,
+    quiet: bool,
 ) -> int:
     """Plan and run the batches NAME… (batch names, aliases, wildcards or folders of the database)."""
     project = g.project()
@@ -130,8 +143,31 @@ def batch(
             return 0
         from qaflow.execution.driver import execute
 
-        return execute(project, the_plan, options).exit_code
+        return execute(project, the_plan, options, reporter=console(project, quiet)).exit_code
     return 0
+
+
+# -- terminal experience (issue 16): begin
+def console(project: Project, quiet: bool) -> ConsoleReporter:
+    """The console of `qa batch`: its summary shows the `summary_metrics` of metrics.yaml
+    (a metrics file with errors shows none, with a warning: `qa compare` names them)."""
+    import warnings
+
+    from qaflow.errors import ConfigError
+    from qaflow.execution.report import ConsoleReporter, SummaryMetric
+    from qaflow.results.metrics import Metrics
+
+    try:
+        metrics = Metrics.load(project.metrics_path)
+    except ConfigError as exc:
+        warnings.warn(f"the summary shows no metrics: {exc}", stacklevel=1)
+        metrics = Metrics()
+    shown = [metrics.spec(key) for key in metrics.summary_metrics]
+    columns = [SummaryMetric(spec.key, spec.short_label, spec.format) for spec in shown]
+    return ConsoleReporter(quiet=quiet, summary_metrics=columns)
+
+
+# -- terminal experience: end
 
 
 def statuses(the_plan: Plan, force: bool, force_batches: tuple[str, ...]) -> dict[str, str]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 import click
 
+from qaflow.cli.completion import batch_names
 from qaflow.cli.main import Globals
 from qaflow.plan.fingerprint import Parts, explain
 from qaflow.plan.model import Plan, RunSpec
@@ -16,9 +18,15 @@ from qaflow.worker.model import RunStatus
 
 
 @click.command()
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, required=True, shell_complete=batch_names)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print JSON: {runs: [{batch, input, key, output_dir, reasons}], up_to_date, would_run}.",
+)
 @click.pass_obj
-def why(g: Globals, names: tuple[str, ...]) -> int:
+def why(g: Globals, names: tuple[str, ...], as_json: bool) -> int:
     """Say, for each run of NAME… that would execute, which part of its fingerprint changed
     since its last successful result: input content, configuration, code, upstream runs."""
     from qaflow.store import Store
@@ -44,13 +52,31 @@ def why(g: Globals, names: tuple[str, ...]) -> int:
             if last is not None and last.fingerprint and "fingerprint_parts" not in last.spec
         ]
         parts = store.lookups.fingerprint_parts(unrecorded)
-        lines = [
-            _line(run, reasons(the_plan, run, previous[run.key], store, parts)) for run in stale
-        ]
-    for line in lines:
-        click.echo(line)
+        found = [(run, reasons(the_plan, run, previous[run.key], store, parts)) for run in stale]
+    if as_json:
+        click.echo(json.dumps(_as_json(found, len(cached)), indent=2))
+        return 0
+    for run, why_not in found:
+        click.echo(_line(run, why_not))
     click.echo(f"{len(cached)} run(s) up to date, {len(stale)} would run.")
     return 0
+
+
+def _as_json(found: list[tuple[RunSpec, list[str]]], up_to_date: int) -> dict[str, Any]:
+    return {
+        "runs": [
+            {
+                "batch": run.batch,
+                "input": run.rel_input_path,
+                "key": run.key,
+                "output_dir": str(run.output_dir),
+                "reasons": why_not,
+            }
+            for run, why_not in found
+        ],
+        "up_to_date": up_to_date,
+        "would_run": len(found),
+    }
 
 
 def reasons(
