@@ -211,13 +211,19 @@ def main(argv: list[str] | None = None) -> None:
         from qaflow.cli.completion import complete
 
         sys.exit(complete(cli, COMPLETE_VAR))
+    from qaflow.cli.spinner import for_command
+
+    spinner = for_command(args)  # on a terminal, `qa batch` shows life before it plans
     pause_gc()  # planning builds a large graph: see `qaflow.interpreter`
     try:
         with (
-            shown_warnings(lambda text: click.secho(text, fg="yellow", err=True)),
-            cli.make_context("qa", args) as ctx,
+            shown_warnings(lambda text: (spinner.stop(), click.secho(text, fg="yellow", err=True))),
+            contextlib.ExitStack() as stack,
         ):
+            stack.callback(spinner.stop)  # before any message of the handlers below
+            ctx = stack.enter_context(cli.make_context("qa", args))
             ctx.meta["qaflow.forwarded"] = forwarded
+            ctx.meta["qaflow.spinner"] = spinner
             code = cli.invoke(ctx)
     except QaflowError as exc:
         click.secho(f"error: {exc}", fg="red", err=True)

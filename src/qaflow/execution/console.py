@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,7 +84,10 @@ class ConsoleReporter:
         single: bool = False,
         interval: float = PROGRESS_INTERVAL,
         summary_metrics: Sequence[SummaryMetric] = (),
+        before_output: Callable[[], None] | None = None,
     ) -> None:
+        """`before_output`: called once, before the first thing shown (the CLI's spinner
+        clears its line)."""
         self.stream = GuardedStream()
         self.console = console or Console(file=self.stream, highlight=False)  # type: ignore[arg-type]
         self.live = (self.console.is_terminal if live is None else live) and not single
@@ -102,6 +105,7 @@ class ConsoleReporter:
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self._root = Path.cwd()
+        self._before_output = before_output
 
     @property
     def verbose(self) -> bool:
@@ -113,6 +117,7 @@ class ConsoleReporter:
         self.close()
 
     def execution_started(self, execution_id: str, plan: Plan) -> None:
+        self._cleared()
         self._started = time.monotonic()
         self._total = len(plan.runs)
         for run in plan.runs:
@@ -171,6 +176,7 @@ class ConsoleReporter:
             self._line(run, result)
 
     def execution_finished(self, execution: Execution) -> None:
+        self._cleared()
         self.close()
         if self.single and not self.quiet:
             self._print(compact(execution, self._root))
@@ -188,6 +194,11 @@ class ConsoleReporter:
             self._progress = None
 
     # ------------------------------------------------------------ output
+    def _cleared(self) -> None:
+        before, self._before_output = self._before_output, None
+        if before is not None:
+            before()
+
     def _refresh(self, batch: str) -> None:
         if self._progress is not None:
             counts = self.counts[batch]

@@ -36,13 +36,15 @@ class GuardedStream:
     """A text stream for the console that stops writing, silently, once a write fails."""
 
     def __init__(self, stream: IO[str] | None = None) -> None:
-        self._stream = stream
+        # taken now, not at each write: rich's live display swaps sys.stdout for a proxy
+        # that writes to the console, which would write to the proxy…
+        self._stream = stream if stream is not None else sys.stdout
         self._lock = threading.Lock()
         self.closed_display = False
 
     @property
     def stream(self) -> IO[str]:
-        return self._stream if self._stream is not None else sys.stdout
+        return self._stream
 
     def write(self, text: str) -> int:
         if self.closed_display:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -143,12 +143,16 @@ def batch(
             return 0
         from qaflow.execution.driver import execute
 
-        return execute(project, the_plan, options, reporter=console(project, quiet)).exit_code
+        spinner = click.get_current_context().meta.get("qaflow.spinner")
+        shown = console(project, quiet, before=spinner.stop if spinner else None)
+        return execute(project, the_plan, options, reporter=shown).exit_code
     return 0
 
 
 # -- terminal experience (issue 16): begin
-def console(project: Project, quiet: bool) -> ConsoleReporter:
+def console(
+    project: Project, quiet: bool, before: Callable[[], None] | None = None
+) -> ConsoleReporter:
     """The console of `qa batch`: its summary shows the `summary_metrics` of metrics.yaml
     (a metrics file with errors shows none, with a warning: `qa compare` names them)."""
     import warnings
@@ -164,7 +168,7 @@ def console(project: Project, quiet: bool) -> ConsoleReporter:
         metrics = Metrics()
     shown = [metrics.spec(key) for key in metrics.summary_metrics]
     columns = [SummaryMetric(spec.key, spec.short_label, spec.format) for spec in shown]
-    return ConsoleReporter(quiet=quiet, summary_metrics=columns)
+    return ConsoleReporter(quiet=quiet, summary_metrics=columns, before_output=before)
 
 
 # -- terminal experience: end
