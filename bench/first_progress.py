@@ -82,5 +82,6 @@ def main() -> None:
                 f"header line: {lines:.3f} s  end: {ends:.3f} s"
             )
 
+
 if __name__ == "__main__":
     main()

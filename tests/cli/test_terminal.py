@@ -49,10 +49,15 @@ def make(project, inputs: tuple[str, ...] = ("a.txt", "b.txt")) -> Path:
     )
 
 
-def qa(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def qa(
+    root: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "qaflow", "-C", str(root), *args],
-        capture_output=True, text=True, timeout=DEADLINE, check=False,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+        check=False,
         env={**os.environ, "COLUMNS": "200", **(env or {})},
     )
 
@@ -82,7 +87,7 @@ def test_the_summary_shows_summary_metrics_and_the_batch_wall_time(project):
 
 
 def test_off_a_terminal_one_line_per_failure_and_progress_lines(project):
-    names = tuple(f"{i}.txt" for i in range(6)) + ("bad1.txt",)
+    names = (*tuple(f"{i}.txt" for i in range(6)), "bad1.txt")
     root = make(project, names)
     the_plan = plan(Project.discover(root), ["b"], PlanOptions())
     out = io.StringIO()
@@ -94,7 +99,9 @@ def test_off_a_terminal_one_line_per_failure_and_progress_lines(project):
     for spec in the_plan.runs:
         reporter.run_started(spec, 1)
         status = RunStatus.FAILED if spec.rel_input_path == "bad1.txt" else RunStatus.SUCCEEDED
-        result = RunResult(spec.key, status, error="ValueError: bad", started_at=now, ended_at=now + 1)
+        result = RunResult(
+            spec.key, status, error="ValueError: bad", started_at=now, ended_at=now + 1
+        )
         reporter.run_finished(spec, result)
     deadline = time.monotonic() + DEADLINE
     while "progress: 7/7" not in out.getvalue():
@@ -123,7 +130,9 @@ def test_live_progress_on_a_real_terminal_ends_and_shows_an_eta(project):
     main, follower = pty.openpty()
     with subprocess.Popen(
         [sys.executable, "-m", "qaflow", "-C", str(root), "batch", "b"],
-        stdin=subprocess.DEVNULL, stdout=follower, stderr=follower,
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
         env={**os.environ, "COLUMNS": "200"},
     ) as proc:
         os.close(follower)
@@ -141,7 +150,10 @@ def test_live_progress_on_a_real_terminal_ends_and_shows_an_eta(project):
 
 def test_qa_help_does_not_cut_descriptions(project):
     done = subprocess.run(
-        [sys.executable, "-m", "qaflow", "--help"], capture_output=True, text=True, check=True,
+        [sys.executable, "-m", "qaflow", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
         env={**os.environ, "COLUMNS": "80"},
     )
     commands = done.stdout.split("Commands:")[1]
@@ -150,10 +162,20 @@ def test_qa_help_does_not_cut_descriptions(project):
 
 
 def complete(root: Path, shell: str, words: str, cword: str) -> list[str]:
-    env = {**os.environ, "_QA_COMPLETE": f"{shell}_complete", "COMP_WORDS": words, "COMP_CWORD": cword}
+    env = {
+        **os.environ,
+        "_QA_COMPLETE": f"{shell}_complete",
+        "COMP_WORDS": words,
+        "COMP_CWORD": cword,
+    }
     done = subprocess.run(
-        [sys.executable, "-m", "qaflow"], capture_output=True, text=True, cwd=root, env=env,
-        timeout=DEADLINE, check=False,
+        [sys.executable, "-m", "qaflow"],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=env,
+        timeout=DEADLINE,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.split()
@@ -168,12 +190,18 @@ def test_shell_completion_completes_commands_and_batch_names(project):
     assert complete(root, "bash", "qa batch cal", "2") == ["plain,calib", "plain,calibration-check"]
     assert complete(root, "bash", "qa ba", "1") == ["plain,batch"]
     assert complete(root, "zsh", "qa dag o", "2") == ["plain", "other", "_"]
-    assert complete(root, "fish", "qa why ", "") == ["plain,calib", "plain,calibration-check", "plain,other"]
+    assert complete(root, "fish", "qa why ", "") == [
+        "plain,calib",
+        "plain,calibration-check",
+        "plain,other",
+    ]
     assert complete(root, "bash", "qa batch -b ot", "3") == ["plain,other"]
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before  # nothing written
     for shell in ("bash", "zsh", "fish"):
         script = subprocess.run(
-            [sys.executable, "-m", "qaflow", "completion", shell], capture_output=True, text=True,
+            [sys.executable, "-m", "qaflow", "completion", shell],
+            capture_output=True,
+            text=True,
             check=True,
         ).stdout
         assert "_QA_COMPLETE" in script and f"{shell}_complete" in script

@@ -42,7 +42,9 @@ def run(context):
 """
 
 
-def make(project, seconds: float, inputs: tuple[str, ...] = ("a.txt", "b.txt", "c.txt", "d.txt")) -> Path:
+def make(
+    project, seconds: float, inputs: tuple[str, ...] = ("a.txt", "b.txt", "c.txt", "d.txt")
+) -> Path:
     listed = ", ".join(inputs)
     return project(
         batches=f"b:\n  inputs: [{listed}]\n",
@@ -96,9 +98,21 @@ def test_a_reader_that_leaves_does_not_stop_the_execution(project):
     # and a comparison with that execution sees no failure
     execution_id = first.split()[1].rstrip(":")
     compared = subprocess.run(
-        [sys.executable, "-m", "qaflow", "-C", str(root), "compare", execution_id, execution_id,
-         "--format", "json"],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "qaflow",
+            "-C",
+            str(root),
+            "compare",
+            execution_id,
+            execution_id,
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert compared.returncode == 0, compared.stderr
     assert json.loads(compared.stdout)["failed"] is False
@@ -111,11 +125,16 @@ def test_a_closed_terminal_only_stops_the_display(project):
     with start(root, "batch", "b", "--local-concurrency", "1", start_new_session=True) as qa:
         until(lambda: "a.txt" in started(root), "the first run")
         os.killpg(qa.pid, signal.SIGHUP)  # the driver and its fork server, as a hangup does
-        stdout, stderr = qa.communicate(timeout=DEADLINE)
+        _stdout, stderr = qa.communicate(timeout=DEADLINE)
     assert qa.returncode == 1, stderr  # the crash fails its run, not the others
     status, runs = recorded(root)
     assert status == "failed"
-    assert runs == {"a.txt": "succeeded", "crash.txt": "failed", "c.txt": "succeeded", "d.txt": "succeeded"}
+    assert runs == {
+        "a.txt": "succeeded",
+        "crash.txt": "failed",
+        "c.txt": "succeeded",
+        "d.txt": "succeeded",
+    }
     assert "Traceback" not in stderr
 
 
@@ -146,9 +165,13 @@ def test_cancelled_runs_do_not_fill_the_progress_bar(project):
     first, *rest = the_plan.runs
     reporter.run_started(first, 1)
     now = time.time()
-    reporter.run_finished(first, RunResult(first.key, RunStatus.SUCCEEDED, started_at=now, ended_at=now))
+    reporter.run_finished(
+        first, RunResult(first.key, RunStatus.SUCCEEDED, started_at=now, ended_at=now)
+    )
     for spec in rest:
-        reporter.run_finished(spec, RunResult(spec.key, RunStatus.CANCELLED, started_at=now, ended_at=now))
+        reporter.run_finished(
+            spec, RunResult(spec.key, RunStatus.CANCELLED, started_at=now, ended_at=now)
+        )
     assert reporter._progress is not None
     [task] = reporter._progress.tasks
     assert task.completed == 1 and task.total == 4

@@ -4,7 +4,6 @@ state of the worker process they share with the next run, not more workers than 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -51,12 +50,17 @@ def run(context):
 
 def test_daemons_started_by_a_run_end_with_it_and_a_piped_qa_finishes(project):
     root = project(
-        batches="b:\n  inputs: [a.txt, b.txt]\n", files=["a.txt", "b.txt"], extra={"qa/main.py": DAEMONS}
+        batches="b:\n  inputs: [a.txt, b.txt]\n",
+        files=["a.txt", "b.txt"],
+        extra={"qa/main.py": DAEMONS},
     )
     # stdout is a pipe: communicate() returns only when every holder of its write end is gone
     done = subprocess.run(
         [sys.executable, "-m", "qaflow", "-C", str(root), "batch", "b"],
-        capture_output=True, text=True, timeout=DEADLINE, check=False,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     pids = [int(p.read_text()) for p in sorted((root / "pids").iterdir())]
@@ -112,7 +116,9 @@ def test_what_a_run_changes_of_its_process_does_not_reach_the_next_run(project):
     assert all(run.status is RunStatus.SUCCEEDED for run in runs.values()), [
         run.error for run in runs.values()
     ]
-    seen = {name: json.loads((run.output_dir / "seen.json").read_text()) for name, run in runs.items()}
+    seen = {
+        name: json.loads((run.output_dir / "seen.json").read_text()) for name, run in runs.items()
+    }
     first, second = seen["a.txt"], seen["b.txt"]
     assert second["pid"] == first["pid"]  # the same worker executed both
     for key in ("umask", "nofile", "sigterm", "recursion", "timeout", "dumps", "encoder"):
@@ -154,12 +160,18 @@ def test_a_run_that_forks_without_exec_records_one_result(project):
     )
     done = subprocess.run(
         [sys.executable, "-m", "qaflow", "-C", str(root), "batch", "b", "--local-concurrency", "2"],
-        capture_output=True, text=True, timeout=DEADLINE, check=False,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     status = subprocess.run(
         [sys.executable, "-m", "qaflow", "-C", str(root), "status", "--json"],
-        capture_output=True, text=True, timeout=DEADLINE, check=True,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+        check=True,
     )
     shown = json.loads(status.stdout)
     latest = shown[0] if isinstance(shown, list) else shown
@@ -179,10 +191,27 @@ def test_a_pool_starts_no_more_workers_than_runs_to_do():
 
 def test_qa_batch_with_a_huge_concurrency_starts_a_worker_per_run(project):
     main = "import os\ndef run(context):\n    return {'worker': os.getpid(), 'pool': sorted(map(int, open(f'/proc/{os.getppid()}/task/{os.getppid()}/children').read().split()))}\n"
-    root = project(batches="b:\n  inputs: [a.txt, b.txt]\n", files=["a.txt", "b.txt"], extra={"qa/main.py": main})
+    root = project(
+        batches="b:\n  inputs: [a.txt, b.txt]\n",
+        files=["a.txt", "b.txt"],
+        extra={"qa/main.py": main},
+    )
     done = subprocess.run(
-        [sys.executable, "-m", "qaflow", "-C", str(root), "batch", "b", "--local-concurrency", "1000"],
-        capture_output=True, text=True, timeout=DEADLINE, check=False,
+        [
+            sys.executable,
+            "-m",
+            "qaflow",
+            "-C",
+            str(root),
+            "batch",
+            "b",
+            "--local-concurrency",
+            "1000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     # the workers are the fork server's children: it forked two, not a thousand
@@ -219,4 +248,4 @@ def test_an_execution_that_fails_after_it_was_recorded_is_not_left_running(proje
         [execution] = store.lookups.executions(limit=1)
         assert execution.status == "interrupted"
         assert all(run.status.finished for run in store.lookups.runs(execution.id))
-    assert os.path.isdir(root / "output")
+    assert (root / "output").is_dir()

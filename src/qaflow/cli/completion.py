@@ -28,7 +28,9 @@ def complete(cli: click.Command, var: str) -> int:
     return shell_complete(cli, {}, "qa", var, instruction)
 
 
-def batch_names(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+def batch_names(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
     """The batch names and aliases of the project `qa` would use, that start with `incomplete`."""
     names: list[str] = []
     with contextlib.suppress(Exception), warnings.catch_warnings():

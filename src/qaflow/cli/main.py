@@ -23,6 +23,7 @@ from qaflow.errors import QaflowError, UsageError, shown_warnings
 from qaflow.interpreter import pause_gc, restore_gc
 
 if TYPE_CHECKING:
+    from qaflow.cli.spinner import Spinner
     from qaflow.config.project import Project
     from qaflow.execution.model import Options
     from qaflow.plan.model import PlanOptions
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     pause_gc()  # planning builds a large graph: see `qaflow.interpreter`
     try:
         with (
-            shown_warnings(lambda text: (spinner.stop(), click.secho(text, fg="yellow", err=True))),
+            shown_warnings(lambda text: _warn(text, spinner)),
             contextlib.ExitStack() as stack,
         ):
             stack.callback(spinner.stop)  # before any message of the handlers below
@@ -242,6 +243,11 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         restore_gc()
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _warn(text: str, spinner: Spinner) -> None:
+    spinner.stop()  # its line is cleared first
+    click.secho(text, fg="yellow", err=True)
 
 
 def entry() -> NoReturn:

@@ -124,7 +124,9 @@ class ConsoleReporter:
             self.counts.setdefault(run.batch, _BatchCounts(0)).total += 1
         if self.verbose:
             batches = ", ".join(
-                f"{name} ({self.counts[name].total})" for name in plan.batches if name in self.counts
+                f"{name} ({self.counts[name].total})"
+                for name in plan.batches
+                if name in self.counts
             )
             self._print(
                 f"execution [bold]{execution_id}[/bold]: {self._total} run(s) in "

@@ -13,7 +13,7 @@ import contextlib
 import os
 import sys
 import threading
-from typing import IO, Any
+from typing import IO
 
 
 def silence(*fds: int) -> None:

@@ -107,4 +107,3 @@ class RecordingReporter:
 
     def names(self, kind: str) -> Sequence[tuple[str, str, str]]:
         return [e for e in self.events if e[0] == kind]
-

@@ -55,13 +55,15 @@ def summary(
             by_batch.setdefault(spec.batch, []).append(result)
             if not result.status.ok and result.status is not RunStatus.CANCELLED:
                 failures.append((spec, result))
-    cancelled = sum(
-        1 for r in execution.results.values() if r.status in (RunStatus.CANCELLED,)
-    )
+    cancelled = sum(1 for r in execution.results.values() if r.status in (RunStatus.CANCELLED,))
     lines: list[Table | Text] = [_table(execution, by_batch, metrics, bool(cancelled))]
-    lines.extend(_failure_line(spec, result, root) for spec, result in failures[:MAX_FAILURES_SHOWN])
+    lines.extend(
+        _failure_line(spec, result, root) for spec, result in failures[:MAX_FAILURES_SHOWN]
+    )
     if len(failures) > MAX_FAILURES_SHOWN:
-        lines.append(Text(f"… and {len(failures) - MAX_FAILURES_SHOWN} more failed or skipped runs"))
+        lines.append(
+            Text(f"… and {len(failures) - MAX_FAILURES_SHOWN} more failed or skipped runs")
+        )
     if cancelled:
         lines.append(
             Text(f"cancelled: {cancelled} run(s) did not finish; {RESUME_HINT}.", style="yellow")

@@ -48,6 +48,8 @@ def _dumps(value: Any, **options: Any) -> str:
 
 def _loads(text: str) -> Any:
     return _Decoder().decode(text)
+
+
 TEE_JOIN_TIMEOUT = 2.0  # a background process still holding the run's stdout must not hang us
 
 

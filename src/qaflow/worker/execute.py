@@ -244,9 +244,7 @@ def _serve_one(task: RunTask, owner: int) -> RunResult:
         isolation.end_descendants()
 
 
-def execute_safely(
-    task: RunTask, *, after_run: Callable[[], object] | None = None
-) -> RunResult:
+def execute_safely(task: RunTask, *, after_run: Callable[[], object] | None = None) -> RunResult:
     """execute(), with a bug of qaflow's own as an ERRORED result. KeyboardInterrupt propagates."""
     started = time.time()
     try:

@@ -32,6 +32,7 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 _PR_SET_CHILD_SUBREAPER = 36
@@ -57,13 +58,12 @@ def children(pid: int) -> list[int]:
     """The direct children of `pid` (every thread's), from /proc; [] where unavailable."""
     found: list[int] = []
     try:
-        tasks = os.listdir(f"/proc/{pid}/task")
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except OSError:
         return found
-    for tid in tasks:
+    for task in tasks:
         try:
-            with open(f"/proc/{pid}/task/{tid}/children", encoding="ascii") as file:
-                found.extend(int(child) for child in file.read().split())
+            found.extend(int(child) for child in (task / "children").read_text("ascii").split())
         except (OSError, ValueError):
             continue
     return found
@@ -124,8 +124,8 @@ def _reap() -> None:
 
 def _zombie(pid: int) -> bool:
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as file:
-            return file.read().rpartition(")")[2].split()[0] in ("Z", "X")
+        stat = Path(f"/proc/{pid}/stat").read_text("ascii", errors="replace")
+        return stat.rpartition(")")[2].split()[0] in ("Z", "X")
     except (OSError, IndexError):
         return True  # gone
 
@@ -144,7 +144,7 @@ class ProcessState:
     umask: int
     rlimits: dict[int, tuple[int, int]]
     handlers: dict[int, Any]
-    mask: set[signal.Signals]
+    mask: set[Any]
     recursion_limit: int
     socket_timeout: float | None
     locale: str | None
@@ -221,7 +221,7 @@ class ProcessState:
         sys.setswitchinterval(self.switch_interval)
         sys.settrace(self.trace)
         sys.setprofile(self.profile)
-        warnings.filters[:] = self.warning_filters
+        warnings.filters[:] = self.warning_filters  # type: ignore[index]
         warnings._filters_mutated()  # type: ignore[attr-defined]
 
 
@@ -268,7 +268,9 @@ def _locale() -> str | None:
         return None
 
 
-def _attributes() -> tuple[dict[str, tuple[Any, dict[str, Any]]], list[tuple[type, dict[str, Any]]]]:
+def _attributes() -> tuple[
+    dict[str, tuple[Any, dict[str, Any]]], list[tuple[type, dict[str, Any]]]
+]:
     """The globals of every loaded module, and the attributes of the classes they define."""
     modules: dict[str, tuple[Any, dict[str, Any]]] = {}
     classes: list[tuple[type, dict[str, Any]]] = []
