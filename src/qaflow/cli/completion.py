@@ -18,6 +18,7 @@ import click
 from click.shell_completion import CompletionItem, get_completion_class, shell_complete
 
 SHELLS = ("bash", "zsh", "fish")
+COMPLETE_VAR = "_QA_COMPLETE"  # click's protocol: the shell sets it to ask `qa` for completions
 
 
 def complete(cli: click.Command, var: str) -> int:
@@ -63,7 +64,6 @@ def completion(shell: str) -> int:
     """
     cls = get_completion_class(shell)
     assert cls is not None  # one of click's shells
-    from qaflow.cli.main import COMPLETE_VAR, cli
-
-    click.echo(cls(cli, {}, "qa", COMPLETE_VAR).source())
+    root = click.get_current_context().find_root().command
+    click.echo(cls(root, {}, "qa", COMPLETE_VAR).source())
     return 0

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from qaflow.cli.completion import COMPLETE_VAR, complete
 from qaflow.errors import QaflowError, UsageError, shown_warnings
 from qaflow.interpreter import pause_gc, restore_gc
 
@@ -209,8 +210,6 @@ def main(argv: list[str] | None = None) -> None:
         cut = args.index("--")
         args, forwarded = args[:cut], tuple(args[cut + 1 :])
     if COMPLETE_VAR in os.environ:  # the shell asks for completions (`qa completion SHELL`)
-        from qaflow.cli.completion import complete
-
         sys.exit(complete(cli, COMPLETE_VAR))
     from qaflow.cli.spinner import for_command
 
@@ -278,9 +277,6 @@ def entry() -> NoReturn:
         with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
             stream.flush()
     os._exit(status)
-
-
-COMPLETE_VAR = "_QA_COMPLETE"  # click's shell completion protocol
 
 
 # Each subcommand's module is imported when that command runs (or `qa --help` lists them),

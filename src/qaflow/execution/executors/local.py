@@ -43,9 +43,8 @@ _MAX_START_FAILURES = 3  # workers dying before their first message, in a row: t
 
 
 class LocalPool:
-    """Worker processes living as long as the pool (`concurrency` of them, or fewer if asked),
-    each executing one run at a time; a worker that cannot be reset after a run retires and
-    is replaced.
+    """Worker processes (`concurrency`, or fewer if asked) living as long as the pool, each
+    executing one run at a time; one that cannot be reset after a run retires, replaced.
 
     Policy: tasks start in submission order when enough of the `concurrency` slots are free
     (`SlotQueue`: no starvation); a task needs `cpus` slots and runs on one worker while the
@@ -69,8 +68,7 @@ class LocalPool:
     """
 
     def __init__(self, concurrency: int, *, workers: int | None = None) -> None:
-        """`concurrency` slots; `workers` processes (default and at most: `concurrency`),
-        e.g. no more than the runs to execute."""
+        """`concurrency` slots; `workers` processes (at most `concurrency`: runs to do)."""
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency <= 0:
             raise ValueError(f"concurrency must be a positive number of processes: {concurrency!r}")
         self.concurrency = concurrency
@@ -88,7 +86,7 @@ class LocalPool:
         self._start_failures = 0
         try:
             for _ in range(self.size):
-                self._workers.append(self._spawn())
+                self._workers.append(spawn(self._mp, self._alive_r))
         except Exception as exc:
             self._stop_workers(graceful=False)
             self._close_pipes()
@@ -220,9 +218,7 @@ class LocalPool:
 
     # ------------------------------------------------------------ scheduling
     def _assign(self) -> None:
-        idle = [
-            w for w in self._workers if w.ready and not w.eof and not w.retiring and w.job is None
-        ]
+        idle = [w for w in self._workers if w.ready and not (w.eof or w.retiring or w.job)]
         if not idle:
             return
         picks: list[Pending] = []
@@ -255,10 +251,8 @@ class LocalPool:
         except (EOFError, OSError):
             worker.eof = True
             return
-        if message == RETIRING:  # it exits after this result: it gets no other task
-            worker.retiring = True
-            return
-        if isinstance(message, str):  # READY
+        if isinstance(message, str):  # READY, or RETIRING: it exits after its result
+            worker.retiring = worker.retiring or message == RETIRING
             worker.ready = True
             self._start_failures = 0
             return
@@ -321,12 +315,9 @@ class LocalPool:
                 self._fail(worker, error, status)
 
     # ------------------------------------------------------------ processes
-    def _spawn(self) -> Worker:
-        return spawn(self._mp, self._alive_r)
-
     def _replace(self) -> None:
         if not self._cancelling and self._broken is None:
-            self._workers.append(self._spawn())
+            self._workers.append(spawn(self._mp, self._alive_r))
 
     def _kill(self, worker: Worker) -> None:
         kill_group(worker)
