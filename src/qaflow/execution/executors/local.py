@@ -145,8 +145,7 @@ class LocalPool:
         self.shutdown(cancel=exc_type is not None)
 
     @property
-    def worker_pids(self) -> list[int]:
-        """The pids of the current worker processes (for diagnostics and tests)."""
+    def worker_pids(self) -> list[int]:  # for diagnostics and tests
         return [worker.pid for worker in list(self._workers)]
 
     # ------------------------------------------------------------ the manager thread
