@@ -100,6 +100,7 @@ class ConsoleReporter:
         self._bars: dict[str, TaskID] = {}
         self._running: set[str] = set()
         self._done = self._executed = self._total = 0
+        self._cached: Counter[str] = Counter()  # off a terminal: told as a line per batch
         self._started = time.monotonic()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -157,6 +158,7 @@ class ConsoleReporter:
         self._progress.start()
 
     def run_started(self, run: RunSpec, attempt: int) -> None:
+        self._flush_cached()
         with self._lock:
             if run.key not in self._running:  # a retry is still the same running run
                 self._running.add(run.key)
@@ -173,12 +175,16 @@ class ConsoleReporter:
             self._done += 1
             if result.status not in (RunStatus.CACHED, RunStatus.CANCELLED):
                 self._executed += 1
+            elif result.status is RunStatus.CACHED and self._progress is None:
+                self._cached[run.batch] += 1
         self._refresh(run.batch)
         if result.status in _FAILURES and not self.single:
+            self._flush_cached()
             self._line(run, result)
 
     def execution_finished(self, execution: Execution) -> None:
         self._cleared()
+        self._flush_cached()
         self.close()
         if self.single and not self.quiet:
             self._print(compact(execution, self._root))
@@ -207,6 +213,17 @@ class ConsoleReporter:
             self._progress.update(
                 self._bars[batch], completed=counts.completed, counts=counts.text()
             )
+
+    def _flush_cached(self) -> None:
+        """Off a terminal, up-to-date runs are told as one line per batch."""
+        with self._lock:
+            cached, self._cached = self._cached, Counter()
+        if self.verbose:
+            for batch, count in cached.items():
+                line = Text(f"{RunStatus.CACHED.symbol} {RunStatus.CACHED.value:<9}")
+                line.stylize(RunStatus.CACHED.style)
+                line.append(f" {batch}: {count} run(s) up to date")
+                self._print(line)
 
     def _tick(self) -> None:
         while not self._stop.wait(self.interval):

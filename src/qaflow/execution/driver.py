@@ -141,8 +141,8 @@ def execute(
         decisions = settle(the_plan, options, store)
         with backend_for(project, the_plan, options, checks, decisions) as backend:
             execution_id = _record(store, project, options, execution_id)
-            with _ended_on_error(store, execution_id):
-                events = _events(store, execution_id, decisions, reporter, options)
+            events = _events(store, execution_id, decisions, reporter, options)
+            with _ended_on_error(store, execution_id, events):
                 jobs = _jobs(project, the_plan, options, checks, decisions.settled)
                 settled = _settled_runs(the_plan, decisions.settled)
                 started = time.time()
@@ -162,16 +162,22 @@ def execute(
 
 
 @contextlib.contextmanager
-def _ended_on_error(store: Store, execution_id: str) -> Iterator[None]:
+def _ended_on_error(store: Store, execution_id: str, events: Reporters) -> Iterator[None]:
     """An execution that fails after it was recorded (a full disk, a bug) is recorded
     interrupted, its unfinished runs too, rather than left "running" until someone looks.
-    Best effort: the store may be what failed."""
+    The recorder writes what it holds first (a run's start must not come after). Best
+    effort: the store may be what failed."""
     try:
         yield
     except BaseException:
         from qaflow.execution.background import settle as settle_ended
         from qaflow.worker.model import RunStatus
 
+        for sink in events.reporters:
+            flush = getattr(sink, "flush", None)
+            with contextlib.suppress(Exception):
+                if callable(flush):
+                    flush()
         with contextlib.suppress(Exception):
             if store.lookups.execution(execution_id).status == "running":
                 settle_ended(store, execution_id, RunStatus.INTERRUPTED, "its driver failed")
