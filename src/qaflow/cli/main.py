@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from qaflow.cli.completion import COMPLETE_VAR, complete
 from qaflow.errors import QaflowError, UsageError, shown_warnings
 from qaflow.interpreter import pause_gc, restore_gc
 
 if TYPE_CHECKING:
+    from qaflow.cli.spinner import Spinner
     from qaflow.config.project import Project
     from qaflow.execution.model import Options
     from qaflow.plan.model import PlanOptions
@@ -85,6 +87,20 @@ class LazyGroup(click.Group):
             module, _, name = COMMANDS[cmd_name].partition(":")
             self.add_command(getattr(importlib.import_module(module), name), cmd_name)
         return super().get_command(ctx, cmd_name)
+
+    # -- terminal experience (issue 16): begin
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Each command with its first sentence whole, wrapped, never cut mid-phrase."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=1_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    # -- terminal experience: end
 
 
 @click.group(
@@ -193,13 +209,21 @@ def main(argv: list[str] | None = None) -> None:
     if "--" in args:  # QA-Board: what follows `--` is forwarded to the runs
         cut = args.index("--")
         args, forwarded = args[:cut], tuple(args[cut + 1 :])
+    if COMPLETE_VAR in os.environ:  # the shell asks for completions (`qa completion SHELL`)
+        sys.exit(complete(cli, COMPLETE_VAR))
+    from qaflow.cli.spinner import for_command
+
+    spinner = for_command(args)  # on a terminal, `qa batch` shows life before it plans
     pause_gc()  # planning builds a large graph: see `qaflow.interpreter`
     try:
         with (
-            shown_warnings(lambda text: click.secho(text, fg="yellow", err=True)),
-            cli.make_context("qa", args) as ctx,
+            shown_warnings(lambda text: _warn(text, spinner)),
+            contextlib.ExitStack() as stack,
         ):
+            stack.callback(spinner.stop)  # before any message of the handlers below
+            ctx = stack.enter_context(cli.make_context("qa", args))
             ctx.meta["qaflow.forwarded"] = forwarded
+            ctx.meta["qaflow.spinner"] = spinner
             code = cli.invoke(ctx)
     except QaflowError as exc:
         click.secho(f"error: {exc}", fg="red", err=True)
@@ -218,6 +242,11 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         restore_gc()
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _warn(text: str, spinner: Spinner) -> None:
+    spinner.stop()  # its line is cleared first
+    click.secho(text, fg="yellow", err=True)
 
 
 def entry() -> NoReturn:
@@ -267,4 +296,5 @@ COMMANDS = {
     "history": "qaflow.cli.commands.history:history",
     "serve": "qaflow.cli.commands.serve:serve",
     "optimize": "qaflow.cli.commands.optimize:optimize",
+    "completion": "qaflow.cli.completion:completion",
 }

@@ -105,7 +105,7 @@ def backend_for(
         )
     return LocalBackend(
         capacity=checks.capacity,
-        executes=len(settled) < len(the_plan.runs),
+        executes=len(the_plan.runs) - len(settled),
         decide=decisions.decide,
         prepare=Preparer(the_plan, forced=decisions.forced),
         shared=pool,
@@ -119,13 +119,14 @@ class LocalBackend:
         self,
         *,
         capacity: int,
-        executes: bool = True,
+        executes: int | bool = True,
         decide: Decide | None = None,
         prepare: Prepare | None = None,
         shared: LocalPool | None = None,
     ) -> None:
-        """`executes`: whether any run is to execute; without, no pool is started (a fully
-        cached DAG). `shared`: a pool other executions use too, left running at the end."""
+        """`executes`: how many runs are to execute (True: unknown): no more worker processes
+        are started; none, no pool at all (a fully cached DAG). `shared`: a pool other
+        executions use too, left running at the end."""
         self.capacity = capacity
         self.executes = executes
         self.decide = decide
@@ -135,7 +136,8 @@ class LocalBackend:
 
     def __enter__(self) -> LocalBackend:
         if self.executes:  # its workers boot meanwhile
-            self.pool = self.shared if self.shared is not None else LocalPool(self.capacity)
+            workers = None if self.executes is True else int(self.executes)
+            self.pool = self.shared if self.shared is not None else LocalPool(self.capacity, workers=workers)
         return self
 
     def __exit__(

@@ -9,8 +9,11 @@
 - record: create the execution in the store, or adopt the one `qa batch --no-wait`
   recorded for this driver;
 - run: the backend's graph runner executes the jobs, the settled runs beside them;
-  SIGTERM (`qa cancel`) cancels it;
-- finish: the reporters (console, store) get the execution with every result.
+  Ctrl-C and SIGTERM (`qa cancel`) cancel it, a closed terminal only stops the display
+  (`qaflow.execution.interrupts`);
+- finish: the reporters (console, store) get the execution with every result. Should
+  anything fail after the execution was recorded, it is recorded interrupted rather than
+  left "running".
 The CLI is a thin layer over this module; `--no-wait` starts it detached
 (`qaflow.execution.background`, `qaflow.execution.detached`).
 """
@@ -20,16 +23,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import signal
 import socket
 import sys
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qaflow.config.project import Project
+from qaflow.execution.interrupts import handled
 from qaflow.execution.model import Cancellation, Execution, Job, Options, Run, RunResult, RunTask
 from qaflow.execution.preflight import Preflight, preflight
 from qaflow.execution.prepare import payload_of
@@ -53,10 +55,14 @@ def batch(
     project: str | Path = ".",
     wait: bool = True,
     reporter: Any = None,
+    progress: bool = False,
     **options: Any,
 ) -> Execution | Handle:
     """Plan and execute batches (and what they need); return the execution with its runs, or
     with `wait=False`, a `Handle` on the execution that goes on in the background.
+
+    Nothing is printed unless asked: `progress=True` shows the console's progress and
+    summary, `reporter=` receives the events.
 
     `options` are the fields of `Options` (label, runner, concurrency, action_on_existing…)
     and of `PlanOptions` (configs, platform, database, type, extra_parameters).
@@ -71,7 +77,7 @@ def batch(
         from qaflow.execution.background import start
 
         return start(the_project, the_plan, targets, opts)
-    return execute(the_project, the_plan, opts, reporter=reporter)
+    return execute(the_project, the_plan, opts, reporter=_shown(reporter, progress))
 
 
 def run(
@@ -80,14 +86,25 @@ def run(
     project: str | Path = ".",
     command: str | None = None,
     reporter: Any = None,
+    progress: bool = False,
     **options: Any,
 ) -> Execution:
-    """One run of the entrypoint (or of `command`) on one input, like `qa run -i INPUT [CMD]`."""
+    """One run of the entrypoint (or of `command`) on one input, like `qa run -i INPUT [CMD]`.
+    Nothing is printed unless asked (`progress=True`, or a `reporter`)."""
     the_project = Project.discover(Path(project))
     # an explicit run always runs, here (its output shown as it goes), whatever runners.default
     opts = _options({"force": True, "runner": "local", **options, "command": command})
     the_plan = plan_single(the_project, str(input_path), opts.plan, command=command)
-    return execute(the_project, the_plan, opts, reporter=reporter)
+    return execute(the_project, the_plan, opts, reporter=_shown(reporter, progress))
+
+
+def _shown(reporter: Any, progress: bool) -> Any:
+    """The reporter of an execution started from Python: silent unless asked."""
+    if reporter is not None:
+        return reporter
+    from qaflow.execution.report import ConsoleReporter, NullReporter
+
+    return ConsoleReporter() if progress else NullReporter()
 
 
 def _options(options: dict[str, Any]) -> Options:
@@ -131,20 +148,65 @@ def execute(
         with backend_for(project, the_plan, options, checks, decisions, pool) as backend:
             execution_id = _record(store, project, options, execution_id)
             events = _events(store, execution_id, decisions, reporter, options)
-            jobs = _jobs(project, the_plan, options, checks, decisions.settled, execution_id)
-            settled = _settled_runs(the_plan, decisions.settled)
-            started = time.time()
-            events.execution_started(execution_id, the_plan)
-            results = _run(backend, jobs, settled, events, execution_id, cancellation)
-            execution = Execution(
-                id=execution_id,
-                label=options.label,
-                plan=the_plan,
-                results=results,
-                storage=project.storage,
-                started_at=started,
-            )
-            return _finish(events, execution)
+            with _ended_on_error(store, execution_id, events):
+                jobs = _jobs(project, the_plan, options, checks, decisions.settled, execution_id)
+                settled = _settled_runs(the_plan, decisions.settled)
+                started = time.time()
+                events.execution_started(execution_id, the_plan)
+                runner = backend.runner(events=events, execution_id=execution_id)
+                with _signals(runner, events, cancellation):
+                    results = _run(backend, runner, jobs, settled)
+                    execution = Execution(
+                        id=execution_id,
+                        label=options.label,
+                        plan=the_plan,
+                        results=results,
+                        storage=project.storage,
+                        started_at=started,
+                    )
+                    return _finish(events, execution)
+
+
+@contextlib.contextmanager
+def _ended_on_error(store: Store, execution_id: str, events: Reporters) -> Iterator[None]:
+    """An execution that fails after it was recorded (a full disk, a bug) is recorded
+    interrupted, its unfinished runs too, rather than left "running" until someone looks.
+    The recorder writes what it holds first (a run's start must not come after). Best
+    effort: the store may be what failed."""
+    try:
+        yield
+    except BaseException:
+        from qaflow.execution.background import settle as settle_ended
+        from qaflow.worker.model import RunStatus
+
+        for sink in events.reporters:
+            flush = getattr(sink, "flush", None)
+            with contextlib.suppress(Exception):
+                if callable(flush):
+                    flush()
+        with contextlib.suppress(Exception):
+            if store.lookups.execution(execution_id).status == "running":
+                settle_ended(store, execution_id, RunStatus.INTERRUPTED, "its driver failed")
+        raise
+
+
+def _signals(
+    runner: GraphRunner, events: Reporters, cancellation: Cancellation | None
+) -> contextlib.AbstractContextManager[object]:
+    """SIGINT/SIGTERM cancel the execution, SIGHUP only stops its display
+    (`qaflow.execution.interrupts`); unless a caller driving several executions at once
+    cancels them, and handles the signals, itself."""
+    if cancellation is not None:
+        return cancellation.covering(runner)
+    return handled(runner.cancel, lambda: _close_display(events))
+
+
+def _close_display(events: Reporters) -> None:
+    """The terminal went away: the reporters that show something stop showing it."""
+    for reporter in events.reporters:
+        close = getattr(reporter, "close_display", None)
+        if callable(close):
+            close()
 
 
 def _record(store: Store, project: Project, options: Options, execution_id: str | None) -> str:
@@ -179,21 +241,11 @@ def _events(
 
 
 def _run(
-    backend: Backend,
-    jobs: Sequence[Job],
-    settled: Sequence[Run],
-    events: Reporters,
-    execution_id: str,
-    cancellation: Cancellation | None = None,
+    backend: Backend, runner: GraphRunner, jobs: Sequence[Job], settled: Sequence[Run]
 ) -> dict[str, RunResult]:
     """Execute the graph on the backend; the result of every run, by key."""
-    runner = backend.runner(events=events, execution_id=execution_id)
     freeze_planned()  # an execution may last hours: see `qaflow.interpreter`
-    # SIGTERM (`qa cancel`) cancels it; unless a caller driving several executions at once
-    # cancels them, and handles the signals, itself
-    guard = cancellation.covering(runner) if cancellation else _cancelled_by_sigterm(runner)
-    with guard:
-        results = runner.run(jobs, settled)
+    results = runner.run(jobs, settled)
     backend.wind_down()
     return results
 
@@ -202,20 +254,6 @@ def _finish(events: Reporters, execution: Execution) -> Execution:
     """The execution, reported finished: the console sums it up, the store records its end."""
     events.execution_finished(execution)
     return execution
-
-
-@contextlib.contextmanager
-def _cancelled_by_sigterm(runner: GraphRunner) -> Iterator[None]:
-    """While the graph runs, SIGTERM (`qa cancel`) cancels it: runs in flight are killed,
-    the rest is marked cancelled, and the execution is recorded as cancelled."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: runner.cancel())
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _jobs(

@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 ActionOnExisting = Literal["run", "postprocess", "sync", "skip"]
+CANCELLED_EXIT = 130  # 128 + SIGINT
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,9 @@ class Execution:
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.status == "succeeded" else 1
+        """0 succeeded, 1 a run failed, 130 cancelled (Ctrl-C, `qa cancel`), as a shell says
+        of a command ended by SIGINT."""
+        return {"succeeded": 0, "cancelled": CANCELLED_EXIT}.get(self.status, 1)
 
 
 @dataclass(frozen=True)

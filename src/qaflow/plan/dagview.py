@@ -1,4 +1,4 @@
-"""Drawing the graph of batches of a plan: as text, Graphviz dot, or Mermaid."""
+"""Drawing the graph of batches of a plan: as text, Graphviz dot, Mermaid, or JSON."""
 
 from __future__ import annotations
 
@@ -72,6 +72,8 @@ def render(plan: Plan, catalog: Catalog, fmt: str = "text") -> str:
         return _dot(drawn)
     if fmt == "mermaid":
         return _mermaid(drawn)
+    if fmt == "json":
+        return _json(plan, drawn)
     return _text(plan, drawn)
 
 
@@ -94,6 +96,22 @@ def _text(plan: Plan, drawn: Graph) -> str:
         f"{len(plan.batches)} batches, {_runs(len(plan.runs))}, {sum(len(v) for v in plan.edges.values())} edges between runs"
     )
     return "\n".join(lines)
+
+
+def _json(plan: Plan, drawn: Graph) -> str:
+    """{nodes: [{name, runs}], edges: [{from, to, label}], runs, run_edges}, nodes in a
+    topological order."""
+    return json.dumps(
+        {
+            "nodes": [{"name": name, "runs": count} for name, count in drawn.nodes.items()],
+            "edges": [
+                {"from": e.upstream, "to": e.downstream, "label": e.label} for e in drawn.edges
+            ],
+            "runs": len(plan.runs),
+            "run_edges": sum(len(v) for v in plan.edges.values()),
+        },
+        indent=2,
+    )
 
 
 def _dot(drawn: Graph) -> str:

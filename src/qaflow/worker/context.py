@@ -26,6 +26,30 @@ from qaflow.worker.model import RunTask
 from qaflow.worker.rundir import OWN_FILES, attempt_dir_of, output_dir_of
 
 _CHUNK = 1 << 20
+
+
+class _Encoder(json.JSONEncoder):
+    """json's encoder with its methods as they were at import: a run that monkeypatches
+    `json` (its functions or classes) does not corrupt its own metrics.json (the next runs
+    find `json` restored: `qaflow.worker.isolation`)."""
+
+    encode = json.JSONEncoder.encode
+    iterencode = json.JSONEncoder.iterencode
+
+
+class _Decoder(json.JSONDecoder):
+    decode = json.JSONDecoder.decode
+    raw_decode = json.JSONDecoder.raw_decode
+
+
+def _dumps(value: Any, **options: Any) -> str:
+    return _Encoder(**options).encode(value)
+
+
+def _loads(text: str) -> Any:
+    return _Decoder().decode(text)
+
+
 TEE_JOIN_TIMEOUT = 2.0  # a background process still holding the run's stdout must not hang us
 
 
@@ -229,7 +253,7 @@ def read_metrics(output_dir: Path) -> dict[str, Any]:
     except OSError as exc:
         raise MetricsError(f"cannot read {path}: {exc}") from None
     try:
-        data = json.loads(text)
+        data = _loads(text)
     except ValueError as exc:
         raise MetricsError(f"{path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -240,13 +264,13 @@ def read_metrics(output_dir: Path) -> dict[str, Any]:
 def write_metrics(output_dir: Path, metrics: dict[str, Any]) -> dict[str, Any]:
     """Write metrics.json (readable: indented); return the metrics as JSON reads them back."""
     try:
-        text = json.dumps(metrics, indent=2, default=jsonable)
+        text = _dumps(metrics, indent=2, default=jsonable)
     except TypeError:  # keys that JSON cannot have, e.g. tuples
-        text = json.dumps(_string_keys(metrics), indent=2, default=jsonable)
+        text = _dumps(_string_keys(metrics), indent=2, default=jsonable)
     # written last, in one write: a run killed while writing it leaves invalid JSON, which
     # counts as "not completed" (rundir.completed_metrics), so no temporary file is needed
     (output_dir / "metrics.json").write_text(text + "\n", encoding="utf-8")
-    return json.loads(text)
+    return _loads(text)
 
 
 def jsonable(value: Any) -> Any:

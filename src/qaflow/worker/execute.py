@@ -23,11 +23,12 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 from qaflow.errors import ExecutorError
-from qaflow.worker import rundir
+from qaflow.worker import isolation, rundir
 from qaflow.worker.context import (
     MetricsError,
     captured,
@@ -43,15 +44,18 @@ from qaflow.worker.rundir import output_dir_of, run_lock
 
 HOST = socket.gethostname()
 READY = "ready"  # a worker's first message: it leads its own process group and waits for tasks
+RETIRING = "retiring"  # before a result: the worker exits after it (it could not be reset)
 
 
 # ---------------------------------------------------------------- the steps of a run
-def execute(task: RunTask) -> RunResult:
+def execute(task: RunTask, *, after_run: Callable[[], object] | None = None) -> RunResult:
     """Execute one task in this process, in a fresh attempt directory committed on success.
 
     The run holds the lock of its fingerprint while it decides and runs, so that qaflow
     processes that plan the same run execute it once: the others wait for the lock, then
     (with `task.reuse`) find the committed result and reuse it (see `qaflow.worker.rundir`).
+    `after_run` is called once the run's code returned, its output still captured (a pool's
+    worker ends the processes the run started there: `qaflow.worker.isolation`).
     """
     output_dir = output_dir_of(task)
     with run_lock(output_dir, None if task.lock_dir is None else Path(task.lock_dir)):
@@ -67,10 +71,12 @@ def execute(task: RunTask) -> RunResult:
                 fingerprint=task.payload.fingerprint,
                 parts=task.payload.parts,
             )
-        return _execute(task, output_dir)
+        return _execute(task, output_dir, after_run)
 
 
-def _execute(task: RunTask, output_dir: Path) -> RunResult:
+def _execute(
+    task: RunTask, output_dir: Path, after_run: Callable[[], object] | None = None
+) -> RunResult:
     started = time.time()
     attempt = _attempt_of(task, output_dir)
     if task.action == "postprocess" and not (output_dir / "metrics.json").is_file():
@@ -96,6 +102,8 @@ def _execute(task: RunTask, output_dir: Path) -> RunResult:
             captured(attempt / "log.txt", tee=task.tee, append=task.action != "run"),
         ):
             outcome = _dispatch(task, attempt)
+            if after_run is not None:
+                after_run()
     except ExecutorError as exc:
         outcome = Outcome(RunStatus.ERRORED, error=str(exc))
     except OSError as exc:
@@ -218,16 +226,25 @@ def serve(conn: Connection, alive: Connection, env: dict[str, str], cwd: str) ->
     """A worker's life: receive tasks, execute them, send back results, until None or EOF.
 
     The worker takes the driver's environment and cwd (a forkserver's are those of its start),
-    and leads its own process group, so the pool can kill a run with its children. `alive` is
+    and leads its own session, so the pool can kill a run with its children. `alive` is
     a pipe whose only write end the driver holds: at EOF the driver died, and the worker kills
-    its group (the run's children too) rather than finish a run no one awaits."""
+    its group (the run's children too) rather than finish a run no one awaits.
+
+    Runs are kept apart (`qaflow.worker.isolation`): the worker adopts what its runs start
+    and ends it after each run, and puts back the process state each run found. When that
+    cannot be done, it says RETIRING before the result and exits after it: the pool starts
+    a fresh worker instead."""
     os.setsid()
     os.environ.clear()
     os.environ.update(env)
     with contextlib.suppress(OSError):
         os.chdir(cwd)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)  # the driver's fork server ignores it
     faulthandler.enable()  # a crash prints the Python stack to fd 2: the run's log
+    isolation.become_subreaper()
     threading.Thread(target=_die_with_driver, args=(alive,), daemon=True).start()
+    state = isolation.ProcessState.capture()  # what every run starts from
+    owner = os.getpid()
     conn.send(READY)
     while True:
         try:
@@ -236,23 +253,36 @@ def serve(conn: Connection, alive: Connection, env: dict[str, str], cwd: str) ->
             return
         if task is None:
             return
+        result = _serve_one(task, owner)
+        problems = state.restore()
         try:
-            result = execute_safely(task)
-        except BaseException as exc:  # KeyboardInterrupt raised by the run: this worker goes on
-            result = failed_result(
-                task, RunStatus.FAILED, f"interrupted: {exc!r}", 0.0, os.getpid()
-            )
-        try:
+            if problems:
+                conn.send(RETIRING)
             conn.send(result)
         except OSError:
             return
+        if problems:
+            return
 
 
-def execute_safely(task: RunTask) -> RunResult:
+def _serve_one(task: RunTask, owner: int) -> RunResult:
+    """Execute a task in a worker; end what the run started, whatever comes of it."""
+    started = time.time()
+    try:
+        return execute_safely(task, after_run=isolation.end_descendants)
+    except BaseException as exc:  # raised outside the run's code: this worker goes on
+        isolation.exit_if_forked(owner)
+        return failed_result(task, RunStatus.FAILED, f"interrupted: {exc!r}", started, owner)
+    finally:
+        isolation.exit_if_forked(owner)
+        isolation.end_descendants()
+
+
+def execute_safely(task: RunTask, *, after_run: Callable[[], object] | None = None) -> RunResult:
     """execute(), with a bug of qaflow's own as an ERRORED result. KeyboardInterrupt propagates."""
     started = time.time()
     try:
-        return execute(task)
+        return execute(task, after_run=after_run)
     except Exception as exc:
         error = f"qaflow failed to execute the run: {exc!r}\n{traceback.format_exc()}"
         return failed_result(task, RunStatus.ERRORED, error, started, os.getpid())
@@ -261,4 +291,5 @@ def execute_safely(task: RunTask) -> RunResult:
 def _die_with_driver(alive: Connection) -> None:
     with contextlib.suppress(EOFError, OSError):
         alive.recv_bytes()
+    isolation.kill_tree(os.getpid())  # the run's daemons too, which left the group
     os.killpg(os.getpgid(0), signal.SIGKILL)

@@ -29,6 +29,7 @@ from typing import Any
 from qaflow.config import passes
 from qaflow.errors import InterpolationError
 from qaflow.worker.context import MetricsError, RunContext, read_metrics
+from qaflow.worker.isolation import exit_if_forked
 from qaflow.worker.model import RunStatus, RunTask
 
 _MODULES: dict[str, tuple[int, ModuleType]] = {}  # entrypoint path -> (mtime_ns, module)
@@ -148,17 +149,25 @@ def _postprocess_only(module: ModuleType, context: RunContext, output_dir: Path)
 
 
 def _call(function: Callable[..., Any], name: str, *args: Any) -> Any:
-    """Call the user's function; its failure (exception, sys.exit(N != 0)) becomes _Failed."""
+    """Call the user's function; its failure (exception, sys.exit(N != 0), KeyboardInterrupt
+    it raised) becomes _Failed. A copy of this process that the function forked without
+    exec ends here, whichever way it returns: it must not record a result."""
+    owner = os.getpid()
     try:
         return function(*args)
     except SystemExit as exc:
+        exit_if_forked(owner, exc.code if isinstance(exc.code, int) else 1)
         if exc.code is None or exc.code == 0:
             return None
         if not isinstance(exc.code, int):
             print(exc.code, file=sys.stderr)
         raise _Failed(f"{name} called sys.exit({exc.code!r})") from None
+    except KeyboardInterrupt as exc:  # a worker gets no Ctrl-C (own session): the run raised it
+        raise _Failed(_describe(exc, f"{name} was interrupted")) from None
     except Exception as exc:
         raise _Failed(_describe(exc)) from None
+    finally:
+        exit_if_forked(owner)
 
 
 def _describe(exc: BaseException, first: str | None = None) -> str:

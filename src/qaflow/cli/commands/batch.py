@@ -4,29 +4,32 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from qaflow.cli.completion import batch_names
 from qaflow.cli.main import Globals
 
 if TYPE_CHECKING:
     from qaflow.config.project import Project
     from qaflow.execution.model import ActionOnExisting, Options
+    from qaflow.execution.report import ConsoleReporter
 from qaflow.plan.model import Plan, RunSpec
 from qaflow.plan.planner import plan
 
 
 @click.command()
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=batch_names)
 @click.option(
     "--batch",
     "-b",
     "batch_opts",
     multiple=True,
     metavar="NAME",
+    shell_complete=batch_names,
     help="A batch to run (repeatable; same as a positional NAME).",
 )
 @click.option(
@@ -91,6 +94,14 @@ from qaflow.plan.planner import plan
 @click.option("--lsf-options", metavar="FLAGS", help="Other bsub flags, as one string.")
 @click.option("--lsf-concurrency", type=int, metavar="N", help="Worker jobs at once; 0: unlimited.")
 # -- QA-Board's LSF options: end
+# -- terminal experience (issue 16): begin
+@click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help="Print nothing but the runs that fail (the exit status tells the rest).",
+)
+# -- terminal experience: end
 @click.pass_obj
 def batch(
     g: Globals,
@@ -106,6 +117,7 @@ def batch(
     force_batches: tuple[str, ...],
     action_on_existing: ActionOnExisting,
     no_wait: bool,
+    quiet: bool,
     **lsf_options: str | int | None,  # --lsf-*
 ) -> int:
     """Plan and run the batches NAME… (batch names, aliases, wildcards or folders of the database)."""
@@ -150,7 +162,9 @@ def batch(
             return 0
         from qaflow.execution.driver import execute
 
-        return execute(project, the_plan, options).exit_code
+        spinner = click.get_current_context().meta.get("qaflow.spinner")
+        shown = console(project, quiet, before=spinner.stop if spinner else None)
+        return execute(project, the_plan, options, reporter=shown).exit_code
     return 0
 
 
@@ -170,6 +184,31 @@ def _echo_job_script(project: Project, options: Options) -> None:
     script = job_script(project, options)
     if script is not None:
         click.echo(f"\nThe Dask workers would be batch jobs submitted with this script:\n{script}")
+
+
+# -- terminal experience (issue 16): begin
+def console(
+    project: Project, quiet: bool, before: Callable[[], None] | None = None
+) -> ConsoleReporter:
+    """The console of `qa batch`: its summary shows the `summary_metrics` of metrics.yaml
+    (a metrics file with errors shows none, with a warning: `qa compare` names them)."""
+    import warnings
+
+    from qaflow.errors import ConfigError
+    from qaflow.execution.report import ConsoleReporter, SummaryMetric
+    from qaflow.results.metrics import Metrics
+
+    try:
+        metrics = Metrics.load(project.metrics_path)
+    except ConfigError as exc:
+        warnings.warn(f"the summary shows no metrics: {exc}", stacklevel=1)
+        metrics = Metrics()
+    shown = [metrics.spec(key) for key in metrics.summary_metrics]
+    columns = [SummaryMetric(spec.key, spec.short_label, spec.format) for spec in shown]
+    return ConsoleReporter(quiet=quiet, summary_metrics=columns, before_output=before)
+
+
+# -- terminal experience: end
 
 
 def statuses(

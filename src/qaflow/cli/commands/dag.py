@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from qaflow.cli.completion import batch_names
 from qaflow.cli.main import Globals
 from qaflow.config.batches import Catalog
 from qaflow.plan.dagview import render
@@ -11,14 +12,14 @@ from qaflow.plan.planner import plan
 
 
 @click.command()
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, required=True, shell_complete=batch_names)
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "dot", "mermaid"]),
+    type=click.Choice(["text", "dot", "mermaid", "json"]),
     default="text",
     show_default=True,
-    help="text, Graphviz dot, or Mermaid.",
+    help="text, Graphviz dot, Mermaid, or JSON (nodes with their run counts, edges).",
 )
 @click.pass_obj
 def dag(g: Globals, names: tuple[str, ...], fmt: str) -> int:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 import click
 
+from qaflow.cli.completion import batch_names
 from qaflow.cli.main import Globals
 from qaflow.plan.fingerprint import Parts, explain
 from qaflow.plan.model import PENDING, PRODUCED, Plan, RunSpec
@@ -17,9 +19,15 @@ from qaflow.worker.rundir import FAILED_RESULT, MISSING_FILES, result_problem
 
 
 @click.command()
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, required=True, shell_complete=batch_names)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print JSON: {runs: [{batch, input, key, output_dir, reasons}], up_to_date, would_run, waiting_on_upstream}.",
+)
 @click.pass_obj
-def why(g: Globals, names: tuple[str, ...]) -> int:
+def why(g: Globals, names: tuple[str, ...], as_json: bool) -> int:
     """Say, for each run of NAME… that would execute, which part of its fingerprint changed
     since its last successful result: input content, configuration, code, upstream runs."""
     from qaflow.store import Store
@@ -32,14 +40,17 @@ def why(g: Globals, names: tuple[str, ...]) -> int:
         previous, parts = _previous(store, stale)
         same_key = {k: p for k, p in parts.items() if previous[k] and previous[k].key == k}
         waits = waiting(the_plan, cached, last_parts=same_key)
-        lines = [
-            _line(run, [_waits(the_plan, run, cached)])
+        found = [
+            (run, [_waits(the_plan, run, cached)])
             if run.key in waits
-            else _line(run, reasons(the_plan, run, previous[run.key], store, parts.get(run.key)))
+            else (run, reasons(the_plan, run, previous[run.key], store, parts.get(run.key)))
             for run in stale
         ]
-    for line in lines:
-        click.echo(line)
+    if as_json:
+        click.echo(json.dumps(_as_json(found, len(cached), len(waits)), indent=2))
+        return 0
+    for run, why_not in found:
+        click.echo(_line(run, why_not))
     waiting_part = f", {len(waits)} wait(s) on upstream runs" if waits else ""
     click.echo(
         f"{len(cached)} run(s) up to date, {len(stale) - len(waits)} would run{waiting_part}."
@@ -85,6 +96,24 @@ def _spec(the_plan: Plan, key: str) -> list[RunSpec]:
 
 def _name(run: RunSpec) -> str:
     return f"{run.batch} {run.rel_input_path or ''}".strip()
+
+
+def _as_json(found: list[tuple[RunSpec, list[str]]], up_to_date: int, waits: int) -> dict[str, Any]:
+    return {
+        "runs": [
+            {
+                "batch": run.batch,
+                "input": run.rel_input_path,
+                "key": run.key,
+                "output_dir": str(run.output_dir),
+                "reasons": why_not,
+            }
+            for run, why_not in found
+        ],
+        "up_to_date": up_to_date,
+        "would_run": len(found) - waits,
+        "waiting_on_upstream": waits,
+    }
 
 
 def reasons(

@@ -32,7 +32,7 @@ from qaflow.execution.executors.local_workers import (
     warm_up,
 )
 from qaflow.worker.context import record_failure
-from qaflow.worker.execute import failed_result
+from qaflow.worker.execute import RETIRING, failed_result
 from qaflow.worker.model import RunResult, RunStatus, RunTask
 
 __all__ = ["LocalPool", "warm_up"]
@@ -43,7 +43,8 @@ _MAX_START_FAILURES = 3  # workers dying before their first message, in a row: t
 
 
 class LocalPool:
-    """`concurrency` worker processes living as long as the pool, each executing one run at a time.
+    """Worker processes (`concurrency`, or fewer if asked) living as long as the pool, each
+    executing one run at a time; one that cannot be reset after a run retires, replaced.
 
     Policy: tasks start in submission order when enough of the `concurrency` slots are free
     (`SlotQueue`: no starvation); a task needs `cpus` slots and runs on one worker while the
@@ -66,10 +67,12 @@ class LocalPool:
     dies with the driver (EOF on the `alive` pipe kills its process group).
     """
 
-    def __init__(self, concurrency: int) -> None:
+    def __init__(self, concurrency: int, *, workers: int | None = None) -> None:
+        """`concurrency` slots; `workers` processes (at most `concurrency`: runs to do)."""
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency <= 0:
             raise ValueError(f"concurrency must be a positive number of processes: {concurrency!r}")
         self.concurrency = concurrency
+        self.size = max(1, min(concurrency, workers if workers is not None else concurrency))
         self._mp = context()
         self._lock = threading.Lock()
         self._queue = SlotQueue(concurrency)
@@ -82,8 +85,8 @@ class LocalPool:
         self._workers: list[Worker] = []
         self._start_failures = 0
         try:
-            for _ in range(concurrency):
-                self._workers.append(self._spawn())
+            for _ in range(self.size):
+                self._workers.append(spawn(self._mp, self._alive_r))
         except Exception as exc:
             self._stop_workers(graceful=False)
             self._close_pipes()
@@ -142,8 +145,7 @@ class LocalPool:
         self.shutdown(cancel=exc_type is not None)
 
     @property
-    def worker_pids(self) -> list[int]:
-        """The pids of the current worker processes (for diagnostics and tests)."""
+    def worker_pids(self) -> list[int]:  # for diagnostics and tests
         return [worker.pid for worker in list(self._workers)]
 
     # ------------------------------------------------------------ the manager thread
@@ -215,7 +217,7 @@ class LocalPool:
 
     # ------------------------------------------------------------ scheduling
     def _assign(self) -> None:
-        idle = [w for w in self._workers if w.ready and not w.eof and w.job is None]
+        idle = [w for w in self._workers if w.ready and not (w.eof or w.retiring or w.job)]
         if not idle:
             return
         picks: list[Pending] = []
@@ -248,7 +250,8 @@ class LocalPool:
         except (EOFError, OSError):
             worker.eof = True
             return
-        if isinstance(message, str):  # READY
+        if isinstance(message, str):  # READY, or RETIRING: it exits after its result
+            worker.retiring = worker.retiring or message == RETIRING
             worker.ready = True
             self._start_failures = 0
             return
@@ -311,12 +314,9 @@ class LocalPool:
                 self._fail(worker, error, status)
 
     # ------------------------------------------------------------ processes
-    def _spawn(self) -> Worker:
-        return spawn(self._mp, self._alive_r)
-
     def _replace(self) -> None:
         if not self._cancelling and self._broken is None:
-            self._workers.append(self._spawn())
+            self._workers.append(spawn(self._mp, self._alive_r))
 
     def _kill(self, worker: Worker) -> None:
         kill_group(worker)

@@ -19,7 +19,9 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from qaflow.execution.executors.local_queue import Pending
+from qaflow.execution.interrupts import hangup_ignored
 from qaflow.worker.execute import serve
+from qaflow.worker.isolation import kill_tree
 from qaflow.worker.modes import signal_name
 
 PRELOAD = ["qaflow.worker.execute", "qaflow.execution.executors.local"]
@@ -46,6 +48,7 @@ class Worker:
     ready: bool = False
     eof: bool = False  # its pipe is closed: it is dying, its sentinel will tell
     job: Running | None = None  # None: idle
+    retiring: bool = False  # it exits after its current run (its state could not be reset)
 
 
 def context() -> ForkServerContext:
@@ -61,7 +64,8 @@ def warm_up() -> None:
     another core, while the driver is still importing and planning; the pool created later
     forks its workers from it at once. Idempotent, and cheap for the caller."""
     context()
-    multiprocessing.forkserver.ensure_running()
+    with hangup_ignored():
+        multiprocessing.forkserver.ensure_running()
 
 
 def spawn(mp: ForkServerContext, alive: Connection) -> Worker:
@@ -74,7 +78,7 @@ def spawn(mp: ForkServerContext, alive: Connection) -> Worker:
         daemon=True,
     )
     try:
-        with _without_main_fixup():
+        with _without_main_fixup(), hangup_ignored():
             process.start()
     finally:
         child.close()
@@ -83,7 +87,9 @@ def spawn(mp: ForkServerContext, alive: Connection) -> Worker:
 
 
 def kill_group(worker: Worker) -> None:
-    """SIGKILL the worker's process group (the worker and what its run started)."""
+    """SIGKILL the worker's process group (the worker and what its run started), and the
+    worker's descendants that left it (daemons: a worker adopts them)."""
+    kill_tree(worker.pid)
     try:
         os.killpg(worker.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):

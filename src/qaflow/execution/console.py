@@ -1,0 +1,257 @@
+"""The console reporter: what a person (or a CI log) sees of an execution as it goes.
+
+- On a terminal: one live progress bar per batch (done/total, counts, elapsed, ETA).
+- Off a terminal (CI logs, pipes): a line per run that failed, and a progress line every
+  `interval` seconds: a log of 10,000 runs is tens of lines, not 10,000.
+- `quiet`: only the failed runs' lines. `single` (`qa run`): the run's own output is the
+  progress; one line at the end.
+- At the end: the summary (`qaflow.execution.summary`).
+Writing never raises (`qaflow.execution.display`): a closed pipe or terminal only stops it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from qaflow.execution.display import GuardedStream
+from qaflow.execution.summary import SummaryMetric, compact, seconds, summary
+from qaflow.plan.model import Plan, RunSpec
+from qaflow.worker.model import RunResult, RunStatus
+
+if TYPE_CHECKING:
+    from qaflow.execution.model import Execution
+
+PROGRESS_INTERVAL = 10.0  # seconds between progress lines off a terminal
+_FAILURES = (RunStatus.FAILED, RunStatus.ERRORED)
+
+
+@dataclass
+class _BatchCounts:
+    total: int
+    running: int = 0
+    states: Counter[RunStatus] = field(default_factory=Counter)
+
+    @property
+    def finished(self) -> int:
+        return sum(self.states.values())
+
+    @property
+    def completed(self) -> int:
+        """What the bar shows done: not the cancelled runs (they never ran)."""
+        return self.finished - self.states[RunStatus.CANCELLED]
+
+    def text(self) -> str:
+        parts = [f"{self.states[RunStatus.SUCCEEDED]} done"]
+        if self.states[RunStatus.CACHED]:
+            parts.append(f"{self.states[RunStatus.CACHED]} cached")
+        parts.append(f"{self.running} running")
+        failed = sum(self.states[s] for s in _FAILURES)
+        parts.append(f"[red]{failed} failed[/red]" if failed else "0 failed")
+        skipped = self.states[RunStatus.SKIPPED] + self.states[RunStatus.INTERRUPTED]
+        if skipped:
+            parts.append(f"[yellow]{skipped} skipped[/yellow]")
+        if self.states[RunStatus.CANCELLED]:
+            parts.append(f"[yellow]{self.states[RunStatus.CANCELLED]} cancelled[/yellow]")
+        return ", ".join(parts)
+
+
+class ConsoleReporter:
+    """Live progress on a terminal, progress lines and failures elsewhere, then a summary."""
+
+    def __init__(
+        self,
+        console: Console | None = None,
+        *,
+        live: bool | None = None,
+        quiet: bool = False,
+        single: bool = False,
+        interval: float = PROGRESS_INTERVAL,
+        summary_metrics: Sequence[SummaryMetric] = (),
+        before_output: Callable[[], None] | None = None,
+    ) -> None:
+        """`before_output`: called once, before the first thing shown (the CLI's spinner
+        clears its line)."""
+        self.stream = GuardedStream()
+        self.console = console or Console(file=self.stream, highlight=False)  # type: ignore[arg-type]
+        self.live = (self.console.is_terminal if live is None else live) and not single
+        self.quiet = quiet
+        self.single = single  # `qa run`: the run's own output is the progress; end with one line
+        self.interval = interval
+        self.summary_metrics = tuple(summary_metrics)
+        self.counts: dict[str, _BatchCounts] = {}
+        self._progress: Progress | None = None
+        self._bars: dict[str, TaskID] = {}
+        self._running: set[str] = set()
+        self._done = self._executed = self._total = 0
+        self._cached: Counter[str] = Counter()  # off a terminal: told as a line per batch
+        self._started = time.monotonic()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self._root = Path.cwd()
+        self._before_output = before_output
+
+    @property
+    def verbose(self) -> bool:
+        return not self.quiet and not self.single
+
+    def close_display(self) -> None:
+        """The terminal went away (SIGHUP): show nothing more, the execution goes on."""
+        self.stream.close_display()
+        self.close()
+
+    def execution_started(self, execution_id: str, plan: Plan) -> None:
+        self._cleared()
+        self._started = time.monotonic()
+        self._total = len(plan.runs)
+        for run in plan.runs:
+            self.counts.setdefault(run.batch, _BatchCounts(0)).total += 1
+        if self.verbose:
+            batches = ", ".join(
+                f"{name} ({self.counts[name].total})"
+                for name in plan.batches
+                if name in self.counts
+            )
+            self._print(
+                f"execution [bold]{execution_id}[/bold]: {self._total} run(s) in "
+                f"{batches or 'no batch'}"
+            )
+        if self.live and self.verbose:
+            self._start_bars()
+        elif self.verbose and self.interval > 0:
+            self._ticker = threading.Thread(target=self._tick, name="qaflow-progress", daemon=True)
+            self._ticker.start()
+
+    def _start_bars(self) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("{task.fields[counts]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+        )
+        for name, counts in self.counts.items():
+            self._bars[name] = self._progress.add_task(
+                name, total=counts.total, counts=counts.text()
+            )
+        self._progress.start()
+
+    def run_started(self, run: RunSpec, attempt: int) -> None:
+        self._flush_cached()
+        with self._lock:
+            if run.key not in self._running:  # a retry is still the same running run
+                self._running.add(run.key)
+                self.counts[run.batch].running += 1
+        self._refresh(run.batch)
+
+    def run_finished(self, run: RunSpec, result: RunResult) -> None:
+        with self._lock:
+            counts = self.counts[run.batch]
+            if run.key in self._running:
+                self._running.discard(run.key)
+                counts.running -= 1
+            counts.states[result.status] += 1
+            self._done += 1
+            if result.status not in (RunStatus.CACHED, RunStatus.CANCELLED):
+                self._executed += 1
+            elif result.status is RunStatus.CACHED and self._progress is None:
+                self._cached[run.batch] += 1
+        self._refresh(run.batch)
+        if result.status in _FAILURES and not self.single:
+            self._flush_cached()
+            self._line(run, result)
+
+    def execution_finished(self, execution: Execution) -> None:
+        self._cleared()
+        self._flush_cached()
+        self.close()
+        if self.single and not self.quiet:
+            self._print(compact(execution, self._root))
+        elif not self.quiet:
+            for renderable in summary(execution, self._root, self.summary_metrics):
+                self._print(renderable)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._ticker is not None and self._ticker is not threading.current_thread():
+            self._ticker.join()
+            self._ticker = None
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    # ------------------------------------------------------------ output
+    def _cleared(self) -> None:
+        before, self._before_output = self._before_output, None
+        if before is not None:
+            before()
+
+    def _refresh(self, batch: str) -> None:
+        if self._progress is not None:
+            counts = self.counts[batch]
+            self._progress.update(
+                self._bars[batch], completed=counts.completed, counts=counts.text()
+            )
+
+    def _flush_cached(self) -> None:
+        """Off a terminal, up-to-date runs are told as one line per batch."""
+        with self._lock:
+            cached, self._cached = self._cached, Counter()
+        if self.verbose:
+            for batch, count in cached.items():
+                line = Text(f"{RunStatus.CACHED.symbol} {RunStatus.CACHED.value:<9}")
+                line.stylize(RunStatus.CACHED.style)
+                line.append(f" {batch}: {count} run(s) up to date")
+                self._print(line)
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._print(self.progress_line())
+
+    def progress_line(self) -> str:
+        """One line of progress: runs finished, per batch, elapsed and estimated time left."""
+        with self._lock:
+            elapsed = time.monotonic() - self._started
+            left = self._total - self._done
+            per_batch = "; ".join(f"{name}: {c.text()}" for name, c in self.counts.items())
+            eta = (
+                f", ETA {seconds(elapsed / self._executed * left)}"
+                if self._executed and left
+                else ""
+            )
+            return f"progress: {self._done}/{self._total} ({per_batch}) in {seconds(elapsed)}{eta}"
+
+    def _line(self, run: RunSpec, result: RunResult) -> None:
+        status = result.status
+        line = Text(f"{status.symbol} {status.value:<9}", style=status.style)
+        line.append(f" {run.batch}  {run.rel_input_path or '-'}  ({result.duration:.2f}s)")
+        if result.error_line:
+            line.append(f"  {result.error_line}", style=status.style)
+        self._print(line)
+
+    def _print(self, renderable: Any) -> None:
+        if self._progress is not None:
+            self._progress.console.print(renderable, soft_wrap=isinstance(renderable, Text | str))
+        else:
+            self.console.print(renderable, soft_wrap=isinstance(renderable, Text | str))

@@ -1,0 +1,318 @@
+"""Keeping the runs that share a worker process apart.
+
+A worker executes run after run. What one run changes of the process must not reach the
+next, and what it starts must not outlive it:
+- `ProcessState.capture()` at the worker's start, `restore()` after each run: resource
+  limits, umask, signal handlers, the signal mask and pending timers, the recursion limit,
+  the socket default timeout, the locale, gc settings, trace/profile hooks, warnings
+  filters, and the attributes (module globals, class attributes) of every module loaded
+  when the worker started (the standard library's and qaflow's), so a run that
+  monkeypatches `json` leaves the next one a working `json`. What cannot be put back (a
+  lowered hard limit, a thread the run left running) retires the worker after this run:
+  the pool replaces it by a fresh one.
+- `end_descendants()` after each run: the worker is a child subreaper (Linux), so what
+  the run started (children, daemons that double-forked and called setsid) stays its
+  descendant; every one is killed and reaped. A daemon cannot keep the caller's stdout
+  open or outlive `qa`.
+- `exit_if_forked(owner)`: a run that forked without exec returns into qaflow's code in
+  the child too; that copy exits at once, it never writes results nor talks to the pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import locale
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+_PR_SET_CHILD_SUBREAPER = 36
+_MISSING = object()
+_KILL_DEADLINE = 5.0  # seconds to wait for the run's processes to be gone (SIGKILL'd)
+_UNCATCHABLE = {signal.SIGKILL, signal.SIGSTOP}
+_TIMERS = (signal.ITIMER_REAL, signal.ITIMER_VIRTUAL, signal.ITIMER_PROF)
+
+
+def become_subreaper() -> bool:
+    """Orphaned descendants are re-parented to this process instead of init (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+# ---------------------------------------------------------------- processes
+def children(pid: int) -> list[int]:
+    """The direct children of `pid` (every thread's), from /proc; [] where unavailable."""
+    found: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            found.extend(int(child) for child in (task / "children").read_text("ascii").split())
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    """Every living descendant of `pid`, parents before their children."""
+    found: list[int] = []
+    queue = children(pid)
+    while queue:
+        child = queue.pop(0)
+        if child in found or child == pid:
+            continue
+        found.append(child)
+        queue.extend(children(child))
+    return found
+
+
+def kill_tree(pid: int) -> list[int]:
+    """SIGKILL every descendant of `pid` (not `pid` itself); the pids killed."""
+    killed = descendants(pid)
+    for child in killed:
+        with contextlib.suppress(OSError):
+            os.kill(child, signal.SIGKILL)
+    return killed
+
+
+def end_descendants() -> int:
+    """Kill every process this one started (directly or not) and reap them; how many.
+
+    Loops until none is left: a process may fork while its siblings are being killed."""
+    me = os.getpid()
+    ended: set[int] = set()
+    deadline = time.monotonic() + _KILL_DEADLINE
+    while True:
+        _reap()
+        living = [pid for pid in descendants(me) if not _zombie(pid)]
+        if not living or time.monotonic() > deadline:
+            _reap()
+            return len(ended)
+        for pid in living:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        ended.update(living)
+        time.sleep(0.005)
+
+
+def _reap() -> None:
+    """Collect the exit status of every child that ended (adopted orphans included)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text("ascii", errors="replace")
+        return stat.rpartition(")")[2].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return True  # gone
+
+
+def exit_if_forked(owner: int, code: int = 0) -> None:
+    """In a copy of the worker that the run forked (without exec): exit now, silently."""
+    if os.getpid() != owner:
+        os._exit(code)
+
+
+# ---------------------------------------------------------------- the process's state
+@dataclass
+class ProcessState:
+    """What a run may change of its process, as it was; `restore()` puts it back."""
+
+    umask: int
+    rlimits: dict[int, tuple[int, int]]
+    handlers: dict[int, Any]
+    mask: set[Any]
+    recursion_limit: int
+    socket_timeout: float | None
+    locale: str | None
+    gc_enabled: bool
+    gc_threshold: tuple[int, ...]
+    switch_interval: float
+    trace: Any
+    profile: Any
+    warning_filters: list[Any]
+    threads: set[threading.Thread]
+    modules: dict[str, tuple[Any, dict[str, Any]]] = field(default_factory=dict)
+    classes: list[tuple[type, dict[str, Any]]] = field(default_factory=list)
+
+    @classmethod
+    def capture(cls) -> ProcessState:
+        """The state now (in the main thread: signal handlers are only set there)."""
+        umask = os.umask(0)
+        os.umask(umask)
+        modules, classes = _attributes()
+        return cls(
+            umask=umask,
+            rlimits=_rlimits(),
+            handlers=_handlers(),
+            mask=signal.pthread_sigmask(signal.SIG_BLOCK, []),
+            recursion_limit=sys.getrecursionlimit(),
+            socket_timeout=socket.getdefaulttimeout(),
+            locale=_locale(),
+            gc_enabled=gc.isenabled(),
+            gc_threshold=gc.get_threshold(),
+            switch_interval=sys.getswitchinterval(),
+            trace=sys.gettrace(),
+            profile=sys.getprofile(),
+            warning_filters=list(warnings.filters),
+            threads=set(threading.enumerate()),
+            modules=modules,
+            classes=classes,
+        )
+
+    def restore(self) -> list[str]:
+        """Put the state back; what could not be (the worker should then retire)."""
+        problems: list[str] = []
+        self._restore_process(problems)
+        self._restore_interpreter()
+        _restore_attributes(self.modules, self.classes)
+        left = [t for t in threading.enumerate() if t not in self.threads and t.is_alive()]
+        if left:
+            problems.append(f"threads left running: {', '.join(t.name for t in left)}")
+        return problems
+
+    def _restore_process(self, problems: list[str]) -> None:
+        os.umask(self.umask)
+        for which, limits in self.rlimits.items():
+            if _getrlimit(which) != limits:
+                try:
+                    _setrlimit(which, limits)
+                except (OSError, ValueError) as exc:
+                    problems.append(f"resource limit {which}: {exc}")
+        for timer in _TIMERS:
+            signal.setitimer(timer, 0)
+        for number, handler in self.handlers.items():
+            if signal.getsignal(number) is not handler:
+                with contextlib.suppress(OSError, ValueError, TypeError):
+                    signal.signal(number, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.mask)
+        if self.locale is not None and _locale() != self.locale:
+            with contextlib.suppress(locale.Error):
+                locale.setlocale(locale.LC_ALL, self.locale)
+
+    def _restore_interpreter(self) -> None:
+        sys.setrecursionlimit(self.recursion_limit)
+        socket.setdefaulttimeout(self.socket_timeout)
+        (gc.enable if self.gc_enabled else gc.disable)()
+        gc.set_threshold(*self.gc_threshold)
+        sys.setswitchinterval(self.switch_interval)
+        sys.settrace(self.trace)
+        sys.setprofile(self.profile)
+        warnings.filters[:] = self.warning_filters  # type: ignore[index]
+        warnings._filters_mutated()  # type: ignore[attr-defined]
+
+
+def _rlimits() -> dict[int, tuple[int, int]]:
+    import resource
+
+    limits: dict[int, tuple[int, int]] = {}
+    for name in dir(resource):
+        if name.startswith("RLIMIT_"):
+            which = getattr(resource, name)
+            with contextlib.suppress(OSError, ValueError):
+                limits[which] = resource.getrlimit(which)
+    return limits
+
+
+def _getrlimit(which: int) -> tuple[int, int]:
+    import resource
+
+    return resource.getrlimit(which)
+
+
+def _setrlimit(which: int, limits: tuple[int, int]) -> None:
+    import resource
+
+    resource.setrlimit(which, limits)
+
+
+def _handlers() -> dict[int, Any]:
+    handlers: dict[int, Any] = {}
+    for number in signal.valid_signals():
+        if number in _UNCATCHABLE:
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            handler = signal.getsignal(number)
+            if handler is not None:  # None: set outside Python, cannot be set back from here
+                handlers[number] = handler
+    return handlers
+
+
+def _locale() -> str | None:
+    try:
+        return locale.setlocale(locale.LC_ALL)
+    except locale.Error:
+        return None
+
+
+def _attributes() -> tuple[
+    dict[str, tuple[Any, dict[str, Any]]], list[tuple[type, dict[str, Any]]]
+]:
+    """The globals of every loaded module, and the attributes of the classes they define."""
+    modules: dict[str, tuple[Any, dict[str, Any]]] = {}
+    classes: list[tuple[type, dict[str, Any]]] = []
+    for name, module in list(sys.modules.items()):
+        namespace = getattr(module, "__dict__", None)
+        if not isinstance(namespace, dict) or name == "__main__":
+            continue
+        modules[name] = (module, dict(namespace))
+        for value in namespace.values():
+            if isinstance(value, type) and value.__module__ == name:
+                classes.append((value, dict(vars(value))))
+    return modules, classes
+
+
+def _restore_attributes(
+    modules: dict[str, tuple[Any, dict[str, Any]]], classes: list[tuple[type, dict[str, Any]]]
+) -> None:
+    """Module globals and class attributes rebound by a run get their old value back.
+
+    The common case, nothing changed, is one C-level dict comparison per module and class
+    (values compared by identity first)."""
+    for name, (module, saved) in modules.items():
+        if sys.modules.get(name) is not module:
+            sys.modules[name] = module
+        namespace = module.__dict__
+        if not _same(namespace, saved):
+            for key, value in saved.items():
+                if namespace.get(key, _MISSING) is not value:
+                    namespace[key] = value
+    for cls, saved in classes:
+        current = vars(cls)
+        if not _same(current, saved):
+            for key, value in saved.items():
+                if current.get(key, _MISSING) is not value:
+                    with contextlib.suppress(AttributeError, TypeError):
+                        setattr(cls, key, value)
+
+
+def _same(current: Any, saved: dict[str, Any]) -> bool:
+    """Whether a namespace holds the saved values (a value's own == may raise or mislead:
+    then it is compared key by key)."""
+    try:
+        return bool(current == saved) and len(current) == len(saved)
+    except Exception:
+        return False
