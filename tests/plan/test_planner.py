@@ -402,8 +402,11 @@ def test_output_dirs_are_deterministic_and_distinct(project):
     assert all(r.output_dir.is_relative_to(root / "output" / "runs") for r in first)
 
 
-def test_tuning_parameters_are_the_last_configuration(project):
+def test_tuning_parameters_are_extra_parameters_merged_into_params_last(project):
+    # QA-Board: --tuning goes to extra_parameters (and params), not into configurations
     root = project(batches="b:\n  inputs: [a]\n  configs: [base, {k: 1, n: {a: 1}}]\n", files=["a"])
     [run] = runs_of(root, "b", extra_parameters={"n": {"b": 2}})
-    assert run["configurations"][-1] == {"n": {"b": 2}}
+    assert run["configurations"] == ["base", {"k": 1, "n": {"a": 1}}]
     assert run["params"] == {"k": 1, "n": {"a": 1, "b": 2}}
+    [plain] = runs_of(root, "b")
+    assert plain["id"] != run["id"] and plain["fingerprint"] != run["fingerprint"]

@@ -272,7 +272,14 @@ def test_context_from_task_is_plain_and_picklable(tmp_path):
     assert context.input_path == root / "data" / "a.in"
     assert context.rel_input_path == Path("a.in")
     assert context.configs == ["base", {"a": {"b": 1}}] and context.params == {"a": {"b": 1}}
-    assert context.forwarded_args == ["--x"] and context.obj == {}
+    assert context.forwarded_args == ["--x"]
+    # QA-Board's keys in obj: its documented `ctx.obj['output_directory'] / 'metrics.json'`
+    assert context.obj["output_directory"] / "metrics.json" == context.output_dir / "metrics.json"
+    assert context.obj["input_path"] == Path("a.in") and context.obj["batch_label"] == "default"
+    assert context.obj["configuration"] == 'base:{"a": {"b": 1}}'
+    assert context.output_directory == context.output_dir and context.id == task.key
+    assert not context.ran() and context.is_failed()
+    assert "obj" not in context.asdict() and context.asdict()["configs"] == context.configs
     context.params["a"]["b"] = 2  # the task is not changed through its context
     assert task.payload.params == {"a": {"b": 1}}
     copy = pickle.loads(pickle.dumps(context))

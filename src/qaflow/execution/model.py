@@ -105,6 +105,8 @@ class Options:
     argv: tuple[str, ...] = ()
     force: bool = False  # execute every planned run, even those with an up-to-date result
     force_batches: tuple[str, ...] = ()  # execute the runs of these batches (and what needs them)
+    share: bool = False  # QA-Board's --share: the project's runs go to its shared `storage:`
+    local_timeout: float | None = None  # QA-Board's --local-timeout: seconds, 0 or None: none
 
     def to_json(self) -> dict[str, Any]:
         """The options as JSON-able data (`from_json` makes them again): what a background

@@ -297,13 +297,13 @@ def runs_of(
     options: PlanOptions,
 ) -> Iterator[RunSpec]:
     """One RunSpec per input (None: a run without input), keyed by its identity."""
-    if options.extra_parameters:
-        configs = (*configs, options.extra_parameters)
-    params = merge_params(configs)
+    # QA-Board: --tuning and forwarded args are extra parameters, merged into params last,
+    # not configurations; they are part of the run's identity
+    extra = options.extra_parameters
+    params = merge_params((*configs, extra) if extra else configs)
+    described = [context.batch, str(context.batch_file), type_name, platform, configs]
     identity = json.dumps(
-        [context.batch, str(context.batch_file), type_name, platform, configs],
-        sort_keys=True,
-        default=str,
+        [*described, extra] if extra else described, sort_keys=True, default=str
     ).encode()
     prefix = hashlib.blake2b(identity, digest_size=8)
     runs_dir = Path(f"{project.storage}/runs/{slug(context.batch)}")  # shared: no parse per run

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, cast
 
 import click
 
 from qaflow.cli.main import Globals
+from qaflow.config.project import Project
+from qaflow.errors import UsageError
 
 if TYPE_CHECKING:
     from qaflow.execution.model import ActionOnExisting
@@ -18,8 +21,8 @@ from qaflow.plan.model import Plan, RunSpec
 from qaflow.plan.planner import plan
 
 
-@click.command()
-@click.argument("names", nargs=-1)
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.argument("names", nargs=-1, type=click.UNPROCESSED)
 @click.option(
     "--batch",
     "-b",
@@ -67,11 +70,32 @@ from qaflow.plan.planner import plan
 )
 @click.option(
     "--action-on-existing",
-    type=click.Choice(["run", "postprocess", "sync", "skip"]),
-    default="run",
-    show_default=True,
-    help="For runs whose output directory holds results: run (reuse up-to-date results, run the rest), only postprocess, record them as they are, or skip them.",
+    type=click.Choice(["run", "postprocess", "sync", "skip", "assert-exists"]),
+    default=None,
+    help="For runs whose output directory holds results: run (reuse up-to-date results, run the rest), only postprocess, record them as they are, skip them, or fail unless every run has a result (assert-exists). Default: outputs.action_on_existing, else run.",
 )
+# -- QA-Board parity (issue 15): begin
+@click.option(
+    "--batches-file",
+    "batches_files",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="Read the batches from FILE instead of inputs.batches (repeatable).",
+)
+@click.option(
+    "--action-on-pending",
+    type=click.Choice(["wait", "sync", "skip", "run"]),
+    default="wait",
+    help="Accepted for QA-Board scripts: a run another `qa batch` is executing is always awaited.",
+)
+@click.option(
+    "--local-timeout",
+    type=float,
+    metavar="SECONDS",
+    help="Fail a run that takes longer (batches' own `timeout:` win; 0: no limit).",
+)
+# -- QA-Board parity: end
 # -- background executions (qaflow.execution.background): begin
 @click.option(
     "--no-wait", is_flag=True, help="Start in the background, print the execution id, return."
@@ -90,11 +114,26 @@ def batch(
     local_concurrency: int | None,
     force: bool,
     force_batches: tuple[str, ...],
-    action_on_existing: ActionOnExisting,
+    action_on_existing: ActionOnExisting | Literal["assert-exists"] | None,
+    batches_files: tuple[Path, ...],
+    action_on_pending: str,
+    local_timeout: float | None,
     no_wait: bool,
 ) -> int:
-    """Plan and run the batches NAME… (batch names, aliases, wildcards or folders of the database)."""
-    project = g.project()
+    """Plan and run the batches NAME… (batch names, aliases, wildcards or folders of the database).
+
+    As in QA-Board, the first argument after the names that starts with `-` and everything
+    after it are forwarded to the runs (`qa batch B --my-flag`), as are the arguments after `--`."""
+    names, forwarded = split_forwarded(names)
+    if forwarded:
+        g.forwarded_args = (*forwarded, *g.forwarded_args)
+    project = with_batches_files(g.project(), batches_files)
+    action = action_on_existing or project.settings.get("outputs", {}).get("action_on_existing")
+    action = action or "run"
+    if action not in ("run", "postprocess", "sync", "skip", "assert-exists"):
+        raise UsageError(
+            f"outputs.action_on_existing: {action!r} is not one of run, postprocess, sync, skip, assert-exists. Fix qaboard.yaml."
+        )
     if not (list_runs or list_inputs or list_output_dirs or g.dryrun or no_wait):
         from qaflow.execution.preflight import runner_of
 
@@ -113,13 +152,25 @@ def batch(
     elif g.dryrun:
         click.echo(describe(the_plan, project.root, statuses(the_plan, force, force_batches)))
     else:
+        if action == "assert-exists":
+            missing = [k for k, s in statuses(the_plan, False, ()).items() if s != "cached"]
+            if missing:
+                run = next(r for r in the_plan.runs if r.key == missing[0])
+                click.secho(
+                    f"error: --action-on-existing assert-exists: {len(missing)} of {len(the_plan.runs)} run(s) have no up-to-date result, e.g. {run.batch} {run.rel_input_path or '-'}.",
+                    fg="red",
+                    err=True,
+                )
+                return 1
+            action = "run"  # every run is reused: nothing executes
         options = g.options(
             runner=runner,
             dask_scheduler=dask_scheduler,
             concurrency=local_concurrency,
-            action_on_existing=action_on_existing,
+            action_on_existing=cast("ActionOnExisting", action),
             force=force,
             force_batches=force_batches,
+            local_timeout=local_timeout or None,
         )
         if no_wait:  # background executions
             from qaflow.cli.commands.status import started_message
@@ -132,6 +183,35 @@ def batch(
 
         return execute(project, the_plan, options).exit_code
     return 0
+
+
+# -- QA-Board parity (issue 15): begin
+def split_forwarded(names: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(batch names, forwarded args): forwarded from the first argument starting with `-`."""
+    for i, name in enumerate(names):
+        if name.startswith("-"):
+            return names[:i], names[i:]
+    return names, ()
+
+
+def with_batches_files(project: Project, files: tuple[Path, ...]) -> Project:
+    """The project reading its batches from `files` (each relative to the project's root, as
+    in QA-Board, or else to the current directory) instead of `inputs.batches`."""
+    if not files:
+        return project
+    paths = []
+    for file in files:
+        candidates = [file] if file.is_absolute() else [project.root / file, file.resolve()]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            raise UsageError(
+                f"--batches-file {str(file)!r}: no such file (looked in {str(project.root)!r} and the current directory)."
+            )
+        paths.append(str(found.resolve()))
+    return replace(project, batch_patterns=tuple(paths))
+
+
+# -- QA-Board parity: end
 
 
 def statuses(the_plan: Plan, force: bool, force_batches: tuple[str, ...]) -> dict[str, str]:
