@@ -260,8 +260,7 @@ def expand_folder(
         database=database,
         globs=itype.globs,
         use_parent_folder=itype.use_parent_folder,
-        recurse_without_globs=True,
-    )
+    )  # as QA-Board: with no globs, the folder is one input
     yield from runs_of(
         project, context, list(found), context.configs, itype.name, context.platform, options
     )

@@ -56,7 +56,11 @@ def plan(
     everything they need. `persist`: keep what was learnt (input hashes) on disk, for a plan
     about to execute; other plans change nothing on disk."""
     options = options or PlanOptions()
-    catalog = catalog or Catalog.load(project)
+    if catalog is None:  # as QA-Board, --database is where folder targets are looked up too
+        located = project
+        if options.database is not None and options.type is None:
+            located = replace(project, database=options.database)
+        catalog = Catalog.load(located)
     if not targets:
         raise BatchSpecError(
             f"No batch given. Name one of: {', '.join(catalog.names[:20]) or '(no batch is defined)'}."

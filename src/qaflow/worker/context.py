@@ -130,7 +130,8 @@ class RunContext:
 def qaboard_obj(context: RunContext, task: RunTask) -> dict[str, Any]:
     """QA-Board's `context.obj`: the keys its run() functions read (`output_directory`…)."""
     configuration = ":".join(
-        c if isinstance(c, str) else json.dumps(c, sort_keys=True) for c in context.configurations
+        c if isinstance(c, str) else json.dumps(c, sort_keys=True, default=str)
+        for c in context.configurations
     )
     return {
         "output_directory": context.output_dir,

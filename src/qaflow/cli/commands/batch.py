@@ -141,8 +141,10 @@ def batch(
             from qaflow.execution.executors.local import warm_up
 
             warm_up()  # the pool's processes start while we plan
-    # input hashes are kept once planning succeeds (listing too: the next plan reads no input)
-    the_plan = plan(project, [*names, *batch_opts], g.plan_options(), persist=True)
+    # input hashes are kept once planning succeeds, for a plan about to execute; as in
+    # QA-Board, --list, --list-* and --dryrun write nothing anywhere
+    listing = list_runs or list_inputs or list_output_dirs or g.dryrun
+    the_plan = plan(project, [*names, *batch_opts], g.plan_options(), persist=not listing)
     if list_runs:
         click.echo(the_plan.to_json(statuses(the_plan, force, force_batches)))
     elif list_inputs:
