@@ -285,6 +285,9 @@ def _parse(project: Project, raw: _Raw) -> Batch:
             )
     defaults = raw.defaults
     configs = _first(section.configs, section.configurations, section.configuration)
+    if section.type is None and _all_steps(configs):
+        # the seed's pipeline: configurations that are all `run:`/`batch:` steps, no `type:`
+        section = section.model_copy(update={"type": "pipeline"})
     if configs is None:
         configs = _first(*(defaults.get(k) for k in ("configs", "configurations", "configuration")))
     database = (
@@ -313,6 +316,15 @@ def _parse(project: Project, raw: _Raw) -> Batch:
         retries=section.retries,
         local_concurrency=(section.local or {}).get("concurrency"),
         runner_options=dict(section.model_extra or {}),
+    )
+
+
+def _all_steps(configs: Any) -> bool:
+    """Whether configurations are all pipeline steps (`run: CMD` or `batch: NAME…`)."""
+    return (
+        isinstance(configs, list)
+        and bool(configs)
+        and all(isinstance(c, dict) and len(c) == 1 and set(c) <= {"run", "batch"} for c in configs)
     )
 
 
