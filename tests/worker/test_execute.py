@@ -239,7 +239,20 @@ def test_manifest_lists_the_users_files_with_sizes_and_hashes(tmp_path):
     assert list(manifest) == ["a.txt", "sub/big.bin", "sub/metrics.json"]
     for name, entry in manifest.items():
         data = (out / name).read_bytes()
-        assert entry == {"size": len(data), "blake2b": hashlib.blake2b(data).hexdigest()}
+        assert entry == {
+            "size": len(data),
+            "blake2b": hashlib.blake2b(data).hexdigest(),
+            "st_size": len(data),  # QA-Board's fields, for its bit-accuracy tools
+            "md5": hashlib.md5(data).hexdigest(),
+        }
+    inputs = json.loads((out / "manifest.inputs.json").read_text())
+    data = (tmp_path / "p" / "data" / "a.in").read_bytes()
+    assert inputs == {
+        (tmp_path / "p" / "data" / "a.in").as_posix(): {
+            "st_size": len(data),
+            "md5": hashlib.md5(data).hexdigest(),
+        }
+    }
 
 
 def test_command_mode_substitutes_and_logs(tmp_path):

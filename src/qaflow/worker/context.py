@@ -394,10 +394,37 @@ def _scan(folder: str, prefix: str, found: dict[str, dict[str, Any]]) -> None:
 
 
 def _file_entry(path: str) -> dict[str, Any]:
+    """qaflow's size and blake2b, and QA-Board's st_size and md5 (its bit-accuracy tools)."""
     digest = hashlib.blake2b()
+    md5 = hashlib.md5(usedforsecurity=False)
     size = 0
     with open(path, "rb", buffering=0) as file:
         while chunk := file.read(_CHUNK):
             digest.update(chunk)
+            md5.update(chunk)
             size += len(chunk)
-    return {"size": size, "blake2b": digest.hexdigest()}
+    return {"size": size, "blake2b": digest.hexdigest(), "st_size": size, "md5": md5.hexdigest()}
+
+
+INPUTS_MANIFEST_LIMIT = 200  # files of a folder input listed, as QA-Board
+
+
+def write_inputs_manifest(output_dir: Path, input_path: str | None) -> None:
+    """QA-Board's manifest.inputs.json: {input file: {st_size, md5}} (a folder: its first
+    200 files), so that a changed input shows."""
+    files: dict[str, dict[str, Any]] = {}
+    if input_path is not None:
+        path = Path(input_path)
+        found = (
+            sorted(p for p in path.rglob("*") if p.is_file())[:INPUTS_MANIFEST_LIMIT]
+            if path.is_dir()
+            else [path]
+            if path.is_file()
+            else []
+        )
+        for item in found:
+            with contextlib.suppress(OSError):
+                entry = _file_entry(str(item))
+                files[item.as_posix()] = {"st_size": entry["st_size"], "md5": entry["md5"]}
+    with open(output_dir / "manifest.inputs.json", "w", encoding="utf-8") as file:
+        json.dump(files, file, sort_keys=True, indent=2)

@@ -23,7 +23,9 @@ from typing import Any
 
 from qaflow.worker.model import RunTask
 
-OWN_FILES = frozenset({"run.json", "metrics.json", "log.txt", "manifest.outputs.json"})
+OWN_FILES = frozenset(
+    {"run.json", "metrics.json", "log.txt", "manifest.outputs.json", "manifest.inputs.json"}
+)
 LOCKS = ".locks"  # the file of run locks, one per batch folder of run directories
 
 
