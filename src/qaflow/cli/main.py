@@ -360,4 +360,9 @@ COMMANDS = {
     "serve": "qaflow.cli.commands.serve:serve",
     # QA-Board parity (issue 15)
     "get": "qaflow.cli.commands.qaboard:get",
+    "postprocess": "qaflow.cli.commands.qaboard:postprocess",
+    "sync": "qaflow.cli.commands.qaboard:sync",
+    "save-artifacts": "qaflow.cli.commands.artifacts:save_artifacts",
+    "check-bit-accuracy": "qaflow.cli.commands.bitaccuracy:check_bit_accuracy",
+    "check-bit-accuracy-manifest": "qaflow.cli.commands.bitaccuracy:check_bit_accuracy_manifest",
 }

@@ -151,6 +151,7 @@ class Project:
     # QA-Board parity: where --share/CI runs go (`storage` is where this execution's go), the
     # subproject's folder under the root project, and the merged settings as written
     shared_storage: Path | None = None
+    artifacts_storage: Path | None = None  # where `qa save-artifacts` copies a commit's files
     subproject: Path = Path()
     settings: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -260,6 +261,7 @@ class Project:
             dask=config.runners.dask.model_dump(exclude_none=True),
             deps=_as_tuple(config.project.deps),
             shared_storage=shared,
+            artifacts_storage=shared_storage(root, config, name, subproject, "artifacts"),
             subproject=subproject,
             settings=data,
         )
@@ -290,7 +292,9 @@ class Project:
         )
 
 
-def shared_storage(root: Path, config: ConfigFile, name: str, subproject: Path) -> Path:
+def shared_storage(
+    root: Path, config: ConfigFile, name: str, subproject: Path, entry: str = "outputs"
+) -> Path:
     """Where shared runs go: QA_STORAGE, else `storage:` (its `outputs` entry if it has one),
     `{project}`, `{subproject}`, `{user}` filled in. An absolute root shared by several projects
     (no `{project}` in it) gets the project's name appended, as QA-Board does."""
@@ -299,8 +303,10 @@ def shared_storage(root: Path, config: ConfigFile, name: str, subproject: Path) 
         if config.ci_root is not None and "storage" not in config.model_fields_set
         else config.storage
     )
-    if isinstance(spec, dict) and "outputs" in spec:
-        spec = spec["outputs"]
+    if isinstance(spec, dict) and entry in spec:
+        spec = spec[entry]
+    elif isinstance(spec, dict) and {"outputs", "artifacts"} & set(spec):
+        spec = spec.get("outputs") or spec.get("artifacts")
     raw = (
         str(spec.get(HOST) or spec.get("linux") or spec.get("path") or "")
         if isinstance(spec, dict)

@@ -141,9 +141,7 @@ def test_forwarded_options_after_the_batch_names(sample, qa):
         "x",
         "--list",
     ).json()
-    assert len(runs) == 3 and all(
-        r["params"]["forwarded_args"] == ["--flag", "x"] for r in runs
-    )
+    assert len(runs) == 3 and all(r["params"]["forwarded_args"] == ["--flag", "x"] for r in runs)
     assert all(r["configurations"] == [] for r in runs)
 
 

@@ -1,4 +1,4 @@
-"""QA-Board's `qa get VARIABLE`: print one fact of the project, the commit or a run."""
+"""QA-Board's small commands: `qa get VARIABLE`, `qa postprocess -i INPUT`, `qa sync -i INPUT`."""
 
 from __future__ import annotations
 
@@ -82,3 +82,40 @@ def _shown(value: Any) -> str:
     if isinstance(value, dict | list):
         return json.dumps(value, default=str)
     return "" if value is None else str(value)
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option(
+    "-i", "--input", "input_path", required=True, metavar="INPUT", help="The run's input."
+)
+@click.argument("forwarded_args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def postprocess(g: Globals, input_path: str, forwarded_args: tuple[str, ...]) -> int:
+    """Run only the entrypoint's postprocess(metrics, context) on the results of `qa run -i INPUT`."""
+    return _single(g, input_path, forwarded_args, "postprocess")
+
+
+@click.command()
+@click.option(
+    "-i", "--input", "input_path", required=True, metavar="INPUT", help="The run's input."
+)
+@click.pass_obj
+def sync(g: Globals, input_path: str) -> int:
+    """Record the results of `qa run -i INPUT` as its metrics.json says, without running it."""
+    return _single(g, input_path, (), "sync")
+
+
+def _single(g: Globals, input_path: str, forwarded: tuple[str, ...], action: str) -> int:
+    from qaflow.execution.driver import execute
+    from qaflow.plan.planner import plan_single
+
+    g.forwarded_args = (*forwarded, *g.forwarded_args)
+    project = g.project()
+    the_plan = plan_single(project, input_path, g.plan_options())
+    run = the_plan.runs[0]
+    if not (run.output_dir / "metrics.json").is_file():
+        raise UsageError(
+            f"qa {action} -i {input_path}: this run has no results yet (nothing in {str(run.output_dir)!r}). Run it first: `qa run -i {input_path}`."
+        )
+    options = g.options(action_on_existing=action, tee=True, concurrency=1, runner="local")
+    return execute(project, the_plan, options).exit_code
