@@ -122,11 +122,11 @@ def test_matrix_of_threshold_and_mode_gives_eight_runs(project):
     runs = runs_of(root, "my-batch-multiple-values")
     assert len(runs) == 8
     got = [(r["params"]["block.threshold"], r["params"]["block.mode"]) for r in runs]
-    # keys sorted (mode, threshold), the last varying fastest, like QA-Board's ParameterGrid
-    assert got == [(t, m) for m in "ab" for t in (1, 2, 3, 4)]
+    # keys in YAML order (threshold, mode), the last varying fastest, as QA-Board 1.1.1
+    assert got == [(t, m) for t in (1, 2, 3, 4) for m in "ab"]
     assert all(isinstance(r["params"]["block.threshold"], int) for r in runs)
     assert runs[0]["configurations"] == ["base", {"block.threshold": 1}, {"block.mode": "a"}]
-    assert runs[0]["matrix"] == {"mode": "a", "threshold": 1}
+    assert runs[0]["matrix"] == {"threshold": 1, "mode": "a"}
     assert len({r["output_dir"] for r in runs}) == 8
 
 

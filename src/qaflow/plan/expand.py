@@ -73,7 +73,7 @@ def expand_batch(
         entries: tuple[InputEntry | None, ...] = batch.inputs
     else:
         entries = (None,) if batch.type == SCRIPT else (InputEntry("*"),)
-    for point in matrix_points(batch.matrix):
+    for point in matrix_points(batch.grids or (batch.matrix,)):
         context = _apply_point(base, batch, point)
         plain: list[InputEntry] = []  # consecutive entries that add nothing: expanded together
         for entry in entries:
@@ -118,12 +118,13 @@ def default_configs(project: Project, options: PlanOptions) -> tuple[Any, ...]:
     return options.configs if options.configs is not None else project.default_configs
 
 
-def matrix_points(matrix: dict[str, list[Any]]) -> list[dict[str, Any]]:
-    """The cartesian product, keys sorted and the last varying fastest (as sklearn's ParameterGrid)."""
-    keys = sorted(matrix)
+def matrix_points(grids: tuple[dict[str, list[Any]], ...]) -> list[dict[str, Any]]:
+    """Each grid's cartesian product, grid after grid; the keys vary in the order of the YAML,
+    the last one fastest (QA-Board 1.1.1)."""
     return [
-        dict(zip(keys, values, strict=True))
-        for values in itertools.product(*(matrix[k] for k in keys))
+        dict(zip(grid, values, strict=True))
+        for grid in grids
+        for values in itertools.product(*grid.values())
     ]
 
 
@@ -300,7 +301,9 @@ def runs_of(
     # not configurations; they are part of the run's identity
     extra = options.extra_parameters
     params = merge_params((*configs, extra) if extra else configs)
-    described = [context.batch, str(context.batch_file), type_name, platform, configs]
+    described: list[Any] = [context.batch, str(context.batch_file), type_name, platform, configs]
+    if context.matrix:  # a matrix key no configuration uses still makes a distinct run
+        described.append(context.matrix)
     identity = json.dumps(
         [*described, extra] if extra else described, sort_keys=True, default=str
     ).encode()
