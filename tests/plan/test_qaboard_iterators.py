@@ -210,3 +210,17 @@ def test_matrix_as_a_list_of_grids(project):
         {"mode": "fast", "level": 2},
         {"mode": "slow", "level": 3},
     ]
+
+
+def test_an_undefined_input_type_is_an_error(project, qa):
+    root = project(
+        qaboard="inputs:\n  types: {image: {globs: '*.jpg'}}\n",
+        batches="b:\n  type: movie\n  inputs: [a.jpg]\n",
+        files=["a.jpg"],
+    )
+    result = qa("-C", str(root), "batch", "b", "--list")
+    assert result.exit_code == 2 and "Unknown input type 'movie'" in result.stderr
+    assert "inputs.types declares: image" in result.stderr and "Traceback" not in result.stderr
+    declared = qa("-C", str(root), "--type", "image", "batch", "b", "--list")
+    assert declared.exit_code == 2  # the batch's own type wins over --type
+    assert not (root / "output").exists()

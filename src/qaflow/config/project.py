@@ -24,6 +24,7 @@ from qaflow.config.schema import Section, explain, kind_of, warn_unknown_keys
 from qaflow.errors import ConfigError
 
 CONFIG_FILENAME = "qaboard.yaml"
+BUILTIN_TYPES = ("script", "pipeline")  # batch types qaflow runs itself, not input types
 HOST = {"win32": "windows", "darwin": "darwin"}.get(sys.platform, "linux")
 
 
@@ -284,6 +285,11 @@ class Project:
         name = name or self.default_type
         if name in self.types:
             return self.types[name]
+        if name not in BUILTIN_TYPES:  # as QA-Board: a type must be declared
+            declared = ", ".join(t for t in self.types if t != "default") or "none"
+            raise ConfigError(
+                f"Unknown input type {name!r}: it is not defined in {self.config_path} (inputs.types declares: {declared}). Declare it under `inputs.types`, or fix the batch's `type:` (or --type)."
+            )
         return InputType(
             name,
             self.types["default"].globs,
