@@ -355,3 +355,21 @@ def test_qaboards_own_sample_project_runs_unchanged_on_qaflow(qaboard_python, tm
     assert done.stdout.count("✓ succeeded images") == 3
     logs = sorted((sample / "output").rglob("log.txt"))
     assert len(logs) == 3 and all(" => " in log.read_text() for log in logs)
+
+
+def test_qa_init_makes_a_project_qaboard_loads(qaboard_python, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "GIT_COMMIT")}
+    made = subprocess.run(
+        [sys.executable, "-m", "qaflow", "init", str(tmp_path / "new")],
+        env={**env, "PYTHONPATH": str(SRC)}, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    clean = {k: v for k, v in env.items() if not k.startswith(("QA_", "PYTHON"))}
+    loaded = subprocess.run(
+        [str(qaboard_python), "-m", "qaboard", "--offline", "get", "project"],
+        cwd=tmp_path / "new", capture_output=True, text=True, check=False, timeout=300,
+        env={**clean, "QA_NO_CHECK_FOR_UPDATES": "1", "HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+    assert loaded.stdout.strip().splitlines()[-1] == "new"
+    assert "ERROR" not in loaded.stderr
