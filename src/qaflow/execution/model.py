@@ -121,6 +121,8 @@ class Options:
         plan = dict(data["plan"])
         if plan.get("configs") is not None:
             plan["configs"] = tuple(plan["configs"])
+        if "shared_roots" in plan:
+            plan["shared_roots"] = tuple(plan["shared_roots"])
         if plan.get("database") is not None:
             plan["database"] = Path(plan["database"])
         tuples = {f.name for f in fields(cls) if isinstance(getattr(cls, f.name, None), tuple)}

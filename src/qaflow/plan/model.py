@@ -28,6 +28,8 @@ class PlanOptions:
     type: str | None = None
     label: str = "default"
     extra_parameters: dict[str, Any] = field(default_factory=dict)  # --tuning
+    # the team cache (`plan.teamcache`): shared storages whose results local runs reuse
+    shared_roots: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

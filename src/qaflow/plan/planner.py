@@ -42,6 +42,7 @@ from qaflow.plan.model import (
 )
 from qaflow.plan.pipeline import compile_pipeline
 from qaflow.plan.reuse import Fingerprints
+from qaflow.plan.teamcache import from_shared
 
 
 def plan(
@@ -131,6 +132,7 @@ class _Builder:
         for run, group in zip(
             self.fingerprints.assign(batch, list(raw.values()), upstream), groups, strict=True
         ):
+            run = from_shared(run, self.project.storage, self.options.shared_roots)
             configs = id(run.configurations)
             if configs not in templated:
                 templated[configs] = has_templates(list(run.configurations))

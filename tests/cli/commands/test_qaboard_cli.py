@@ -227,3 +227,21 @@ def test_assert_exists_and_local_timeout(sample, qa):
     assert qa(*args, "--local-timeout", "600").exit_code == 0
     again = qa(*args, "--action-on-existing", "assert-exists")
     assert again.exit_code == 0, again.stderr
+
+
+def test_a_local_run_reuses_the_teams_shared_result(sample, qa):
+    args = ("-C", str(sample), "batch", "--batches-file", "image.batches.yaml", "images")
+    shared = sample.parent / "shared" / "user/sample_project"
+    assert qa("--share", *args[:2], *args[2:]).exit_code == 0  # e.g. the nightly CI
+    shared_files = sorted(p for p in shared.rglob("*") if p.is_file() and "runs" in p.parts)
+    before = {p: p.stat().st_mtime_ns for p in shared_files}
+    local = qa(*args)
+    assert local.exit_code == 0, local.stdout + local.stderr
+    assert seen(sample) == []  # nothing ran locally
+    listed = qa(*args, "--list").json()
+    assert all(r["output_dir"].startswith(str(shared)) for r in listed)
+    assert [r["status"] for r in listed] == ["cached"] * 3
+    assert {p: p.stat().st_mtime_ns for p in shared_files} == before  # the shared results untouched
+    forced = qa(*args, "--force")
+    assert forced.exit_code == 0 and len(seen(sample)) == 3  # forced: executed locally
+    assert {p: p.stat().st_mtime_ns for p in shared_files} == before

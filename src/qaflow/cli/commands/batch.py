@@ -17,7 +17,7 @@ from qaflow.errors import UsageError
 
 if TYPE_CHECKING:
     from qaflow.execution.model import ActionOnExisting
-from qaflow.plan.model import Plan, RunSpec
+from qaflow.plan.model import Plan, PlanOptions, RunSpec
 from qaflow.plan.planner import plan
 
 
@@ -144,7 +144,9 @@ def batch(
     # input hashes are kept once planning succeeds, for a plan about to execute; as in
     # QA-Board, --list, --list-* and --dryrun write nothing anywhere
     listing = list_runs or list_inputs or list_output_dirs or g.dryrun
-    the_plan = plan(project, [*names, *batch_opts], g.plan_options(), persist=not listing)
+    reusing = not (force or force_batches) and action in ("run", "assert-exists")
+    plan_options = team_cache(g, project, reusing)
+    the_plan = plan(project, [*names, *batch_opts], plan_options, persist=not listing)
     if list_runs:
         click.echo(the_plan.to_json(statuses(the_plan, force, force_batches)))
     elif list_inputs:
@@ -174,6 +176,7 @@ def batch(
             force_batches=force_batches,
             local_timeout=local_timeout or None,
         )
+        options = replace(options, plan=plan_options)
         if no_wait:  # background executions
             from qaflow.cli.commands.status import started_message
             from qaflow.execution.background import start
@@ -188,6 +191,16 @@ def batch(
 
 
 # -- QA-Board parity (issue 15): begin
+def team_cache(g: Globals, project: Project, reusing: bool) -> PlanOptions:
+    """The plan options, with the shared storage as a team cache for local runs that may
+    reuse results (`plan.teamcache`)."""
+    options = g.plan_options()
+    shared = project.shared_storage
+    if not reusing or shared is None or shared == project.storage or not shared.is_dir():
+        return options
+    return replace(options, shared_roots=(str(shared),))
+
+
 def split_forwarded(names: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(batch names, forwarded args): forwarded from the first argument starting with `-`."""
     for i, name in enumerate(names):
