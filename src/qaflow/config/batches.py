@@ -122,6 +122,8 @@ class Batch:
     local_concurrency: int | None
     runner_options: dict[str, Any]
     grids: tuple[dict[str, list[Any]], ...] = ()  # QA-Board: `matrix:` may be a list of grids
+    only: Any = None  # QA-Board: keep the inputs whose metadata() match
+    exclude: Any = None  # QA-Board: leave out the inputs whose metadata() match
 
 
 @dataclass(frozen=True)
@@ -315,6 +317,8 @@ def _parse(project: Project, raw: _Raw) -> Batch:
         use_parent_folder=section.use_parent_folder,
         matrix=_grids(section.matrix)[0] if section.matrix else {},
         grids=_grids(section.matrix),
+        only=section.only,
+        exclude=section.exclude,
         needs=_needs(raw, section.needs),
         steps=_steps(raw, configs) if section.type == "pipeline" else (),
         deps=_tuple_or_none(section.deps) or (),

@@ -32,6 +32,7 @@ from qaflow.config import passes, yamlfile
 from qaflow.config.batches import Batch, FolderTarget, InputEntry
 from qaflow.config.project import HOST, Project, flatten, resolve_path
 from qaflow.errors import BatchSpecError, InterpolationError
+from qaflow.plan.hooks import entrypoint_hooks, iter_inputs, matches, metadata_of
 from qaflow.plan.inputs import FoundInput, find_inputs
 from qaflow.plan.model import PlanOptions, RunSpec, merge_params
 
@@ -169,7 +170,7 @@ def _expand_entry(
             "use_parent_folder", itype.use_parent_folder if itype else context.use_parent_folder
         )
     )
-    found = _find(find, batch, entry.location, database, globs, use_parent)
+    found = _find(project, find, batch, entry.location, database, globs, use_parent)
     platform = str(settings.get("platform", context.platform))
     yield from runs_of(project, context, list(found), configs, type_name, platform, options)
 
@@ -190,7 +191,13 @@ def _expand_plain(
     found: list[FoundInput | None] = []
     for entry in entries:
         found += _find(
-            find, batch, entry.location, context.database, context.globs, context.use_parent_folder
+            project,
+            find,
+            batch,
+            entry.location,
+            context.database,
+            context.globs,
+            context.use_parent_folder,
         )
     yield from runs_of(project, context, found, configs, context.type, context.platform, options)
 
@@ -213,6 +220,7 @@ def _configs(
 
 
 def _find(
+    project: Project,
     find: Find,
     batch: Batch,
     location: str,
@@ -220,11 +228,35 @@ def _find(
     globs: tuple[str, ...],
     use_parent_folder: bool,
 ) -> list[FoundInput]:
-    """The inputs at `location`; a missing one is an error naming the batch and its file."""
+    """The inputs at `location`; a missing one is an error naming the batch and its file.
+    The entrypoint's QA-Board hooks (`plan.hooks`) may find them, or filter them."""
+    hooks = entrypoint_hooks(project)
     try:
-        return find(location, database=database, globs=globs, use_parent_folder=use_parent_folder)
+        if hooks is not None and callable(getattr(hooks, "iter_inputs", None)):
+            settings = {
+                "globs": list(globs),
+                "use_parent_folder": use_parent_folder,
+                "database": database,
+                "only": batch.only,
+                "exclude": batch.exclude,
+            }
+            return [
+                FoundInput.under(path, db)
+                for path, db in iter_inputs(hooks, location, database, settings)
+            ]
+        found = find(location, database=database, globs=globs, use_parent_folder=use_parent_folder)
+        if globs and (batch.only or batch.exclude):  # as QA-Board: on glob-found inputs
+            found = [f for f in found if _kept(hooks, batch, f)]
+        return found
     except BatchSpecError as exc:
         raise BatchSpecError(f"{batch.file}: batch {batch.name!r}: {exc}") from None
+
+
+def _kept(hooks: Any, batch: Batch, found: FoundInput) -> bool:
+    meta = metadata_of(hooks, found.path, found.database, found.rel)
+    if batch.only and not matches(meta, batch.only):
+        return False
+    return not (batch.exclude and matches(meta, batch.exclude))
 
 
 def _settings_globs(settings: dict[str, Any]) -> tuple[str, ...]:
