@@ -287,6 +287,9 @@ def test_the_options_reach_the_detached_driver_as_they_were_given(tmp_path):
             "argv": ("qa", "batch"),
             "force": True,
             "force_batches": ("c",),
+            "share": True,
+            "local_timeout": 60.0,
+            "shared_roots": ("/team/storage",),
         }
     )
     defaults = Options()

@@ -408,3 +408,19 @@ def test_tuning_parameters_are_extra_parameters_merged_into_params_last(project)
     assert run["params"] == {"k": 1, "n": {"a": 1, "b": 2}}
     [plain] = runs_of(root, "b")
     assert plain["id"] != run["id"] and plain["fingerprint"] != run["fingerprint"]
+
+
+def test_tuning_parameters_stay_in_params_of_batches_that_need_others(project):
+    root = project(
+        batches="""
+        up: {inputs: [a]}
+        down:
+          needs: up
+          inputs: [a]
+          configs: ["${needs['up'].output_dir}", {k: 1}]
+        """,
+        files=["a"],
+    )
+    runs = runs_of(root, "down", extra_parameters={"t": 2})
+    down = next(r for r in runs if r["batch"] == "down")
+    assert down["params"] == {"k": 1, "t": 2} and len(down["configurations"]) == 2

@@ -359,6 +359,7 @@ def runs_of(
             matrix=context.matrix,
             output_dir=runs_dir,  # the batch's folder of runs; `Fingerprints.assign` completes it
             key=key,
+            extra_parameters=extra or None,
         )
 
 

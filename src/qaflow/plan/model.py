@@ -52,6 +52,7 @@ class RunSpec:
     deferred: bool = False  # its configurations read upstream metrics: evaluated when it starts
     fingerprint: str | None = None  # what decides reuse (see cache.py); addresses output_dir
     parts: dict[str, Any] | None = None  # what the fingerprint is made of, for `qa why`
+    extra_parameters: dict[str, Any] | None = None  # --tuning, forwarded args: params, last
 
     def evolve(self, **changes: Any) -> RunSpec:
         """`dataclasses.replace` for planning's hot paths (calls per planned run): copies the
