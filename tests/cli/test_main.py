@@ -82,7 +82,7 @@ def test_global_options(project, qa):
         "b",
         "--list",
     ).json()
-    assert runs[0]["configurations"] == ["base", "delta", "more", {"t": 1}]
+    assert runs[0]["configurations"] == ["base", "delta", "more"]  # --tuning: extra parameters
     assert runs[0]["params"] == {"t": 1}
     assert runs[0]["platform"] == "arm"
     assert runs[0]["input_path"] == str(root.resolve() / "db2" / "A.jpg")

@@ -289,6 +289,9 @@ def test_the_options_reach_the_detached_driver_as_they_were_given(tmp_path):
             "force": True,
             "force_batches": ("c",),
             "lsf": {"queue": "night", "max_memory": 2000},
+            "share": True,
+            "local_timeout": 60.0,
+            "shared_roots": ("/team/storage",),
         }
     )
     defaults = Options()

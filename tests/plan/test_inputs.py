@@ -30,10 +30,13 @@ def rels(found: list) -> list[str]:
     return [f.rel for f in found]
 
 
-def test_a_file_is_an_input_whatever_the_globs(db):
-    assert rels(find_inputs("b.raw", database=db, globs=("*.jpg",), use_parent_folder=False)) == [
+def test_the_globs_filter_listed_files_too(db):
+    # as QA-Board 1.1.1: a listed file is an input only if it matches the globs (if any)
+    assert find_inputs("b.raw", database=db, globs=("*.jpg",), use_parent_folder=False) == []
+    assert rels(find_inputs("b.raw", database=db, globs=("*.raw",), use_parent_folder=False)) == [
         "b.raw"
     ]
+    assert rels(find_inputs("b.raw", database=db, globs=(), use_parent_folder=False)) == ["b.raw"]
 
 
 def test_a_folder_expands_with_globs_recursively_and_sorted(db):

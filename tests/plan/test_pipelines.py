@@ -421,3 +421,34 @@ def test_qa_dag_of_a_pipeline_draws_its_steps_in_order(project, qa):
         "second-batch,",
         "third-batch",
     ]
+
+
+def test_the_seeds_pipeline_verbatim_is_a_pipeline_without_type(project, qa):
+    # the seed issue's user-land pipeline, as written there: no `type: pipeline`
+    root = project(
+        batches="""
+        first-batch: {inputs: [a.txt]}
+        second-batch: {inputs: [a.txt, b.txt]}
+        third-batch: {inputs: [b.txt]}
+        my-pipeline:
+          configs:
+          - run: echo "Step 1"
+          - batch: first-batch
+          - batch:
+            - second-batch
+            - third-batch
+            - label: batches running in parallel
+          - run: echo some-postprocessing-script.py
+        """,
+        files=["a.txt", "b.txt"],
+        extra={"qa/main.py": MAIN},
+    )
+    listed = qa("-C", str(root), "batch", "my-pipeline", "--list").json()
+    assert [r["batch"] for r in listed] == [
+        "my-pipeline", "first-batch", "second-batch", "second-batch", "third-batch", "my-pipeline",
+    ]  # fmt: skip
+    assert listed[0]["command"] == 'echo "Step 1"'
+    execution = execute(root, "my-pipeline")
+    assert execution.exit_code == 0, [r.error for r in execution.runs()]
+    assert len(execution.runs()) == 6
+    assert_order(execution)

@@ -122,11 +122,11 @@ def test_matrix_of_threshold_and_mode_gives_eight_runs(project):
     runs = runs_of(root, "my-batch-multiple-values")
     assert len(runs) == 8
     got = [(r["params"]["block.threshold"], r["params"]["block.mode"]) for r in runs]
-    # keys sorted (mode, threshold), the last varying fastest, like QA-Board's ParameterGrid
-    assert got == [(t, m) for m in "ab" for t in (1, 2, 3, 4)]
+    # keys in YAML order (threshold, mode), the last varying fastest, as QA-Board 1.1.1
+    assert got == [(t, m) for t in (1, 2, 3, 4) for m in "ab"]
     assert all(isinstance(r["params"]["block.threshold"], int) for r in runs)
     assert runs[0]["configurations"] == ["base", {"block.threshold": 1}, {"block.mode": "a"}]
-    assert runs[0]["matrix"] == {"mode": "a", "threshold": 1}
+    assert runs[0]["matrix"] == {"threshold": 1, "mode": "a"}
     assert len({r["output_dir"] for r in runs}) == 8
 
 
@@ -317,11 +317,9 @@ def test_a_folder_of_the_database_is_a_batch(project):
         "imgs/b.png",
         "imgs/d/c.png",
     ]
+    # as QA-Board: without globs, the folder itself is the one input
     no_globs = project(qaboard="", files=["data/x.bin", "data/deep/y.bin"])
-    assert [r["rel_input_path"] for r in runs_of(no_globs, "data")] == [
-        "data/deep/y.bin",
-        "data/x.bin",
-    ]
+    assert [r["rel_input_path"] for r in runs_of(no_globs, "data")] == ["data"]
 
 
 def test_aliases_recursive_wildcards_and_several_targets(project):
@@ -402,11 +400,30 @@ def test_output_dirs_are_deterministic_and_distinct(project):
     assert all(r.output_dir.is_relative_to(root / "output" / "runs") for r in first)
 
 
-def test_tuning_parameters_are_the_last_configuration(project):
+def test_tuning_parameters_are_extra_parameters_merged_into_params_last(project):
+    # QA-Board: --tuning goes to extra_parameters (and params), not into configurations
     root = project(batches="b:\n  inputs: [a]\n  configs: [base, {k: 1, n: {a: 1}}]\n", files=["a"])
     [run] = runs_of(root, "b", extra_parameters={"n": {"b": 2}})
-    assert run["configurations"][-1] == {"n": {"b": 2}}
+    assert run["configurations"] == ["base", {"k": 1, "n": {"a": 1}}]
     assert run["params"] == {"k": 1, "n": {"a": 1, "b": 2}}
+    [plain] = runs_of(root, "b")
+    assert plain["id"] != run["id"] and plain["fingerprint"] != run["fingerprint"]
+
+
+def test_tuning_parameters_stay_in_params_of_batches_that_need_others(project):
+    root = project(
+        batches="""
+        up: {inputs: [a]}
+        down:
+          needs: up
+          inputs: [a]
+          configs: ["${needs['up'].output_dir}", {k: 1}]
+        """,
+        files=["a"],
+    )
+    runs = runs_of(root, "down", extra_parameters={"t": 2})
+    down = next(r for r in runs if r["batch"] == "down")
+    assert down["params"] == {"k": 1, "t": 2} and len(down["configurations"]) == 2
 
 
 def test_tuning_parameters_go_only_to_the_tuned_batches(project):

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from qaflow.cli.completion import COMPLETE_VAR, complete
-from qaflow.errors import QaflowError, UsageError, shown_warnings
+from qaflow.errors import QaflowError, QaflowWarning, UsageError, shown_warnings
 from qaflow.interpreter import pause_gc, restore_gc
 
 if TYPE_CHECKING:
@@ -43,13 +44,20 @@ class Globals:
     dryrun: bool = False
     tuning: dict[str, Any] = field(default_factory=dict)
     forwarded_args: tuple[str, ...] = ()
+    share: bool = False  # QA-Board's --share: runs go to `storage:` (as in CI)
+    offline: bool = False  # QA-Board's --offline: qaflow never calls a server, so always true
 
     def project(self) -> Project:
         from qaflow.config.project import Project
 
         if self.project_dir is not None and not self.project_dir.is_dir():
             raise UsageError(f"-C {str(self.project_dir)!r}: no such folder.")
-        return Project.discover(self.project_dir)
+        return Project.discover(self.project_dir, share=self.share)
+
+    def extra_parameters(self) -> dict[str, Any]:
+        """QA-Board's extra parameters: forwarded args (as `forwarded_args`), then --tuning."""
+        forwarded = [a for a in self.forwarded_args if a not in RUN_FLAGS]
+        return {**({"forwarded_args": forwarded} if forwarded else {}), **self.tuning}
 
     def plan_options(self) -> PlanOptions:
         from qaflow.plan.model import PlanOptions
@@ -60,7 +68,7 @@ class Globals:
             database=self.database,
             type=self.type,
             label=self.label,
-            extra_parameters=self.tuning,
+            extra_parameters=self.extra_parameters(),
         )
 
     def options(self, **execution: Any) -> Options:
@@ -72,6 +80,7 @@ class Globals:
             forwarded_args=self.forwarded_args,
             dryrun=self.dryrun,
             argv=tuple(sys.argv),
+            share=self.share,
             **execution,
         )
 
@@ -124,8 +133,9 @@ class LazyGroup(click.Group):
 )
 @click.option(
     "--config",
+    "--configuration",
     "-c",
-    "configs",
+    "configurations",
     multiple=True,
     help="Default configurations (`base:delta` or repeated); used by batches that set none.",
 )
@@ -143,30 +153,50 @@ class LazyGroup(click.Group):
     metavar="JSON",
     help="Extra parameters as a JSON object, merged into params (repeatable).",
 )
+# -- QA-Board parity (issue 15): begin
+@click.option(
+    "--tuning-filepath",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help="A file holding --tuning JSON (repeatable).",
+)
+@click.option(
+    "--share", is_flag=True, help="Runs go to the shared `storage:` of qaboard.yaml (as in CI)."
+)
+@click.option(
+    "--offline", is_flag=True, help="Accepted for QA-Board scripts: qaflow never calls a server."
+)
+# -- QA-Board parity: end
 @click.version_option(package_name="qaflow", prog_name="qaflow")  # read only for --version
 @click.pass_context
 def cli(
     ctx: click.Context,
     project_dir: Path | None,
     label: str,
-    configs: tuple[str, ...],
+    configurations: tuple[str, ...],
     platform: str | None,
     database: Path | None,
     input_type: str | None,
     dryrun: bool,
     tuning: tuple[str, ...],
+    tuning_filepath: tuple[Path, ...],
+    share: bool,
+    offline: bool,
 ) -> None:
     """qaflow: run your code on batches of inputs x configurations, chained into cached DAGs."""
     ctx.obj = Globals(
         project_dir=project_dir,
         label=label,
-        configs=parse_configs(configs) if configs else None,
+        configs=parse_configs(configurations) if configurations else None,
         platform=platform,
         database=database.resolve() if database else None,
         type=input_type,
         dryrun=dryrun,
-        tuning=parse_tuning(tuning),
+        tuning=parse_tuning((*_read_tuning_files(tuning_filepath), *tuning)),
         forwarded_args=ctx.meta.get("qaflow.forwarded", ()),
+        share=share,
+        offline=offline,
     )
 
 
@@ -182,15 +212,34 @@ def parse_configs(values: tuple[str, ...]) -> tuple[Any, ...]:
 
 
 def parse_tuning(values: tuple[str, ...]) -> dict[str, Any]:
+    """QA-Board's tuning: objects deep-merge; a string or a list adds to `_configs`."""
+    from qaflow.config.layers import merge
+
     merged: dict[str, Any] = {}
     for value in values:
         parsed = _json(value, "--tuning")
-        if not isinstance(parsed, dict):
+        if isinstance(parsed, str | list):
+            configs = merged.setdefault("_configs", [])
+            configs.extend([parsed] if isinstance(parsed, str) else parsed)
+        elif isinstance(parsed, dict):
+            merge(parsed, merged)
+        else:
             raise UsageError(
                 f"--tuning {value!r}: expected a JSON object such as '{{\"threshold\": 0.5}}'."
             )
-        merged.update(parsed)
     return merged
+
+
+def _read_tuning_files(paths: tuple[Path, ...]) -> list[str]:
+    texts = []
+    for path in paths:
+        try:
+            texts.append(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise UsageError(
+                f"--tuning-filepath {str(path)!r}: cannot read it ({exc.strerror}). Give a file holding a JSON object of parameters."
+            ) from None
+    return texts
 
 
 def _json(value: str, option: str) -> Any:
@@ -221,7 +270,9 @@ def main(argv: list[str] | None = None) -> None:
             contextlib.ExitStack() as stack,
         ):
             stack.callback(spinner.stop)  # before any message of the handlers below
-            ctx = stack.enter_context(cli.make_context("qa", args))
+            # QA-Board parity: its deprecated spellings, and every option from QA_* variables
+            renamed = renamed_deprecated(args)
+            ctx = stack.enter_context(cli.make_context("qa", renamed, auto_envvar_prefix="QA"))
             ctx.meta["qaflow.forwarded"] = forwarded
             ctx.meta["qaflow.spinner"] = spinner
             code = cli.invoke(ctx)
@@ -247,6 +298,49 @@ def main(argv: list[str] | None = None) -> None:
 def _warn(text: str, spinner: Spinner) -> None:
     spinner.stop()  # its line is cleared first
     click.secho(text, fg="yellow", err=True)
+
+
+# -- QA-Board parity (issue 15): begin
+RUN_FLAGS = ("--keep-previous", "--no-postprocess", "--save-manifests-in-database")
+"""Flags QA-Board's `qa batch` passes on to `qa run`, not to the user's code."""
+
+DEPRECATED = {
+    "--input-path": "--input",
+    "--output-path": "--output",
+    "save_artifacts": "save-artifacts",
+    "check_bit_accuracy": "check-bit-accuracy",
+    "--reference-branch": "--reference",
+    "--batch-label": "--label",
+    "--inputs-database": "--database",
+    "--save-manifests": "--save-manifests-in-database",
+    "--return-prefix-outputs-path": "--list-output-dirs",
+    "--ci": "--share",
+    "--dry-run": "--dryrun",
+    "--lsf-memory": "--lsf-max-memory",
+    "--group": "--batch",
+    "--groups-file": "--batches-file",
+    "--no-qa-database": "--offline",
+}
+"""QA-Board's old option and command names (its compat.py) -> today's."""
+
+
+def renamed_deprecated(args: list[str]) -> list[str]:
+    """QA-Board's deprecated spellings replaced by today's, each with a warning on stderr."""
+    out = []
+    for arg in args:
+        if arg == "--inputs-globs":
+            raise UsageError(
+                "--inputs-globs was removed (by QA-Board already): declare the globs of your inputs under `inputs.types` (or `inputs.globs`) in qaboard.yaml."
+            )
+        if arg in DEPRECATED:
+            warnings.warn(
+                f"{arg!r} is deprecated, use {DEPRECATED[arg]!r}.", QaflowWarning, stacklevel=1
+            )
+        out.append(DEPRECATED.get(arg, arg))
+    return out
+
+
+# -- QA-Board parity: end
 
 
 def entry() -> NoReturn:
@@ -297,4 +391,11 @@ COMMANDS = {
     "serve": "qaflow.cli.commands.serve:serve",
     "optimize": "qaflow.cli.commands.optimize:optimize",
     "completion": "qaflow.cli.completion:completion",
+    # QA-Board parity (issue 15)
+    "get": "qaflow.cli.commands.qaboard:get",
+    "postprocess": "qaflow.cli.commands.qaboard:postprocess",
+    "sync": "qaflow.cli.commands.qaboard:sync",
+    "save-artifacts": "qaflow.cli.commands.artifacts:save_artifacts",
+    "check-bit-accuracy": "qaflow.cli.commands.bitaccuracy:check_bit_accuracy",
+    "check-bit-accuracy-manifest": "qaflow.cli.commands.bitaccuracy:check_bit_accuracy_manifest",
 }

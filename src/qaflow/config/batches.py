@@ -45,7 +45,7 @@ class BatchSection(BaseModel):
     globs: str | list[str] | None = None
     glob: str | list[str] | None = None
     use_parent_folder: bool | None = None
-    matrix: dict[str, list[Any]] | None = None
+    matrix: dict[str, list[Any]] | list[dict[str, list[Any]]] | None = None  # list: grids
     needs: str | list[str] | dict[str, str | dict[str, Any]] | None = None
     deps: str | list[str] | None = None
     resources: dict[str, int | float | str] | None = None
@@ -57,10 +57,15 @@ class BatchSection(BaseModel):
 
     @field_validator("matrix")
     @classmethod
-    def _matrix_not_empty(cls, value: dict[str, list[Any]] | None) -> dict[str, list[Any]] | None:
-        for key, values in (value or {}).items():
-            if not values:
-                raise ValueError(f"matrix.{key} is an empty list, so the batch would have no runs")
+    def _matrix_not_empty(
+        cls, value: dict[str, list[Any]] | list[dict[str, list[Any]]] | None
+    ) -> dict[str, list[Any]] | list[dict[str, list[Any]]] | None:
+        for grid in value if isinstance(value, list) else [value or {}]:
+            for key, values in grid.items():
+                if not values:
+                    raise ValueError(
+                        f"matrix.{key} is an empty list, so the batch would have no runs"
+                    )
         return value
 
 
@@ -107,7 +112,7 @@ class Batch:
     platform: str | None
     globs: tuple[str, ...] | None
     use_parent_folder: bool | None
-    matrix: dict[str, list[Any]]
+    matrix: dict[str, list[Any]]  # the matrix (its first grid when `matrix:` lists several)
     needs: tuple[Need, ...]
     steps: tuple[Step, ...]  # type: pipeline only
     deps: tuple[str, ...]
@@ -116,6 +121,9 @@ class Batch:
     retries: int
     local_concurrency: int | None
     runner_options: dict[str, Any]
+    grids: tuple[dict[str, list[Any]], ...] = ()  # QA-Board: `matrix:` may be a list of grids
+    only: Any = None  # QA-Board: keep the inputs whose metadata() match
+    exclude: Any = None  # QA-Board: leave out the inputs whose metadata() match
 
 
 @dataclass(frozen=True)
@@ -285,6 +293,9 @@ def _parse(project: Project, raw: _Raw) -> Batch:
             )
     defaults = raw.defaults
     configs = _first(section.configs, section.configurations, section.configuration)
+    if section.type is None and _all_steps(configs):
+        # the seed's pipeline: configurations that are all `run:`/`batch:` steps, no `type:`
+        section = section.model_copy(update={"type": "pipeline"})
     if configs is None:
         configs = _first(*(defaults.get(k) for k in ("configs", "configurations", "configuration")))
     database = (
@@ -304,7 +315,10 @@ def _parse(project: Project, raw: _Raw) -> Batch:
         platform=section.platform or defaults.get("platform"),
         globs=_tuple_or_none(section.globs if section.globs is not None else section.glob),
         use_parent_folder=section.use_parent_folder,
-        matrix=dict(section.matrix or {}),
+        matrix=_grids(section.matrix)[0] if section.matrix else {},
+        grids=_grids(section.matrix),
+        only=section.only,
+        exclude=section.exclude,
         needs=_needs(raw, section.needs),
         steps=_steps(raw, configs) if section.type == "pipeline" else (),
         deps=_tuple_or_none(section.deps) or (),
@@ -313,6 +327,23 @@ def _parse(project: Project, raw: _Raw) -> Batch:
         retries=section.retries,
         local_concurrency=(section.local or {}).get("concurrency"),
         runner_options=dict(section.model_extra or {}),
+    )
+
+
+def _grids(
+    matrix: dict[str, list[Any]] | list[dict[str, list[Any]]] | None,
+) -> tuple[dict[str, list[Any]], ...]:
+    if not matrix:
+        return ()
+    return tuple(dict(g) for g in matrix) if isinstance(matrix, list) else (dict(matrix),)
+
+
+def _all_steps(configs: Any) -> bool:
+    """Whether configurations are all pipeline steps (`run: CMD` or `batch: NAME…`)."""
+    return (
+        isinstance(configs, list)
+        and bool(configs)
+        and all(isinstance(c, dict) and len(c) == 1 and set(c) <= {"run", "batch"} for c in configs)
     )
 
 
@@ -453,7 +484,7 @@ _HINTS = {
     "tests": "Give `tests` as a list of paths (relative to the database).",
     "configs": "Give `configs` as a list of configurations, e.g. `configs: [base, {threshold: 2}]`.",
     "configurations": "Give `configurations` as a list, e.g. `configurations: [base, {threshold: 2}]`.",
-    "matrix": "Give `matrix` as a mapping of names to lists of values, e.g. `matrix: {threshold: [1, 2]}`.",
+    "matrix": "Give `matrix` as a mapping of names to lists of values, e.g. `matrix: {threshold: [1, 2]}`, or a list of such mappings.",
     "database": "Give `database` as a path, or as `{linux: /path, windows: 'D:/path'}`.",
     "timeout": "Give `timeout` in seconds, e.g. `timeout: 600`.",
     "retries": "Give `retries` as a number of extra attempts, e.g. `retries: 2`.",

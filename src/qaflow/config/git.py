@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,3 +35,47 @@ def _git(root: Path, *args: str) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
+
+
+# QA-Board parity: the commit a CI job builds, from its CI tool's variables (GitLab CI,
+# Jenkins, CircleCI, Travis CI, GitHub Actions), before asking git
+CI_COMMIT_VARIABLES = ("CI_COMMIT_SHA", "GIT_COMMIT", "CIRCLE_SHA1", "TRAVIS_COMMIT", "GITHUB_SHA")
+CI_BRANCH_VARIABLES = (
+    "CI_COMMIT_TAG",
+    "CI_COMMIT_REF_NAME",
+    "GIT_BRANCH",
+    "gitlabBranch",
+    "CIRCLE_BRANCH",
+    "TRAVIS_BRANCH",
+    "GITHUB_REF",
+)
+CI_TAG_VARIABLES = ("CI_COMMIT_TAG", "GIT_TAG_NAME", "CIRCLE_TAG", "TRAVIS_TAG")
+
+
+def is_ci() -> bool:
+    """QA-Board's test for a CI job (or a tuning run): `CI` or `GIT_COMMIT` is set."""
+    return any(name in os.environ for name in ("CI", "GIT_COMMIT"))
+
+
+def commit_facts(root: Path | None, user: str) -> dict[str, str | None]:
+    """QA-Board's commit_id, commit_branch and commit_tag: the CI tool's variables in CI,
+    else git (QA_REPO, if set, is the repository), else `<local:USER>`."""
+    ci = is_ci()
+    commit = _first(CI_COMMIT_VARIABLES) if ci else None
+    branch = _first(CI_BRANCH_VARIABLES) if ci else None
+    if branch:
+        branch = branch.replace("origin/", "").replace("refs/heads/", "")
+    if not commit or not branch:
+        repo = Path(os.environ["QA_REPO"]) if "QA_REPO" in os.environ else root
+        info = git_info(repo) if repo is not None else GitInfo()
+        commit = commit or info.commit or f"<local:{user}>"
+        branch = branch or info.branch or f"<local:{user}>"
+    return {
+        "commit_id": commit,
+        "commit_branch": branch,
+        "commit_tag": _first(CI_TAG_VARIABLES) if ci else None,
+    }
+
+
+def _first(names: tuple[str, ...]) -> str | None:
+    return next((os.environ[name] for name in names if name in os.environ), None)

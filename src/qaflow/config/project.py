@@ -9,19 +9,22 @@ QA-Board project may carry keys qaflow has no use for): each one is a warning na
 
 from __future__ import annotations
 
+import getpass
 import os
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationError
 
-from qaflow.config import yamlfile
+from qaflow.config import layers, yamlfile
+from qaflow.config.git import is_ci
 from qaflow.config.schema import Section, explain, kind_of, warn_unknown_keys
 from qaflow.errors import ConfigError
 
 CONFIG_FILENAME = "qaboard.yaml"
+BUILTIN_TYPES = ("script", "pipeline")  # batch types qaflow runs itself, not input types
 HOST = {"win32": "windows", "darwin": "darwin"}.get(sys.platform, "linux")
 
 
@@ -37,6 +40,11 @@ class ProjectSection(Section):
     url: str | None = None
     reference_branch: str | None = None
     reference_platform: str | None = None
+    # QA-Board's keys for its web application: accepted, not used
+    type: str | None = None
+    remote_type: str | None = None
+    avatar_url: str | None = None
+    description: str | None = None
 
 
 class InputTypeSection(Section):
@@ -56,12 +64,17 @@ class InputsSection(Section):
     configs: list[Any] | str | None = None
     configurations: list[Any] | str | None = None
     allow_duplicate_batches: bool = False
+    groups: StrList | None = None  # QA-Board's older name of `batches`
 
 
 class OutputsSection(Section):
     metrics: str = "qa/metrics.yaml"
     visualizations: list[Any] | None = None
     detailed_views: list[Any] | None = None
+    style: dict[str, Any] | None = None
+    controls: list[Any] | None = None
+    action_on_existing: str | None = None  # QA-Board: the default of --action-on-existing
+    action_on_pending: str | None = None
 
 
 class LocalRunnerSection(Section):
@@ -106,9 +119,18 @@ class ConfigFile(Section):
     project: ProjectSection = Field(default_factory=ProjectSection)
     inputs: InputsSection = Field(default_factory=InputsSection)
     outputs: OutputsSection = Field(default_factory=OutputsSection)
-    storage: PlatformPath = "output"
+    # where --share and CI runs go: a path, {linux, windows}, or {outputs, artifacts} of those
+    storage: PlatformPath | dict[str, PlatformPath] = "output"
     database_url: str | None = None
     runners: RunnersSection = Field(default_factory=RunnersSection)
+    # QA-Board's keys: `qa save-artifacts`, bit-accuracy checks, subprojects, its web app
+    artifacts: dict[str, Any] | None = None
+    bit_accuracy: dict[str, Any] | None = None
+    integrations: list[Any] | None = None
+    root: bool = False
+    include: str | None = None
+    ci_root: PlatformPath | None = None  # QA-Board's older name of `storage`
+    lsf: dict[str, Any] | None = None  # QA-Board's older place of `runners.lsf`
 
 
 # ---------------------------------------------------------------- what qaflow uses
@@ -144,22 +166,33 @@ class Project:
     dask: dict[str, Any] = field(default_factory=dict)
     deps: tuple[str, ...] = ()
     lsf: dict[str, Any] = field(default_factory=dict)  # runners.lsf, as written
+    # QA-Board parity: where --share/CI runs go (`storage` is where this execution's go), the
+    # subproject's folder under the root project, and the merged settings as written
+    shared_storage: Path | None = None
+    artifacts_storage: Path | None = None  # where `qa save-artifacts` copies a commit's files
+    subproject: Path = Path()
+    settings: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def discover(cls, start: Path | None = None) -> Project:
+    def discover(cls, start: Path | None = None, *, share: bool = False) -> Project:
         """Load the project whose qaboard.yaml is in `start` or the nearest parent folder."""
-        return cls.load(find_root(start or Path.cwd()))
+        return cls.load(find_root(start or Path.cwd()), share=share)
 
     @classmethod
-    def load(cls, root: Path) -> Project:
-        """Load and validate `root/qaboard.yaml`."""
+    def load(cls, root: Path, *, share: bool = False) -> Project:
+        """Load and validate `root/qaboard.yaml` (merged over the qaboard.yaml of the projects
+        it is a subproject of, as QA-Board). `share`: runs go to `storage:` (--share, or CI)."""
         root = root.resolve()
         path = root / CONFIG_FILENAME
         if not path.is_file():
             raise ConfigError(
                 f"No {CONFIG_FILENAME} in {str(root)!r}. Run `qa init` there to create a project."
             )
+        files = layers.config_files(root)
         data = yamlfile.load(path)
+        if len(files) > 1 or (isinstance(data, dict) and data.get("include")):
+            data = layers.merged(files)
+            root = files[0].parent
         if data is None:
             data = {}
         if not isinstance(data, dict):
@@ -178,10 +211,19 @@ class Project:
                 )
             ) from exc
         warn_unknown_keys(path, config)
-        return cls._from_config(root, path, config)
+        subproject = path.parent.relative_to(root)
+        return cls._from_config(root, path, config, data, subproject, share or is_ci())
 
     @classmethod
-    def _from_config(cls, root: Path, path: Path, config: ConfigFile) -> Project:
+    def _from_config(
+        cls,
+        root: Path,
+        path: Path,
+        config: ConfigFile,
+        data: dict[str, Any],
+        subproject: Path,
+        share: bool,
+    ) -> Project:
         inputs = config.inputs
         database = resolve_path(root, inputs.database) if inputs.database is not None else root
         base_type = InputType(
@@ -216,25 +258,31 @@ class Project:
                 default_type, base_type.globs, base_type.use_parent_folder, database
             )
         configs = inputs.configs if inputs.configs is not None else inputs.configurations
+        name = str(PurePosixPath(config.project.name or root.name, subproject.as_posix()))
+        shared = shared_storage(root, config, name, subproject)
         return cls(
             root=root,
             config_path=path,
-            name=config.project.name or root.name,
+            name=name,
             entrypoint=root / config.project.entrypoint,
             database=database,
             default_type=default_type,
             types=types,
-            batch_patterns=_as_tuple(inputs.batches),
+            batch_patterns=_as_tuple(inputs.batches if inputs.groups is None else inputs.groups),
             default_configs=tuple(flatten([] if configs is None else configs)),
             allow_duplicate_batches=inputs.allow_duplicate_batches,
             metrics_path=root / config.outputs.metrics,
-            storage=resolve_path(root, config.storage),
+            storage=shared if share else root / "output",
             database_url=os.environ.get("QA_DATABASE_URL") or config.database_url,
             runner=config.runners.default,
             local_concurrency=config.runners.local.concurrency,
             dask=config.runners.dask.model_dump(exclude_none=True),
             deps=_as_tuple(config.project.deps),
             lsf=config.runners.lsf.model_dump(exclude_none=True),
+            shared_storage=shared,
+            artifacts_storage=shared_storage(root, config, name, subproject, "artifacts"),
+            subproject=subproject,
+            settings=data,
         )
 
     def batch_files(self) -> list[Path]:
@@ -255,12 +303,54 @@ class Project:
         name = name or self.default_type
         if name in self.types:
             return self.types[name]
+        if name not in BUILTIN_TYPES:  # as QA-Board: a type must be declared
+            declared = ", ".join(t for t in self.types if t != "default") or "none"
+            raise ConfigError(
+                f"Unknown input type {name!r}: it is not defined in {self.config_path} (inputs.types declares: {declared}). Declare it under `inputs.types`, or fix the batch's `type:` (or --type)."
+            )
         return InputType(
             name,
             self.types["default"].globs,
             self.types["default"].use_parent_folder,
             self.database,
         )
+
+
+def shared_storage(
+    root: Path, config: ConfigFile, name: str, subproject: Path, entry: str = "outputs"
+) -> Path:
+    """Where shared runs go: QA_STORAGE, else `storage:` (its `outputs` entry if it has one),
+    `{project}`, `{subproject}`, `{user}` filled in. An absolute root shared by several projects
+    (no `{project}` in it) gets the project's name appended, as QA-Board does."""
+    spec: Any = os.environ.get("QA_STORAGE") or (
+        config.ci_root
+        if config.ci_root is not None and "storage" not in config.model_fields_set
+        else config.storage
+    )
+    if isinstance(spec, dict) and entry in spec:
+        spec = spec[entry]
+    elif isinstance(spec, dict) and {"outputs", "artifacts"} & set(spec):
+        spec = spec.get("outputs") or spec.get("artifacts")
+    raw = (
+        str(spec.get(HOST) or spec.get("linux") or spec.get("path") or "")
+        if isinstance(spec, dict)
+        else str(spec)
+    )
+    variables = {"project": name, "subproject": subproject.as_posix(), "user": _user()}
+    try:
+        filled = raw.format(**variables)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(
+            f"{yamlfile.where(root / CONFIG_FILENAME, ('storage',))}: `storage: {raw}` has an unknown placeholder ({exc}); the known ones are {{project}}, {{subproject}} and {{user}}."
+        ) from None
+    path = resolve_path(root, filled)
+    if Path(os.path.expandvars(filled)).expanduser().is_absolute() and "{project}" not in raw:
+        path = path / name
+    return path
+
+
+def _user() -> str:
+    return os.environ.get("QA_USER") or getpass.getuser()
 
 
 def find_root(start: Path) -> Path:

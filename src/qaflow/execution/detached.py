@@ -40,7 +40,7 @@ def main(args: list[str]) -> int:
 
 def _drive(storage: Path, execution_id: str) -> int:
     root, targets, options = read_options(storage, execution_id)
-    project = Project.discover(root)
+    project = Project.discover(root, share=options.share)
     if runner_of(project, options) == "local":
         from qaflow.execution.executors.local import warm_up
 

@@ -67,7 +67,7 @@ def batch(
     `options` are the fields of `Options` (label, runner, concurrency, action_on_existing…)
     and of `PlanOptions` (configs, platform, database, type, extra_parameters).
     """
-    the_project = Project.discover(Path(project))
+    the_project = Project.discover(Path(project), share=bool(options.get("share")))
     opts = _options(options)
     targets = [names] if isinstance(names, str) else list(names)
     the_plan = plan(
@@ -303,7 +303,8 @@ def _task(
     project: Project, the_plan: Plan, spec: RunSpec, options: Options, env_timeout: float | None
 ) -> RunTask:
     settings = the_plan.settings.get(spec.batch)
-    timeout = settings.timeout if settings and settings.timeout else env_timeout
+    timeout = settings.timeout if settings and settings.timeout else None
+    timeout = timeout or options.local_timeout or env_timeout
     command = spec.command if spec.command is not None else options.command
     return RunTask(
         key=spec.key,
@@ -320,4 +321,9 @@ def _task(
         timeout=timeout,
         cpus=settings.cpus if settings else 1,
         tee=options.tee,
+        label=options.label,
+        project_name=project.name,
+        subproject=project.subproject.as_posix(),
+        share=options.share,
+        runner=options.runner or project.runner,
     )

@@ -116,6 +116,8 @@ class Options:
     force: bool = False  # execute every planned run, even those with an up-to-date result
     force_batches: tuple[str, ...] = ()  # execute the runs of these batches (and what needs them)
     lsf: dict[str, Any] = field(default_factory=dict)  # QA-Board's --lsf-* given, by key
+    share: bool = False  # QA-Board's --share: the project's runs go to its shared `storage:`
+    local_timeout: float | None = None  # QA-Board's --local-timeout: seconds, 0 or None: none
 
     def to_json(self) -> dict[str, Any]:
         """The options as JSON-able data (`from_json` makes them again): what a background
@@ -132,6 +134,8 @@ class Options:
             plan["configs"] = tuple(plan["configs"])
         if plan.get("tuned_batches") is not None:
             plan["tuned_batches"] = tuple(plan["tuned_batches"])
+        if "shared_roots" in plan:
+            plan["shared_roots"] = tuple(plan["shared_roots"])
         if plan.get("database") is not None:
             plan["database"] = Path(plan["database"])
         tuples = {f.name for f in fields(cls) if isinstance(getattr(cls, f.name, None), tuple)}

@@ -32,6 +32,7 @@ from qaflow.config import passes, yamlfile
 from qaflow.config.batches import Batch, FolderTarget, InputEntry
 from qaflow.config.project import HOST, Project, flatten, resolve_path
 from qaflow.errors import BatchSpecError, InterpolationError
+from qaflow.plan.hooks import entrypoint_hooks, iter_inputs, matches, metadata_of
 from qaflow.plan.inputs import FoundInput, find_inputs
 from qaflow.plan.model import PlanOptions, RunSpec, merge_params
 
@@ -73,7 +74,7 @@ def expand_batch(
         entries: tuple[InputEntry | None, ...] = batch.inputs
     else:
         entries = (None,) if batch.type == SCRIPT else (InputEntry("*"),)
-    for point in matrix_points(batch.matrix):
+    for point in matrix_points(batch.grids or (batch.matrix,)):
         context = _apply_point(base, batch, point)
         plain: list[InputEntry] = []  # consecutive entries that add nothing: expanded together
         for entry in entries:
@@ -118,12 +119,13 @@ def default_configs(project: Project, options: PlanOptions) -> tuple[Any, ...]:
     return options.configs if options.configs is not None else project.default_configs
 
 
-def matrix_points(matrix: dict[str, list[Any]]) -> list[dict[str, Any]]:
-    """The cartesian product, keys sorted and the last varying fastest (as sklearn's ParameterGrid)."""
-    keys = sorted(matrix)
+def matrix_points(grids: tuple[dict[str, list[Any]], ...]) -> list[dict[str, Any]]:
+    """Each grid's cartesian product, grid after grid; the keys vary in the order of the YAML,
+    the last one fastest (QA-Board 1.1.1)."""
     return [
-        dict(zip(keys, values, strict=True))
-        for values in itertools.product(*(matrix[k] for k in keys))
+        dict(zip(grid, values, strict=True))
+        for grid in grids
+        for values in itertools.product(*grid.values())
     ]
 
 
@@ -168,7 +170,7 @@ def _expand_entry(
             "use_parent_folder", itype.use_parent_folder if itype else context.use_parent_folder
         )
     )
-    found = _find(find, batch, entry.location, database, globs, use_parent)
+    found = _find(project, find, batch, entry.location, database, globs, use_parent)
     platform = str(settings.get("platform", context.platform))
     yield from runs_of(project, context, list(found), configs, type_name, platform, options)
 
@@ -189,7 +191,13 @@ def _expand_plain(
     found: list[FoundInput | None] = []
     for entry in entries:
         found += _find(
-            find, batch, entry.location, context.database, context.globs, context.use_parent_folder
+            project,
+            find,
+            batch,
+            entry.location,
+            context.database,
+            context.globs,
+            context.use_parent_folder,
         )
     yield from runs_of(project, context, found, configs, context.type, context.platform, options)
 
@@ -212,6 +220,7 @@ def _configs(
 
 
 def _find(
+    project: Project,
     find: Find,
     batch: Batch,
     location: str,
@@ -219,11 +228,35 @@ def _find(
     globs: tuple[str, ...],
     use_parent_folder: bool,
 ) -> list[FoundInput]:
-    """The inputs at `location`; a missing one is an error naming the batch and its file."""
+    """The inputs at `location`; a missing one is an error naming the batch and its file.
+    The entrypoint's QA-Board hooks (`plan.hooks`) may find them, or filter them."""
+    hooks = entrypoint_hooks(project)
     try:
-        return find(location, database=database, globs=globs, use_parent_folder=use_parent_folder)
+        if hooks is not None and callable(getattr(hooks, "iter_inputs", None)):
+            settings = {
+                "globs": list(globs),
+                "use_parent_folder": use_parent_folder,
+                "database": database,
+                "only": batch.only,
+                "exclude": batch.exclude,
+            }
+            return [
+                FoundInput.under(path, db)
+                for path, db in iter_inputs(hooks, location, database, settings)
+            ]
+        found = find(location, database=database, globs=globs, use_parent_folder=use_parent_folder)
+        if globs and (batch.only or batch.exclude):  # as QA-Board: on glob-found inputs
+            found = [f for f in found if _kept(hooks, batch, f)]
+        return found
     except BatchSpecError as exc:
         raise BatchSpecError(f"{batch.file}: batch {batch.name!r}: {exc}") from None
+
+
+def _kept(hooks: Any, batch: Batch, found: FoundInput) -> bool:
+    meta = metadata_of(hooks, found.path, found.database, found.rel)
+    if batch.only and not matches(meta, batch.only):
+        return False
+    return not (batch.exclude and matches(meta, batch.exclude))
 
 
 def _settings_globs(settings: dict[str, Any]) -> tuple[str, ...]:
@@ -260,8 +293,7 @@ def expand_folder(
         database=database,
         globs=itype.globs,
         use_parent_folder=itype.use_parent_folder,
-        recurse_without_globs=True,
-    )
+    )  # as QA-Board: with no globs, the folder is one input
     yield from runs_of(
         project, context, list(found), context.configs, itype.name, context.platform, options
     )
@@ -297,14 +329,15 @@ def runs_of(
     options: PlanOptions,
 ) -> Iterator[RunSpec]:
     """One RunSpec per input (None: a run without input), keyed by its identity."""
-    tuning = options.tuning_of(context.batch)
-    if tuning:
-        configs = (*configs, tuning)
-    params = merge_params(configs)
+    # QA-Board: --tuning and forwarded args are extra parameters, merged into params last,
+    # not configurations; they are part of the run's identity
+    extra = options.tuning_of(context.batch)  # `qa optimize` tunes its targets only
+    params = merge_params((*configs, extra) if extra else configs)
+    described: list[Any] = [context.batch, str(context.batch_file), type_name, platform, configs]
+    if context.matrix:  # a matrix key no configuration uses still makes a distinct run
+        described.append(context.matrix)
     identity = json.dumps(
-        [context.batch, str(context.batch_file), type_name, platform, configs],
-        sort_keys=True,
-        default=str,
+        [*described, extra] if extra else described, sort_keys=True, default=str
     ).encode()
     prefix = hashlib.blake2b(identity, digest_size=8)
     runs_dir = Path(f"{project.storage}/runs/{slug(context.batch)}")  # shared: no parse per run
@@ -326,6 +359,7 @@ def runs_of(
             matrix=context.matrix,
             output_dir=runs_dir,  # the batch's folder of runs; `Fingerprints.assign` completes it
             key=key,
+            extra_parameters=extra or None,
         )
 
 

@@ -73,6 +73,8 @@ def find_inputs(
                 ) from None
             is_dir = False
         if not is_dir:  # one file: the common case of a long list of inputs, one stat each
+            if globs and not matches_globs(str(path), globs):
+                return []  # as QA-Board, the globs filter listed files too
             return [FoundInput.under(path, database)]
         matched = [path]
     found: list[FoundInput] = []
@@ -89,6 +91,12 @@ def find_inputs(
             "Check the path, or `inputs.globs` in qaboard.yaml."
         )
     return found
+
+
+def matches_globs(path: str, globs: tuple[str, ...]) -> bool:
+    """QA-Board's test of a listed file against the globs: its name (or its last folders,
+    for globs with a `/`) matches one."""
+    return any(fnmatch.fnmatch(path, f"*/{g}") or path.endswith(g) for g in globs)
 
 
 def _split(location: str, database: Path) -> tuple[Path, str]:

@@ -88,9 +88,9 @@ def resolve(
     if link.command is not None:
         return run.evolve(command=str(configs[0]), deferred=False)
     command = script(configs) if link.batch.type == SCRIPT else None
-    return run.evolve(
-        configurations=configs, params=merge_params(configs), command=command, deferred=False
-    )
+    extra = run.extra_parameters  # QA-Board: extra parameters are merged into params last
+    params = merge_params((*configs, extra) if extra else configs)
+    return run.evolve(configurations=configs, params=params, command=command, deferred=False)
 
 
 def script(configs: tuple[Any, ...]) -> str:

@@ -40,6 +40,8 @@ class PlanOptions:
         if self.tuned_batches is None or batch in self.tuned_batches:
             return self.extra_parameters
         return {}
+    # the team cache (`plan.teamcache`): shared storages whose results local runs reuse
+    shared_roots: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class RunSpec:
     fingerprint: str | None = None  # what decides reuse (see cache.py); addresses output_dir
     parts: dict[str, Any] | None = None  # what the fingerprint is made of, for `qa why`
     upstream: tuple[str, ...] = ()  # keys of the runs whose outputs its fingerprint covers
+    extra_parameters: dict[str, Any] | None = None  # --tuning, forwarded args: params, last
 
     def evolve(self, **changes: Any) -> RunSpec:
         """`dataclasses.replace` for planning's hot paths (calls per planned run): copies the

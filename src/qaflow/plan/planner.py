@@ -42,6 +42,7 @@ from qaflow.plan.model import (
 )
 from qaflow.plan.pipeline import compile_pipeline
 from qaflow.plan.reuse import Fingerprints
+from qaflow.plan.teamcache import from_shared
 
 
 def plan(
@@ -56,7 +57,11 @@ def plan(
     everything they need. `persist`: keep what was learnt (input hashes) on disk, for a plan
     about to execute; other plans change nothing on disk."""
     options = options or PlanOptions()
-    catalog = catalog or Catalog.load(project)
+    if catalog is None:  # as QA-Board, --database is where folder targets are looked up too
+        located = project
+        if options.database is not None and options.type is None:
+            located = replace(project, database=options.database)
+        catalog = Catalog.load(located)
     if not targets:
         raise BatchSpecError(
             f"No batch given. Name one of: {', '.join(catalog.names[:20]) or '(no batch is defined)'}."
@@ -125,6 +130,7 @@ class _Builder:
         for run, group, keys in zip(
             self.fingerprints.assign(batch, list(raw.values()), upstream), groups, ups, strict=True
         ):
+            run = from_shared(run, self.project.storage, self.options.shared_roots)
             configs = id(run.configurations)
             if configs not in templated:
                 templated[configs] = has_templates(list(run.configurations))

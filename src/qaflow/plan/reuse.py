@@ -116,11 +116,14 @@ class Fingerprints:
     ) -> dict[str, Any]:
         """The run's fingerprint parts, as a dict (`Parts.from_dict` makes them Parts)."""
         commanded = run.command is not None and kind != SCRIPT  # `qa run -i X CMD`: CMD counts
+        configurations = (
+            (*run.configurations, {"command": run.command}) if commanded else run.configurations
+        )
+        if run.matrix:  # run() sees context.matrix: a key no configuration uses counts too
+            configurations = (*configurations, {"matrix": run.matrix})
         return parts_dict(
             kind=kind,
-            configurations=(*run.configurations, {"command": run.command})
-            if commanded
-            else run.configurations,
+            configurations=configurations,
             params=run.params,
             platform=run.platform,
             input_hash=input_hash,

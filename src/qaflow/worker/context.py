@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import getpass
 import hashlib
 import io
 import json
@@ -17,7 +18,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -59,14 +60,18 @@ class MetricsError(ValueError):
 
 @dataclass
 class RunContext:
-    """One run's inputs and settings. Plain data (it pickles); `obj` is the user's to fill."""
+    """One run's inputs and settings, with QA-Board's attribute names. Plain data (it pickles).
+
+    As in QA-Board, `configurations` are the run's configurations as planned, `configs` adds
+    the extra parameters (--tuning, forwarded args) last, `params` merges the dicts of
+    `configs`, and `obj` is a scratchpad holding QA-Board's keys (`output_directory`…)."""
 
     input_path: Path | None
     rel_input_path: Path | None
     database: Path
     type: str
     output_dir: Path
-    configs: list[Any]
+    configurations: list[Any]
     params: dict[str, Any]
     platform: str
     forwarded_args: list[str]
@@ -74,29 +79,63 @@ class RunContext:
     dryrun: bool
     batch: str
     matrix: dict[str, Any]
+    input_metadata: dict[str, Any] = field(default_factory=dict)
+    job_options: dict[str, Any] = field(default_factory=dict)
+    command: str | None = None
+    id: str | None = None
+    label: str = "default"
     obj: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def configurations(self) -> list[Any]:
-        """QA-Board's other name for `configs` (the same list)."""
-        return self.configs
+    def configs(self) -> list[Any]:
+        """The configurations, then QA-Board's `_configs` tuning entries and the extra
+        parameters (the same list as `configurations` when there are none)."""
+        if not self.extra_parameters:
+            return self.configurations
+        extra = self.extra_parameters
+        return [*self.configurations, *extra.get("_configs", []), extra]
 
-    @configurations.setter
-    def configurations(self, value: list[Any]) -> None:
-        self.configs = value
+    @configs.setter
+    def configs(self, value: list[Any]) -> None:
+        self.configurations = value
+
+    @property
+    def output_directory(self) -> Path:
+        """QA-Board's other name for `output_dir`."""
+        return self.output_dir
+
+    def asdict(self) -> dict[str, Any]:
+        """The context as a dict (QA-Board's `asdict`: without `input_metadata` and `obj`)."""
+        data = {
+            f.name: copy.deepcopy(getattr(self, f.name))
+            for f in fields(self)
+            if f.name not in ("input_metadata", "obj")
+        }
+        return data | {"configs": copy.deepcopy(self.configs)}
+
+    def ran(self) -> bool:
+        """Whether the output directory holds a metrics.json (QA-Board's `ran`)."""
+        return (self.output_dir / "metrics.json").exists()
+
+    def is_failed(self, verbose: bool = False) -> bool:
+        """Whether the run's metrics.json says is_failed (True without a readable one)."""
+        try:
+            return bool(read_metrics(self.output_dir).get("is_failed", True))
+        except MetricsError:
+            return True
 
     @classmethod
     def from_task(cls, task: RunTask, output_dir: Path | None = None) -> RunContext:
         """The context of a task, working in `output_dir` (its attempt directory; by default
         the run's). Mutable parts are copies: run() may change them freely."""
         run = task.payload
-        return cls(
+        context = cls(
             input_path=None if run.input_path is None else Path(run.input_path),
             rel_input_path=None if run.rel_input_path is None else Path(run.rel_input_path),
             database=Path(run.database or task.project_root),
             type=run.type,
             output_dir=output_dir_of(task) if output_dir is None else output_dir,
-            configs=copy.deepcopy(list(run.configurations)),
+            configurations=copy.deepcopy(list(run.configurations)),
             params=copy.deepcopy(run.params),
             platform=run.platform,
             forwarded_args=list(task.forwarded_args),
@@ -104,7 +143,47 @@ class RunContext:
             dryrun=task.dryrun,
             batch=run.batch,
             matrix=copy.deepcopy(run.matrix),
+            job_options={"type": task.runner, "timeout": task.timeout, "cpus": task.cpus},
+            command=task.command,
+            id=task.key,
+            label=task.label,
         )
+        context.obj = qaboard_obj(context, task)
+        return context
+
+
+def qaboard_obj(context: RunContext, task: RunTask) -> dict[str, Any]:
+    """QA-Board's `context.obj`: the keys its run() functions read (`output_directory`…)."""
+    configuration = ":".join(
+        c if isinstance(c, str) else json.dumps(c, sort_keys=True, default=str)
+        for c in context.configurations
+    )
+    return {
+        "output_directory": context.output_dir,
+        "output_dir": context.output_dir,
+        "absolute_input_path": context.input_path,
+        "input_path": context.rel_input_path,
+        "rel_input_path": context.rel_input_path,
+        "database": context.database,
+        "input_type": context.type,
+        "type": context.type,
+        "input_metadata": context.input_metadata,
+        "platform": context.platform,
+        "configurations": context.configurations,
+        "configuration": configuration,
+        "extra_parameters": context.extra_parameters,
+        "forwarded_args": context.forwarded_args,
+        "batch": context.batch,
+        "batch_label": task.label,
+        "raw_batch_label": task.label,
+        "dryrun": context.dryrun,
+        "share": task.share,
+        "offline": True,
+        "project": task.project_name,
+        "subproject": Path(task.subproject),
+        "user": os.environ.get("QA_USER") or getpass.getuser(),
+        "job_options": context.job_options,
+    }
 
 
 # ---------------------------------------------------------------- where it runs
@@ -138,7 +217,8 @@ def isolated(task: RunTask, output_dir: Path) -> Iterator[None]:
 
 
 def _run_env(task: RunTask, output_dir: Path) -> dict[str, str]:
-    """`ENV` of the dict configurations (later ones win), then QA_OUTPUT_DIR, QA_INPUT_PATH, QA_BATCH."""
+    """`ENV` of the dict configurations (later ones win) and of the extra parameters, then
+    QA_OUTPUT_DIR, QA_INPUT_PATH, QA_BATCH, QA_LABEL."""
     env: dict[str, str] = dict(task.env)  # e.g. PIPELINE_OUTPUT_DIR, QA_PREVIOUS_BATCH
     for config in task.payload.configurations:
         if isinstance(config, dict) and "ENV" in config:
@@ -148,8 +228,12 @@ def _run_env(task: RunTask, output_dir: Path) -> dict[str, str]:
                     f"ENV in a configuration must map names to values, not {values!r}"
                 )
             env.update({str(key): str(value) for key, value in values.items()})
+    extra_env = task.extra_parameters.get("ENV")  # QA-Board: tuning may set variables too
+    if isinstance(extra_env, dict):
+        env.update({str(key): str(value) for key, value in extra_env.items()})
     env["QA_OUTPUT_DIR"] = str(output_dir)
     env["QA_BATCH"] = task.payload.batch
+    env["QA_LABEL"] = task.label  # as QA-Board sets it for its runs
     if task.payload.input_path is not None:
         env["QA_INPUT_PATH"] = task.payload.input_path
     return env
@@ -336,10 +420,37 @@ def _scan(folder: str, prefix: str, found: dict[str, dict[str, Any]]) -> None:
 
 
 def _file_entry(path: str) -> dict[str, Any]:
+    """qaflow's size and blake2b, and QA-Board's st_size and md5 (its bit-accuracy tools)."""
     digest = hashlib.blake2b()
+    md5 = hashlib.md5(usedforsecurity=False)
     size = 0
     with open(path, "rb", buffering=0) as file:
         while chunk := file.read(_CHUNK):
             digest.update(chunk)
+            md5.update(chunk)
             size += len(chunk)
-    return {"size": size, "blake2b": digest.hexdigest()}
+    return {"size": size, "blake2b": digest.hexdigest(), "st_size": size, "md5": md5.hexdigest()}
+
+
+INPUTS_MANIFEST_LIMIT = 200  # files of a folder input listed, as QA-Board
+
+
+def write_inputs_manifest(output_dir: Path, input_path: str | None) -> None:
+    """QA-Board's manifest.inputs.json: {input file: {st_size, md5}} (a folder: its first
+    200 files), so that a changed input shows."""
+    files: dict[str, dict[str, Any]] = {}
+    if input_path is not None:
+        path = Path(input_path)
+        found = (
+            sorted(p for p in path.rglob("*") if p.is_file())[:INPUTS_MANIFEST_LIMIT]
+            if path.is_dir()
+            else [path]
+            if path.is_file()
+            else []
+        )
+        for item in found:
+            with contextlib.suppress(OSError):
+                entry = _file_entry(str(item))
+                files[item.as_posix()] = {"st_size": entry["st_size"], "md5": entry["md5"]}
+    with open(output_dir / "manifest.inputs.json", "w", encoding="utf-8") as file:
+        json.dump(files, file, sort_keys=True, indent=2)

@@ -35,6 +35,7 @@ from qaflow.worker.context import (
     isolated,
     jsonable,
     read_metrics,
+    write_inputs_manifest,
     write_manifest,
     write_metrics,
 )
@@ -108,7 +109,7 @@ def _execute(
         outcome = Outcome(RunStatus.ERRORED, error=str(exc))
     except OSError as exc:
         outcome = Outcome(RunStatus.ERRORED, error=f"cannot capture the run's output: {exc}")
-    outcome = _finish(attempt, outcome)
+    outcome = _finish(attempt, outcome, task.payload.input_path)
     if outcome.status is not RunStatus.SUCCEEDED:
         return _result(task, outcome, started, attempt)
     try:
@@ -165,13 +166,14 @@ def _keeping_results(outcome: Outcome, output_dir: Path) -> Outcome:
     return Outcome(outcome.status, {**previous, **outcome.metrics}, outcome.error, float(seconds))
 
 
-def _finish(output_dir: Path, outcome: Outcome) -> Outcome:
-    """Write the manifest, then metrics.json (with is_failed, compute_time); the final outcome."""
+def _finish(output_dir: Path, outcome: Outcome, input_path: str | None) -> Outcome:
+    """Write the manifests, then metrics.json (with is_failed, compute_time); the final outcome."""
     failed = outcome.status is not RunStatus.SUCCEEDED
     metrics = {**outcome.metrics, "is_failed": failed, "compute_time": outcome.compute_time}
     error = outcome.error
     try:
         write_manifest(output_dir)
+        write_inputs_manifest(output_dir, input_path)
         try:  # last: a valid metrics.json is the sign that a run completed (crash safety)
             metrics = write_metrics(output_dir, metrics)
         except (TypeError, ValueError, RecursionError) as exc:  # not JSON-serialisable

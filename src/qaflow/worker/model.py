@@ -138,6 +138,12 @@ class RunTask:
     reuse: bool = False  # a successful result already in output_dir may be reused (CACHED)
     lock_dir: str | None = None  # the folder whose `.locks` file holds this run's lock
     attempt_id: str = ""  # names this attempt's directory (`rundir.attempt_dir_of`)
+    # QA-Board parity: what its run context and `context.obj` tell the user's code
+    label: str = "default"
+    project_name: str = ""
+    subproject: str = "."
+    share: bool = False
+    runner: str = "local"
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,9 @@ def _run_entrypoint(module: ModuleType, context: RunContext, output_dir: Path) -
             raise _Failed(f"run() returned {shown}, expected a dict of metrics or None")
         metrics = {**_read_metrics(output_dir), **(returned or {})}
         postprocess = getattr(module, "postprocess", None)
-        if callable(postprocess):
+        if callable(postprocess) and not metrics.get("is_failed"):
+            # as QA-Board: the runtime metrics, with is_failed and the run's compute_time
+            metrics = {"is_failed": False, **metrics, "compute_time": time.perf_counter() - start}
             new = _call(postprocess, "postprocess()", metrics, context)
             metrics = new if isinstance(new, dict) else metrics
     except _Failed as exc:

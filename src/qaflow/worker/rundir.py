@@ -42,7 +42,9 @@ from typing import Any
 
 from qaflow.worker.model import RunResult, RunStatus, RunTask
 
-OWN_FILES = frozenset({"run.json", "metrics.json", "log.txt", "manifest.outputs.json"})
+OWN_FILES = frozenset(
+    {"run.json", "metrics.json", "log.txt", "manifest.outputs.json", "manifest.inputs.json"}
+)
 LOCKS = ".locks"  # the file of run locks, one per batch folder of run directories
 MANIFEST = "manifest.outputs.json"
 NO_RESULT = "it has no result"

@@ -5,24 +5,26 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import click
 
 from qaflow.cli.completion import batch_names
 from qaflow.cli.main import Globals
+from qaflow.config.project import Project
+from qaflow.errors import UsageError
 
 if TYPE_CHECKING:
-    from qaflow.config.project import Project
     from qaflow.execution.model import ActionOnExisting, Options
     from qaflow.execution.report import ConsoleReporter
-from qaflow.plan.model import Plan, RunSpec
+from qaflow.plan.model import Plan, PlanOptions, RunSpec
 from qaflow.plan.planner import plan
 
 
-@click.command()
-@click.argument("names", nargs=-1, shell_complete=batch_names)
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.argument("names", nargs=-1, type=click.UNPROCESSED, shell_complete=batch_names)
 @click.option(
     "--batch",
     "-b",
@@ -71,11 +73,32 @@ from qaflow.plan.planner import plan
 )
 @click.option(
     "--action-on-existing",
-    type=click.Choice(["run", "postprocess", "sync", "skip"]),
-    default="run",
-    show_default=True,
-    help="For runs whose output directory holds results: run (reuse up-to-date results, run the rest), only postprocess, record them as they are, or skip them.",
+    type=click.Choice(["run", "postprocess", "sync", "skip", "assert-exists"]),
+    default=None,
+    help="For runs whose output directory holds results: run (reuse up-to-date results, run the rest), only postprocess, record them as they are, skip them, or fail unless every run has a result (assert-exists). Default: outputs.action_on_existing, else run.",
 )
+# -- QA-Board parity (issue 15): begin
+@click.option(
+    "--batches-file",
+    "batches_files",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="Read the batches from FILE instead of inputs.batches (repeatable).",
+)
+@click.option(
+    "--action-on-pending",
+    type=click.Choice(["wait", "sync", "skip", "run"]),
+    default="wait",
+    help="Accepted for QA-Board scripts: a run another `qa batch` is executing is always awaited.",
+)
+@click.option(
+    "--local-timeout",
+    type=float,
+    metavar="SECONDS",
+    help="Fail a run that takes longer (batches' own `timeout:` win; 0: no limit).",
+)
+# -- QA-Board parity: end
 # -- background executions (qaflow.execution.background): begin
 @click.option(
     "--no-wait", is_flag=True, help="Start in the background, print the execution id, return."
@@ -115,13 +138,28 @@ def batch(
     local_concurrency: int | None,
     force: bool,
     force_batches: tuple[str, ...],
-    action_on_existing: ActionOnExisting,
+    action_on_existing: ActionOnExisting | Literal["assert-exists"] | None,
+    batches_files: tuple[Path, ...],
+    action_on_pending: str,
+    local_timeout: float | None,
     no_wait: bool,
     quiet: bool,
     **lsf_options: str | int | None,  # --lsf-*
 ) -> int:
-    """Plan and run the batches NAME… (batch names, aliases, wildcards or folders of the database)."""
-    project = g.project()
+    """Plan and run the batches NAME… (batch names, aliases, wildcards or folders of the database).
+
+    As in QA-Board, the first argument after the names that starts with `-` and everything
+    after it are forwarded to the runs (`qa batch B --my-flag`), as are the arguments after `--`."""
+    names, forwarded = split_forwarded(names)
+    if forwarded:
+        g.forwarded_args = (*forwarded, *g.forwarded_args)
+    project = with_batches_files(g.project(), batches_files)
+    action = action_on_existing or project.settings.get("outputs", {}).get("action_on_existing")
+    action = action or "run"
+    if action not in ("run", "postprocess", "sync", "skip", "assert-exists"):
+        raise UsageError(
+            f"outputs.action_on_existing: {action!r} is not one of run, postprocess, sync, skip, assert-exists. Fix qaboard.yaml."
+        )
     if not (list_runs or list_inputs or list_output_dirs or g.dryrun or no_wait):
         from qaflow.execution.preflight import runner_of
 
@@ -129,8 +167,12 @@ def batch(
             from qaflow.execution.executors.local import warm_up
 
             warm_up()  # the pool's processes start while we plan
-    # input hashes are kept once planning succeeds (listing too: the next plan reads no input)
-    the_plan = plan(project, [*names, *batch_opts], g.plan_options(), persist=True)
+    # input hashes are kept once planning succeeds, for a plan about to execute; as in
+    # QA-Board, --list, --list-* and --dryrun write nothing anywhere
+    listing = list_runs or list_inputs or list_output_dirs or g.dryrun
+    reusing = not (force or force_batches) and action in ("run", "assert-exists")
+    plan_options = team_cache(g, project, reusing)
+    the_plan = plan(project, [*names, *batch_opts], plan_options, persist=not listing)
     if list_runs:
         click.echo(the_plan.to_json(statuses(the_plan, force, force_batches, project)))
     elif list_inputs:
@@ -144,15 +186,28 @@ def batch(
         _echo_job_script(project, g.options(runner=runner, dask_scheduler=dask_scheduler,
                                             lsf=lsf_settings(lsf_options)))  # fmt: skip
     else:
+        if action == "assert-exists":
+            missing = [k for k, s in statuses(the_plan, False, ()).items() if s != "cached"]
+            if missing:
+                run = next(r for r in the_plan.runs if r.key == missing[0])
+                click.secho(
+                    f"error: --action-on-existing assert-exists: {len(missing)} of {len(the_plan.runs)} run(s) have no up-to-date result, e.g. {run.batch} {run.rel_input_path or '-'}.",
+                    fg="red",
+                    err=True,
+                )
+                return 1
+            action = "run"  # every run is reused: nothing executes
         options = g.options(
             runner=runner,
             dask_scheduler=dask_scheduler,
             concurrency=local_concurrency,
-            action_on_existing=action_on_existing,
+            action_on_existing=cast("ActionOnExisting", action),
             force=force,
             force_batches=force_batches,
             lsf=lsf_settings(lsf_options),
+            local_timeout=local_timeout or None,
         )
+        options = replace(options, plan=plan_options)
         if no_wait:  # background executions
             from qaflow.cli.commands.status import started_message
             from qaflow.execution.background import start
@@ -209,6 +264,45 @@ def console(
 
 
 # -- terminal experience: end
+
+
+# -- QA-Board parity (issue 15): begin
+def team_cache(g: Globals, project: Project, reusing: bool) -> PlanOptions:
+    """The plan options, with the shared storage as a team cache for local runs that may
+    reuse results (`plan.teamcache`)."""
+    options = g.plan_options()
+    shared = project.shared_storage
+    if not reusing or shared is None or shared == project.storage or not shared.is_dir():
+        return options
+    return replace(options, shared_roots=(str(shared),))
+
+
+def split_forwarded(names: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(batch names, forwarded args): forwarded from the first argument starting with `-`."""
+    for i, name in enumerate(names):
+        if name.startswith("-"):
+            return names[:i], names[i:]
+    return names, ()
+
+
+def with_batches_files(project: Project, files: tuple[Path, ...]) -> Project:
+    """The project reading its batches from `files` (each relative to the project's root, as
+    in QA-Board, or else to the current directory) instead of `inputs.batches`."""
+    if not files:
+        return project
+    paths = []
+    for file in files:
+        candidates = [file] if file.is_absolute() else [project.root / file, file.resolve()]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            raise UsageError(
+                f"--batches-file {str(file)!r}: no such file (looked in {str(project.root)!r} and the current directory)."
+            )
+        paths.append(str(found.resolve()))
+    return replace(project, batch_patterns=tuple(paths))
+
+
+# -- QA-Board parity: end
 
 
 def statuses(

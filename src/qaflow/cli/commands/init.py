@@ -15,12 +15,21 @@ FILES = {
 # qaflow project settings. Every key is optional; see the README for all of them.
 project:
   name: {name}
+  url: {url}                  # QA-Board needs it too
   entrypoint: qa/main.py      # defines run(context)
 inputs:
   database: data              # relative input paths are resolved against this folder
   globs: ['*.txt']            # how folders expand into inputs
   batches: [qa/batches.yaml]
-storage: output               # run directories and the run store (SQLite)
+outputs:
+  metrics: qa/metrics.yaml    # how metrics are shown and compared
+storage: output               # where --share and CI runs go (local runs: output/)
+""",
+    "qa/metrics.yaml": """\
+available_metrics:
+  characters: {{label: Characters, smaller_is_better: false}}
+  words: {{label: Words, smaller_is_better: false}}
+default_metric: characters
 """,
     "qa/batches.yaml": """\
 # Batches: inputs x configurations. Run one with `qa batch my-batch`.
@@ -73,10 +82,28 @@ def init(g: Globals, folder: Path | None) -> int:
     for name, text in FILES.items():
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text.format(name=root.name))
+        path.write_text(text.format(name=root.name, url=_remote_url(root)))
     click.echo(f"Created a qaflow project in {root}:")
     for name in FILES:
         click.echo(f"  {name}")
     where = "" if root == Path.cwd().resolve() else f"-C {root} "
     click.echo(f"Next: qa {where}batch my-batch")
     return 0
+
+
+def _remote_url(root: Path) -> str:
+    """The git remote `origin` of the folder (QA-Board's project.url), else a file:// URL."""
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            ["git", "remote", "get-url", "origin"],
+            cwd=root if root.is_dir() else root.parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except OSError:
+        return root.as_uri()
+    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else root.as_uri()

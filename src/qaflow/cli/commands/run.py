@@ -23,8 +23,13 @@ from qaflow.plan.planner import plan_single
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
 def run(g: Globals, input_path: str, command: tuple[str, ...]) -> int:
-    """Run the entrypoint's run(context) on INPUT, or COMMAND with {input_path} and {output_dir} filled in."""
+    """Run the entrypoint's run(context) on INPUT; the arguments after INPUT reach it as
+    `context.forwarded_args` (as in QA-Board). Without an entrypoint, they are a shell
+    COMMAND run with {input_path} and {output_dir} filled in."""
     project = g.project()
+    if command and project.entrypoint.is_file():
+        g.forwarded_args = (*command, *g.forwarded_args)
+        command = ()
     cmd = (command[0] if len(command) == 1 else shlex.join(command)) if command else None
     the_plan = plan_single(project, input_path, g.plan_options(), command=cmd)
     if g.dryrun and cmd is not None:

@@ -1,0 +1,226 @@
+"""QA-Board 1.1.1's planning expectations (its tests/test_iterators.py), against qaflow's planner.
+
+The project mirrors QA-Board's test setup: the database is a folder holding a.txt, b.txt and
+dir/c.txt, the inputs' glob is '*.txt'. Each case names the batch and the result QA-Board
+expects from it: how many runs, with which configurations, in which order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qaflow.config.project import Project
+from qaflow.errors import BatchSpecError
+from qaflow.plan.model import PlanOptions
+from qaflow.plan.planner import plan
+
+BATCHES = """
+my-batch:
+  inputs: [a.txt, b.txt]
+you-can-override-the-default-database:
+  database: {linux: ROOT, windows: ROOT}
+  inputs: [cli_tests]
+you-can-override-globs:
+  globs: a.txt
+  inputs: [a.txt, b.txt]
+using-a-custom-configuration:
+  configurations: [base]
+  inputs: [a.txt]
+multiple-configurations:
+  configurations: [base, low-light]
+  inputs: [a.txt]
+configurations-can-be-complex-objects:
+  configurations:
+  - base
+  - low-light
+  - cde: ["-w 9920", "-h 2448", "-it BAYER10"]
+  inputs: [a.txt]
+each-input-can-have-its-own-configuration:
+  configurations: [base]
+  inputs:
+  - a.txt:
+  - b.txt: [low-light, {cde: ["-DD"]}]
+each-input-can-have-its-own-configuration-and-appear-twice:
+  configurations: [base]
+  inputs:
+  - a.txt: {crop: A}
+  - a.txt: {crop: B}
+  - [a.txt, {crop: C}]
+expand-lists-to-work-well-with-aliases:
+  configurations: [base, [delta1, delta2]]
+  inputs:
+  - a.txt:
+aliases:
+  my-alias: [my-batch, using-a-custom-configuration]
+matrix-configurations:
+  inputs: [a.txt]
+  matrix:
+    configurations: [[base], [base, delta]]
+matrix-configurations-and-per-input:
+  inputs: {a.txt: calibration}
+  matrix:
+    configurations: [[base]]
+matrix-configurations-and-per-input-with-base:
+  configs: [basebase]
+  inputs: [a.txt]
+  matrix:
+    configurations: [[base], [base, delta]]
+matrix-many:
+  inputs: [a.txt]
+  matrix:
+    platform: [linux, windows]
+    parameter: [1, 2]
+    configurations: [[base], [base, delta]]
+matrix-interpolation:
+  inputs: [a.txt]
+  matrix:
+    x: [1, 2]
+    configurations: [["base-${matrix.x}"], ["base-${matrix.x}", delta]]
+matrix-keep-type:
+  inputs: [a.txt]
+  matrix:
+    param: [1, 2]
+  configurations: [base, {param: "${matrix.param}"}]
+matrix-interpolate:
+  inputs: [a.txt]
+  matrix:
+    version: [1, 2]
+  configurations: [base, "config-v${matrix.version}", {version: "v${matrix.version}"}]
+matrix-interpolate-2:
+  inputs: [a.txt]
+  matrix:
+    version: [{major: 1}, {major: 2}]
+    param: [3, 4]
+  configurations: [base, "param-v${matrix.param}", {version: "v${matrix.version[major]}"}]
+"""
+
+
+@pytest.fixture
+def iterators(tmp_path: Path) -> Project:
+    """QA-Board's test layout: the project root holds cli_tests/, the database."""
+    root = tmp_path / "sample_project"
+    for name in ("a.txt", "b.txt", "dir/c.txt"):
+        path = root / "cli_tests" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(name)
+    (root / "qa").mkdir()
+    (root / "qa" / "batches.yaml").write_text(BATCHES.replace("ROOT", str(root)))
+    (root / "qaboard.yaml").write_text("inputs:\n  globs: '*.txt'\n  database: cli_tests\n")
+    return Project.load(root)
+
+
+def configs(project: Project, name: str) -> list[list]:
+    return [list(run.configurations) for run in plan(project, [name], PlanOptions()).runs]
+
+
+@pytest.mark.parametrize(
+    ("batch", "expected"),
+    [
+        ("my-batch", [[], []]),
+        ("using-a-custom-configuration", [["base"]]),
+        ("multiple-configurations", [["base", "low-light"]]),
+        (
+            "configurations-can-be-complex-objects",
+            [["base", "low-light", {"cde": ["-w 9920", "-h 2448", "-it BAYER10"]}]],
+        ),
+        (
+            "each-input-can-have-its-own-configuration",
+            [["base"], ["base", "low-light", {"cde": ["-DD"]}]],
+        ),
+        (
+            "each-input-can-have-its-own-configuration-and-appear-twice",
+            [["base", {"crop": "A"}], ["base", {"crop": "B"}], ["base", {"crop": "C"}]],
+        ),
+        ("expand-lists-to-work-well-with-aliases", [["base", "delta1", "delta2"]]),
+        ("matrix-configurations", [["base"], ["base", "delta"]]),
+        ("matrix-configurations-and-per-input", [["base", "calibration"]]),
+        (
+            "matrix-configurations-and-per-input-with-base",
+            [["basebase", "base"], ["basebase", "base", "delta"]],
+        ),
+        ("matrix-keep-type", [["base", {"param": 1}], ["base", {"param": 2}]]),
+        (
+            "matrix-interpolate",
+            [["base", "config-v1", {"version": "v1"}], ["base", "config-v2", {"version": "v2"}]],
+        ),
+    ],
+)
+def test_configurations_as_qaboard_plans_them(iterators, batch, expected):
+    assert configs(iterators, batch) == expected
+
+
+@pytest.mark.parametrize(
+    ("batch", "count"),
+    [
+        ("my-batch", 2),
+        ("you-can-override-the-default-database", 3),
+        ("you-can-override-globs", 1),
+        ("my-alias", 3),
+        ("my-*", 2),  # wildcards match batch names (not aliases)
+        ("../cli_tests/dir", 1),  # a path of the database is a batch
+        ("matrix-many", 8),  # `parameter` is used by no configuration: still distinct runs
+        ("matrix-interpolate-2", 4),
+    ],
+)
+def test_run_counts_as_qaboard_plans_them(iterators, batch, count):
+    assert len(plan(iterators, [batch], PlanOptions()).runs) == count
+
+
+def test_matrix_interpolation_makes_every_combination(iterators):
+    found = configs(iterators, "matrix-interpolation")
+    assert sorted(found) == sorted(
+        [["base-1"], ["base-2"], ["base-1", "delta"], ["base-2", "delta"]]
+    )
+
+
+def test_matrix_many_iterates_in_yaml_order(iterators):
+    runs = plan(iterators, ["matrix-many"], PlanOptions()).runs
+    # QA-Board 1.1.1: the matrix keys vary in the order of the YAML, the last one fastest
+    assert [(r.platform, r.matrix["parameter"], len(r.configurations)) for r in runs] == [
+        ("linux", 1, 1), ("linux", 1, 2), ("linux", 2, 1), ("linux", 2, 2),
+        ("windows", 1, 1), ("windows", 1, 2), ("windows", 2, 1), ("windows", 2, 2),
+    ]  # fmt: skip
+    assert len({r.key for r in runs}) == 8 and len({r.output_dir for r in runs}) == 8
+
+
+def test_an_unknown_batch_is_an_error_not_zero_runs(iterators):
+    # a deliberate difference: QA-Board warns and plans nothing
+    with pytest.raises(BatchSpecError, match="Unknown batch 'nope'"):
+        plan(iterators, ["nope"], PlanOptions())
+
+
+def test_matrix_as_a_list_of_grids(project):
+    # QA-Board: a list of grids explores only the combinations that make sense
+    root = project(
+        batches="""
+        b:
+          inputs: [a.txt]
+          matrix:
+          - {mode: [fast], level: [1, 2]}
+          - {mode: [slow], level: [3]}
+          configs: [{mode: "${matrix.mode}", level: "${matrix.level}"}]
+        """,
+        files=["a.txt"],
+    )
+    runs = plan(Project.load(root), ["b"], PlanOptions()).runs
+    assert [r.params for r in runs] == [
+        {"mode": "fast", "level": 1},
+        {"mode": "fast", "level": 2},
+        {"mode": "slow", "level": 3},
+    ]
+
+
+def test_an_undefined_input_type_is_an_error(project, qa):
+    root = project(
+        qaboard="inputs:\n  types: {image: {globs: '*.jpg'}}\n",
+        batches="b:\n  type: movie\n  inputs: [a.jpg]\n",
+        files=["a.jpg"],
+    )
+    result = qa("-C", str(root), "batch", "b", "--list")
+    assert result.exit_code == 2 and "Unknown input type 'movie'" in result.stderr
+    assert "inputs.types declares: image" in result.stderr and "Traceback" not in result.stderr
+    declared = qa("-C", str(root), "--type", "image", "batch", "b", "--list")
+    assert declared.exit_code == 2  # the batch's own type wins over --type
+    assert not (root / "output").exists()
