@@ -32,6 +32,8 @@ MAX_SEQUENCE = 1_000_000
 MAX_BUILT = 10_000_000
 MAX_EXPONENT = 1000
 MAX_POWER_BITS = 100_000
+MAX_CALL_WORK = 1_000_000  # values a function call or a comparison may go through
+_CHEAP = frozenset({"len", "bool", "abs", "int", "float", "round", "floor", "ceil"})
 
 
 class Refused(Exception):
@@ -88,6 +90,52 @@ FUNCTIONS |= {"basename": os.path.basename, "dirname": os.path.dirname}
 
 def _is_function(value: object) -> bool:
     return any(value is function for function in FUNCTIONS.values())
+
+
+def _work(value: Any, budget: int = MAX_CALL_WORK) -> int:
+    """How many values going through `value` visits (items of containers, characters of
+    strings, recursively), counted up to just past `budget`, in time bounded by it."""
+    total, stack = 0, [value]
+    while stack and total <= budget:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += 1 + len(item) // 64
+        elif isinstance(item, Mapping):
+            total += 1 + len(item)
+            stack.extend(itertools.islice(item.items(), max(0, budget - total + 1)))
+        elif isinstance(item, list | tuple | set | frozenset):
+            total += 1 + len(item)
+            stack.extend(itertools.islice(item, max(0, budget - total + 1)))
+        else:
+            total += 1
+    return total
+
+
+def _bounded(what: str, *values: Any) -> None:
+    if _work(values) > MAX_CALL_WORK:
+        raise Refused(f"{what} would go through more than {MAX_CALL_WORK:,} values")
+
+
+def checked_result(value: Any) -> Any:
+    """The value of a whole expression, if it is one a configuration can hold: not a
+    function, not an infinite or NaN number (anywhere inside it)."""
+    if _is_function(value):
+        name = getattr(value, "__name__", "it")
+        raise Refused(f"'{name}' is a function, not a value: call it, e.g. {name}(…)")
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise Refused(
+                f"the result is {item} (a number too large, or undefined): keep values finite"
+            )
+        if isinstance(item, Mapping):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+        elif _is_function(item):
+            raise Refused("the result holds a function, not a value: call it")
+    return value
 
 
 def _multiply(left: Any, right: Any) -> Any:
@@ -268,6 +316,7 @@ class _Evaluator:
         left = self.eval(node.left)
         for op, comparator in zip(node.ops, node.comparators, strict=True):
             right = self.eval(comparator)
+            _bounded("the comparison", left, right)
             if not _COMPARE[type(op)](left, right):
                 return False
             left = right
@@ -308,7 +357,10 @@ class _Evaluator:
         function = self._lookup(node.func.id)
         if not _is_function(function):
             raise Refused(f"'{node.func.id}' is not a function here (it is redefined)")
-        return self._account(function(*(self.eval(argument) for argument in node.args)))
+        arguments = [self.eval(argument) for argument in node.args]
+        if node.func.id not in _CHEAP:
+            _bounded(f"{node.func.id}()", *arguments)
+        return self._account(function(*arguments))
 
 
 def _bind(target: ast.expr, value: Any, scope: dict[str, object]) -> None:
@@ -422,7 +474,7 @@ def reason_of(exc: BaseException) -> str:
 
 def evaluate_tree(tree: ast.Expression, template: str, names: Mapping[str, object]) -> Any:
     try:
-        return _Evaluator(names).eval(tree.body)
+        return checked_result(_Evaluator(names).eval(tree.body))
     except (InterpolationError, Deferred):
         raise
     except Refused as exc:

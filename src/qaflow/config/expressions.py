@@ -133,6 +133,8 @@ def _resolve(expression: str, template: str, ctx: _Context, mode: _Mode) -> obje
 
 def _resolve_dollar(template: str, ctx: _Context) -> object:
     content = template[2:-1]
+    if not content.strip() or content.replace(" ", "") == "{}":
+        raise template_error(template, "the expression is empty: write one between the braces")
     if content[:1] == "{" and _match_brace(content, 0) == len(content) - 1:
         inner = content[1:-1]
         expression = content if not parses(inner) and parses(content) else inner
