@@ -13,6 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# No property test has a time limit: on a loaded 2-core machine an example may take seconds
+# (speed is measured in bench/, not asserted in tests).
+settings.register_profile(
+    "qaflow", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile("qaflow")
 from click.testing import CliRunner
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url

@@ -137,6 +137,22 @@ def _child(node: yaml.Node, key: str | int) -> yaml.Node | None:
     return None
 
 
+def where_key(path: Path, keys: tuple[str | int, ...]) -> str:
+    """`file:line` of the last key of `keys` itself (not of its value), for unknown keys."""
+    line = line_of(path, keys[:-1]) if keys[:-1] else 1
+    try:
+        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=_Loader)
+    except (OSError, ValueError, yaml.YAMLError, RecursionError):
+        return str(path)
+    for key in keys[:-1]:
+        node = _child(node, key) if node is not None else None
+    if isinstance(node, yaml.MappingNode):
+        for k, _ in node.value:
+            if isinstance(k, yaml.ScalarNode) and k.value == str(keys[-1]):
+                line = k.start_mark.line + 1
+    return f"{path}:{line}" if line else str(path)
+
+
 def where(path: Path, keys: tuple[str | int, ...]) -> str:
     """`file:line` for the value at `keys`, or just `file` when the line is unknown."""
     line = line_of(path, keys)
