@@ -24,7 +24,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,9 +62,10 @@ def batch(
     the_project = Project.discover(Path(project))
     opts = _options(options)
     targets = [names] if isinstance(names, str) else list(names)
+    # errors raise here, in both cases, before anything is written
     the_plan = plan(
-        the_project, targets, opts.plan, persist=True
-    )  # errors raise here, in both cases
+        the_project, targets, opts.plan, persist=True, check=_preflight(the_project, opts)
+    )
     if not wait:
         from qaflow.execution.background import start
 
@@ -84,8 +85,15 @@ def run(
     the_project = Project.discover(Path(project))
     # an explicit run always runs, here (its output shown as it goes), whatever runners.default
     opts = _options({"force": True, "runner": "local", **options, "command": command})
-    the_plan = plan_single(the_project, str(input_path), opts.plan, command=command)
+    the_plan = plan_single(
+        the_project, str(input_path), opts.plan, command=command, check=_preflight(the_project, opts)
+    )
     return execute(the_project, the_plan, opts, reporter=reporter)
+
+
+def _preflight(project: Project, options: Options) -> Callable[[Plan], object]:
+    """The planner's `check`: the preflight of an execution of the plan, before it writes."""
+    return lambda the_plan: preflight(project, the_plan, options)
 
 
 def _options(options: dict[str, Any]) -> Options:

@@ -238,8 +238,10 @@ def plan_single(
     options: PlanOptions | None = None,
     *,
     command: str | None = None,
+    check: Callable[[Plan], object] | None = None,
 ) -> Plan:
-    """The one run of `qa run -i LOCATION`: that exact path (no glob expansion), default configs."""
+    """The one run of `qa run -i LOCATION`: that exact path (no glob expansion), default configs.
+    `check(plan)` is called before the input's hash is kept: if it raises, nothing is written."""
     options = options or PlanOptions()
     check_type_option(project, options.type)
     itype = project.input_type(options.type)
@@ -272,13 +274,16 @@ def plan_single(
             project, context, found, context.configs, itype.name, context.platform, options
         )
         runs = fingerprints.assign(None, [replace(run, command=command) for run in planned], [[]])
+        the_plan = Plan(
+            runs=runs,
+            batches=[SINGLE_RUN_BATCH],
+            settings={SINGLE_RUN_BATCH: BatchSettings()},
+            graph={SINGLE_RUN_BATCH: []},
+            targets=[SINGLE_RUN_BATCH],
+        )
+        if check is not None:
+            check(the_plan)
         fingerprints.save()
     finally:
         fingerprints.close()
-    return Plan(
-        runs=runs,
-        batches=[SINGLE_RUN_BATCH],
-        settings={SINGLE_RUN_BATCH: BatchSettings()},
-        graph={SINGLE_RUN_BATCH: []},
-        targets=[SINGLE_RUN_BATCH],
-    )
+    return the_plan

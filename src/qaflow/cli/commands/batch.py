@@ -15,6 +15,7 @@ from qaflow.cli.main import Globals
 if TYPE_CHECKING:
     from qaflow.execution.model import ActionOnExisting
 from qaflow.plan.model import Plan, RunSpec
+from qaflow.execution.preflight import preflight
 from qaflow.plan.planner import plan
 
 
@@ -102,8 +103,24 @@ def batch(
             from qaflow.execution.executors.local import warm_up
 
             warm_up()  # the pool's processes start while we plan
-    # input hashes are kept once planning succeeds (listing too: the next plan reads no input)
-    the_plan = plan(project, [*names, *batch_opts], g.plan_options(), persist=True)
+    options = g.options(
+        runner=runner,
+        dask_scheduler=dask_scheduler,
+        concurrency=local_concurrency,
+        action_on_existing=action_on_existing,
+        force=force,
+        force_batches=force_batches,
+    )
+    listing = list_runs or list_inputs or list_output_dirs or g.dryrun
+    # input hashes are kept once planning succeeds and the execution's preflight passed (a
+    # listing keeps them only in a storage folder that exists: the next plan reads no input)
+    the_plan = plan(
+        project,
+        [*names, *batch_opts],
+        g.plan_options(),
+        persist=not listing or project.storage.is_dir(),
+        check=None if listing else lambda p: preflight(project, p, options),
+    )
     if list_runs:
         click.echo(the_plan.to_json(statuses(the_plan, force, force_batches)))
     elif list_inputs:
@@ -113,14 +130,6 @@ def batch(
     elif g.dryrun:
         click.echo(describe(the_plan, project.root, statuses(the_plan, force, force_batches)))
     else:
-        options = g.options(
-            runner=runner,
-            dask_scheduler=dask_scheduler,
-            concurrency=local_concurrency,
-            action_on_existing=action_on_existing,
-            force=force,
-            force_batches=force_batches,
-        )
         if no_wait:  # background executions
             from qaflow.cli.commands.status import started_message
             from qaflow.execution.background import start

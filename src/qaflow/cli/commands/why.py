@@ -27,7 +27,7 @@ def why(g: Globals, names: tuple[str, ...]) -> int:
     the_plan = plan(project, list(names), g.plan_options())
     cached = reusable(the_plan)
     stale = [run for run in the_plan.runs if run.key not in cached]
-    with Store.open(project.database_url, storage=project.storage) as store:
+    with Store.open(project.database_url, storage=project.storage, readonly=True) as store:
         last = store.lookups.last_successes([run.key for run in stale])
         by_input = store.lookups.last_successes_by_input(
             [run.batch for run in stale if run.key not in last]
