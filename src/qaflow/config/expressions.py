@@ -112,7 +112,8 @@ def _resolve(expression: str, template: str, ctx: _Context, mode: _Mode) -> obje
         free = free_in(tree)
     except Refused as exc:
         leading = _LEADING.match(expression)
-        if mode != "single" and leading is not None and leading.group(1) in ctx.roots:
+        named = leading is not None and leading.group(1) in ctx.roots
+        if mode == "double" or (mode == "dollar" and named):  # `${{ … }}` is always ours
             raise template_error(template, str(exc)) from None
         return _KEEP
     relevant = free & ctx.roots

@@ -32,6 +32,7 @@ from qaflow.config.project import Project
 from qaflow.execution.model import Execution, Job, Options, Run, RunResult, RunTask
 from qaflow.execution.preflight import Preflight, preflight
 from qaflow.execution.prepare import payload_of
+from qaflow.execution.reserve import SpaceReserve
 from qaflow.execution.settle import Decisions, settle
 from qaflow.interpreter import freeze_planned
 from qaflow.plan.model import Plan, PlanOptions, RunSpec
@@ -132,7 +133,10 @@ def execute(
         decisions = settle(the_plan, options, store)
         with backend_for(project, the_plan, options, checks, decisions) as backend:
             execution_id = _record(store, project, options, execution_id)
-            events = _events(store, execution_id, decisions, reporter, options)
+            reserve = SpaceReserve(project.storage) if store.sqlite else None
+            if reserve is not None:
+                reserve.keep()
+            events = _events(store, execution_id, decisions, reporter, options, reserve)
             jobs = _jobs(project, the_plan, options, checks, decisions.settled)
             settled = _settled_runs(the_plan, decisions.settled)
             started = time.time()
@@ -167,14 +171,23 @@ def _record(store: Store, project: Project, options: Options, execution_id: str 
 
 
 def _events(
-    store: Store, execution_id: str, decisions: Decisions, reporter: Any, options: Options
+    store: Store,
+    execution_id: str,
+    decisions: Decisions,
+    reporter: Any,
+    options: Options,
+    reserve: SpaceReserve | None = None,
 ) -> Reporters:
     """The execution's event sinks: the reporter (by default the console) and the store."""
     from qaflow.execution.recorder import StoreRecorder
     from qaflow.execution.report import ConsoleReporter, Reporter, Reporters
 
     recorder = StoreRecorder(
-        store=store, execution_id=execution_id, settled=decisions.settled, known=decisions.known
+        store=store,
+        execution_id=execution_id,
+        settled=decisions.settled,
+        known=decisions.known,
+        on_full=reserve.release if reserve is not None else None,
     )
     shown: Reporter = reporter if reporter is not None else ConsoleReporter(single=options.tee)
     return Reporters(shown, recorder)

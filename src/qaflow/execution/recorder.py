@@ -10,6 +10,7 @@ after its result (and metrics.json) exists.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import queue
 import socket
@@ -18,6 +19,7 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING
 
+from qaflow.execution.reserve import disk_full
 from qaflow.plan.model import Plan, RunSpec
 from qaflow.store import Store
 from qaflow.worker.model import RunResult
@@ -42,6 +44,7 @@ class StoreRecorder:
         heartbeat: float = HEARTBEAT,
         settled: Mapping[str, RunResult] | None = None,
         known: Collection[str] = (),
+        on_full: Callable[[], bool] | None = None,
     ) -> None:
         """`settled`: results known before anything runs (reused ones), recorded with the
         planned runs by one insert instead of one update each. `known`: fingerprints with a
@@ -50,6 +53,7 @@ class StoreRecorder:
         self.store = store
         self.settled = settled or {}
         self.known = known
+        self.on_full = on_full  # frees room when the disk is full (`reserve`); True if it did
         self.execution_id = execution_id
         self.interval = interval
         self.heartbeat = heartbeat
@@ -84,10 +88,19 @@ class StoreRecorder:
             self._queue.put(result)
 
     def execution_finished(self, execution: Execution) -> None:
-        self.flush()
-        self.store.writes.finish_execution(
-            self.execution_id, execution.status, ended_at=execution.ended_at
-        )
+        def finish() -> None:
+            self.store.writes.finish_execution(
+                self.execution_id, execution.status, ended_at=execution.ended_at
+            )
+
+        try:
+            self.flush()
+        except BaseException:
+            # results were lost, but the execution must not stay `running`: end it if we can
+            with contextlib.suppress(Exception):
+                self._with_room(finish)
+            raise
+        self._with_room(finish)
 
     def flush(self) -> None:
         """Write everything queued, stop the writer thread, re-raise its error if it had one."""
@@ -129,8 +142,17 @@ class StoreRecorder:
 
     def _safely(self, write: Callable[[], None]) -> bool:
         try:
-            write()
+            self._with_room(write)
         except BaseException as exc:  # surfaced by flush(), in the driver's thread
             self._error = exc
             return False
         return True
+
+    def _with_room(self, write: Callable[[], None]) -> None:
+        """write(); if it failed because the disk is full, free the reserve and write again."""
+        try:
+            write()
+        except Exception as exc:
+            if not (disk_full(exc) and self.on_full is not None and self.on_full()):
+                raise
+            write()
