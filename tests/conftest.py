@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import HealthCheck, settings
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+
+from qaflow.plan.model import merge_params
+from qaflow.store import Store
+from qaflow.worker.model import RunPayload, RunTask
 
 # No property test has a time limit: on a loaded 2-core machine an example may take seconds
 # (speed is measured in bench/, not asserted in tests).
@@ -21,13 +28,6 @@ settings.register_profile(
     "qaflow", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
 )
 settings.load_profile("qaflow")
-from click.testing import CliRunner
-from sqlalchemy import Engine, create_engine
-from sqlalchemy.engine import make_url
-
-from qaflow.plan.model import merge_params
-from qaflow.store import Store
-from qaflow.worker.model import RunPayload, RunTask
 
 
 @dataclass

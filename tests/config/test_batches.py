@@ -62,10 +62,16 @@ def test_unknown_batch_keys_warn(project):
         Catalog.load(Project.load(root)).batch("b")
 
 
-@pytest.mark.parametrize(("typo", "meant"), [("inptus", "inputs"), ("input", "inputs"), ("Needs", "needs"), ("config", "configs")])
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [("inptus", "inputs"), ("input", "inputs"), ("Needs", "needs"), ("config", "configs")],
+)
 def test_a_misspelt_batch_key_is_an_error_with_did_you_mean(project, typo, meant):
     root = project(batches=f"b:\n  inputs: [f]\n  {typo}: [g]\n", files=["f"])
-    with pytest.raises(BatchSpecError, match=rf"batches.yaml:3: batch 'b': unknown key `{typo}`: did you mean `{meant}`"):
+    with pytest.raises(
+        BatchSpecError,
+        match=rf"batches.yaml:3: batch 'b': unknown key `{typo}`: did you mean `{meant}`",
+    ):
         Catalog.load(Project.load(root)).batch("b")
 
 

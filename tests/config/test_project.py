@@ -97,27 +97,40 @@ def test_unknown_keys_are_warnings_naming_the_key(project):
         ("input:\n  database: .\n", 1, "input", "inputs"),
         ("inputs:\n  globz: '*.jpg'\n", 2, "inputs.globz", "inputs.glob"),
         ("Storage: out\n", 1, "Storage", "storage"),
-        ("inputs:\n  types: {image: {use_parent_folders: true}}\n", 2, "inputs.types.image.use_parent_folders", "inputs.types.image.use_parent_folder"),
+        (
+            "inputs:\n  types: {image: {use_parent_folders: true}}\n",
+            2,
+            "inputs.types.image.use_parent_folders",
+            "inputs.types.image.use_parent_folder",
+        ),
         ("runners:\n  locale: {concurrency: 2}\n", 2, "runners.locale", "runners.local"),
     ],
 )
 def test_a_near_miss_of_a_known_key_is_an_error_with_did_you_mean(project, text, line, typo, meant):
     root = project(qaboard=text)
-    with pytest.raises(ConfigError, match=rf"qaboard.yaml:{line}: unknown key `{typo}`: did you mean `{meant}`\?"):
+    with pytest.raises(
+        ConfigError, match=rf"qaboard.yaml:{line}: unknown key `{typo}`: did you mean `{meant}`\?"
+    ):
         Project.load(root)
 
 
 @pytest.mark.parametrize("default", ["imag", "nosuch"])
 def test_types_default_must_name_a_defined_type(project, default):
-    root = project(qaboard=f"inputs:\n  types:\n    default: {default}\n    image: {{globs: '*.raw'}}\n")
-    with pytest.raises(ConfigError, match=rf"qaboard.yaml:3: inputs.types.default names the input type '{default}'"):
+    root = project(
+        qaboard=f"inputs:\n  types:\n    default: {default}\n    image: {{globs: '*.raw'}}\n"
+    )
+    with pytest.raises(
+        ConfigError, match=rf"qaboard.yaml:3: inputs.types.default names the input type '{default}'"
+    ):
         Project.load(root)
 
 
 @pytest.mark.parametrize("value", ["0", "-2", "abc", "1.5"])
 def test_local_concurrency_is_minus_one_or_positive(project, value):
     root = project(qaboard=f"runners:\n  local: {{concurrency: {value}}}\n")
-    with pytest.raises(ConfigError, match=r"qaboard.yaml:2: invalid value for `runners.local.concurrency`"):
+    with pytest.raises(
+        ConfigError, match=r"qaboard.yaml:2: invalid value for `runners.local.concurrency`"
+    ):
         Project.load(root)
 
 

@@ -109,7 +109,10 @@ def _check_local(name: str, where: Any, local: Any) -> None:
         return
     if not isinstance(local, dict):
         raise _fail(
-            where, ("local",), name, f"`local` must be a mapping such as `{{concurrency: 4}}`, got {local!r}."
+            where,
+            ("local",),
+            name,
+            f"`local` must be a mapping such as `{{concurrency: 4}}`, got {local!r}.",
         )
     value = local.get("concurrency")
     if value is None:

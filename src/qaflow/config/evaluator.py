@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
+from qaflow.config.limits import MAX_CALL_WORK, unfit_result, work
 from qaflow.errors import InterpolationError
 
 MAX_LENGTH = 2000
@@ -32,7 +33,6 @@ MAX_SEQUENCE = 1_000_000
 MAX_BUILT = 10_000_000
 MAX_EXPONENT = 1000
 MAX_POWER_BITS = 100_000
-MAX_CALL_WORK = 1_000_000  # values a function call or a comparison may go through
 _CHEAP = frozenset({"len", "bool", "abs", "int", "float", "round", "floor", "ceil"})
 
 
@@ -92,49 +92,16 @@ def _is_function(value: object) -> bool:
     return any(value is function for function in FUNCTIONS.values())
 
 
-def _work(value: Any, budget: int = MAX_CALL_WORK) -> int:
-    """How many values going through `value` visits (items of containers, characters of
-    strings, recursively), counted up to just past `budget`, in time bounded by it."""
-    total, stack = 0, [value]
-    while stack and total <= budget:
-        item = stack.pop()
-        if isinstance(item, str):
-            total += 1 + len(item) // 64
-        elif isinstance(item, Mapping):
-            total += 1 + len(item)
-            stack.extend(itertools.islice(item.items(), max(0, budget - total + 1)))
-        elif isinstance(item, list | tuple | set | frozenset):
-            total += 1 + len(item)
-            stack.extend(itertools.islice(item, max(0, budget - total + 1)))
-        else:
-            total += 1
-    return total
-
-
 def _bounded(what: str, *values: Any) -> None:
-    if _work(values) > MAX_CALL_WORK:
+    if work(values) > MAX_CALL_WORK:
         raise Refused(f"{what} would go through more than {MAX_CALL_WORK:,} values")
 
 
 def checked_result(value: Any) -> Any:
-    """The value of a whole expression, if it is one a configuration can hold: not a
-    function, not an infinite or NaN number (anywhere inside it)."""
-    if _is_function(value):
-        name = getattr(value, "__name__", "it")
-        raise Refused(f"'{name}' is a function, not a value: call it, e.g. {name}(…)")
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, float) and not math.isfinite(item):
-            raise Refused(
-                f"the result is {item} (a number too large, or undefined): keep values finite"
-            )
-        if isinstance(item, Mapping):
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
-        elif _is_function(item):
-            raise Refused("the result holds a function, not a value: call it")
+    """The value of a whole expression, if a configuration can hold it (see `unfit_result`)."""
+    reason = unfit_result(value, _is_function)
+    if reason is not None:
+        raise Refused(reason)
     return value
 
 

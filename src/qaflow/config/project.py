@@ -262,7 +262,9 @@ def concurrency_value(value: int) -> int:
     """A number of runs at once: -1 (one per CPU) or a positive number; else a ValueError."""
     if value == -1 or value >= 1:
         return value
-    raise ValueError(f"expected -1 (one run per CPU) or a number of runs of at least 1, got {value}")
+    raise ValueError(
+        f"expected -1 (one run per CPU) or a number of runs of at least 1, got {value}"
+    )
 
 
 def did_you_mean(name: str, known: Any) -> str:

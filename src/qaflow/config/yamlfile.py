@@ -94,7 +94,7 @@ def _check_expansion(path: Path, data: Any) -> None:
             if total > MAX_VALUES:
                 raise ConfigError(
                     f"{path}: its YAML aliases expand to more than {MAX_VALUES:,} values (a "
-                    "\"billion laughs\" file?). Use fewer nested aliases, or split the file."
+                    '"billion laughs" file?). Use fewer nested aliases, or split the file.'
                 )
         open_.discard(key)
         sizes[key] = total

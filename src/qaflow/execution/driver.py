@@ -87,7 +87,11 @@ def run(
     # an explicit run always runs, here (its output shown as it goes), whatever runners.default
     opts = _options({"force": True, "runner": "local", **options, "command": command})
     the_plan = plan_single(
-        the_project, str(input_path), opts.plan, command=command, check=_preflight(the_project, opts)
+        the_project,
+        str(input_path),
+        opts.plan,
+        command=command,
+        check=_preflight(the_project, opts),
     )
     return execute(the_project, the_plan, opts, reporter=reporter)
 

@@ -165,7 +165,7 @@ class Fingerprints:
 def _unreadable_input(batch: Batch | None, exc: FileNotFoundError) -> BatchSpecError:
     path = Path(exc.filename)
     if path.is_symlink() and not path.exists():
-        reason = f"is a symbolic link to {os.readlink(path)!r}, which does not exist"
+        reason = f"is a symbolic link to {str(path.readlink())!r}, which does not exist"
     else:
         reason = f"cannot be read ({exc.strerror})"
     where = f"{batch.file}: batch {batch.name!r}: " if batch is not None else ""

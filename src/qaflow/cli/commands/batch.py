@@ -14,8 +14,8 @@ from qaflow.cli.main import Globals
 
 if TYPE_CHECKING:
     from qaflow.execution.model import ActionOnExisting
-from qaflow.plan.model import Plan, RunSpec
 from qaflow.execution.preflight import preflight
+from qaflow.plan.model import Plan, RunSpec
 from qaflow.plan.planner import plan
 
 
