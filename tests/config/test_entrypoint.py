@@ -49,5 +49,5 @@ def test_entrypoints_that_cannot_give_run_are_refused(tmp_path, content, says):
 
 
 def test_a_missing_entrypoint_says_how_to_make_one(tmp_path):
-    with pytest.raises(UsageError, match="does not exist.*qa init"):
+    with pytest.raises(UsageError, match=r"does not exist.*qa init"):
         check_entrypoint(tmp_path / "qa" / "main.py")

@@ -407,3 +407,14 @@ def test_tuning_parameters_are_the_last_configuration(project):
     [run] = runs_of(root, "b", extra_parameters={"n": {"b": 2}})
     assert run["configurations"][-1] == {"n": {"b": 2}}
     assert run["params"] == {"k": 1, "n": {"a": 1, "b": 2}}
+
+
+def test_planning_stops_past_max_runs_naming_the_limit(project):
+    root = project(
+        qaboard="max_runs: 3\n",
+        batches="a: {inputs: [f1, f2]}\nb: {inputs: [f1, f2], needs: a}\n",
+        files=["f1", "f2"],
+    )
+    with pytest.raises(BatchSpecError, match=r"batch 'b': the plan would have more than 3 runs"):
+        plan(Project.load(root), ["b"])
+    assert len(plan(Project.load(root), ["a"]).runs) == 2

@@ -105,15 +105,8 @@ def _check_resources(name: str, where: Any, resources: Any) -> None:
 
 
 def _check_local(name: str, where: Any, local: Any) -> None:
-    if local is None:
+    if not isinstance(local, dict):  # None; pydantic refused any other shape
         return
-    if not isinstance(local, dict):
-        raise _fail(
-            where,
-            ("local",),
-            name,
-            f"`local` must be a mapping such as `{{concurrency: 4}}`, got {local!r}.",
-        )
     value = local.get("concurrency")
     if value is None:
         return

@@ -60,6 +60,8 @@ class StoreRecorder:
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        # starts and results not written yet because the disk was full
+        self._backlog: tuple[list[tuple[str, float, str, int]], list[RunResult]] = ([], [])
 
     def execution_started(self, execution_id: str, plan: Plan) -> None:
         settled, known = self.settled, self.known
@@ -103,13 +105,27 @@ class StoreRecorder:
         self._with_room(finish)
 
     def flush(self) -> None:
-        """Write everything queued, stop the writer thread, re-raise its error if it had one."""
+        """Write everything queued, stop the writer thread, re-raise its error if it had one.
+        What could not be written for lack of room is written now, the runs having stopped,
+        with the room of the reserve if need be."""
         if self._thread is not None:
             self._queue.put(_STOP)
             self._thread.join()
             self._thread = None
+        if self._error is None and (self._backlog[0] or self._backlog[1]):
+            started, finished = self._backlog
+            try:
+                self._with_room(functools.partial(self._record, started, finished))
+            except BaseException as exc:
+                self._error = exc
+            self._backlog = ([], [])
         if self._error is not None:
             raise self._error
+
+    def _record(
+        self, started: list[tuple[str, float, str, int]], finished: list[RunResult]
+    ) -> None:
+        self.store.writes.record(self.execution_id, started=started, finished=finished)
 
     def _write_loop(self) -> None:
         stop = False
@@ -122,6 +138,8 @@ class StoreRecorder:
             if time.monotonic() - beat >= self.heartbeat:  # a sign of life for `qa status`
                 beat = time.monotonic()
                 self._safely(lambda: self.store.writes.heartbeat(self.execution_id))
+                if self._error is not None:
+                    return
             if not items:
                 continue
             deadline = time.monotonic() + self.interval
@@ -131,20 +149,23 @@ class StoreRecorder:
                 except queue.Empty:
                     break
             stop = items[-1] is _STOP
-            started = [item for item in items if isinstance(item, tuple)]
-            finished = [item for item in items if isinstance(item, RunResult)]
-            if not self._safely(
-                functools.partial(
-                    self.store.writes.record, self.execution_id, started=started, finished=finished
-                )
-            ):
+            started = [*self._backlog[0], *(i for i in items if isinstance(i, tuple))]
+            finished = [*self._backlog[1], *(i for i in items if isinstance(i, RunResult))]
+            if self._safely(functools.partial(self._record, started, finished)):
+                self._backlog = ([], [])
+            elif self._error is None:  # the disk is full: kept, for the next write or flush()
+                self._backlog = (started, finished)
+            else:
                 return
 
     def _safely(self, write: Callable[[], None]) -> bool:
+        """write(); False if it failed: for lack of room (retried later: the reserve is kept
+        for the end, when runs no longer eat the room it frees), else with `_error` set."""
         try:
-            self._with_room(write)
+            write()
         except BaseException as exc:  # surfaced by flush(), in the driver's thread
-            self._error = exc
+            if not (self.on_full is not None and isinstance(exc, Exception) and disk_full(exc)):
+                self._error = exc
             return False
         return True
 
