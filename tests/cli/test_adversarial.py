@@ -454,3 +454,32 @@ def test_an_unreachable_database_writes_nothing(tmp_path: Path) -> None:
     assert result.returncode in (1, 2) and "Traceback" not in result.stderr, result.stderr
     assert "Is the database server running and reachable?" in result.stderr
     assert snapshot(root) == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("batch", "b", "--list"),
+        ("--dryrun", "batch", "b"),
+        ("batch", "b", "--list-inputs"),
+        ("dag", "b"),
+        ("why", "b"),
+        ("status",),
+    ],
+)
+def test_reading_a_fresh_project_creates_nothing(tmp_path: Path, args: tuple[str, ...]) -> None:
+    root = tmp_path / "project"
+    root.mkdir()
+    _make(root, Case())
+    before = snapshot(root)
+    result = qa(root, *args)
+    assert result.returncode == 0, result.stderr
+    assert snapshot(root) == before
+
+
+def test_minus_one_means_one_run_per_cpu(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    root.mkdir()
+    _make(root, Case())
+    result = qa(root, "batch", "b", "--local-concurrency", "-1")
+    assert result.returncode == 0, result.stderr

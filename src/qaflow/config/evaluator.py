@@ -4,7 +4,8 @@ A walker evaluates the tree and allows only literals, names, attribute/subscript
 displays, comprehensions, comparisons, boolean/unary/binary arithmetic, `x if c else y` and
 calls of the functions in `FUNCTIONS` with positional arguments. Lambda, `:=`, f-strings,
 keywords, unpacking, methods and `_attributes` are refused; sizes (length, depth, comprehension
-steps, powers, repetitions) are bounded. QA-Board semantics: `a.b` on a mapping is `a["b"]`,
+steps, powers, repetitions) are bounded, and so are the values a call or a comparison goes
+through and the value a whole expression may give (`qaflow.config.limits`). QA-Board semantics: `a.b` on a mapping is `a["b"]`,
 `a[b]` with `b` a bare unbound name is `a["b"]`, `168 / 2` is 84, `round` rounds halves away
 from zero, set forms give ordered lists. Every failure is an InterpolationError
 "cannot evaluate <template>: <reason>"; a `Deferred` raised by a value read goes through as is.
