@@ -14,12 +14,20 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, settings
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 
 from qaflow.plan.model import merge_params
 from qaflow.store import Store
 from qaflow.worker.model import RunPayload, RunTask
+
+# No property test has a time limit: on a loaded 2-core machine an example may take seconds
+# (speed is measured in bench/, not asserted in tests).
+settings.register_profile(
+    "qaflow", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile("qaflow")
 
 
 @dataclass

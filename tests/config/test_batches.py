@@ -57,8 +57,21 @@ def test_new_keys_are_read(project):
 
 
 def test_unknown_batch_keys_warn(project):
-    root = project(batches="b: {inputs: [f], inptus: [g]}\n", files=["f"])
-    with pytest.warns(QaflowWarning, match=r"batch 'b': unknown key `inptus`"):
+    root = project(batches="b: {inputs: [f], colour: [g]}\n", files=["f"])
+    with pytest.warns(QaflowWarning, match=r"batch 'b': unknown key `colour`"):
+        Catalog.load(Project.load(root)).batch("b")
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [("inptus", "inputs"), ("input", "inputs"), ("Needs", "needs"), ("config", "configs")],
+)
+def test_a_misspelt_batch_key_is_an_error_with_did_you_mean(project, typo, meant):
+    root = project(batches=f"b:\n  inputs: [f]\n  {typo}: [g]\n", files=["f"])
+    with pytest.raises(
+        BatchSpecError,
+        match=rf"batches.yaml:3: batch 'b': unknown key `{typo}`: did you mean `{meant}`",
+    ):
         Catalog.load(Project.load(root)).batch("b")
 
 

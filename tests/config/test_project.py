@@ -83,12 +83,65 @@ def test_no_project_found(tmp_path):
 
 
 def test_unknown_keys_are_warnings_naming_the_key(project):
-    root = project(qaboard="colour: blue\ninputs:\n  globz: '*.jpg'\n")
+    root = project(qaboard="colour: blue\ninputs:\n  pattern: '*.jpg'\n")
     with pytest.warns(QaflowWarning) as record:
         Project.load(root)
     messages = [str(w.message) for w in record]
     assert any("`colour`" in m for m in messages)
-    assert any("`inputs.globz`" in m for m in messages)
+    assert any("`inputs.pattern`" in m for m in messages)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "typo", "meant"),
+    [
+        ("input:\n  database: .\n", 1, "input", "inputs"),
+        ("inputs:\n  globz: '*.jpg'\n", 2, "inputs.globz", "inputs.glob"),
+        ("Storage: out\n", 1, "Storage", "storage"),
+        (
+            "inputs:\n  types: {image: {use_parent_folders: true}}\n",
+            2,
+            "inputs.types.image.use_parent_folders",
+            "inputs.types.image.use_parent_folder",
+        ),
+        ("runners:\n  locale: {concurrency: 2}\n", 2, "runners.locale", "runners.local"),
+    ],
+)
+def test_a_near_miss_of_a_known_key_is_an_error_with_did_you_mean(project, text, line, typo, meant):
+    root = project(qaboard=text)
+    with pytest.raises(
+        ConfigError, match=rf"qaboard.yaml:{line}: unknown key `{typo}`: did you mean `{meant}`\?"
+    ):
+        Project.load(root)
+
+
+@pytest.mark.parametrize("default", ["imag", "nosuch"])
+def test_types_default_must_name_a_defined_type(project, default):
+    root = project(
+        qaboard=f"inputs:\n  types:\n    default: {default}\n    image: {{globs: '*.raw'}}\n"
+    )
+    with pytest.raises(
+        ConfigError, match=rf"qaboard.yaml:3: inputs.types.default names the input type '{default}'"
+    ):
+        Project.load(root)
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "abc", "1.5"])
+def test_local_concurrency_is_minus_one_or_positive(project, value):
+    root = project(qaboard=f"runners:\n  local: {{concurrency: {value}}}\n")
+    with pytest.raises(
+        ConfigError, match=r"qaboard.yaml:2: invalid value for `runners.local.concurrency`"
+    ):
+        Project.load(root)
+
+
+def test_max_runs_from_the_file_and_the_environment(project, monkeypatch):
+    root = project(qaboard="max_runs: 10\n")
+    assert Project.load(root).max_runs == 10
+    monkeypatch.setenv("QA_MAX_RUNS", "7")
+    assert Project.load(root).max_runs == 7
+    monkeypatch.setenv("QA_MAX_RUNS", "zero")
+    with pytest.raises(ConfigError, match="QA_MAX_RUNS='zero'"):
+        Project.load(root)
 
 
 def test_wrong_type_names_file_line_and_key(project):

@@ -219,7 +219,7 @@ def run(context):
         and flaky.result.attempt == 3
     )
     assert slow.status is RunStatus.FAILED and "timed out" in (slow.error or "")
-    assert slow.result.duration < 10
+    assert slow.result.duration < 30  # the run sleeps 30 s: it was cut, whatever the load
 
 
 def test_concurrency_precedence(project, monkeypatch):

@@ -440,3 +440,14 @@ def test_tuning_parameters_go_only_to_the_tuned_batches(project):
     assert tuned["up"]["id"] == plain["up"]["id"] and tuned["down"]["id"] != plain["down"]["id"]
     everywhere = {r["batch"]: r for r in runs_of(root, "down", extra_parameters={"k": 1})}
     assert everywhere["up"]["params"] == {"k": 1}  # qa --tuning: every planned batch
+
+
+def test_planning_stops_past_max_runs_naming_the_limit(project):
+    root = project(
+        qaboard="max_runs: 3\n",
+        batches="a: {inputs: [f1, f2]}\nb: {inputs: [f1, f2], needs: a}\n",
+        files=["f1", "f2"],
+    )
+    with pytest.raises(BatchSpecError, match=r"batch 'b': the plan would have more than 3 runs"):
+        plan(Project.load(root), ["b"])
+    assert len(plan(Project.load(root), ["a"]).runs) == 2

@@ -254,7 +254,7 @@ def _hold_lock(path: str, lock_dir: str, seconds: float) -> None:
 
 
 def _wait_locked(path: Path, lock_dir: Path) -> None:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # generous: the machine may be loaded
     while time.monotonic() < deadline:
         with contextlib.ExitStack() as stack:
             if not try_run_lock(path, stack, lock_dir):

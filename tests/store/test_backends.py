@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from store_helpers import with_runs
 
-from qaflow.errors import StoreError
+from qaflow.errors import ConfigError, StoreError
 from qaflow.store import Store
 from qaflow.worker.model import RunResult, RunStatus
 
@@ -108,15 +108,19 @@ def test_an_unreachable_postgres_server_is_a_quick_one_paragraph_store_error(
 
 
 @pytest.mark.parametrize(
-    ("url", "expected"),
+    ("url", "expected", "error"),
     [
-        ("mysql://u:p@host/db", "does not support"),
-        ("not a url", "is not valid"),
-        ("postgresql+psycopg2://u:pw@127.0.0.1/db", "driver is not installed"),
+        # the URL itself is wrong: a configuration error (exit 2)
+        ("mysql://u:p@host/db", "does not support", ConfigError),
+        ("not a url", "is not valid", ConfigError),
+        # the URL is right, the environment lacks something: a store error (exit 1)
+        ("postgresql+psycopg2://u:pw@127.0.0.1/db", "driver is not installed", StoreError),
     ],
 )
-def test_unusable_urls_are_store_errors(url: str, expected: str, tmp_path: Path) -> None:
-    with pytest.raises(StoreError, match=expected) as raised:
+def test_unusable_urls_are_refused_without_their_password(
+    url: str, expected: str, error: type[Exception], tmp_path: Path
+) -> None:
+    with pytest.raises(error, match=expected) as raised:
         Store.open(url, storage=tmp_path)
     assert ":pw@" not in str(raised.value) and ":p@" not in str(raised.value)
 

@@ -383,3 +383,22 @@ def test_latest_success_is_the_newest_succeeded_run_with_the_fingerprint(store: 
         30.0,
     )
     assert store.lookups.latest_success("other") is None
+
+
+# ---------------------------------------------------------------- read-only opening
+def test_reading_a_store_that_does_not_exist_creates_nothing(tmp_path: Path) -> None:
+    storage = tmp_path / "output"
+    with Store.open(None, storage=storage, readonly=True) as store:
+        assert store.lookups.executions() == []
+        with pytest.raises(
+            StoreError, match=f"no execution 'abc' .* at sqlite:///{storage}/qaflow.db"
+        ):
+            store.lookups.execution("abc")
+    assert not storage.exists()
+
+
+def test_reading_an_existing_store_sees_its_executions(tmp_path: Path) -> None:
+    with Store.open(None, storage=tmp_path) as store:
+        execution_id = new_execution(store)
+    with Store.open(None, storage=tmp_path, readonly=True) as store:
+        assert [e.id for e in store.lookups.executions()] == [execution_id]

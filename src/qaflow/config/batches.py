@@ -21,7 +21,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from qaflow.config import yamlfile
+from qaflow.config.checks import batch_locator, check_batch
 from qaflow.config.project import Project, flatten, resolve_path
+from qaflow.config.schema import known_keys, misspelt
 from qaflow.errors import BatchSpecError, ConfigError, GraphError, QaflowWarning
 
 FILE_DEFAULTS = ("database", "configs", "configurations", "configuration", "platform")
@@ -285,12 +287,20 @@ def _parse(project: Project, raw: _Raw) -> Batch:
     except ValidationError as exc:
         raise BatchSpecError(_explain(raw, exc)) from exc
     for key in section.model_extra or {}:
+        typo = misspelt(str(key), known_keys(BatchSection))
+        if typo is not None:
+            raise BatchSpecError(
+                f"{yamlfile.where_key(raw.file, (raw.key, str(key)))}: batch {raw.name!r}: unknown key "
+                f"`{key}`: did you mean `{typo}`? Rename it (a misspelt key would be ignored, "
+                "and its setting silently lost)."
+            )
         if key not in {"lsf", "celery", "jenkins", "dask", "windows"}:
             warnings.warn(
                 f"{raw.file}: batch {raw.name!r}: unknown key `{key}` is ignored.",
                 QaflowWarning,
                 stacklevel=2,
             )
+    check_batch(project, raw.name, batch_locator(raw.file, raw.key), data)
     defaults = raw.defaults
     configs = _first(section.configs, section.configurations, section.configuration)
     if section.type is None and _all_steps(configs):

@@ -4,7 +4,8 @@ A walker evaluates the tree and allows only literals, names, attribute/subscript
 displays, comprehensions, comparisons, boolean/unary/binary arithmetic, `x if c else y` and
 calls of the functions in `FUNCTIONS` with positional arguments. Lambda, `:=`, f-strings,
 keywords, unpacking, methods and `_attributes` are refused; sizes (length, depth, comprehension
-steps, powers, repetitions) are bounded. QA-Board semantics: `a.b` on a mapping is `a["b"]`,
+steps, powers, repetitions) are bounded, and so are the values a call or a comparison goes
+through and the value a whole expression may give (`qaflow.config.limits`). QA-Board semantics: `a.b` on a mapping is `a["b"]`,
 `a[b]` with `b` a bare unbound name is `a["b"]`, `168 / 2` is 84, `round` rounds halves away
 from zero, set forms give ordered lists. Every failure is an InterpolationError
 "cannot evaluate <template>: <reason>"; a `Deferred` raised by a value read goes through as is.
@@ -23,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
+from qaflow.config.limits import MAX_CALL_WORK, unfit_result, work
 from qaflow.errors import InterpolationError
 
 MAX_LENGTH = 2000
@@ -32,6 +34,7 @@ MAX_SEQUENCE = 1_000_000
 MAX_BUILT = 10_000_000
 MAX_EXPONENT = 1000
 MAX_POWER_BITS = 100_000
+_CHEAP = frozenset({"len", "bool", "abs", "int", "float", "round", "floor", "ceil"})
 
 
 class Refused(Exception):
@@ -88,6 +91,19 @@ FUNCTIONS |= {"basename": os.path.basename, "dirname": os.path.dirname}
 
 def _is_function(value: object) -> bool:
     return any(value is function for function in FUNCTIONS.values())
+
+
+def _bounded(what: str, *values: Any) -> None:
+    if work(values) > MAX_CALL_WORK:
+        raise Refused(f"{what} would go through more than {MAX_CALL_WORK:,} values")
+
+
+def checked_result(value: Any) -> Any:
+    """The value of a whole expression, if a configuration can hold it (see `unfit_result`)."""
+    reason = unfit_result(value, _is_function)
+    if reason is not None:
+        raise Refused(reason)
+    return value
 
 
 def _multiply(left: Any, right: Any) -> Any:
@@ -268,6 +284,7 @@ class _Evaluator:
         left = self.eval(node.left)
         for op, comparator in zip(node.ops, node.comparators, strict=True):
             right = self.eval(comparator)
+            _bounded("the comparison", left, right)
             if not _COMPARE[type(op)](left, right):
                 return False
             left = right
@@ -308,7 +325,10 @@ class _Evaluator:
         function = self._lookup(node.func.id)
         if not _is_function(function):
             raise Refused(f"'{node.func.id}' is not a function here (it is redefined)")
-        return self._account(function(*(self.eval(argument) for argument in node.args)))
+        arguments = [self.eval(argument) for argument in node.args]
+        if node.func.id not in _CHEAP:
+            _bounded(f"{node.func.id}()", *arguments)
+        return self._account(function(*arguments))
 
 
 def _bind(target: ast.expr, value: Any, scope: dict[str, object]) -> None:
@@ -422,7 +442,7 @@ def reason_of(exc: BaseException) -> str:
 
 def evaluate_tree(tree: ast.Expression, template: str, names: Mapping[str, object]) -> Any:
     try:
-        return _Evaluator(names).eval(tree.body)
+        return checked_result(_Evaluator(names).eval(tree.body))
     except (InterpolationError, Deferred):
         raise
     except Refused as exc:

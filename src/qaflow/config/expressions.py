@@ -112,7 +112,8 @@ def _resolve(expression: str, template: str, ctx: _Context, mode: _Mode) -> obje
         free = free_in(tree)
     except Refused as exc:
         leading = _LEADING.match(expression)
-        if mode != "single" and leading is not None and leading.group(1) in ctx.roots:
+        named = leading is not None and leading.group(1) in ctx.roots
+        if mode == "double" or (mode == "dollar" and named):  # `${{ … }}` is always ours
             raise template_error(template, str(exc)) from None
         return _KEEP
     relevant = free & ctx.roots
@@ -133,6 +134,8 @@ def _resolve(expression: str, template: str, ctx: _Context, mode: _Mode) -> obje
 
 def _resolve_dollar(template: str, ctx: _Context) -> object:
     content = template[2:-1]
+    if not content.strip() or content.replace(" ", "") == "{}":
+        raise template_error(template, "the expression is empty: write one between the braces")
     if content[:1] == "{" and _match_brace(content, 0) == len(content) - 1:
         inner = content[1:-1]
         expression = content if not parses(inner) and parses(content) else inner

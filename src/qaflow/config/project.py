@@ -9,6 +9,7 @@ QA-Board project may carry keys qaflow has no use for): each one is a warning na
 
 from __future__ import annotations
 
+import difflib
 import getpass
 import os
 import sys
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 
 from qaflow.config import layers, yamlfile
 from qaflow.config.git import is_ci
@@ -25,6 +26,7 @@ from qaflow.errors import ConfigError
 
 CONFIG_FILENAME = "qaboard.yaml"
 BUILTIN_TYPES = ("script", "pipeline")  # batch types qaflow runs itself, not input types
+MAX_RUNS = 1_000_000  # default of `max_runs` (QA_MAX_RUNS): the most runs one plan may have
 HOST = {"win32": "windows", "darwin": "darwin"}.get(sys.platform, "linux")
 
 
@@ -80,6 +82,11 @@ class OutputsSection(Section):
 class LocalRunnerSection(Section):
     concurrency: int | None = None  # None: QA_BATCH_CONCURRENCY, else one per CPU
 
+    @field_validator("concurrency")
+    @classmethod
+    def _one_or_more(cls, value: int | None) -> int | None:
+        return value if value is None else concurrency_value(value)
+
 
 class DaskClusterSection(Section):
     """Options for dask-jobqueue (cores, memory, queue, walltime, job_extra…): passed through."""
@@ -131,6 +138,7 @@ class ConfigFile(Section):
     include: str | None = None
     ci_root: PlatformPath | None = None  # QA-Board's older name of `storage`
     lsf: dict[str, Any] | None = None  # QA-Board's older place of `runners.lsf`
+    max_runs: int = Field(default=MAX_RUNS, ge=1)  # planning refuses plans of more runs
 
 
 # ---------------------------------------------------------------- what qaflow uses
@@ -172,6 +180,7 @@ class Project:
     artifacts_storage: Path | None = None  # where `qa save-artifacts` copies a commit's files
     subproject: Path = Path()
     settings: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    max_runs: int = MAX_RUNS
 
     @classmethod
     def discover(cls, start: Path | None = None, *, share: bool = False) -> Project:
@@ -254,8 +263,11 @@ class Project:
                 else database,
             )
         if default_type not in types:
-            types[default_type] = InputType(
-                default_type, base_type.globs, base_type.use_parent_folder, database
+            raise ConfigError(
+                f"{yamlfile.where(path, ('inputs', 'types', 'default'))}: inputs.types.default names "
+                f"the input type {default_type!r}, which inputs.types does not define"
+                f"{did_you_mean(default_type, types)} Define it (e.g. `{default_type}: {{globs: '*.jpg'}}` "
+                "under inputs.types) or name one of the types defined there."
             )
         configs = inputs.configs if inputs.configs is not None else inputs.configurations
         name = str(PurePosixPath(config.project.name or root.name, subproject.as_posix()))
@@ -283,6 +295,7 @@ class Project:
             artifacts_storage=shared_storage(root, config, name, subproject, "artifacts"),
             subproject=subproject,
             settings=data,
+            max_runs=_max_runs(config.max_runs),
         )
 
     def batch_files(self) -> list[Path]:
@@ -351,6 +364,32 @@ def shared_storage(
 
 def _user() -> str:
     return os.environ.get("QA_USER") or getpass.getuser()
+def concurrency_value(value: int) -> int:
+    """A number of runs at once: -1 (one per CPU) or a positive number; else a ValueError."""
+    if value == -1 or value >= 1:
+        return value
+    raise ValueError(
+        f"expected -1 (one run per CPU) or a number of runs of at least 1, got {value}"
+    )
+
+
+def did_you_mean(name: str, known: Any) -> str:
+    """'. Did you mean 'x'?' for the closest of `known`, else '.' (for messages)."""
+    close = difflib.get_close_matches(name, [str(k) for k in known], n=1, cutoff=0.6)
+    return f". Did you mean {close[0]!r}?" if close else "."
+
+
+def _max_runs(configured: int) -> int:
+    value = os.environ.get("QA_MAX_RUNS")
+    if not value:
+        return configured
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise ConfigError(f"QA_MAX_RUNS={value!r} is not a number of runs: set it to 1 or more.")
+    return number
 
 
 def find_root(start: Path) -> Path:

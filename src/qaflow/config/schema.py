@@ -1,20 +1,26 @@
 """What the pydantic models of the user's YAML files share (qaboard.yaml, qa/metrics.yaml).
 
 Sections accept unknown keys (a QA-Board file may carry keys qaflow has no use for) and
-each one is reported as a warning naming it; a value of the wrong type becomes one
-paragraph naming the file, the line, the key and what was expected.
+each one is reported as a warning naming it, except a near miss of a key the section knows
+(`input:` for `inputs:`, `Storage:` for `storage:`): that is a typo whose value would be
+silently ignored, so it is an error with a did-you-mean (`misspelt`). A value of the wrong
+type becomes one paragraph naming the file, the line, the key and what was expected.
 """
 
 from __future__ import annotations
 
+import difflib
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from qaflow.config import yamlfile
-from qaflow.errors import QaflowWarning
+from qaflow.errors import ConfigError, QaflowWarning
+
+NEAR_MISS = 0.8  # difflib ratio from which an unknown key is taken for a typo of a known one
 
 
 class Section(BaseModel):
@@ -43,8 +49,9 @@ def explain(path: Path, exc: ValidationError, fix: str) -> str:
     error = exc.errors()[0]
     keys = tuple(k for k in error["loc"] if isinstance(k, str | int) and not _is_union_tag(k))
     dotted = ".".join(str(k) for k in keys)
+    message = error["msg"].removeprefix("Value error, ")
     return (
-        f"{yamlfile.where(path, keys)}: invalid value for `{dotted}`: {error['msg'].lower()} "
+        f"{yamlfile.where(path, keys)}: invalid value for `{dotted}`: {message[:1].lower()}{message[1:]} "
         f"(got {kind_of(error.get('input'))}). {fix}"
     )
 
@@ -56,17 +63,44 @@ def _is_union_tag(key: Any) -> bool:
     )
 
 
-def warn_unknown_keys(path: Path, model: BaseModel, prefix: str = "") -> None:
+def misspelt(key: str, known: Iterable[str]) -> str | None:
+    """The known key that `key` is a near miss of (a typo: `input` for `inputs`), if any."""
+    names = [name for name in known if name != key]
+    folded = {name.lower().replace("-", "_"): name for name in names}
+    if key.lower().replace("-", "_") in folded:
+        return folded[key.lower().replace("-", "_")]
+    close = difflib.get_close_matches(key, names, n=1, cutoff=NEAR_MISS)
+    return close[0] if close else None
+
+
+def known_keys(model: type[BaseModel]) -> set[str]:
+    """The keys a section declares, under their names and aliases."""
+    fields = model.model_fields
+    return set(fields) | {f.alias for f in fields.values() if f.alias}
+
+
+def warn_unknown_keys(
+    path: Path, model: BaseModel, prefix: str = "", loc: tuple[str, ...] = ()
+) -> None:
     """A QaflowWarning for each key of the file that no model declares (`open_keys` models
-    take any key)."""
-    for key in {} if getattr(model, "open_keys", False) else model.model_extra or {}:
+    take any key); a ConfigError for a key that is a near miss of a declared one."""
+    extra = {} if getattr(model, "open_keys", False) else model.model_extra or {}
+    for key in extra:
+        typo = misspelt(str(key), known_keys(type(model)))
+        if typo is not None:
+            raise ConfigError(
+                f"{yamlfile.where_key(path, (*loc, str(key)))}: unknown key `{prefix}{key}`: did you "
+                f"mean `{prefix}{typo}`? Rename it (a misspelt key would be ignored, and its "
+                "setting silently lost)."
+            )
         warnings.warn(
             f"{path}: unknown key `{prefix}{key}` is ignored.", QaflowWarning, stacklevel=2
         )
     for name in type(model).model_fields:
         value = getattr(model, name)
-        children = value.values() if isinstance(value, dict) else [value]
-        for child in children:
+        children = value.items() if isinstance(value, dict) else [(None, value)]
+        for child_key, child in children:
             if isinstance(child, BaseModel):
-                sub = f"{prefix}{name}." if not isinstance(value, dict) else f"{prefix}{name}.*."
-                warn_unknown_keys(path, child, sub)
+                sub = f"{prefix}{name}." if child_key is None else f"{prefix}{name}.{child_key}."
+                where = (*loc, name) if child_key is None else (*loc, name, str(child_key))
+                warn_unknown_keys(path, child, sub, where)

@@ -26,7 +26,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,7 @@ from qaflow.execution.interrupts import handled
 from qaflow.execution.model import Cancellation, Execution, Job, Options, Run, RunResult, RunTask
 from qaflow.execution.preflight import Preflight, preflight
 from qaflow.execution.prepare import payload_of
+from qaflow.execution.reserve import SpaceReserve
 from qaflow.execution.settle import Decisions, settle
 from qaflow.interpreter import freeze_planned
 from qaflow.plan.model import Plan, PlanOptions, RunSpec
@@ -70,9 +71,10 @@ def batch(
     the_project = Project.discover(Path(project), share=bool(options.get("share")))
     opts = _options(options)
     targets = [names] if isinstance(names, str) else list(names)
+    # errors raise here, in both cases, before anything is written
     the_plan = plan(
-        the_project, targets, opts.plan, persist=True
-    )  # errors raise here, in both cases
+        the_project, targets, opts.plan, persist=True, check=_preflight(the_project, opts)
+    )
     if not wait:
         from qaflow.execution.background import start
 
@@ -94,7 +96,13 @@ def run(
     the_project = Project.discover(Path(project))
     # an explicit run always runs, here (its output shown as it goes), whatever runners.default
     opts = _options({"force": True, "runner": "local", **options, "command": command})
-    the_plan = plan_single(the_project, str(input_path), opts.plan, command=command)
+    the_plan = plan_single(
+        the_project,
+        str(input_path),
+        opts.plan,
+        command=command,
+        check=_preflight(the_project, opts),
+    )
     return execute(the_project, the_plan, opts, reporter=_shown(reporter, progress))
 
 
@@ -105,6 +113,11 @@ def _shown(reporter: Any, progress: bool) -> Any:
     from qaflow.execution.report import ConsoleReporter, NullReporter
 
     return ConsoleReporter() if progress else NullReporter()
+
+
+def _preflight(project: Project, options: Options) -> Callable[[Plan], object]:
+    """The planner's `check`: the preflight of an execution of the plan, before it writes."""
+    return lambda the_plan: preflight(project, the_plan, options)
 
 
 def _options(options: dict[str, Any]) -> Options:
@@ -147,7 +160,10 @@ def execute(
         decisions = settle(the_plan, options, store)
         with backend_for(project, the_plan, options, checks, decisions, pool) as backend:
             execution_id = _record(store, project, options, execution_id)
-            events = _events(store, execution_id, decisions, reporter, options)
+            reserve = SpaceReserve(project.storage) if store.sqlite else None
+            if reserve is not None:
+                reserve.keep()
+            events = _events(store, execution_id, decisions, reporter, options, reserve)
             with _ended_on_error(store, execution_id, events):
                 jobs = _jobs(project, the_plan, options, checks, decisions.settled, execution_id)
                 settled = _settled_runs(the_plan, decisions.settled)
@@ -227,14 +243,23 @@ def _record(store: Store, project: Project, options: Options, execution_id: str 
 
 
 def _events(
-    store: Store, execution_id: str, decisions: Decisions, reporter: Any, options: Options
+    store: Store,
+    execution_id: str,
+    decisions: Decisions,
+    reporter: Any,
+    options: Options,
+    reserve: SpaceReserve | None = None,
 ) -> Reporters:
     """The execution's event sinks: the reporter (by default the console) and the store."""
     from qaflow.execution.recorder import StoreRecorder
     from qaflow.execution.report import ConsoleReporter, Reporter, Reporters
 
     recorder = StoreRecorder(
-        store=store, execution_id=execution_id, settled=decisions.settled, known=decisions.known
+        store=store,
+        execution_id=execution_id,
+        settled=decisions.settled,
+        known=decisions.known,
+        on_full=reserve.release if reserve is not None else None,
     )
     shown: Reporter = reporter if reporter is not None else ConsoleReporter(single=options.tee)
     return Reporters(shown, recorder)

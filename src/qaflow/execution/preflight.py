@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
-from qaflow.config.project import Project
+from qaflow.config.entrypoint import check_entrypoint
+from qaflow.config.project import Project, concurrency_value
 from qaflow.errors import UsageError
 from qaflow.execution.model import Options
 from qaflow.plan.model import Plan
@@ -32,14 +34,43 @@ def preflight(project: Project, the_plan: Plan, options: Options) -> Preflight:
     """Refuse what the execution cannot do (UsageError, nothing started); else what it uses."""
     runner = runner_of(project, options)
     needs_entrypoint = options.command is None and any(run.command is None for run in the_plan.runs)
-    if needs_entrypoint and not project.entrypoint.is_file():
-        raise UsageError(
-            f"The entrypoint {str(project.entrypoint)!r} does not exist. Create it with a `run(context)` function "
-            "(`qa init` writes a sample), set `project.entrypoint` in qaboard.yaml, or give a command: "
-            "qa run -i INPUT 'echo \"{input_path} => {output_dir}\"'."
-        )
+    if needs_entrypoint:
+        check_entrypoint(project.entrypoint)
     capacity, limits = concurrency(project, the_plan, options.concurrency)
-    return Preflight(runner=runner, capacity=capacity, limits=limits, timeout=env_timeout())
+    timeout = env_timeout()
+    check_storage(project.storage)
+    check_database(project)
+    return Preflight(runner=runner, capacity=capacity, limits=limits, timeout=timeout)
+
+
+def check_database(project: Project) -> None:
+    """A `database_url` is one qaflow supports, and its server answers (the default SQLite
+    file needs no check: `check_storage` covers its folder)."""
+    if project.database_url is None:
+        return
+    from qaflow.store import Store  # SQLAlchemy: only for projects that name a database
+
+    Store.open(project.database_url, storage=project.storage).close()
+
+
+def check_storage(storage: Path) -> None:
+    """The storage folder is a folder we may write in, or can be created as one."""
+    existing = storage
+    while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():  # a dangling symlink: mkdir would fail on it
+            break
+        existing = existing.parent
+    problem = None
+    if not existing.is_dir():
+        what = "a dangling symlink" if existing.is_symlink() and not existing.exists() else "a file"
+        problem = f"{str(existing)!r} is {what}, not a folder"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = f"you may not write in {str(existing)!r}"
+    if problem is not None:
+        raise UsageError(
+            f"Cannot use the storage folder {str(storage)!r}: {problem}. Set `storage:` in "
+            "qaboard.yaml to a folder you may write in (it is created if missing)."
+        )
 
 
 def runner_of(project: Project, options: Options) -> str:
@@ -63,15 +94,18 @@ def concurrency(project: Project, the_plan: Plan, cli: int | None) -> tuple[int,
         return cpus if value <= 0 else value
 
     if cli is not None:
-        return resolve(cli), {}
+        try:
+            return resolve(concurrency_value(cli)), {}
+        except ValueError as exc:
+            raise UsageError(f"--local-concurrency {cli}: {exc}.") from None
     default = project.local_concurrency
     if default is None:
         env = os.environ.get("QA_BATCH_CONCURRENCY")
         try:
-            default = int(env) if env else -1
+            default = concurrency_value(int(env)) if env else -1
         except ValueError:
             raise UsageError(
-                f"QA_BATCH_CONCURRENCY={env!r} is not a number; set it to a number of runs, or -1 for one per CPU."
+                f"QA_BATCH_CONCURRENCY={env!r} is not a number of runs; set it to 1 or more, or -1 for one per CPU."
             ) from None
     limits = {
         name: resolve(s.concurrency)

@@ -10,6 +10,7 @@ after its result (and metrics.json) exists.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import queue
 import socket
@@ -18,6 +19,7 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING
 
+from qaflow.execution.reserve import disk_full
 from qaflow.plan.model import Plan, RunSpec
 from qaflow.store import Store
 from qaflow.worker.model import RunResult
@@ -42,6 +44,7 @@ class StoreRecorder:
         heartbeat: float = HEARTBEAT,
         settled: Mapping[str, RunResult] | None = None,
         known: Collection[str] = (),
+        on_full: Callable[[], bool] | None = None,
     ) -> None:
         """`settled`: results known before anything runs (reused ones), recorded with the
         planned runs by one insert instead of one update each. `known`: fingerprints with a
@@ -50,6 +53,7 @@ class StoreRecorder:
         self.store = store
         self.settled = settled or {}
         self.known = known
+        self.on_full = on_full  # frees room when the disk is full (`reserve`); True if it did
         self.execution_id = execution_id
         self.interval = interval
         self.heartbeat = heartbeat
@@ -57,6 +61,8 @@ class StoreRecorder:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self._planned: dict[str, str | None] = {}  # run key -> fingerprint when planned
+        # starts and results not written yet because the disk was full
+        self._backlog: tuple[list[tuple[str, float, str, int]], list[RunResult]] = ([], [])
 
     def execution_started(self, execution_id: str, plan: Plan) -> None:
         settled, known = self.settled, self.known
@@ -86,19 +92,49 @@ class StoreRecorder:
             self._queue.put(result)
 
     def execution_finished(self, execution: Execution) -> None:
-        self.flush()
-        self.store.writes.finish_execution(
-            self.execution_id, execution.status, ended_at=execution.ended_at
-        )
+        def finish() -> None:
+            self.store.writes.finish_execution(
+                self.execution_id, execution.status, ended_at=execution.ended_at
+            )
+
+        try:
+            self.flush()
+        except BaseException:
+            # results were lost, but the execution must not stay `running`: end it if we can
+            with contextlib.suppress(Exception):
+                self._with_room(finish)
+            raise
+        self._with_room(finish)
 
     def flush(self) -> None:
-        """Write everything queued, stop the writer thread, re-raise its error if it had one."""
+        """Write everything queued, stop the writer thread, re-raise its error if it had one.
+        What could not be written for lack of room is written now, the runs having stopped,
+        with the room of the reserve if need be."""
         if self._thread is not None:
             self._queue.put(_STOP)
             self._thread.join()
             self._thread = None
+        if self._error is None and (self._backlog[0] or self._backlog[1]):
+            started, finished = self._backlog
+            try:
+                self._with_room(functools.partial(self._record, started, finished))
+            except BaseException as exc:
+                self._error = exc
+            self._backlog = ([], [])
         if self._error is not None:
             raise self._error
+
+    def _record(
+        self, started: list[tuple[str, float, str, int]], finished: list[RunResult]
+    ) -> None:
+        parts = [  # a fingerprint made final when the run started (what upstream produced)
+            (r.key, r.parts)
+            for r in finished
+            if r.parts and r.fingerprint and r.fingerprint != self._planned.get(r.key)
+        ]
+        self.store.writes.record(
+            self.execution_id, started=started, finished=finished, parts=parts
+        )
 
     def _write_loop(self) -> None:
         stop = False
@@ -111,6 +147,8 @@ class StoreRecorder:
             if time.monotonic() - beat >= self.heartbeat:  # a sign of life for `qa status`
                 beat = time.monotonic()
                 self._safely(lambda: self.store.writes.heartbeat(self.execution_id))
+                if self._error is not None:
+                    return
             if not items:
                 continue
             deadline = time.monotonic() + self.interval
@@ -120,27 +158,31 @@ class StoreRecorder:
                 except queue.Empty:
                     break
             stop = items[-1] is _STOP
-            started = [item for item in items if isinstance(item, tuple)]
-            finished = [item for item in items if isinstance(item, RunResult)]
-            parts = [  # a fingerprint made final when the run started (what upstream produced)
-                (r.key, r.parts)
-                for r in finished
-                if r.parts and r.fingerprint and r.fingerprint != self._planned.get(r.key)
-            ]
-            record = functools.partial(
-                self.store.writes.record,
-                self.execution_id,
-                started=started,
-                finished=finished,
-                parts=parts,
-            )
-            if not self._safely(record):
+            started = [*self._backlog[0], *(i for i in items if isinstance(i, tuple))]
+            finished = [*self._backlog[1], *(i for i in items if isinstance(i, RunResult))]
+            if self._safely(functools.partial(self._record, started, finished)):
+                self._backlog = ([], [])
+            elif self._error is None:  # the disk is full: kept, for the next write or flush()
+                self._backlog = (started, finished)
+            else:
                 return
 
     def _safely(self, write: Callable[[], None]) -> bool:
+        """write(); False if it failed: for lack of room (retried later: the reserve is kept
+        for the end, when runs no longer eat the room it frees), else with `_error` set."""
         try:
             write()
         except BaseException as exc:  # surfaced by flush(), in the driver's thread
-            self._error = exc
+            if not (self.on_full is not None and isinstance(exc, Exception) and disk_full(exc)):
+                self._error = exc
             return False
         return True
+
+    def _with_room(self, write: Callable[[], None]) -> None:
+        """write(); if it failed because the disk is full, free the reserve and write again."""
+        try:
+            write()
+        except Exception as exc:
+            if not (disk_full(exc) and self.on_full is not None and self.on_full()):
+                raise
+            write()

@@ -12,10 +12,12 @@ are runs of the plan; the order of `runs` is a topological order of the edges.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 from qaflow.config.batches import Batch, Catalog, FolderTarget
+from qaflow.config.checks import check_type_option, too_many_runs
 from qaflow.config.expressions import has_templates
 from qaflow.config.project import HOST, Project
 from qaflow.errors import BatchSpecError
@@ -52,11 +54,14 @@ def plan(
     *,
     catalog: Catalog | None = None,
     persist: bool = False,
+    check: Callable[[Plan], object] | None = None,
 ) -> Plan:
     """Plan the runs of the batches (or aliases, wildcards, folders) named by `targets`, and of
     everything they need. `persist`: keep what was learnt (input hashes) on disk, for a plan
-    about to execute; other plans change nothing on disk."""
+    about to execute; other plans change nothing on disk. `check(plan)` is called before
+    anything is kept: if it raises, nothing is written."""
     options = options or PlanOptions()
+    check_type_option(project, options.type)
     if catalog is None:  # as QA-Board, --database is where folder targets are looked up too
         located = project
         if options.database is not None and options.type is None:
@@ -69,10 +74,13 @@ def plan(
     builder = _Builder(project, catalog, options, persist=persist)
     try:
         _add_targets(builder, catalog, targets)
+        the_plan = builder.build()
+        if check is not None:
+            check(the_plan)
         builder.fingerprints.save()
     finally:
         builder.fingerprints.close()
-    return builder.build()
+    return the_plan
 
 
 def _add_targets(builder: _Builder, catalog: Catalog, targets: list[str]) -> None:
@@ -122,6 +130,8 @@ class _Builder:
         ):
             if run.key not in self.by_key:  # the same input and configs listed twice is one run
                 raw.setdefault(run.key, run)
+                if len(raw) + len(self.runs) > self.project.max_runs:
+                    raise too_many_runs(self.project, batch.name)
         groups = [self.linker.groups(batch, run) if batch.needs else {} for run in raw.values()]
         ups = [tuple(key for keys in group.values() for key in keys) for group in groups]
         upstream = [[self.fingerprints.token(self.by_key[key]) for key in keys] for keys in ups]
@@ -164,6 +174,8 @@ class _Builder:
             self.extra.setdefault(key, set()).update(keys)
 
     def _add_run(self, run: RunSpec) -> None:
+        if len(self.runs) >= self.project.max_runs:
+            raise too_many_runs(self.project, run.batch)
         self.runs.append(run)
         self.by_key[run.key] = run
 
@@ -185,7 +197,6 @@ class _Builder:
         self.planned[target.location] = runs
 
     def build(self) -> Plan:
-        self.fingerprints.close()
         committed = self.fingerprints.committed
         edges = {}
         for run in self.runs:
@@ -237,9 +248,12 @@ def plan_single(
     options: PlanOptions | None = None,
     *,
     command: str | None = None,
+    check: Callable[[Plan], object] | None = None,
 ) -> Plan:
-    """The one run of `qa run -i LOCATION`: that exact path (no glob expansion), default configs."""
+    """The one run of `qa run -i LOCATION`: that exact path (no glob expansion), default configs.
+    `check(plan)` is called before the input's hash is kept: if it raises, nothing is written."""
     options = options or PlanOptions()
+    check_type_option(project, options.type)
     itype = project.input_type(options.type)
     database = options.database if options.database is not None else itype.database
     path = Path(location) if Path(location).is_absolute() else database / location
@@ -270,13 +284,16 @@ def plan_single(
             project, context, found, context.configs, itype.name, context.platform, options
         )
         runs = fingerprints.assign(None, [replace(run, command=command) for run in planned], [[]])
+        the_plan = Plan(
+            runs=runs,
+            batches=[SINGLE_RUN_BATCH],
+            settings={SINGLE_RUN_BATCH: BatchSettings()},
+            graph={SINGLE_RUN_BATCH: []},
+            targets=[SINGLE_RUN_BATCH],
+        )
+        if check is not None:
+            check(the_plan)
         fingerprints.save()
     finally:
         fingerprints.close()
-    return Plan(
-        runs=runs,
-        batches=[SINGLE_RUN_BATCH],
-        settings={SINGLE_RUN_BATCH: BatchSettings()},
-        graph={SINGLE_RUN_BATCH: []},
-        targets=[SINGLE_RUN_BATCH],
-    )
+    return the_plan

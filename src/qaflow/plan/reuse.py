@@ -24,6 +24,7 @@ Policy
 from __future__ import annotations
 
 import functools
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -31,6 +32,7 @@ from typing import Any
 
 from qaflow.config.batches import Batch
 from qaflow.config.project import Project
+from qaflow.errors import BatchSpecError, ConfigError
 from qaflow.plan.expand import PIPELINE, SCRIPT, rel_dir
 from qaflow.plan.fingerprint import InputHashes, code_version, fingerprint_of, hash_json, parts_dict
 from qaflow.plan.model import PENDING, PRODUCED, Plan, RunSpec
@@ -82,7 +84,12 @@ class Fingerprints:
         self, batch: Batch | None, runs: Sequence[RunSpec], upstream: Sequence[Sequence[str]]
     ) -> list[RunSpec]:
         """The runs with their fingerprint, parts, and fingerprint-addressed output directory."""
-        hashes = self._input_hashes([run.input_path for run in runs if run.input_path is not None])
+        try:
+            hashes = self._input_hashes(
+                [run.input_path for run in runs if run.input_path is not None]
+            )
+        except FileNotFoundError as exc:
+            raise _unreadable_input(batch, exc) from None
         code = self.code(batch.deps if batch is not None else ())
         kind = SCRIPT if batch is not None and batch.type == SCRIPT else self.kind
         out = []
@@ -170,12 +177,31 @@ class Fingerprints:
     def save(self) -> None:
         """After a successful plan that will execute: keep the input hashes for next time."""
         if self.persist and self._inputs is not None and not self._path.exists():
-            self._inputs.save(self._path)
+            try:
+                self._inputs.save(self._path)
+            except (OSError, sqlite3.Error) as exc:
+                raise ConfigError(
+                    f"Cannot write in the storage folder {str(self.project.storage)!r}: {exc}. Set "
+                    "`storage:` in qaboard.yaml to a folder you may write in."
+                ) from None
 
     def close(self) -> None:
         if self._inputs is not None:
             self._inputs.close()
             self._inputs = None
+
+
+def _unreadable_input(batch: Batch | None, exc: FileNotFoundError) -> BatchSpecError:
+    path = Path(exc.filename)
+    if path.is_symlink() and not path.exists():
+        reason = f"is a symbolic link to {str(path.readlink())!r}, which does not exist"
+    else:
+        reason = f"cannot be read ({exc.strerror})"
+    where = f"{batch.file}: batch {batch.name!r}: " if batch is not None else ""
+    return BatchSpecError(
+        f"{where}the input {str(path)!r} {reason}. Fix or remove it (or the input list that "
+        "finds it), then plan again."
+    )
 
 
 def _input_dir(run: RunSpec) -> str:

@@ -20,14 +20,24 @@ from qaflow.store import engine as db
 class Database:
     """An engine and its transactions. Open with `open` (a subclass opens as itself)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, shown_as: str | None = None) -> None:
         self._engine = engine
         self._writer = engine.execution_options(**db.WRITE)
         self.sqlite = engine.dialect.name == "sqlite"
+        self._shown_as = shown_as
 
     @classmethod
-    def open(cls, url: str | None = None, *, storage: Path) -> Self:
-        """Connect (url None: SQLite file storage/qaflow.db) and bring the schema up to date."""
+    def open(cls, url: str | None = None, *, storage: Path, readonly: bool = False) -> Self:
+        """Connect (url None: SQLite file storage/qaflow.db) and bring the schema up to date.
+
+        `readonly`: for commands that only read (status, logs, compare…): where the default
+        SQLite file does not exist yet, an empty store in memory stands for it, so that
+        reading creates no storage folder and no file."""
+        default = storage / "qaflow.db"
+        if readonly and url is None and not default.exists():
+            engine = db.create_empty()
+            db.ensure_schema(engine)
+            return cls(engine, shown_as=db.shown(db.URL.create("sqlite", database=str(default))))
         target = db.database_url(url, storage)
         engine = db.create(target)
         try:
@@ -57,7 +67,7 @@ class Database:
     @property
     def shown_url(self) -> str:
         """The database URL as messages print it: without its password."""
-        return db.shown(self._engine.url)
+        return self._shown_as or db.shown(self._engine.url)
 
     def no_execution(self, ref: str) -> StoreError:
         return StoreError(

@@ -14,7 +14,7 @@ import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, exc, text
 from sqlalchemy.engine import URL, make_url
 
-from qaflow.errors import StoreError
+from qaflow.errors import ConfigError, StoreError
 
 SCHEMA_REVISION = "0002"  # the head of migrations/versions; a test keeps the two equal
 KNOWN_REVISIONS = ("0001", "0002")  # every revision of migrations/versions, oldest first
@@ -36,19 +36,25 @@ _WHERE = "Check `database_url` in qaboard.yaml (or QA_DATABASE_URL)"
 def database_url(url: str | None, storage: Path) -> URL:
     """The URL to connect to: the SQLite file in `storage` by default, PostgreSQL via psycopg 3."""
     if url is None:
-        storage.mkdir(parents=True, exist_ok=True)
+        try:
+            storage.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConfigError(
+                f"Cannot create the storage folder {str(storage)!r}: {error.strerror}. Set "
+                "`storage:` in qaboard.yaml to a folder you may write in."
+            ) from None
         return URL.create("sqlite", database=str(storage / "qaflow.db"))
     try:
         parsed = make_url(url)
     except exc.ArgumentError:
-        raise StoreError(
+        raise ConfigError(
             f"The database URL {_hide(url)!r} is not valid. {_WHERE}: it should look like "
             "sqlite:///path/to/qaflow.db or postgresql://user:password@host:5432/database."
         ) from None
     if parsed.drivername in ("postgresql", "postgres"):
         return parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
-        raise StoreError(
+        raise ConfigError(
             f"The database URL {shown(parsed)!r} names a database qaflow does not support. "
             f"{_WHERE}: use sqlite:///… or postgresql://…."
         )
@@ -86,6 +92,26 @@ def create(url: URL) -> Engine:
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def create_empty() -> Engine:
+    """An engine on one empty SQLite database in memory (a store that was never written)."""
+    from sqlalchemy.pool import StaticPool
+
+    engine = create_engine(
+        "sqlite://",
+        poolclass=StaticPool,
+        connect_args={"check_same_thread": False},
+        json_serializer=dumps,
+        json_deserializer=loads,
+    )
+    event.listen(engine, "begin", _sqlite_begin)
+    event.listen(engine, "connect", _memory_connect)
+    return engine
+
+
+def _memory_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (see _sqlite_begin)
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

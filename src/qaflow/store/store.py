@@ -23,8 +23,8 @@ class Store(Database):
     - `history`: what compare and history read across executions.
     """
 
-    def __init__(self, engine: Engine) -> None:
-        super().__init__(engine)
+    def __init__(self, engine: Engine, *, shown_as: str | None = None) -> None:
+        super().__init__(engine, shown_as=shown_as)
         self.writes = Writes(self)
         self.lookups = Lookups(self)
         self.board = BoardReads(self)

@@ -167,12 +167,30 @@ def batch(
             from qaflow.execution.executors.local import warm_up
 
             warm_up()  # the pool's processes start while we plan
-    # input hashes are kept once planning succeeds, for a plan about to execute; as in
-    # QA-Board, --list, --list-* and --dryrun write nothing anywhere
     listing = list_runs or list_inputs or list_output_dirs or g.dryrun
     reusing = not (force or force_batches) and action in ("run", "assert-exists")
     plan_options = team_cache(g, project, reusing)
-    the_plan = plan(project, [*names, *batch_opts], plan_options, persist=not listing)
+    options = g.options(
+        runner=runner,
+        dask_scheduler=dask_scheduler,
+        concurrency=local_concurrency,
+        # assert-exists: every run must be reused (checked below), so nothing executes
+        action_on_existing=cast("ActionOnExisting", "run" if action == "assert-exists" else action),
+        force=force,
+        force_batches=force_batches,
+        lsf=lsf_settings(lsf_options),
+        local_timeout=local_timeout or None,
+    )
+    options = replace(options, plan=plan_options)
+    # input hashes are kept once planning succeeds and the execution's preflight passed; as
+    # in QA-Board, --list, --list-* and --dryrun write nothing anywhere
+    the_plan = plan(
+        project,
+        [*names, *batch_opts],
+        plan_options,
+        persist=not listing,
+        check=None if listing else lambda p: _preflight(project, p, options),
+    )
     if list_runs:
         click.echo(the_plan.to_json(statuses(the_plan, force, force_batches, project)))
     elif list_inputs:
@@ -196,18 +214,6 @@ def batch(
                     err=True,
                 )
                 return 1
-            action = "run"  # every run is reused: nothing executes
-        options = g.options(
-            runner=runner,
-            dask_scheduler=dask_scheduler,
-            concurrency=local_concurrency,
-            action_on_existing=cast("ActionOnExisting", action),
-            force=force,
-            force_batches=force_batches,
-            lsf=lsf_settings(lsf_options),
-            local_timeout=local_timeout or None,
-        )
-        options = replace(options, plan=plan_options)
         if no_wait:  # background executions
             from qaflow.cli.commands.status import started_message
             from qaflow.execution.background import start
@@ -221,6 +227,13 @@ def batch(
         shown = console(project, quiet, before=spinner.stop if spinner else None)
         return execute(project, the_plan, options, reporter=shown).exit_code
     return 0
+
+
+def _preflight(project: Project, the_plan: Plan, options: Options) -> None:
+    """The execution's checks, before planning keeps anything (`qaflow.execution.preflight`)."""
+    from qaflow.execution.preflight import preflight
+
+    preflight(project, the_plan, options)
 
 
 def lsf_settings(given: dict[str, str | int | None]) -> dict[str, str | int]:
@@ -331,7 +344,7 @@ def last_parts(
         return {}
     from qaflow.store import Store
 
-    with Store.open(project.database_url, storage=project.storage) as store:
+    with Store.open(project.database_url, storage=project.storage, readonly=True) as store:
         last = store.lookups.last_successes(keys)
         recorded = store.lookups.fingerprint_parts(
             [

@@ -35,7 +35,7 @@ def _log_path(g: Globals, ref: str) -> Path:
     from qaflow.store import Store
 
     project = g.project()
-    store = Store.open(project.database_url, storage=project.storage)
+    store = Store.open(project.database_url, storage=project.storage, readonly=True)
     try:
         found = store.lookups.find_runs(str(as_path.resolve()) if as_path.exists() else ref)
     finally:

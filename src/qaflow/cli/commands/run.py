@@ -8,6 +8,7 @@ import click
 
 from qaflow.cli.main import Globals
 from qaflow.execution.driver import execute
+from qaflow.execution.preflight import preflight
 from qaflow.plan.planner import plan_single
 
 
@@ -31,13 +32,18 @@ def run(g: Globals, input_path: str, command: tuple[str, ...]) -> int:
         g.forwarded_args = (*command, *g.forwarded_args)
         command = ()
     cmd = (command[0] if len(command) == 1 else shlex.join(command)) if command else None
-    the_plan = plan_single(project, input_path, g.plan_options(), command=cmd)
+    options = g.options(command=cmd, tee=True, concurrency=1, force=True)
+    the_plan = plan_single(
+        project,
+        input_path,
+        g.plan_options(),
+        command=cmd,
+        check=None if g.dryrun else lambda p: preflight(project, p, options),
+    )
     if g.dryrun and cmd is not None:
         click.echo(
             f"would run: {cmd}  (input {the_plan.runs[0].input_path}, output {the_plan.runs[0].output_dir})"
         )
         return 0
-    execution = execute(
-        project, the_plan, g.options(command=cmd, tee=True, concurrency=1, force=True)
-    )
+    execution = execute(project, the_plan, options)
     return execution.exit_code

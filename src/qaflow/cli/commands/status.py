@@ -65,10 +65,11 @@ def status(g: Globals, ref: str | None, limit: int, label: str | None, as_json: 
 
 @contextlib.contextmanager
 def open_store(project: Project) -> Iterator[Store]:
-    """The project's run store."""
+    """The project's run store, to read (or cancel): a project that has none gets an empty
+    one in memory, so that asking creates nothing."""
     from qaflow.store import Store
 
-    with Store.open(project.database_url, storage=project.storage) as store:
+    with Store.open(project.database_url, storage=project.storage, readonly=True) as store:
         yield store
 
 

@@ -36,7 +36,7 @@ def why(g: Globals, names: tuple[str, ...], as_json: bool) -> int:
     the_plan = plan(project, list(names), g.plan_options())
     cached = reusable(the_plan)
     stale = [run for run in the_plan.runs if run.key not in cached]
-    with Store.open(project.database_url, storage=project.storage) as store:
+    with Store.open(project.database_url, storage=project.storage, readonly=True) as store:
         previous, parts = _previous(store, stale)
         same_key = {k: p for k, p in parts.items() if previous[k] and previous[k].key == k}
         waits = waiting(the_plan, cached, last_parts=same_key)
