@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Protocol
 
 from qaflow.config.project import Project
 from qaflow.execution.executors.inline import InlineExecutor
-from qaflow.execution.executors.local import LocalPool
 from qaflow.execution.model import Events, Job, Options, Run, RunResult
 from qaflow.execution.preflight import Preflight
 from qaflow.execution.prepare import Preparer
@@ -32,6 +31,7 @@ from qaflow.plan.model import Plan
 
 if TYPE_CHECKING:
     from qaflow.execution.executors.cluster import Cluster
+    from qaflow.execution.executors.local import LocalPool
 
 
 class GraphRunner(Protocol):
@@ -111,7 +111,9 @@ class LocalBackend:
         self.pool: LocalPool | None = None
 
     def __enter__(self) -> LocalBackend:
-        if self.executes:
+        if self.executes:  # the pool's modules only then: a fully cached DAG imports none
+            from qaflow.execution.executors.local import LocalPool
+
             self.pool = LocalPool(self.capacity)  # its workers boot meanwhile
         return self
 

@@ -1,4 +1,5 @@
-"""What runs on a Dask worker: one task per run, executed by a local pool of this worker.
+"""What runs on a Dask worker: one task per run (or per pack of short runs: `dask_pack`),
+executed by a local pool of this worker.
 
 Each Dask task (`run_work`) receives its run and the results of the runs it needs (Dask
 holds the edges and passes them as arguments), then, in order:
@@ -104,11 +105,21 @@ def run_work(work: Work, *upstream: RunResult) -> RunResult:
     The result is also sent to the driver as an event: it gets it without fetching it."""
     from distributed import get_worker
 
-    worker = get_worker()
+    return run_one(work, upstream, get_worker())
+
+
+def run_one(work: Work, upstream: tuple[RunResult, ...], worker: Any) -> RunResult:
+    """One run on this worker, its result sent as an event (a task of its own, or one run of
+    a pack: `qaflow.execution.executors.dask_pack`)."""
     result = _run(work, upstream, worker)
     message = {**dataclasses.asdict(result), "status": result.status.value}
     _publish(worker, work.execution_id, ["finished", message])
     return result
+
+
+def finished_result(work: Work) -> RunResult | None:
+    """The run's final result if an execution of it ended in this execution, else None."""
+    return Ledger(Path(work.scratch) / "runs" / _digest(work.job.key)).read()[2]
 
 
 def _run(work: Work, upstream: tuple[RunResult, ...], worker: Any) -> RunResult:

@@ -19,17 +19,16 @@ from multiprocessing.connection import Connection, wait
 from types import TracebackType
 
 from qaflow.errors import ExecutorError
+from qaflow.execution.executors.forkserver import context, warm_up
 from qaflow.execution.executors.local_queue import Pending, SlotQueue
 from qaflow.execution.executors.local_workers import (
     Running,
     Worker,
     close,
-    context,
     death_reason,
     kill_group,
     spawn,
     stop,
-    warm_up,
 )
 from qaflow.worker.context import record_failure
 from qaflow.worker.execute import failed_result
