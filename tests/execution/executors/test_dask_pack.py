@@ -136,7 +136,9 @@ def test_a_worker_killed_mid_pack_loses_no_run(client, root):
     assert killer.status is RunStatus.SUCCEEDED, killer.result.error_line
     assert killer.result.attempt == 2  # the attempt its worker died in, then one more
     bad = {name for name in runs if "bad" in (data / name).read_text()}
-    assert {n for n, r in runs.items() if r.status is not RunStatus.SUCCEEDED} == bad
+    # every other run ends well: a run that completed on the killed worker before its end
+    # was recorded is found complete when it is tried again (CACHED), not executed twice
+    assert {n for n, r in runs.items() if not r.status.ok} == bad
     executed = Counter((data / "executed.log").read_text().split())
     # a run that bad inputs fail is retried (retries: 1); the others executed once each
     expected = {name: 2 if name in bad or name == "i040.txt" else 1 for name in runs}

@@ -4,9 +4,10 @@ A Dask task costs the scheduler and the driver a few milliseconds whatever it do
 10 ms, one task each, leave the workers idle most of the time. So the runs that nothing in
 the execution needs (leaves of the graph, not settled up front) are queued by the driver
 in groups (same batch, same upstream runs, same resources: consecutive runs of a batch)
-and handed out as packs: one Dask task (`run_pack`) that executes its runs one after the
-other, each exactly as its own task would (`dask_worker.run_one`: its own result, log,
-timeout, retries, and its own process in the worker's pool, so a crash fails that run only).
+and handed out as packs: one Dask task (`run_pack`) whose runs the worker's pool executes
+one after the other, each exactly as its own task would (`dask_worker.run_many`: its own
+result, log, timeout, retries, its start recorded when it starts, and its own process in
+the pool, so a crash fails that run only).
 
 Sizing: a pack lasts about TARGET seconds, from the durations measured so far in this
 execution (a run's started_at to ended_at, as the worker saw it); until the first runs
@@ -55,12 +56,12 @@ class Pack:
 
 
 def run_pack(pack: Pack, *upstream: RunResult) -> dict[str, RunResult]:
-    """The Dask task of a pack: each run executed in turn (`dask_worker.run_one`), its result
-    sent as an event as soon as it has one. Run again after its worker died, it executes
+    """The Dask task of a pack: its runs queued in the worker's pool (`dask_worker.run_many`),
+    each result sent as an event as soon as it is known. Run again after its worker died, it executes
     nothing and returns only the results of the runs that had finished."""
     from distributed import get_worker
 
-    from qaflow.execution.executors.dask_worker import Ledger, finished_result, run_one
+    from qaflow.execution.executors.dask_worker import Ledger, finished_result, run_many
 
     worker = get_worker()
     ledger = Path(pack.ledger)
@@ -69,10 +70,9 @@ def run_pack(pack: Pack, *upstream: RunResult) -> dict[str, RunResult]:
         return {key: result for key, result in done.items() if result is not None}
     Ledger(ledger).start(1, str(getattr(worker, "address", "")))
     results = dict(zip(pack.upstream, upstream, strict=True))
-    out: dict[str, RunResult] = {}
-    for work in pack.works:
-        out[work.job.key] = run_one(work, tuple(results[k] for k in work.upstream), worker)
-    return out
+    return run_many(
+        [(work, tuple(results[k] for k in work.upstream)) for work in pack.works], worker
+    )
 
 
 @dataclass

@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from types import TracebackType
 
@@ -92,15 +93,18 @@ class LocalPool:
         _LIVE.add(self)
 
     # ------------------------------------------------------------ the Executor seam
-    def submit(self, task: RunTask) -> concurrent.futures.Future[RunResult]:
-        """Queue the task; thread-safe. Raises RuntimeError after shutdown()."""
+    def submit(
+        self, task: RunTask, *, on_start: Callable[[], None] | None = None
+    ) -> concurrent.futures.Future[RunResult]:
+        """Queue the task; thread-safe. Raises RuntimeError after shutdown(). `on_start` is
+        called (from the pool's thread) once, right before the task is sent to a worker."""
         future: concurrent.futures.Future[RunResult] = concurrent.futures.Future()
         with self._lock:
             if self._closing:
                 raise RuntimeError("cannot submit a run: the local pool is shut down")
             broken = self._stopped
             if not broken:
-                self._queue.push(task, future)
+                self._queue.push(task, future, on_start)
                 self._wake_locked()
         if broken:
             future.set_result(
@@ -228,6 +232,10 @@ class LocalPool:
         task = pending.task
         deadline = None if task.timeout is None else time.monotonic() + task.timeout
         worker.job = Running(pending, time.time(), deadline)
+        if pending.on_start is not None:  # before the run can start; once, even if resent
+            with contextlib.suppress(Exception):  # the caller's: never the pool's problem
+                pending.on_start()
+            pending.on_start = None
         try:
             worker.conn.send(task)
         except OSError:  # the worker died while idle: the task goes back first in line
