@@ -10,7 +10,8 @@ Each run is one shell command writing one small file, at concurrency 2:
 Every tool is a whole process, as a user waits for it, run one after the other in this
 process, alternating tool by tool within each repetition; figures are medians. qaflow
 is `python -m qaflow` with the `src/` folder of each `--qaflow NAME=SRC` given (default:
-this checkout), so two trees can be compared in the same run. Snakemake is used when it
+this checkout), so two trees can be compared in the same run. Timed processes keep their
+compiled bytecode (in ~/.cache/qaflow-bench/pycache), as an installed tool does. Snakemake is used when it
 is installed in the benchmark's own venv (`--snakemake-venv`, default
 ~/.cache/qaflow-bench/snakemake-venv: `python -m venv DIR && DIR/bin/pip install
 snakemake`); it is never a dependency of qaflow, and skipped with a message when absent.
@@ -123,8 +124,18 @@ def _command(folder: Path, text: str) -> str:
     return f"mkdir -p {quoted} && echo {text} > {quoted}/out.txt"
 
 
+def bytecode_env() -> dict[str, str]:
+    """The environment of the timed processes: Python caches compiled modules, as in an
+    installed tool, even if this shell says PYTHONDONTWRITEBYTECODE (the cache goes to a
+    folder of the benchmark's own, not into the source trees compared)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(Path.home() / ".cache" / "qaflow-bench" / "pycache")
+    return env
+
+
 def timed(command: list[str], env: dict[str, str] | None = None, stdin: str = "") -> float:
     start = time.perf_counter()
+    env = env if env is not None else bytecode_env()
     done = subprocess.run(command, input=stdin.encode(), env=env, capture_output=True)
     wall = time.perf_counter() - start
     if done.returncode != 0:
@@ -170,7 +181,7 @@ class Tools:
         return [sys.executable, "-m", "qaflow", "-C", str(root), *args]
 
     def env(self, name: str) -> dict[str, str]:
-        return {**os.environ, "PYTHONPATH": str(self.qaflows[name])}
+        return {**bytecode_env(), "PYTHONPATH": str(self.qaflows[name])}
 
     def snake(self, root: Path, *args: str) -> list[str]:
         assert self.snakemake is not None
