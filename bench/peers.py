@@ -324,6 +324,7 @@ def main() -> None:
     parser.add_argument("--qaflow", action="append", default=[], metavar="NAME=SRC")
     parser.add_argument("--snakemake-venv", type=Path, default=DEFAULT_VENV)
     parser.add_argument("--no-snakemake", action="store_true")
+    parser.add_argument("--snakemake-w4", action="store_true", help="Snakemake on W4 too (minutes)")
     parser.add_argument("--list-runs", type=int, default=100_000)
     parser.add_argument("--only", default="W1,W2,W4,list", help="W1,W2 (with W3, dryrun),W4,list")
     args = parser.parse_args()
@@ -340,7 +341,8 @@ def main() -> None:
                 title = {"W2": "W2: DAG 4 -> 1 -> 100", "W3": "W3: W2 re-run, nothing changed"}
                 report(title.get(label, "qa --dryrun batch of W2"), figures, TARGETS[label])
         if "W4" in only:
-            figures = flat_workload(tools, Path(tmp), 2000, args.repeat_w4)
+            w4_tools = tools if args.snakemake_w4 else Tools(tools.qaflows, None)
+            figures = flat_workload(w4_tools, Path(tmp), 2000, args.repeat_w4)
             report("W4: 2,000 runs", figures, TARGETS["W4"])
         if "list" in only:
             print(f"qa batch --list of {args.list_runs:,} runs   target: {TARGETS['list']}")

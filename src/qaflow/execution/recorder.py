@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from qaflow.plan.model import Plan, RunSpec
 from qaflow.store import Store
@@ -28,6 +28,20 @@ if TYPE_CHECKING:
 HOST = socket.gethostname()
 HEARTBEAT = 5.0  # seconds between signs of life of a driver; `qa status` allows several missed
 _STOP = object()
+
+
+def planned_specs(
+    plan: Plan, settled: Mapping[str, RunResult], known: Collection[str]
+) -> list[dict[str, Any]]:
+    """The specs of the plan's runs as the store records them: a reused run of a fingerprint
+    with a successful run in the store (`known`) without its fingerprint parts, which that
+    run holds (`Lookups.fingerprint_parts`): a third of the row."""
+    return [
+        plan.describe(run)
+        if run.key in settled and run.fingerprint in known
+        else {**plan.describe(run), "fingerprint_parts": run.parts}
+        for run in plan.runs
+    ]
 
 
 class StoreRecorder:
@@ -58,16 +72,9 @@ class StoreRecorder:
         self._error: BaseException | None = None
 
     def execution_started(self, execution_id: str, plan: Plan) -> None:
-        settled, known = self.settled, self.known
-        specs = [
-            plan.describe(run)
-            if run.key in settled and run.fingerprint in known
-            else {**plan.describe(run), "fingerprint_parts": run.parts}
-            for run in plan.runs
-        ]
         self.store.writes.add_runs(
             self.execution_id,
-            specs,
+            planned_specs(plan, self.settled, self.known),
             fingerprints=[run.fingerprint for run in plan.runs],
             results=self.settled,
         )
