@@ -8,6 +8,9 @@ Policy
   of the runs it needs, so the cluster starts it when they are done, on a worker offering
   its batch's resources. The task (`dask_worker.run_work`) skips, completes, executes and
   retries the run there; the driver only submits and reports.
+- Packing: the runs nothing in the execution needs (leaves) are queued instead, and handed
+  out as workers need them in packs of consecutive runs lasting about 150 ms each
+  (`qaflow.execution.executors.dask_pack`); a pack's runs are reported one by one.
 - Events: the workers publish each run's start and result on an event topic of the
   execution; a task's future completes after its result event (one stream), so the driver
   reports `run_finished` when the future is done without fetching the result (it fetches
