@@ -42,8 +42,11 @@ def main(args: list[str]) -> int:
 def _drive(storage: Path, execution_id: str) -> int:
     root, targets, options = read_options(storage, execution_id)
     project = Project.discover(root)
+    local = runner_of(project, options) == "local"
+    if local and not project.storage.exists():  # nothing ran here: runs will execute
+        warm_up()  # the pool's processes start while we plan
     the_plan = plan(project, targets, options.plan, persist=True)
-    if runner_of(project, options) == "local" and may_execute(
+    if local and may_execute(
         (run.output_dir for run in reversed(the_plan.runs)),
         force=options.force or bool(options.force_batches),
     ):

@@ -95,17 +95,21 @@ def batch(
 ) -> int:
     """Plan and run the batches NAME… (batch names, aliases, wildcards or folders of the database)."""
     project = g.project()
-    # input hashes are kept once planning succeeds (listing too: the next plan reads no input)
-    the_plan = plan(project, [*names, *batch_opts], g.plan_options(), persist=True)
-    if not (list_runs or list_inputs or list_output_dirs or g.dryrun or no_wait):
+    on_pool = not (list_runs or list_inputs or list_output_dirs or g.dryrun or no_wait)
+    if on_pool:
         from qaflow.execution.executors.forkserver import may_execute, warm_up
         from qaflow.execution.preflight import runner_of
 
         options = g.options(runner=runner, dask_scheduler=dask_scheduler)
-        if runner_of(project, options) == "local" and may_execute(
-            (run.output_dir for run in reversed(the_plan.runs)), force=force or bool(force_batches)
-        ):
-            warm_up()  # the pool's processes start while the store opens and records
+        on_pool = runner_of(project, options) == "local"
+        if on_pool and not project.storage.exists():  # nothing ran here: runs will execute
+            warm_up()  # the pool's processes start while we plan
+    # input hashes are kept once planning succeeds (listing too: the next plan reads no input)
+    the_plan = plan(project, [*names, *batch_opts], g.plan_options(), persist=True)
+    if on_pool and may_execute(
+        (run.output_dir for run in reversed(the_plan.runs)), force=force or bool(force_batches)
+    ):
+        warm_up()  # the pool's processes start while the store opens and records
     if list_runs:
         click.echo(the_plan.to_json(statuses(the_plan, force, force_batches)))
     elif list_inputs:

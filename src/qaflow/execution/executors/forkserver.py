@@ -30,7 +30,8 @@ def context() -> ForkServerContext:
 def warm_up() -> None:
     """Start the fork server now: it imports what workers need in its own process, on
     another core, while the driver is still importing and recording; the pool created later
-    forks its workers from it at once. Idempotent, and cheap for the caller."""
+    forks its workers from it at once. Idempotent (`qa batch` calls it before planning when
+    nothing ran in the project yet, and after, when `may_execute`), and cheap for the caller."""
     import multiprocessing.forkserver
 
     context()
