@@ -246,3 +246,20 @@ def test_options_are_validated():
     assert _options({"label": "x", "platform": "arm"}) == Options(
         label="x", plan=PlanOptions(label="x", platform="arm")
     )
+
+
+def test_a_no_op_re_run_is_recorded_whole_and_finished(project, store_url):
+    root = make(project, database_url=store_url)
+    first = qaflow.batch("ok", project=root, reporter=RecordingReporter())
+    reporter = RecordingReporter()
+    again = qaflow.batch("ok", project=root, reporter=reporter, label="again")
+    assert again.id != first.id and again.exit_code == 0
+    assert {run.status for run in again.runs()} == {RunStatus.CACHED}
+    assert len(calls(root)) == len(first.runs())  # nothing executed the second time
+    assert [e[0] for e in reporter.events].count("run_finished") == len(first.runs())
+    with Store.open(store_url, storage=Project.discover(root).storage) as store:
+        record = store.lookups.execution(again.id)
+        runs = store.lookups.runs(again.id)
+    assert record.status == "succeeded" and record.label == "again" and record.ended_at
+    assert record.counts == {"cached": len(first.runs())}
+    assert [run.key for run in runs] == [spec.key for spec in again.plan.runs]

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from qaflow.config.project import Project
 from qaflow.execution.executors.inline import InlineExecutor
-from qaflow.execution.executors.local import LocalPool
 from qaflow.execution.model import (
     Events,
     Executor,
@@ -39,10 +38,10 @@ from qaflow.execution.prepare import Preparer
 from qaflow.execution.scheduler import Decide, Prepare, Scheduler
 from qaflow.execution.settle import Decisions
 from qaflow.plan.model import Plan
-from qaflow.worker.execute import failed_result
 
 if TYPE_CHECKING:
     from qaflow.execution.executors.cluster import Cluster
+    from qaflow.execution.executors.local import LocalPool
 
 
 class GraphRunner(Protocol):
@@ -135,9 +134,14 @@ class LocalBackend:
         self.pool: LocalPool | None = None
 
     def __enter__(self) -> LocalBackend:
-        if self.executes:  # its workers boot meanwhile
-            workers = None if self.executes is True else int(self.executes)
-            self.pool = self.shared if self.shared is not None else LocalPool(self.capacity, workers=workers)
+        if self.executes:  # the pool's modules only then: a fully cached DAG imports none
+            if self.shared is not None:
+                self.pool = self.shared
+            else:
+                from qaflow.execution.executors.local import LocalPool
+
+                workers = None if self.executes is True else int(self.executes)
+                self.pool = LocalPool(self.capacity, workers=workers)  # its workers boot meanwhile
         return self
 
     def __exit__(
@@ -178,6 +182,8 @@ class SharedPool:
         try:
             return self.pool.submit(task)
         except RuntimeError:  # shut down by a cancel
+            from qaflow.worker.execute import failed_result
+
             future: concurrent.futures.Future[RunResult] = concurrent.futures.Future()
             future.set_result(failed_result(task, RunStatus.CANCELLED, "cancelled", 0.0, 0))
             return future

@@ -16,6 +16,7 @@ from qaflow.config.project import Project
 from qaflow.errors import QaflowError, shown_warnings
 from qaflow.execution.background import read_options
 from qaflow.execution.driver import execute
+from qaflow.execution.executors.forkserver import may_execute, warm_up
 from qaflow.execution.preflight import runner_of
 from qaflow.interpreter import pause_gc, restore_gc
 from qaflow.plan.planner import plan
@@ -41,11 +42,15 @@ def main(args: list[str]) -> int:
 def _drive(storage: Path, execution_id: str) -> int:
     root, targets, options = read_options(storage, execution_id)
     project = Project.discover(root, share=options.share)
-    if runner_of(project, options) == "local":
-        from qaflow.execution.executors.local import warm_up
-
+    local = runner_of(project, options) == "local"
+    if local and not project.storage.exists():  # nothing ran here: runs will execute
         warm_up()  # the pool's processes start while we plan
     the_plan = plan(project, targets, options.plan, persist=True)
+    if local and may_execute(
+        (run.output_dir for run in reversed(the_plan.runs)),
+        force=options.force or bool(options.force_batches),
+    ):
+        warm_up()  # the pool's processes start while the store opens and records
     return execute(project, the_plan, options, execution_id=execution_id).exit_code
 
 

@@ -7,7 +7,8 @@
   (`qaflow.execution.settle`);
 - open the backend, where runs execute (`qaflow.execution.backends`: local pool or Dask);
 - record: create the execution in the store, or adopt the one `qa batch --no-wait`
-  recorded for this driver;
+  recorded for this driver; a plan whose every run is settled (a no-op re-run) is recorded
+  whole, finished, in one transaction, and nothing is scheduled;
 - run: the backend's graph runner executes the jobs, the settled runs beside them;
   Ctrl-C and SIGTERM (`qa cancel`) cancel it, a closed terminal only stops the display
   (`qaflow.execution.interrupts`);
@@ -159,6 +160,8 @@ def execute(
     with Store.open(project.database_url, storage=project.storage) as store:
         decisions = settle(the_plan, options, store)
         with backend_for(project, the_plan, options, checks, decisions, pool) as backend:
+            if execution_id is None and len(decisions.settled) == len(the_plan.runs):
+                return _settled_execution(store, project, the_plan, options, decisions, reporter)
             execution_id = _record(store, project, options, execution_id)
             reserve = SpaceReserve(project.storage) if store.sqlite else None
             if reserve is not None:
@@ -240,6 +243,53 @@ def _record(store: Store, project: Project, options: Options, execution_id: str 
         pid=os.getpid(),
         host=socket.gethostname(),
     )
+
+
+def _settled_execution(
+    store: Store,
+    project: Project,
+    the_plan: Plan,
+    options: Options,
+    decisions: Decisions,
+    reporter: Any,
+) -> Execution:
+    """A plan whose every run was settled up front (a no-op re-run): nothing is scheduled,
+    and the execution is recorded whole, finished, in one store transaction."""
+    from qaflow.config.git import git_info
+    from qaflow.execution.recorder import planned_specs
+    from qaflow.execution.report import ConsoleReporter
+
+    results = {spec.key: decisions.settled[spec.key] for spec in the_plan.runs}
+    started = time.time()
+    execution = Execution(
+        id="",
+        label=options.label,
+        plan=the_plan,
+        results=results,
+        storage=project.storage,
+        started_at=started,
+    )
+    execution_id = store.writes.create_settled_execution(
+        label=options.label,
+        project=project.name,
+        argv=list(options.argv or sys.argv),
+        git=git_info(project.root),
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        specs=planned_specs(the_plan, decisions.settled, decisions.known),
+        fingerprints=[run.fingerprint for run in the_plan.runs],
+        results=results,
+        status=execution.status,
+        started_at=started,
+        ended_at=execution.ended_at,
+    )
+    execution = dataclasses.replace(execution, id=execution_id)
+    shown = reporter if reporter is not None else ConsoleReporter(single=options.tee)
+    shown.execution_started(execution_id, the_plan)
+    for spec in the_plan.runs:
+        shown.run_finished(spec, results[spec.key])
+    shown.execution_finished(execution)
+    return execution
 
 
 def _events(

@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from qaflow.execution.reserve import disk_full
 from qaflow.plan.model import Plan, RunSpec
@@ -30,6 +30,20 @@ if TYPE_CHECKING:
 HOST = socket.gethostname()
 HEARTBEAT = 5.0  # seconds between signs of life of a driver; `qa status` allows several missed
 _STOP = object()
+
+
+def planned_specs(
+    plan: Plan, settled: Mapping[str, RunResult], known: Collection[str]
+) -> list[dict[str, Any]]:
+    """The specs of the plan's runs as the store records them: a reused run of a fingerprint
+    with a successful run in the store (`known`) without its fingerprint parts, which that
+    run holds (`Lookups.fingerprint_parts`): a third of the row."""
+    return [
+        plan.describe(run)
+        if run.key in settled and run.fingerprint in known
+        else {**plan.describe(run), "fingerprint_parts": run.parts}
+        for run in plan.runs
+    ]
 
 
 class StoreRecorder:
@@ -65,17 +79,10 @@ class StoreRecorder:
         self._backlog: tuple[list[tuple[str, float, str, int]], list[RunResult]] = ([], [])
 
     def execution_started(self, execution_id: str, plan: Plan) -> None:
-        settled, known = self.settled, self.known
         self._planned = {run.key: run.fingerprint for run in plan.runs}
-        specs = [
-            plan.describe(run)
-            if run.key in settled and run.fingerprint in known
-            else {**plan.describe(run), "fingerprint_parts": run.parts}
-            for run in plan.runs
-        ]
         self.store.writes.add_runs(
             self.execution_id,
-            specs,
+            planned_specs(plan, self.settled, self.known),
             fingerprints=[run.fingerprint for run in plan.runs],
             results=self.settled,
         )

@@ -160,12 +160,14 @@ def batch(
         raise UsageError(
             f"outputs.action_on_existing: {action!r} is not one of run, postprocess, sync, skip, assert-exists. Fix qaboard.yaml."
         )
-    if not (list_runs or list_inputs or list_output_dirs or g.dryrun or no_wait):
+    on_pool = not (list_runs or list_inputs or list_output_dirs or g.dryrun or no_wait)
+    if on_pool:
+        from qaflow.execution.executors.forkserver import may_execute, warm_up
         from qaflow.execution.preflight import runner_of
 
-        if runner_of(project, g.options(runner=runner, dask_scheduler=dask_scheduler)) == "local":
-            from qaflow.execution.executors.local import warm_up
-
+        options = g.options(runner=runner, dask_scheduler=dask_scheduler)
+        on_pool = runner_of(project, options) == "local"
+        if on_pool and not project.storage.exists():  # nothing ran here: runs will execute
             warm_up()  # the pool's processes start while we plan
     listing = list_runs or list_inputs or list_output_dirs or g.dryrun
     reusing = not (force or force_batches) and action in ("run", "assert-exists")
@@ -191,6 +193,10 @@ def batch(
         persist=not listing,
         check=None if listing else lambda p: _preflight(project, p, options),
     )
+    if on_pool and may_execute(
+        (run.output_dir for run in reversed(the_plan.runs)), force=force or bool(force_batches)
+    ):
+        warm_up()  # the pool's processes start while the store opens and records
     if list_runs:
         click.echo(the_plan.to_json(statuses(the_plan, force, force_batches, project)))
     elif list_inputs:

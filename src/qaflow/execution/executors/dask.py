@@ -8,6 +8,9 @@ Policy
   of the runs it needs, so the cluster starts it when they are done, on a worker offering
   its batch's resources. The task (`dask_worker.run_work`) skips, completes, executes and
   retries the run there; the driver only submits and reports.
+- Packing: the runs nothing in the execution needs (leaves) are queued instead, and handed
+  out as workers need them in packs of consecutive runs lasting about 150 ms each
+  (`qaflow.execution.executors.dask_pack`); a pack's runs are reported one by one.
 - Events: the workers publish each run's start and result on an event topic of the
   execution; a task's future completes after its result event (one stream), so the driver
   reports `run_finished` when the future is done without fetching the result (it fetches
@@ -42,6 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qaflow.errors import ExecutorError, GraphError
+from qaflow.execution.executors.dask_pack import Packer
 from qaflow.execution.executors.dask_worker import Shared, Work, close_pool, run_work, topic
 from qaflow.execution.model import Events, Job, Run, RunResult, RunStatus
 from qaflow.execution.scheduler import settled_result
@@ -67,6 +71,7 @@ class _State:
     started: set[str] = field(default_factory=set)
     queued: set[str] = field(default_factory=set)  # keys of the jobs in `submit`
     reported: dict[str, RunResult] = field(default_factory=dict)  # results sent as events
+    packer: Packer | None = None  # the leaf jobs handed out in packs (dask_pack)
 
 
 class DaskScheduler:
@@ -83,7 +88,10 @@ class DaskScheduler:
         storage: Path,
         decide: Decide | None = None,
         forced: frozenset[str] = frozenset(),
+        pack: bool = True,
     ) -> None:
+        """`pack`: hand short leaf runs out in packs (`dask_pack`); False: one task per run."""
+        self.pack = pack
         self.cluster = cluster
         self.events = events
         self.plan = plan
@@ -182,18 +190,10 @@ class DaskScheduler:
     def _submit(self, client: Client, state: _State) -> None:
         shared = Shared.of(self.root, self.scratch / "shared", self.execution_id)
         resources: dict[str, dict[str, float]] = {}
-        for job, settled in state.submit:
-            if self._cancelled:
-                return
-            if job.run.batch not in resources:
-                wanted = (
-                    self.plan.settings[job.run.batch].resources
-                    if job.run.batch in self.plan.settings
-                    else {}
-                )
-                resources[job.run.batch] = self.cluster.resources(job.run.batch, wanted)
+
+        def work_of(job: Job, settled: RunResult | None = None) -> Work:
             upstream = tuple(sorted(job.needs))
-            work = Work(
+            return Work(
                 job=_slim(job),
                 execution_id=self.execution_id,
                 scratch=str(self.scratch),
@@ -204,11 +204,16 @@ class DaskScheduler:
                 forced=job.key in self.forced,
                 settled=settled,
             )
-            args = [state.futures[k] if k in state.futures else state.results[k] for k in upstream]
+
+        def argument(key: str) -> Any:
+            return state.futures[key] if key in state.futures else state.results[key]
+
+        def submit_one(job: Job, settled: RunResult | None = None) -> None:
+            work = work_of(job, settled)
             future = client.submit(
                 run_work,
                 work,
-                *args,
+                *[argument(k) for k in work.upstream],
                 key=f"qaflow-{job.run.batch}-{job.key}-{self.execution_id}",
                 resources=resources[job.run.batch] or None,
                 pure=False,
@@ -216,6 +221,25 @@ class DaskScheduler:
             state.futures[job.key] = future
             state.jobs[future.key] = job
             future.add_done_callback(self._queue.put)
+
+        packer = Packer(self.scratch, work_of, argument, self._queue.put, submit_one)
+        leaves = Packer.leaves([job for job, _ in state.submit]) if self.pack else set()
+        for job, settled in state.submit:
+            if self._cancelled:
+                return
+            if job.run.batch not in resources:
+                wanted = (
+                    self.plan.settings[job.run.batch].resources
+                    if job.run.batch in self.plan.settings
+                    else {}
+                )
+                resources[job.run.batch] = self.cluster.resources(job.run.batch, wanted)
+            if settled is None and job.key in leaves:
+                packer.queue(job, resources[job.run.batch] or None)
+            else:
+                submit_one(job, settled)
+        state.packer = packer
+        packer.fill(client)
 
     def _plan_for(self, job: Job) -> Plan:
         """The part of the plan that `Preparer` reads to complete this run on a worker."""
@@ -237,7 +261,9 @@ class DaskScheduler:
 
     # ------------------------------------------------------------ while running
     def _wait(self, client: Client, state: _State) -> None:
-        while state.jobs and not self._cancelled:
+        packer = state.packer
+        assert packer is not None
+        while (state.jobs or packer.pending) and not self._cancelled:
             items = [self._queue.get()]
             with contextlib.suppress(queue.Empty):
                 while len(items) < 1000:
@@ -246,14 +272,17 @@ class DaskScheduler:
                 if isinstance(item, tuple):
                     self._event(state, *item)
             done = [item for item in items if item is not _CANCEL and not isinstance(item, tuple)]
+            for future in [f for f in done if f.key in packer.packs]:
+                for job, result in packer.done(client, future):
+                    self._finish(state, job, result)
+            done = [f for f in done if f.key in state.jobs]
             for future, result in zip(done, self._results(client, done, state), strict=True):
-                job = state.jobs.pop(future.key, None)
-                if job is None:
-                    continue
+                job = state.jobs.pop(future.key)
                 del state.futures[job.key]
                 if job.key not in state.started and result.pid:  # its start event is late
                     self._started(state, job.key, result.attempt)
                 self._finish(state, job, result)
+            packer.fill(client)
 
     def _event(self, state: _State, kind: str, *args: Any) -> None:
         if kind == "started":
@@ -261,11 +290,18 @@ class DaskScheduler:
         elif kind == "finished":
             message = args[0]
             result = RunResult(**{**message, "status": RunStatus(message["status"])})
-            state.reported[result.key] = result
+            packed = state.packer.packed(result.key) if state.packer else None
+            if packed is None:
+                state.reported[result.key] = result
+            elif result.key not in state.results:  # a run of a pack: reported at once
+                if result.key not in state.started and result.pid:
+                    self._started(state, result.key, result.attempt)
+                self._finish(state, packed, result)
 
     def _started(self, state: _State, key: str, attempt: int) -> None:
         job = state.futures.get(key) and state.jobs.get(state.futures[key].key)
-        if job:
+        job = job or (state.packer.packed(key) if state.packer else None)
+        if job and key not in state.results:
             state.started.add(key)
             self.events.run_started(job.run, attempt)
 
@@ -320,13 +356,16 @@ class DaskScheduler:
         )
 
     def _finish(self, state: _State, job: Job, result: RunResult) -> None:
+        if state.packer is not None:
+            state.packer.finished(job.key, result)
         state.results[job.key] = result
         self.events.run_finished(job.run, result)
 
     def _cancel_all(self, client: Client | None, state: _State, jobs: list[Job]) -> None:
+        packs = state.packer.cancel() if state.packer is not None else []
         if client is not None:
             with contextlib.suppress(Exception):
-                client.cancel(list(state.futures.values()))
+                client.cancel([*state.futures.values(), *packs])
             with contextlib.suppress(Exception):
                 client.run(close_pool, self.execution_id, True)
         for job in jobs:

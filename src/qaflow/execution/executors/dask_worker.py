@@ -1,4 +1,5 @@
-"""What runs on a Dask worker: one task per run, executed by a local pool of this worker.
+"""What runs on a Dask worker: one task per run (or per pack of short runs: `dask_pack`),
+executed by a local pool of this worker.
 
 Each Dask task (`run_work`) receives its run and the results of the runs it needs (Dask
 holds the edges and passes them as arguments), then, in order:
@@ -20,6 +21,7 @@ result it lost with a worker, and the run must not execute twice.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import hashlib
@@ -28,7 +30,7 @@ import os
 import pickle
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -110,14 +112,78 @@ def run_work(work: Work, *upstream: RunResult) -> RunResult:
     The result is also sent to the driver as an event: it gets it without fetching it."""
     from distributed import get_worker
 
-    worker = get_worker()
-    result = _run(work, upstream, worker)
-    message = {**dataclasses.asdict(result), "status": result.status.value}
-    _publish(worker, work.execution_id, ["finished", message])
-    return result
+    return run_one(work, upstream, get_worker())
 
 
-def _run(work: Work, upstream: tuple[RunResult, ...], worker: Any) -> RunResult:
+def run_one(work: Work, upstream: tuple[RunResult, ...], worker: Any) -> RunResult:
+    """One run on this worker, its result sent as an event."""
+    return run_many([(work, upstream)], worker)[work.job.key]
+
+
+def finished_result(work: Work) -> RunResult | None:
+    """The run's final result if an execution of it ended in this execution, else None."""
+    return Ledger(Path(work.scratch) / "runs" / _digest(work.job.key)).read()[2]
+
+
+def run_many(
+    works: Sequence[tuple[Work, tuple[RunResult, ...]]], worker: Any
+) -> dict[str, RunResult]:
+    """Runs of one execution on this worker (one task's, or a pack's: `dask_pack`), each
+    with the results of what it needs; their results by key, each sent as an event.
+
+    Each run is settled, or prepared and queued at once in the execution's pool of this
+    worker: the pool starts the next as soon as one ends, while this thread records the
+    ends. A run's start is recorded when the pool sends it to a process (`on_start`)."""
+    out: dict[str, RunResult] = {}
+    execution_id = works[0][0].execution_id
+
+    def finish(work: Work, result: RunResult) -> None:
+        message = {**dataclasses.asdict(result), "status": result.status.value}
+        _publish(worker, execution_id, ["finished", message])
+        out[work.job.key] = result
+
+    begun: list[_Attempt] = []
+    for work, upstream in works:
+        ready = _run(work, upstream, worker)
+        attempt = ready if isinstance(ready, RunResult) else _begin(work, ready, worker)
+        if isinstance(attempt, RunResult):
+            finish(work, attempt)
+        else:
+            begun.append(attempt)
+    if not begun:
+        return out
+    size = int(getattr(getattr(worker, "state", None), "nthreads", 1))
+    try:
+        with _pooled(execution_id, size) as pool:
+            flights: dict[concurrent.futures.Future[RunResult], _Attempt] = {}
+            for attempt in begun:
+                attempt.submit(pool, flights, worker)
+            while flights:
+                done, _ = concurrent.futures.wait(
+                    flights, return_when=concurrent.futures.FIRST_COMPLETED
+                )
+                for future in done:
+                    attempt = flights.pop(future)
+                    result = future.result()
+                    if (result.error or "").startswith(KILLED):
+                        time.sleep(SIGNALLED_GRACE)  # if this worker's job was ended, we end here with it
+                    if result.status is RunStatus.FAILED and attempt.number <= attempt.job.retries:
+                        attempt.ledger.end(attempt.number)
+                        attempt.number += 1
+                        attempt.submit(pool, flights, worker)
+                    else:
+                        attempt.ledger.end(attempt.number, result)
+                        finish(attempt.work, result)
+    except RuntimeError:  # the execution was cancelled: its pool is shut down
+        pass
+    for attempt in begun:
+        if attempt.work.job.key not in out:
+            finish(attempt.work, _settled(attempt.job, RunStatus.CANCELLED, "cancelled"))
+    return out
+
+
+def _run(work: Work, upstream: tuple[RunResult, ...], worker: Any) -> Job | RunResult:
+    """The run prepared to execute, or its result if it is settled without executing."""
     job = work.job
     problem = shared_problem(work.shared)
     if problem is not None:
@@ -130,10 +196,7 @@ def _run(work: Work, upstream: tuple[RunResult, ...], worker: Any) -> RunResult:
             return _settled(job, RunStatus.SKIPPED, f"skipped (upstream failed): {name}".rstrip())
     if work.settled is not None:
         return work.settled
-    prepared = _prepare(work, results)
-    if isinstance(prepared, RunResult):
-        return prepared
-    return _attempts(work, prepared, worker)
+    return _prepare(work, results)
 
 
 def _prepare(work: Work, results: dict[str, RunResult]) -> Job | RunResult:
@@ -149,12 +212,42 @@ def _prepare(work: Work, results: dict[str, RunResult]) -> Job | RunResult:
         return preparer(work.job, results)
 
 
-def _attempts(work: Work, job: Job, worker: Any) -> RunResult:
-    """Execute the run, again after a failure or a dead worker, up to `retries` more times."""
+@dataclass
+class _Attempt:
+    """A run's next execution: it is executed again after a failure or a dead worker, up to
+    `retries` more times."""
+
+    work: Work
+    job: Job
+    ledger: Ledger
+    number: int
+    env: dict[str, str]
+    address: str
+
+    def submit(
+        self,
+        pool: LocalPool,
+        flights: dict[concurrent.futures.Future[RunResult], _Attempt],
+        worker: Any,
+    ) -> None:
+        task = dataclasses.replace(self.job.task, attempt=self.number, env=self.env)
+        number = self.number
+
+        def started() -> None:
+            self.ledger.start(number, self.address)
+            _publish(worker, self.work.execution_id, ["started", self.job.key, number])
+
+        flights[pool.submit(task, on_start=started)] = self
+
+
+def _begin(work: Work, job: Job, worker: Any) -> _Attempt | RunResult:
+    """The run's next attempt, from its ledger: or its result, if an earlier execution of it
+    ended (Dask lost the result with its worker, not the run: no re-execution), or if its
+    worker died while running it more often than `retries` allows."""
     address = str(getattr(worker, "address", ""))
     ledger = Ledger(Path(work.scratch) / "runs" / _digest(job.key))
     started, died_on, done = ledger.read()
-    if done is not None:  # Dask lost the result with its worker, not the run: no re-execution
+    if done is not None:
         return done
     if died_on is not None and started > job.retries:
         error = (
@@ -166,25 +259,7 @@ def _attempts(work: Work, job: Job, worker: Any) -> RunResult:
             metrics=record_failure(job.task, error, 0.0),
             output_dir=str(attempt_dir_of(job.task)),
         )
-    env = {**job.task.env, WORKER_ENV: address}
-    size = int(getattr(getattr(worker, "state", None), "nthreads", 1))
-    attempt = started + 1
-    while True:
-        task = dataclasses.replace(job.task, attempt=attempt, env=env)
-        ledger.start(attempt, address)
-        _publish(worker, work.execution_id, ["started", job.key, attempt])
-        try:
-            with _pooled(work.execution_id, size) as pool:
-                result = pool.submit(task).result()
-        except RuntimeError:  # the execution was cancelled: its pool is shut down
-            return _settled(job, RunStatus.CANCELLED, "cancelled")
-        if (result.error or "").startswith(KILLED):
-            time.sleep(SIGNALLED_GRACE)  # if this worker's job was ended, we end here with it
-        if result.status is not RunStatus.FAILED or attempt > job.retries:
-            ledger.end(attempt, result)
-            return result
-        ledger.end(attempt)
-        attempt += 1
+    return _Attempt(work, job, ledger, started + 1, {**job.task.env, WORKER_ENV: address}, address)
 
 
 def _times(count: int) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import concurrent.futures
 from types import TracebackType
 
-from qaflow.worker.execute import execute_safely
 from qaflow.worker.model import RunResult, RunTask
 
 
@@ -25,6 +24,8 @@ class InlineExecutor:
             raise RuntimeError("cannot submit a run: the executor is shut down")
         future: concurrent.futures.Future[RunResult] = concurrent.futures.Future()
         future.set_running_or_notify_cancel()
+        from qaflow.worker.execute import execute_safely  # not for a plan with nothing to run
+
         future.set_result(execute_safely(task))
         return future
 

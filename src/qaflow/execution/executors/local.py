@@ -15,27 +15,30 @@ import signal
 import threading
 import time
 import weakref
+from collections.abc import Callable
+from concurrent.futures import Future
 from multiprocessing.connection import Connection, wait
 from types import TracebackType
 
 from qaflow.errors import ExecutorError
+from qaflow.execution.executors.forkserver import context, warm_up
 from qaflow.execution.executors.local_queue import Pending, SlotQueue
 from qaflow.execution.executors.local_workers import (
     Running,
     Worker,
     close,
-    context,
     death_reason,
     kill_group,
     spawn,
     stop,
-    warm_up,
 )
 from qaflow.worker.context import record_failure
 from qaflow.worker.execute import RETIRING, failed_result
 from qaflow.worker.model import RunResult, RunStatus, RunTask
 
 __all__ = ["LocalPool", "warm_up"]
+
+Announce = Callable[[], None] | None  # LocalPool.submit's on_start
 
 _STOP_TIMEOUT = 5.0  # graceful stop: how long a worker may take to exit before it is killed
 _CANCEL_TIMEOUT = 10.0  # how long shutdown(cancel=True) waits for the manager thread
@@ -96,20 +99,19 @@ class LocalPool:
         _LIVE.add(self)
 
     # ------------------------------------------------------------ the Executor seam
-    def submit(self, task: RunTask) -> concurrent.futures.Future[RunResult]:
-        """Queue the task; thread-safe. Raises RuntimeError after shutdown()."""
-        future: concurrent.futures.Future[RunResult] = concurrent.futures.Future()
+    def submit(self, task: RunTask, *, on_start: Announce = None) -> Future[RunResult]:
+        """Queue the task (thread-safe; RuntimeError after shutdown()); `on_start`: `_announce`."""
+        future: Future[RunResult] = Future()
         with self._lock:
             if self._closing:
                 raise RuntimeError("cannot submit a run: the local pool is shut down")
             broken = self._stopped
             if not broken:
-                self._queue.push(task, future)
+                self._queue.push(task, future, on_start)
                 self._wake_locked()
         if broken:
-            future.set_result(
-                failed_result(task, RunStatus.ERRORED, self._broken or "the pool stopped", 0.0, 0)
-            )
+            error = self._broken or "the pool stopped"
+            future.set_result(failed_result(task, RunStatus.ERRORED, error, 0.0, 0))
         return future
 
     def shutdown(self, *, cancel: bool = False) -> None:
@@ -231,6 +233,7 @@ class LocalPool:
         task = pending.task
         deadline = None if task.timeout is None else time.monotonic() + task.timeout
         worker.job = Running(pending, time.time(), deadline)
+        _announce(pending)
         try:
             worker.conn.send(task)
         except OSError:  # the worker died while idle: the task goes back first in line
@@ -342,6 +345,15 @@ class LocalPool:
             self._wake_r = self._wake_w = -1
         self._alive_w.close()
         self._alive_r.close()
+
+
+def _announce(pending: Pending) -> None:
+    """Call the task's `on_start` (given to `LocalPool.submit`), from the pool's thread: once,
+    right before the task is sent to a worker, so before the run can start (even if resent)."""
+    if pending.on_start is not None:
+        with contextlib.suppress(Exception):  # the caller's: never the pool's problem
+            pending.on_start()
+        pending.on_start = None
 
 
 def _resolve(future: concurrent.futures.Future[RunResult], result: RunResult) -> None:

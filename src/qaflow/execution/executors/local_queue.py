@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from qaflow.worker.model import RunResult, RunTask
@@ -28,6 +29,7 @@ class Pending:
     future: concurrent.futures.Future[RunResult]
     need: int  # slots: task.cpus clamped to [1, concurrency]
     running: bool = False  # its future was set running (it went back to the queue once)
+    on_start: Callable[[], None] | None = None  # called once, right before it is sent
 
 
 class SlotQueue:
@@ -41,11 +43,16 @@ class SlotQueue:
         self._seq = 0
         self._bypass = (0, 0)  # (seq of the oldest task, how many younger ones started before it)
 
-    def push(self, task: RunTask, future: concurrent.futures.Future[RunResult]) -> Pending:
+    def push(
+        self,
+        task: RunTask,
+        future: concurrent.futures.Future[RunResult],
+        on_start: Callable[[], None] | None = None,
+    ) -> Pending:
         """Queue a new task, last."""
         self._seq += 1
         need = min(max(task.cpus, 1), self.concurrency)
-        pending = Pending(self._seq, task, future, need)
+        pending = Pending(self._seq, task, future, need, on_start=on_start)
         self._queues.setdefault(need, collections.deque()).append(pending)
         self.queued += 1
         return pending

@@ -4,8 +4,6 @@ and saying why one died. (What a worker runs is `qaflow.worker.execute.serve`.)"
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
-import multiprocessing.forkserver
 import os
 import signal
 import sys
@@ -24,7 +22,6 @@ from qaflow.worker.execute import serve
 from qaflow.worker.isolation import kill_tree
 from qaflow.worker.modes import signal_name
 
-PRELOAD = ["qaflow.worker.execute", "qaflow.execution.executors.local"]
 _SIGNAL_HINTS: dict[int, str] = {signal.SIGKILL: "killed, e.g. by the out-of-memory killer"}
 
 
@@ -49,23 +46,6 @@ class Worker:
     eof: bool = False  # its pipe is closed: it is dying, its sentinel will tell
     job: Running | None = None  # None: idle
     retiring: bool = False  # it exits after its current run (its state could not be reset)
-
-
-def context() -> ForkServerContext:
-    """The multiprocessing context of the workers: forked from a server that imported
-    what they need (`PRELOAD`) once."""
-    mp = multiprocessing.get_context("forkserver")
-    mp.set_forkserver_preload(PRELOAD)
-    return mp
-
-
-def warm_up() -> None:
-    """Start the fork server now: it imports what workers need in its own process, on
-    another core, while the driver is still importing and planning; the pool created later
-    forks its workers from it at once. Idempotent, and cheap for the caller."""
-    context()
-    with hangup_ignored():
-        multiprocessing.forkserver.ensure_running()
 
 
 def spawn(mp: ForkServerContext, alive: Connection) -> Worker:
