@@ -266,12 +266,21 @@ CASES: dict[str, Case] = {
         fifos=("pipe.txt",),
         says=(r"batches.yaml", "batch 'b'", "pipe.txt"),
     ),
-    "storage-is-a-file": qaboard("storage: a.txt\n", says=(r"storage", "a.txt", "not a folder")),
+    # `storage:` is where shared runs go (--share, or CI), as in QA-Board
+    "storage-is-a-file": qaboard(
+        "storage: a.txt\n",
+        args=("--share", "batch", "b"),
+        says=(r"storage", "a.txt", "not a folder"),
+    ),
     "storage-under-a-file": qaboard(
-        "storage: a.txt/out\n", says=(r"storage", "a.txt", "not a folder")
+        "storage: a.txt/out\n",
+        args=("--share", "batch", "b"),
+        says=(r"storage", "a.txt", "not a folder"),
     ),
     "storage-unwritable": qaboard(
-        "storage: /proc/qaflow-adversarial\n", says=(r"storage", "/proc/qaflow-adversarial")
+        "storage: /proc/qaflow-adversarial\n",
+        args=("--share", "batch", "b"),
+        says=(r"storage", "/proc/qaflow-adversarial"),
     ),
     "entrypoint-missing": Case(
         files={"qa/main.py": None}, says=("entrypoint", "main.py", "does not exist")
@@ -312,7 +321,7 @@ CASES: dict[str, Case] = {
     "type-nosuch": Case(args=("--type", "nosuch", "batch", "b"), says=("--type 'nosuch'",)),
     "runner-nosuch": Case(args=("batch", "b", "--runner", "nosuch"), says=("nosuch",)),
     "tuning-not-json": Case(args=("--tuning", "{x", "batch", "b"), says=("--tuning",)),
-    "tuning-a-list": Case(args=("--tuning", "[1]", "batch", "b"), says=("--tuning",)),
+    "tuning-a-number": Case(args=("--tuning", "1", "batch", "b"), says=("--tuning",)),
     "config-not-json": Case(args=("--config", "{x", "batch", "b"), says=("--config",)),
     "project-dir-missing": Case(args=("-C", "nowhere", "batch", "b"), says=("nowhere",)),
     "action-nosuch": Case(
@@ -439,10 +448,10 @@ def test_each_error_is_one_paragraph_after_its_warnings(tmp_path: Path) -> None:
 def test_an_unknown_key_far_from_known_ones_warns_and_runs(tmp_path: Path) -> None:
     root = tmp_path / "project"
     root.mkdir()
-    _make(root, Case(files={"qaboard.yaml": QABOARD + "bit_accuracy: {}\n"}))
+    _make(root, Case(files={"qaboard.yaml": QABOARD + "colour_scheme: {}\n"}))
     result = qa(root, "batch", "b")
     assert result.returncode == 0, result.stderr
-    assert "unknown key `bit_accuracy` is ignored" in result.stderr
+    assert "unknown key `colour_scheme` is ignored" in result.stderr
 
 
 def test_an_unreachable_database_writes_nothing(tmp_path: Path) -> None:

@@ -223,11 +223,12 @@ def test_qa_why_json_and_qa_dag_json(project):
     assert qa(root, "batch", "down").returncode == 0
     (root / "b.txt").write_text("changed")
     changed = json.loads(qa(root, "why", "down", "--json").stdout)
-    assert changed["up_to_date"] == 1 and changed["would_run"] == 2
+    assert changed["up_to_date"] == 1 and changed["would_run"] == 1
+    assert changed["waiting_on_upstream"] == 1  # reused if `up` produces the same outputs
     stale, downstream = changed["runs"]
     assert stale["batch"] == "up" and stale["input"] == "b.txt"
     assert any("content" in reason for reason in stale["reasons"])
-    assert downstream["batch"] == "down" and downstream["reasons"]
+    assert downstream["batch"] == "down" and "waits on up b.txt" in downstream["reasons"][0]
 
 
 def test_qaflow_batch_from_python_prints_nothing_unless_asked(project, capfd):

@@ -74,7 +74,7 @@ def test_runs_that_fill_the_disk_fail_with_the_reason_and_the_execution_ends(
     env = {**os.environ, "PYTHONPATH": str(SRC), "NO_COLOR": "1"}
 
     def qa(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "qaflow", *args]
+        command = [sys.executable, "-m", "qaflow", "--share", *args]  # runs go to `storage:`
         return subprocess.run(
             command, cwd=root, env=env, capture_output=True, text=True, timeout=120, check=False
         )

@@ -160,6 +160,7 @@ def test_a_result_whose_files_were_deleted_is_executed_again(tmp_path):
 def test_each_run_of_a_folder_batch_has_its_own_fingerprint_and_directory(tmp_path):
     root = write_project(
         tmp_path / "p",
+        qaboard="inputs: {globs: '*.raw'}\n",  # how the folder expands into inputs
         files=["imgs/1.raw", "imgs/2.raw", "imgs/3.raw", "imgs/4.raw"],
         extra={"qa/main.py": MAIN},
     )

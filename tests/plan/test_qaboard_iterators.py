@@ -219,8 +219,9 @@ def test_an_undefined_input_type_is_an_error(project, qa):
         files=["a.jpg"],
     )
     result = qa("-C", str(root), "batch", "b", "--list")
-    assert result.exit_code == 2 and "Unknown input type 'movie'" in result.stderr
-    assert "inputs.types declares: image" in result.stderr and "Traceback" not in result.stderr
+    assert result.exit_code == 2 and "`type: movie`" in result.stderr
+    assert "define 'movie' under inputs.types" in result.stderr
+    assert "Use one of default, image" in result.stderr and "Traceback" not in result.stderr
     declared = qa("-C", str(root), "--type", "image", "batch", "b", "--list")
     assert declared.exit_code == 2  # the batch's own type wins over --type
     assert not (root / "output").exists()

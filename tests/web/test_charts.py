@@ -44,6 +44,16 @@ def test_figures_have_axis_titles_in_the_unit_and_scaled_values() -> None:
     assert worse["text"] == ["b · a · base"] and worse["customdata"] == ["/r"]
 
 
+def test_the_hover_shows_a_configuration_as_written() -> None:
+    nasty = CompareRun(
+        "a", "b", "a", "linux", ["<script>x()</script>"], {}, "succeeded", {"psnr": 31}, "/o/a"
+    )
+    comparison = compared([run("a", psnr=30)], [nasty])
+    [figure] = charts.compare_charts(comparison, lambda row: "/r")
+    [trace] = figure.scatter["data"]
+    assert trace["text"] == ["b · a · &lt;script&gt;x()&lt;/script&gt;"]  # plotly shows `<`
+
+
 def test_a_scatter_of_many_runs_keeps_every_regression() -> None:
     count = charts.MAX_POINTS * 2
     refs = [run(f"i{i}", psnr=30) for i in range(count)]

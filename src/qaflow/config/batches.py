@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from qaflow.config import yamlfile
+from qaflow.config.batch_errors import explain
 from qaflow.config.checks import batch_locator, check_batch
 from qaflow.config.project import Project, flatten, resolve_path
 from qaflow.config.schema import known_keys, misspelt
@@ -285,7 +286,7 @@ def _parse(project: Project, raw: _Raw) -> Batch:
     try:
         section = BatchSection.model_validate(data)
     except ValidationError as exc:
-        raise BatchSpecError(_explain(raw, exc)) from exc
+        raise BatchSpecError(explain(raw.file, raw.key, raw.name, exc)) from exc
     for key in section.model_extra or {}:
         typo = misspelt(str(key), known_keys(BatchSection))
         if typo is not None:
@@ -469,34 +470,3 @@ def _tuple_or_none(value: str | list[str] | None) -> tuple[str, ...] | None:
     if value is None:
         return None
     return (value,) if isinstance(value, str) else tuple(value)
-
-
-def _explain(raw: _Raw, exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    keys = tuple(k for k in error["loc"] if isinstance(k, str | int) and not _is_union_member(k))
-    field_name = (
-        "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in keys).lstrip(".")
-        or "(the batch)"
-    )
-    got = error.get("input")
-    return (
-        f"{yamlfile.where(raw.file, (raw.key, *keys))}: batch {raw.name!r}: invalid `{field_name}`: "
-        f"{error['msg'][0].lower()}{error['msg'][1:]} (got {got!r}). {_HINTS.get(str(keys[0]) if keys else '', '')}"
-    ).rstrip()
-
-
-def _is_union_member(key: Any) -> bool:
-    return isinstance(key, str) and (key in {"str", "int", "float", "bool", "none"} or "[" in key)
-
-
-_HINTS = {
-    "inputs": "Give `inputs` as a list of paths (relative to the database), e.g. `inputs: [a.jpg, folder/]`.",
-    "tests": "Give `tests` as a list of paths (relative to the database).",
-    "configs": "Give `configs` as a list of configurations, e.g. `configs: [base, {threshold: 2}]`.",
-    "configurations": "Give `configurations` as a list, e.g. `configurations: [base, {threshold: 2}]`.",
-    "matrix": "Give `matrix` as a mapping of names to lists of values, e.g. `matrix: {threshold: [1, 2]}`, or a list of such mappings.",
-    "database": "Give `database` as a path, or as `{linux: /path, windows: 'D:/path'}`.",
-    "timeout": "Give `timeout` in seconds, e.g. `timeout: 600`.",
-    "retries": "Give `retries` as a number of extra attempts, e.g. `retries: 2`.",
-    "needs": "Give `needs` as a batch name, a list of names, or a mapping `alias: batch`.",
-}

@@ -68,9 +68,12 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def metrics_of(root: Path, batch: str = "@run") -> list[dict]:
+    """The metrics of the committed results: a run directory is a symlink to its committed
+    attempt (`<fp12>.<execution>-<n>`), the attempts before it stay as they were."""
     return [
-        json.loads(p.read_text())
-        for p in sorted((root / "output" / "runs" / batch).rglob("metrics.json"))
+        json.loads((p / "metrics.json").read_text())
+        for p in sorted((root / "output" / "runs" / batch).rglob("*"))
+        if p.is_symlink() and (p / "metrics.json").is_file()
     ]
 
 

@@ -18,6 +18,7 @@ import qaflow
 from conftest import write_project
 from qaflow.execution.report import ConsoleReporter
 from qaflow.worker.model import RunStatus
+from qaflow.worker.rundir import run_dir_of
 
 RUNS = 60
 MAIN = """
@@ -85,7 +86,8 @@ def batch(root: Path, name: str, **options: Any) -> qaflow.execution.driver.Exec
 
 
 def outcome(execution: qaflow.execution.driver.Execution) -> dict[str, tuple[Any, ...]]:
-    """Per run: status, metrics (but the run's time), error, output files, folder."""
+    """Per run: status, metrics (but the run's time), error, output files, run directory (a
+    failed run's attempt directory is named by its execution, so differs between two)."""
     rows = {}
     for run in execution.runs():
         metrics = {k: v for k, v in run.metrics.items() if k != "compute_time"}
@@ -98,7 +100,7 @@ def outcome(execution: qaflow.execution.driver.Execution) -> dict[str, tuple[Any
             run.result.error_line,
             files,
             out.read_text() if out.is_file() else None,
-            str(run.output_dir),
+            str(run_dir_of(run.output_dir)),  # not its attempt's: named by the execution
         )
     return rows
 

@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from conftest import write_project
+from qaflow.worker.rundir import committed_attempt, run_dir_of
 
 # in turn, on one pytest-xdist worker: the cluster is one node with the machine's CPUs
 pytestmark = pytest.mark.xdist_group("slurm")
@@ -241,12 +242,16 @@ def test_the_calibration_example_on_slurm_equals_the_local_runner(slurm, job_nam
 
 
 def metrics_of(root: Path) -> dict[str, dict[str, Any]]:
-    """Every run directory's metrics but compute_time, by path."""
+    """Every run directory's committed metrics but compute_time, by the run directory's path
+    (not its attempt directory's, named by the execution: a forced re-run adds new ones)."""
     found = {}
     for path in (root / "output" / "runs").rglob("metrics.json"):
+        run_dir = run_dir_of(path.parent)
+        if committed_attempt(run_dir) != path.parent:
+            continue  # an attempt directory the run directory does not point to (any more)
         values = json.loads(path.read_text())
         values.pop("compute_time")
-        found[str(path.parent)] = values
+        found[str(run_dir)] = values
     return found
 
 
