@@ -49,10 +49,12 @@ WORKER_ENV = "QA_DASK_WORKER"  # the run's environment names the Dask worker exe
 IDLE_POOL = 300.0  # seconds: the pool of an execution whose driver went away is closed after it
 # A batch system ending a job (walltime, scancel, bkill) signals every process of it: the run's
 # process may die first, and its end must not be taken for the run's own failure. After a run
-# killed by a signal, the task waits this long: if the worker is dying, it goes with the run
+# killed (a signal, or an exit without a result), the task waits this long: if the worker is dying, it goes with the run
 # unrecorded, and the run's next attempt knows its worker died (see `Ledger`).
 SIGNALLED_GRACE = 5.0
-KILLED = "the run's process was killed by signal"  # local_workers.death_reason
+# local_workers.death_reason: the run's process died without a result (a signal, or an exit
+# status when a handler turned the job's SIGTERM into an exit)
+KILLED = "the run's process "
 
 
 @dataclass(frozen=True)
