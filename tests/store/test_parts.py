@@ -12,7 +12,7 @@ from qaflow.store.base import Database
 from qaflow.store.board import BoardReads
 from qaflow.store.history import History
 from qaflow.store.lookups import Lookups
-from qaflow.store.records import CompareRow, RunSummary, Success
+from qaflow.store.records import CompareRow, RunSummary
 from qaflow.store.writes import Writes
 from qaflow.worker.model import RunResult, RunStatus
 
@@ -28,7 +28,7 @@ def test_each_part_works_over_a_bare_database(store_url: str, tmp_path: Path) ->
         writes.record(execution_id, finished=[RunResult(key=specs[0]["id"], status="succeeded")])
         lookups = Lookups(database)
         assert [r.key for r in lookups.runs(execution_id)] == [s["id"] for s in specs]
-        assert lookups.successes(["fa", "fb"]) == {"fa": Success(specs[0]["output_dir"], {})}
+        assert lookups.succeeded(["fa", "fb"]) == {"fa"}
         board = BoardReads(database)
         assert board.batch_counts(execution_id) == {"sweep": {"succeeded": 1, "pending": 2}}
         total, rows = board.run_table(execution_id, statuses=["succeeded"])

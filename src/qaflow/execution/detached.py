@@ -47,7 +47,7 @@ def _drive(storage: Path, execution_id: str) -> int:
         warm_up()  # the pool's processes start while we plan
     the_plan = plan(project, targets, options.plan, persist=True)
     if local and may_execute(
-        (run.output_dir for run in reversed(the_plan.runs)),
+        (run.output_dir for run in reversed(the_plan.runs) if run.key not in the_plan.committed),
         force=options.force or bool(options.force_batches),
     ):
         warm_up()  # the pool's processes start while the store opens and records

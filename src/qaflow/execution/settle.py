@@ -43,10 +43,10 @@ def settle(the_plan: Plan, options: Options, store: Any) -> Decisions:
         return Decisions({}, frozenset(), None, forced)
     from qaflow.plan.reuse import reusable
 
-    known: dict[str, Any] = {}
+    known: set[str] = set()
 
-    def recorded(fingerprints: Sequence[str]) -> dict[str, Any]:
-        known.update(store.lookups.successes(fingerprints))
+    def recorded(fingerprints: Sequence[str]) -> set[str]:
+        known.update(store.lookups.succeeded(fingerprints))
         return known
 
     cached = reusable(

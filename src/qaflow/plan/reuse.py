@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -208,7 +208,7 @@ def _input_dir(run: RunSpec) -> str:
     return "_" if run.rel_input_path is None else rel_dir(run.rel_input_path)
 
 
-Recorded = Callable[[Sequence[str]], Mapping[str, Any]]
+Recorded = Callable[[Sequence[str]], Collection[str]]
 
 
 def reusable(

@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, func, select
+from sqlalchemy import ColumnElement, Connection, Row, select
 
 from qaflow.errors import StoreError
 from qaflow.store.base import Database
 from qaflow.store.models import EXECUTIONS, RUNS
 from qaflow.store.queries import CHUNK, HEX, MIN_PREFIX, OK, PREFIX, exists, starts, status_counts
-from qaflow.store.records import ExecutionRecord, RunRecord, Success, execution_record, run_record
+from qaflow.store.records import ExecutionRecord, RunRecord, execution_record, run_record
 from qaflow.worker.model import RunStatus
 
 
@@ -164,27 +164,24 @@ class Lookups:
                         found[fingerprint] = dict(spec["fingerprint_parts"])
         return found
 
-    def successes(self, fingerprints: Sequence[str]) -> dict[str, Success]:
-        """For each fingerprint that has one, its newest successful run (SUCCEEDED, or CACHED:
-        reused, which proves the result was there), one query per 500 fingerprints. Only the
-        columns the cache needs: this runs before every execution, over every planned run."""
+    def succeeded(self, fingerprints: Sequence[str]) -> set[str]:
+        """The fingerprints that have a successful run (SUCCEEDED, or CACHED: reused, which
+        proves the result was there), one query per 500 fingerprints, answered from the
+        (fingerprint, status) index alone: this runs before every execution, over every
+        planned run."""
         unique = list(dict.fromkeys(f for f in fingerprints if f))
-        found: dict[str, Success] = {}
+        found: set[str] = set()
         with self._db.transaction("look up cached runs", write=False) as connection:
             for start in range(0, len(unique), CHUNK):
-                newest = (  # answered from the (fingerprint, status) index
-                    select(func.max(RUNS.c.id))
+                query = (
+                    select(RUNS.c.fingerprint)
                     .where(
                         RUNS.c.fingerprint.in_(unique[start : start + CHUNK]),
                         RUNS.c.status.in_(OK),
                     )
-                    .group_by(RUNS.c.fingerprint)
+                    .distinct()
                 )
-                query = select(RUNS.c.fingerprint, RUNS.c.output_dir, RUNS.c.metrics).where(
-                    RUNS.c.id.in_(newest)
-                )
-                for fingerprint, output_dir, metrics in connection.execute(query):
-                    found[fingerprint] = Success(output_dir, metrics or {})
+                found.update(connection.execute(query).scalars())
         return found
 
     def last_successes_by_input(

@@ -63,13 +63,6 @@ class RunRecord:
     spec: dict[str, Any]  # the whole RunSpec.to_dict(), as given to add_runs
 
 
-class Success(NamedTuple):
-    """A successful result, as the cache needs it."""
-
-    output_dir: str
-    metrics: dict[str, Any]
-
-
 class RunSummary(NamedTuple):
     """A run as a table of runs shows it."""
 

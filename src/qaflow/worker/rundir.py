@@ -106,10 +106,13 @@ class Committed:
 
 def read_result(output_dir: Path) -> Committed | str:
     """The result in output_dir, verified: its metrics.json says it did not fail and every
-    file its manifest lists is present. Else why not: NO_RESULT, FAILED_RESULT, MISSING_FILES."""
-    folder = str(output_dir)  # strings, not Paths: this runs for every planned run
+    file its manifest lists is present. Else why not: NO_RESULT, FAILED_RESULT, MISSING_FILES.
+
+    This runs for every planned run of a cached plan: plain strings and os-level reads, and
+    an empty manifest (the common case) is not parsed."""
+    folder = str(output_dir)
     try:
-        metrics = json.loads(_read(f"{folder}/metrics.json"))
+        metrics = json.loads(_read(folder + "/metrics.json").decode())
     except FileNotFoundError:
         return NO_RESULT
     except (OSError, ValueError):
@@ -118,7 +121,7 @@ def read_result(output_dir: Path) -> Committed | str:
         return FAILED_RESULT
     try:
         listed = _read(f"{folder}/{MANIFEST}")
-        names = json.loads(listed)
+        names = {} if listed == b"{}" else json.loads(listed.decode())
     except (OSError, ValueError):
         return MISSING_FILES
     exists = os.path.exists
@@ -144,9 +147,21 @@ def reused(key: str, found: Committed, output_dir: Path, **extra: Any) -> RunRes
 
 
 def _read(path: str) -> bytes:
-    """A small file's bytes, unbuffered (no buffer nor decoder to set up: read per run)."""
-    with open(path, "rb", buffering=0) as file:
-        return file.read()
+    """A small file's bytes, with os-level calls (no file object to set up: read per run)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.read(fd, _SMALL)
+        if len(data) < _SMALL:
+            return data
+        chunks = [data]
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+_SMALL = 1 << 16
 
 
 def result_problem(output_dir: Path) -> str | None:
@@ -161,8 +176,11 @@ def result_digest(manifest: bytes, metrics: dict[str, Any]) -> str:
     covers it (early cutoff)."""
     kept = {k: v for k, v in metrics.items() if k not in VOLATILE_METRICS}
     digest = hashlib.blake2b(manifest, digest_size=16)
-    digest.update(json.dumps(kept, sort_keys=True, default=str).encode())
+    digest.update(_CANONICAL.encode(kept).encode())
     return digest.hexdigest()
+
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, default=str)  # as json.dumps(sort_keys=True)
 
 
 VOLATILE_METRICS = frozenset({"compute_time", "is_failed"})

@@ -194,7 +194,8 @@ def batch(
         check=None if listing else lambda p: _preflight(project, p, options),
     )
     if on_pool and may_execute(
-        (run.output_dir for run in reversed(the_plan.runs)), force=force or bool(force_batches)
+        (run.output_dir for run in reversed(the_plan.runs) if run.key not in the_plan.committed),
+        force=force or bool(force_batches),
     ):
         warm_up()  # the pool's processes start while the store opens and records
     if list_runs:

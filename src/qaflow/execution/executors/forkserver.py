@@ -7,6 +7,7 @@ those, `PRELOAD`, in its own process).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,5 +46,7 @@ def may_execute(output_dirs: Iterable[Path], *, force: bool = False) -> bool:
     """Whether a plan may execute something, cheaply: forced, or a run's output directory
     (addressed by its fingerprint) does not exist yet. False means probably nothing runs
     (every run has a folder: the cache decides), so no fork server is started for nothing;
-    if something does run, the pool starts its fork server then."""
-    return force or any(not folder.is_dir() for folder in output_dirs)
+    if something does run, the pool starts its fork server then. (Callers leave out the runs
+    whose committed result planning verified.)"""
+    isdir = os.path.isdir
+    return force or any(not isdir(folder) for folder in output_dirs)
