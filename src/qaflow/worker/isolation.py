@@ -31,7 +31,7 @@ import sys
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -155,15 +155,13 @@ class ProcessState:
     profile: Any
     warning_filters: list[Any]
     threads: set[threading.Thread]
-    modules: dict[str, tuple[Any, dict[str, Any]]] = field(default_factory=dict)
-    classes: list[tuple[type, dict[str, Any]]] = field(default_factory=list)
+    attributes: Attributes | None = None
 
     @classmethod
     def capture(cls) -> ProcessState:
         """The state now (in the main thread: signal handlers are only set there)."""
         umask = os.umask(0)
         os.umask(umask)
-        modules, classes = _attributes()
         return cls(
             umask=umask,
             rlimits=_rlimits(),
@@ -179,8 +177,7 @@ class ProcessState:
             profile=sys.getprofile(),
             warning_filters=list(warnings.filters),
             threads=set(threading.enumerate()),
-            modules=modules,
-            classes=classes,
+            attributes=Attributes.capture(),
         )
 
     def restore(self) -> list[str]:
@@ -188,7 +185,8 @@ class ProcessState:
         problems: list[str] = []
         self._restore_process(problems)
         self._restore_interpreter()
-        _restore_attributes(self.modules, self.classes)
+        if self.attributes is not None:
+            self.attributes.restore()
         left = [t for t in threading.enumerate() if t not in self.threads and t.is_alive()]
         if left:
             problems.append(f"threads left running: {', '.join(t.name for t in left)}")
@@ -268,51 +266,74 @@ def _locale() -> str | None:
         return None
 
 
-def _attributes() -> tuple[
-    dict[str, tuple[Any, dict[str, Any]]], list[tuple[type, dict[str, Any]]]
-]:
-    """The globals of every loaded module, and the attributes of the classes they define."""
-    modules: dict[str, tuple[Any, dict[str, Any]]] = {}
-    classes: list[tuple[type, dict[str, Any]]] = []
-    for name, module in list(sys.modules.items()):
-        namespace = getattr(module, "__dict__", None)
-        if not isinstance(namespace, dict) or name == "__main__":
-            continue
-        modules[name] = (module, dict(namespace))
-        for value in namespace.values():
-            if isinstance(value, type) and value.__module__ == name:
-                classes.append((value, dict(vars(value))))
-    return modules, classes
+_IMMUTABLE_TYPE = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE: a built-in type, no attribute can change
 
 
-def _restore_attributes(
-    modules: dict[str, tuple[Any, dict[str, Any]]], classes: list[tuple[type, dict[str, Any]]]
-) -> None:
-    """Module globals and class attributes rebound by a run get their old value back.
+class Attributes:
+    """The globals of every loaded module and the attributes of the classes they define
+    (those that can be set), as they were; `restore()` puts back what a run rebound.
 
-    The common case, nothing changed, is one C-level dict comparison per module and class
-    (values compared by identity first)."""
-    for name, (module, saved) in modules.items():
-        if sys.modules.get(name) is not module:
-            sys.modules[name] = module
-        namespace = module.__dict__
-        if not _same(namespace, saved):
-            for key, value in saved.items():
+    The common case, nothing changed, is one C-level comparison of lists of values (identity
+    first) over every namespace at once: about 1 ms for a worker's ~180 modules and ~700
+    classes. A class's namespace is held as its live mappingproxy."""
+
+    def __init__(self, modules: dict[str, Any], namespaces: list[Any], owners: list[Any]):
+        self.modules = modules  # name -> module, put back in sys.modules if replaced
+        self.namespaces = namespaces  # module dicts, then class mappingproxies
+        self.owners = owners  # None for a module's dict, the class for a class's namespace
+        self.saved = [dict(namespace) for namespace in namespaces]
+        self.values = [list(namespace.values()) for namespace in namespaces]
+
+    @classmethod
+    def capture(cls) -> Attributes:
+        modules: dict[str, Any] = {}
+        namespaces: list[Any] = []
+        owners: list[Any] = []
+        classes: list[type] = []
+        for name, module in list(sys.modules.items()):
+            namespace = getattr(module, "__dict__", None)
+            if not isinstance(namespace, dict) or name == "__main__":
+                continue
+            modules[name] = module
+            namespaces.append(namespace)
+            owners.append(None)
+            classes.extend(
+                value
+                for value in namespace.values()
+                if isinstance(value, type)
+                and value.__module__ == name
+                and not value.__flags__ & _IMMUTABLE_TYPE
+            )
+        namespaces.extend(vars(value) for value in classes)
+        owners.extend(classes)
+        return cls(modules, namespaces, owners)
+
+    def restore(self) -> None:
+        for name, module in self.modules.items():
+            if sys.modules.get(name) is not module:
+                sys.modules[name] = module
+        try:
+            current: list[list[Any]] | None = [list(n.values()) for n in self.namespaces]
+            if current == self.values:
+                return
+        except Exception:  # a value whose == raises: compared namespace by namespace below
+            current = None
+        for i, namespace in enumerate(self.namespaces):
+            if current is not None and _equal(current[i], self.values[i]):
+                continue
+            owner = self.owners[i]
+            for key, value in self.saved[i].items():
                 if namespace.get(key, _MISSING) is not value:
-                    namespace[key] = value
-    for cls, saved in classes:
-        current = vars(cls)
-        if not _same(current, saved):
-            for key, value in saved.items():
-                if current.get(key, _MISSING) is not value:
-                    with contextlib.suppress(AttributeError, TypeError):
-                        setattr(cls, key, value)
+                    if owner is None:
+                        namespace[key] = value
+                    else:
+                        with contextlib.suppress(AttributeError, TypeError):
+                            setattr(owner, key, value)
+            self.values[i] = list(namespace.values())
 
 
-def _same(current: Any, saved: dict[str, Any]) -> bool:
-    """Whether a namespace holds the saved values (a value's own == may raise or mislead:
-    then it is compared key by key)."""
+def _equal(current: list[Any], saved: list[Any]) -> bool:
     try:
-        return bool(current == saved) and len(current) == len(saved)
+        return bool(current == saved)
     except Exception:
         return False
