@@ -73,7 +73,9 @@ def plan(
         )
     builder = _Builder(project, catalog, options, persist=persist)
     try:
-        _add_targets(builder, catalog, targets)
+        for point in options.points():  # QA-Board's --tuning-search: the DAG once per point
+            builder.start(point)
+            _add_targets(builder, catalog, targets)
         the_plan = builder.build()
         if check is not None:
             check(the_plan)
@@ -113,6 +115,13 @@ class _Builder:
         self.settings: dict[str, BatchSettings] = {}
         self.graph: dict[str, list[str]] = {}
         self.targets: list[str] = []
+        self.batch_names: dict[str, None] = {}  # every batch planned, over every search point
+
+    def start(self, options: PlanOptions) -> None:
+        """Plan the next point of a parameter search: every batch again, with its options."""
+        self.batch_names.update(dict.fromkeys(self.planned))
+        self.options, self.planned = options, {}
+        self.linker = Linker(self.planned)
 
     def add_batch(self, batch: Batch) -> None:
         if batch.name in self.planned:
@@ -207,14 +216,14 @@ class _Builder:
         order = _topological(self.runs, edges)
         return Plan(
             runs=order,
-            batches=list(self.planned),
+            batches=list({**self.batch_names, **dict.fromkeys(self.planned)}),
             settings=self.settings,
             links=self.links,
             edges=edges,
             env=self.env,
             previous_files=self.previous_files,
             graph=self.graph,
-            targets=self.targets,
+            targets=list(dict.fromkeys(self.targets)),
             committed=committed,
         )
 
@@ -239,6 +248,7 @@ def _settings(batch: Batch) -> BatchSettings:
         if batch.local_concurrency and batch.local_concurrency > 0
         else None,
         resources=dict(batch.resources),
+        job_options={k: v for k, v in batch.runner_options.items() if isinstance(v, dict)},
     )
 
 
