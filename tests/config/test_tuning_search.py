@@ -26,7 +26,9 @@ def test_a_grid_is_the_cartesian_product_keys_sorted_last_fastest(grid):
     found = points({"parameter_search": grid}, "t")
     assert len(found) == math.prod(len(v) for v in grid.values())
     keys = sorted(grid)
-    expected = [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
+    expected = [
+        dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(grid[k] for k in keys))
+    ]
     assert found == (expected or [{}])
 
 
