@@ -50,9 +50,11 @@ class PlanOptions:
         """The options of each point of the parameter search (these options if none)."""
         if not self.searched:
             return [self]
+        # a point listed twice is planned once: its runs would be the same runs
+        unique = {json.dumps(p, sort_keys=True, default=str): p for p in self.searched}
         return [
             replace(self, extra_parameters={**self.extra_parameters, **point}, searched=())
-            for point in self.searched
+            for point in unique.values()
         ]
 
 

@@ -134,10 +134,13 @@ class _Builder:
             self._add_pipeline(batch)
             return
         raw: dict[str, RunSpec] = {}
+        known: dict[str, RunSpec] = {}  # planned for an earlier point of a tuning search
         for run in expand_batch(
             self.project, batch, self.options, self.find, later=later_names(batch)
         ):
-            if run.key not in self.by_key:  # the same input and configs listed twice is one run
+            if run.key in self.by_key:
+                known.setdefault(run.key, self.by_key[run.key])
+            else:  # the same input and configs listed twice is one run
                 raw.setdefault(run.key, run)
                 if len(raw) + len(self.runs) > self.project.max_runs:
                     raise too_many_runs(self.project, batch.name)
@@ -161,7 +164,7 @@ class _Builder:
                 self.links[run.key] = link
             self._add_run(run)
             runs.append(run)
-        self.planned[batch.name] = runs
+        self.planned[batch.name] = [*known.values(), *runs]
 
     def _add_pipeline(self, batch: Batch) -> None:
         compiled = compile_pipeline(
@@ -174,7 +177,8 @@ class _Builder:
             self.fingerprints,
         )
         for run in compiled.runs:
-            self._add_run(run)
+            if run.key not in self.by_key:  # else planned for an earlier search point
+                self._add_run(run)
         self.planned[batch.name] = compiled.runs
         self.links.update(compiled.links)
         self.env.update(compiled.env)
