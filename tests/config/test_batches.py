@@ -53,7 +53,8 @@ def test_new_keys_are_read(project):
     assert batch.deps == ("src/algo.py",)
     assert batch.resources == {"cpus": 2}
     assert (batch.timeout, batch.retries, batch.local_concurrency) == (30, 2, 3)
-    assert batch.runner_options == {"lsf": {"queue": "long"}}
+    # by runner: what QA-Board gives the runs as `context.job_options`
+    assert batch.runner_options == {"local": {"concurrency": 3}, "lsf": {"queue": "long"}}
 
 
 def test_unknown_batch_keys_warn(project):

@@ -299,6 +299,11 @@ def test_the_options_reach_the_detached_driver_as_they_were_given(tmp_path):
             "share": True,
             "local_timeout": 60.0,
             "shared_roots": ("/team/storage",),
+            "searched": ({"t": 1}, {"t": [2]}),
+            "action_on_pending": "sync",
+            "outputs_prefix": "pre",
+            "output_path": "/tmp/out",
+            "save_manifests_in_database": True,
         }
     )
     defaults = Options()

@@ -54,6 +54,11 @@ expand-lists-to-work-well-with-aliases:
   - a.txt:
 aliases:
   my-alias: [my-batch, using-a-custom-configuration]
+you-can-override-runner-config:
+  local:
+    param: value
+  inputs:
+   - a.txt
 matrix-configurations:
   inputs: [a.txt]
   matrix:
@@ -183,6 +188,23 @@ def test_matrix_many_iterates_in_yaml_order(iterators):
         ("windows", 1, 1), ("windows", 1, 2), ("windows", 2, 1), ("windows", 2, 2),
     ]  # fmt: skip
     assert len({r.key for r in runs}) == 8 and len({r.output_dir for r in runs}) == 8
+
+
+def test_a_batchs_runner_section_becomes_the_runs_job_options(iterators):
+    # QA-Board: `batches[0].job_options['param'] == 'value'`; qaflow keeps the batch's section
+    # per runner and gives the runner's to the run's context (`context.job_options`)
+    from qaflow.execution.driver import _task
+    from qaflow.execution.model import Options
+    from qaflow.worker.context import RunContext
+
+    the_plan = plan(iterators, ["you-can-override-runner-config"], PlanOptions())
+    [run] = the_plan.runs
+    assert the_plan.settings[run.batch].job_options == {"local": {"param": "value"}}
+    task = _task(iterators, the_plan, run, Options(runner="local"), None)
+    job_options = RunContext.from_task(task).job_options
+    assert job_options["param"] == "value" and job_options["type"] == "local"
+    other = RunContext.from_task(_task(iterators, the_plan, run, Options(runner="dask"), None))
+    assert "param" not in other.job_options and other.job_options["type"] == "dask"
 
 
 def test_an_unknown_batch_is_an_error_not_zero_runs(iterators):

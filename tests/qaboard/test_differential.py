@@ -267,10 +267,15 @@ def docs_project(tmp_path: Path) -> Path:
 def qaboard_plan(
     python: Path, root: Path, batches_file: str, names: list[str]
 ) -> list[dict[str, Any]]:
+    return qaboard_says(python, root, DRIVER, batches_file, *names)
+
+
+def qaboard_says(python: Path, root: Path, driver: str, *args: str) -> Any:
+    """The JSON a driver script prints last, run by QA-Board's python in the project."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("QA_", "CI", "GIT_", "PYTHON"))}
     env |= {"QA_NO_CHECK_FOR_UPDATES": "1", "HOME": str(root.parent), "QA_OFFLINE": "1"}
     done = subprocess.run(
-        [str(python), "-c", DRIVER, batches_file, *names],
+        [str(python), "-c", driver, *args],
         cwd=root, env=env, capture_output=True, text=True, check=False, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -376,3 +381,65 @@ def test_qa_init_makes_a_project_qaboard_loads(qaboard_python, tmp_path):
     assert loaded.returncode == 0, loaded.stdout + loaded.stderr
     assert loaded.stdout.strip().splitlines()[-1] == "new"
     assert "ERROR" not in loaded.stderr
+
+
+# ---------------------------------------------------------------- --tuning-search
+SEARCH_DRIVER = """
+import json, sys
+from qaboard.iterators import iter_parameters
+search, extra = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+print(json.dumps([params for params, _, _ in iter_parameters(search, extra_parameters=extra)]))
+"""
+
+
+@pytest.fixture(scope="session")
+def qaboard_search_python(qaboard_python: Path) -> Path:
+    """QA-Board's python, with scikit-learn: its tuning search uses ParameterGrid."""
+    has = subprocess.run([str(qaboard_python), "-c", "import sklearn"], capture_output=True)
+    if has.returncode == 0:
+        return qaboard_python
+    done = subprocess.run(
+        [str(qaboard_python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+         "scikit-learn"],
+        capture_output=True, text=True, check=False, timeout=900,
+    )  # fmt: skip
+    if done.returncode != 0:
+        reason = f"pip cannot install scikit-learn for QA-Board: {done.stderr.strip()[-300:]}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} CI must run the differential test.")
+        pytest.skip(reason)
+    return qaboard_python
+
+
+@pytest.mark.parametrize(
+    ("search", "extra"),
+    [
+        ({"parameter_search": {"t": [1, 2, 3], "mode": ["a", "b"]}, "search_type": "grid"}, {}),
+        ({"parameter_search": {"t": [1, 2]}, "search_type": "grid"}, {"t": 0, "keep": {"x": 1}}),
+        (
+            {
+                "parameter_search": [{"t": [1, 2, 3]}, {"u": ["x"], "v": [4, 5]}],
+                "search_type": "grid",
+                "search_options": {"n_iter": 2},
+            },
+            {},
+        ),
+        ({"parameter_search": {}, "search_type": "grid"}, {"only": 1}),
+    ],
+)
+def test_tuning_search_points_as_qaboard(qaboard_search_python, docs_project, search, extra):
+    expected = qaboard_says(
+        qaboard_search_python, docs_project, SEARCH_DRIVER, json.dumps(search), json.dumps(extra)
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "GIT_COMMIT")}
+    done = subprocess.run(
+        [sys.executable, "-m", "qaflow", "--tuning", json.dumps(extra), "batch", "--batches-file",
+         "qa/docs.yaml", "my-batch", "--tuning-search", json.dumps(search), "--list"],
+        cwd=docs_project, env={**env, "PYTHONPATH": str(SRC)}, capture_output=True, text=True,
+        check=False, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    runs = json.loads(done.stdout)
+    # my-batch has no configurations: a run's params are its extra parameters
+    found = [run["params"] for run in runs if run["input_path"].endswith("A.jpg")]
+    assert found == expected and len(runs) == 2 * len(expected)

@@ -337,7 +337,10 @@ def _parse(project: Project, raw: _Raw) -> Batch:
         timeout=section.timeout,
         retries=section.retries,
         local_concurrency=(section.local or {}).get("concurrency"),
-        runner_options=dict(section.model_extra or {}),
+        runner_options={
+            **({"local": dict(section.local)} if section.local else {}),
+            **(section.model_extra or {}),
+        },
     )
 
 

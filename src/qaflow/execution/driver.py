@@ -157,6 +157,7 @@ def execute(
     from qaflow.store import Store
 
     checks = preflight(project, the_plan, options)
+    reporter = _publishing(reporter, options)
     with Store.open(project.database_url, storage=project.storage) as store:
         decisions = settle(the_plan, options, store)
         with backend_for(project, the_plan, options, checks, decisions, pool) as backend:
@@ -292,6 +293,19 @@ def _settled_execution(
     return execution
 
 
+def _publishing(reporter: Any, options: Options) -> Any:
+    """The reporter, followed by the links and manifest copies the options ask for
+    (`qaflow.execution.publish`), made once the execution is done."""
+    publishes = options.outputs_prefix is not None or options.output_path is not None
+    if not (publishes or options.save_manifests_in_database):
+        return reporter
+    from qaflow.execution.publish import Publisher
+    from qaflow.execution.report import ConsoleReporter, Reporters
+
+    shown = reporter if reporter is not None else ConsoleReporter(single=options.tee)
+    return Reporters(shown, Publisher(options))
+
+
 def _events(
     store: Store,
     execution_id: str,
@@ -381,6 +395,7 @@ def _task(
     timeout = settings.timeout if settings and settings.timeout else None
     timeout = timeout or options.local_timeout or env_timeout
     command = spec.command if spec.command is not None else options.command
+    runner = options.runner or project.runner
     return RunTask(
         key=spec.key,
         payload=payload_of(spec),
@@ -391,7 +406,9 @@ def _task(
         lock_dir=str(lock_dir_of(spec.output_dir, project.storage / "runs")),
         action="postprocess" if options.action_on_existing == "postprocess" else "run",
         forwarded_args=options.forwarded_args,
-        extra_parameters=options.plan.tuning_of(spec.batch),
+        extra_parameters=spec.extra_parameters
+        if spec.extra_parameters is not None
+        else options.plan.tuning_of(spec.batch),  # a --tuning-search point: the run's own
         dryrun=options.dryrun,
         timeout=timeout,
         cpus=settings.cpus if settings else 1,
@@ -400,5 +417,7 @@ def _task(
         project_name=project.name,
         subproject=project.subproject.as_posix(),
         share=options.share,
-        runner=options.runner or project.runner,
+        runner=runner,
+        job_options=settings.job_options.get(runner, {}) if settings else {},
+        on_pending=options.action_on_pending,
     )

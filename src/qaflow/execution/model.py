@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from qaflow.plan.model import Plan, PlanOptions, RunSpec
-from qaflow.worker.model import RunResult, RunStatus, RunTask
+from qaflow.worker.model import PENDING_SKIPPED, RunResult, RunStatus, RunTask
 
 __all__ = [
     "ActionOnExisting",
@@ -89,7 +89,9 @@ class Execution:
         statuses = {result.status for result in self.results.values()}
         if RunStatus.CANCELLED in statuses:
             return "cancelled"
-        return "succeeded" if all(s.ok for s in statuses) else "failed"
+        # as in QA-Board, a run skipped because another execution runs it is left out
+        ok = all(r.status.ok or r.error == PENDING_SKIPPED for r in self.results.values())
+        return "succeeded" if ok else "failed"
 
     @property
     def exit_code(self) -> int:
@@ -118,6 +120,10 @@ class Options:
     lsf: dict[str, Any] = field(default_factory=dict)  # QA-Board's --lsf-* given, by key
     share: bool = False  # QA-Board's --share: the project's runs go to its shared `storage:`
     local_timeout: float | None = None  # QA-Board's --local-timeout: seconds, 0 or None: none
+    action_on_pending: str = "wait"  # QA-Board's: runs another execution runs (`worker.execute`)
+    outputs_prefix: str | None = None  # QA-Board's --prefix-outputs-path (`execution.publish`)
+    output_path: str | None = None  # QA-Board's `qa run -o`: the single run's results there too
+    save_manifests_in_database: bool = False  # copy the manifests into the input folders
 
     def to_json(self) -> dict[str, Any]:
         """The options as JSON-able data (`from_json` makes them again): what a background
@@ -136,6 +142,8 @@ class Options:
             plan["tuned_batches"] = tuple(plan["tuned_batches"])
         if "shared_roots" in plan:
             plan["shared_roots"] = tuple(plan["shared_roots"])
+        if "searched" in plan:
+            plan["searched"] = tuple(plan["searched"])
         if plan.get("database") is not None:
             plan["database"] = Path(plan["database"])
         tuples = {f.name for f in fields(cls) if isinstance(getattr(cls, f.name, None), tuple)}

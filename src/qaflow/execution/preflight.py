@@ -40,6 +40,10 @@ def preflight(project: Project, the_plan: Plan, options: Options) -> Preflight:
     timeout = env_timeout()
     check_storage(project.storage)
     check_database(project)
+    if options.outputs_prefix is not None or options.output_path is not None:
+        from qaflow.execution.publish import check_links
+
+        check_links(the_plan, options, project.storage)
     return Preflight(runner=runner, capacity=capacity, limits=limits, timeout=timeout)
 
 

@@ -47,7 +47,12 @@ class Reporters:
     """Fans every event out to several reporters, in order."""
 
     def __init__(self, *reporters: Reporter) -> None:
-        self.reporters = reporters
+        # flat: the driver looks for optional methods (close_display, flush) on each one
+        self.reporters: tuple[Reporter, ...] = tuple(
+            inner
+            for r in reporters
+            for inner in (r.reporters if isinstance(r, Reporters) else (r,))
+        )
 
     def execution_started(self, execution_id: str, plan: Plan) -> None:
         for reporter in self.reporters:

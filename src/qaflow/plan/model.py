@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,20 @@ class PlanOptions:
         return {}
     # the team cache (`plan.teamcache`): shared storages whose results local runs reuse
     shared_roots: tuple[str, ...] = ()
+    # QA-Board's --tuning-search: each point's parameters go over extra_parameters; the
+    # batches are planned once per point (`config.tuning_search`). Empty: no search
+    searched: tuple[dict[str, Any], ...] = ()
+
+    def points(self) -> list[PlanOptions]:
+        """The options of each point of the parameter search (these options if none)."""
+        if not self.searched:
+            return [self]
+        # a point listed twice is planned once: its runs would be the same runs
+        unique = {json.dumps(p, sort_keys=True, default=str): p for p in self.searched}
+        return [
+            replace(self, extra_parameters={**self.extra_parameters, **point}, searched=())
+            for point in unique.values()
+        ]
 
 
 @dataclass(frozen=True)
@@ -108,6 +122,8 @@ class BatchSettings:
     cpus: int = 1
     concurrency: int | None = None  # `local: {concurrency: N}`: at most N of its runs at once
     resources: dict[str, Any] = field(default_factory=dict)  # as written: cpus, gpus, memory…
+    # QA-Board: a batch's `local:`, `lsf:`, `dask:`… sections, by runner: `context.job_options`
+    job_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,9 @@ def plan(
         )
     builder = _Builder(project, catalog, options, persist=persist)
     try:
-        _add_targets(builder, catalog, targets)
+        for point in options.points():  # QA-Board's --tuning-search: the DAG once per point
+            builder.start(point)
+            _add_targets(builder, catalog, targets)
         the_plan = builder.build()
         if check is not None:
             check(the_plan)
@@ -113,6 +115,13 @@ class _Builder:
         self.settings: dict[str, BatchSettings] = {}
         self.graph: dict[str, list[str]] = {}
         self.targets: list[str] = []
+        self.batch_names: dict[str, None] = {}  # every batch planned, over every search point
+
+    def start(self, options: PlanOptions) -> None:
+        """Plan the next point of a parameter search: every batch again, with its options."""
+        self.batch_names.update(dict.fromkeys(self.planned))
+        self.options, self.planned = options, {}
+        self.linker = Linker(self.planned)
 
     def add_batch(self, batch: Batch) -> None:
         if batch.name in self.planned:
@@ -125,10 +134,13 @@ class _Builder:
             self._add_pipeline(batch)
             return
         raw: dict[str, RunSpec] = {}
+        known: dict[str, RunSpec] = {}  # planned for an earlier point of a tuning search
         for run in expand_batch(
             self.project, batch, self.options, self.find, later=later_names(batch)
         ):
-            if run.key not in self.by_key:  # the same input and configs listed twice is one run
+            if run.key in self.by_key:
+                known.setdefault(run.key, self.by_key[run.key])
+            else:  # the same input and configs listed twice is one run
                 raw.setdefault(run.key, run)
                 if len(raw) + len(self.runs) > self.project.max_runs:
                     raise too_many_runs(self.project, batch.name)
@@ -152,7 +164,7 @@ class _Builder:
                 self.links[run.key] = link
             self._add_run(run)
             runs.append(run)
-        self.planned[batch.name] = runs
+        self.planned[batch.name] = [*known.values(), *runs]
 
     def _add_pipeline(self, batch: Batch) -> None:
         compiled = compile_pipeline(
@@ -165,7 +177,8 @@ class _Builder:
             self.fingerprints,
         )
         for run in compiled.runs:
-            self._add_run(run)
+            if run.key not in self.by_key:  # else planned for an earlier search point
+                self._add_run(run)
         self.planned[batch.name] = compiled.runs
         self.links.update(compiled.links)
         self.env.update(compiled.env)
@@ -207,14 +220,14 @@ class _Builder:
         order = _topological(self.runs, edges)
         return Plan(
             runs=order,
-            batches=list(self.planned),
+            batches=list({**self.batch_names, **dict.fromkeys(self.planned)}),
             settings=self.settings,
             links=self.links,
             edges=edges,
             env=self.env,
             previous_files=self.previous_files,
             graph=self.graph,
-            targets=self.targets,
+            targets=list(dict.fromkeys(self.targets)),
             committed=committed,
         )
 
@@ -239,6 +252,7 @@ def _settings(batch: Batch) -> BatchSettings:
         if batch.local_concurrency and batch.local_concurrency > 0
         else None,
         resources=dict(batch.resources),
+        job_options={k: v for k, v in batch.runner_options.items() if isinstance(v, dict)},
     )
 
 

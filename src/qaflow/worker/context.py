@@ -143,7 +143,13 @@ class RunContext:
             dryrun=task.dryrun,
             batch=run.batch,
             matrix=copy.deepcopy(run.matrix),
-            job_options={"type": task.runner, "timeout": task.timeout, "cpus": task.cpus},
+            # QA-Board's: the runner, then the batch's section for it (`local: {param: v}`)
+            job_options={
+                "type": task.runner,
+                "timeout": task.timeout,
+                "cpus": task.cpus,
+                **copy.deepcopy(task.job_options),
+            },
             command=task.command,
             id=task.key,
             label=task.label,

@@ -39,7 +39,7 @@ from qaflow.worker.context import (
     write_manifest,
     write_metrics,
 )
-from qaflow.worker.model import RunResult, RunStatus, RunTask
+from qaflow.worker.model import PENDING_SKIPPED, RunResult, RunStatus, RunTask
 from qaflow.worker.modes import Outcome, invoke
 from qaflow.worker.rundir import output_dir_of, run_lock
 
@@ -59,20 +59,45 @@ def execute(task: RunTask, *, after_run: Callable[[], object] | None = None) -> 
     worker ends the processes the run started there: `qaflow.worker.isolation`).
     """
     output_dir = output_dir_of(task)
-    with run_lock(output_dir, None if task.lock_dir is None else Path(task.lock_dir)):
+    lock_dir = None if task.lock_dir is None else Path(task.lock_dir)
+    with run_lock(output_dir, lock_dir, wait=task.on_pending == "wait") as locked:
+        if not locked:  # another process runs it: QA-Board's --action-on-pending
+            return _pending(task, output_dir, lock_dir, after_run)
         done = rundir.read_result(output_dir) if task.reuse and task.action == "run" else None
         if isinstance(done, rundir.Committed):
-            return rundir.reused(
-                task.key,
-                done,
-                output_dir,
-                host=HOST,
-                pid=os.getpid(),
-                attempt=task.attempt,
-                fingerprint=task.payload.fingerprint,
-                parts=task.payload.parts,
-            )
+            return _reused(task, done, output_dir)
         return _execute(task, output_dir, after_run)
+
+
+def _reused(task: RunTask, done: rundir.Committed, output_dir: Path) -> RunResult:
+    return rundir.reused(
+        task.key,
+        done,
+        output_dir,
+        host=HOST,
+        pid=os.getpid(),
+        attempt=task.attempt,
+        fingerprint=task.payload.fingerprint,
+        parts=task.payload.parts,
+    )
+
+
+def _pending(
+    task: RunTask, output_dir: Path, lock_dir: Path | None, after_run: Callable[[], object] | None
+) -> RunResult:
+    """A run another process holds the lock of: skip it, run it at the same time (each
+    attempt has its own directory; commits are atomic), or wait and take its result (sync)."""
+    if task.on_pending == "run":
+        return _execute(task, output_dir, after_run)
+    started = time.time()
+    if task.on_pending == "skip":
+        return failed_result(task, RunStatus.SKIPPED, PENDING_SKIPPED, started)
+    with run_lock(output_dir, lock_dir):  # sync: once the other process is done
+        done = rundir.read_result(output_dir)
+    if isinstance(done, rundir.Committed):
+        return _reused(task, done, output_dir)
+    error = "the run another execution was running has no successful result (--action-on-pending sync takes its result): run it again without sync"
+    return failed_result(task, RunStatus.FAILED, error, started)
 
 
 def _execute(

@@ -117,6 +117,10 @@ class RunPayload:
         return data
 
 
+PENDING_SKIPPED = "not executed: another execution is running it (--action-on-pending skip)"
+"""The error of a run skipped because it was pending elsewhere: not a failure of the execution."""
+
+
 @dataclass(frozen=True)
 class RunTask:
     """Everything a worker needs to execute one run. Plain data, so it pickles."""
@@ -144,6 +148,8 @@ class RunTask:
     subproject: str = "."
     share: bool = False
     runner: str = "local"
+    job_options: dict[str, Any] = field(default_factory=dict)  # the batch's `local:`, `lsf:`…
+    on_pending: str = "wait"  # --action-on-pending: wait, sync, skip or run
 
 
 @dataclass(frozen=True)

@@ -232,20 +232,27 @@ def _check_safe(output_dir: Path, project_root: Path) -> None:
 
 # ---------------------------------------------------------------- locks
 @contextlib.contextmanager
-def run_lock(output_dir: Path, lock_dir: Path | None = None) -> Iterator[None]:
+def run_lock(
+    output_dir: Path, lock_dir: Path | None = None, *, wait: bool = True
+) -> Iterator[bool]:
     """An exclusive lock on a run's directory, for every process of this machine (and of others,
     where the filesystem supports POSIX locks), released when its process dies.
 
     One `.locks` file in `lock_dir` (the batch's folder of runs; by default the run's parent),
     locked by byte range (one byte per run directory): taking a lock creates no file, which
-    on slow disks would be a good part of a run's overhead.
+    on slow disks would be a good part of a run's overhead. Yields whether the lock is held:
+    with `wait=False`, False at once if another process holds it (the run is pending there).
     """
     path, offset = _lock_of(output_dir, lock_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
-        fcntl.lockf(fd, fcntl.LOCK_EX, 1, offset)
-        yield
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB), 1, offset)
+        except (BlockingIOError, PermissionError):  # EAGAIN or EACCES: held elsewhere
+            yield False
+            return
+        yield True
     finally:
         os.close(fd)  # closing releases the lock
 

@@ -89,8 +89,30 @@ from qaflow.plan.planner import plan
 @click.option(
     "--action-on-pending",
     type=click.Choice(["wait", "sync", "skip", "run"]),
-    default="wait",
-    help="Accepted for QA-Board scripts: a run another `qa batch` is executing is always awaited.",
+    default=None,
+    help="For runs another execution is running: wait for it (then reuse its result, or run if it failed), sync (take its result, even a failure), skip them, or run them at the same time. Default: outputs.action_on_pending, else wait.",
+)
+@click.option(
+    "--tuning-search",
+    metavar="JSON",
+    help='A parameter search: every run once per point, with its parameters as extra parameters: \'{"parameter_search": {"k": [1, 2]}, "search_type": "grid"}\'.',
+)
+@click.option(
+    "--tuning-search-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help="The --tuning-search, from a .json or .yaml file.",
+)
+@click.option(
+    "--prefix-outputs-path",
+    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR",
+    help="Also make each run's results reachable at DIR/[TUNING/]INPUT (a link; DIR relative to the storage).",
+)
+@click.option(
+    "--save-manifests-in-database",
+    is_flag=True,
+    help="Copy each successful run's manifest.inputs.json and manifest.outputs.json into its input folder (for qa check-bit-accuracy-manifest).",
 )
 @click.option(
     "--local-timeout",
@@ -140,7 +162,11 @@ def batch(
     force_batches: tuple[str, ...],
     action_on_existing: ActionOnExisting | Literal["assert-exists"] | None,
     batches_files: tuple[Path, ...],
-    action_on_pending: str,
+    action_on_pending: str | None,
+    tuning_search: str | None,
+    tuning_search_file: Path | None,
+    prefix_outputs_path: Path | None,
+    save_manifests_in_database: bool,
     local_timeout: float | None,
     no_wait: bool,
     quiet: bool,
@@ -172,6 +198,9 @@ def batch(
     listing = list_runs or list_inputs or list_output_dirs or g.dryrun
     reusing = not (force or force_batches) and action in ("run", "assert-exists")
     plan_options = team_cache(g, project, reusing)
+    searched = tuning_search_points(tuning_search, tuning_search_file)
+    if searched is not None:
+        plan_options = replace(plan_options, searched=tuple(searched))
     options = g.options(
         runner=runner,
         dask_scheduler=dask_scheduler,
@@ -182,6 +211,10 @@ def batch(
         force_batches=force_batches,
         lsf=lsf_settings(lsf_options),
         local_timeout=local_timeout or None,
+        action_on_pending=on_pending(project, action_on_pending),
+        outputs_prefix=None if prefix_outputs_path is None else str(prefix_outputs_path),
+        save_manifests_in_database=save_manifests_in_database
+        or "--save-manifests-in-database" in g.forwarded_args,
     )
     options = replace(options, plan=plan_options)
     # input hashes are kept once planning succeeds and the execution's preflight passed; as
@@ -203,7 +236,7 @@ def batch(
     elif list_inputs:
         _echo_lines(str(run.input_path) for run in the_plan.runs if run.input_path is not None)
     elif list_output_dirs:
-        _echo_lines(str(run.output_dir) for run in the_plan.runs)
+        _echo_lines(str(run.output_dir) for run in linked(the_plan, options, project))
     elif g.dryrun:
         click.echo(
             describe(the_plan, project.root, statuses(the_plan, force, force_batches, project))
@@ -295,6 +328,36 @@ def team_cache(g: Globals, project: Project, reusing: bool) -> PlanOptions:
     if not reusing or shared is None or shared == project.storage or not shared.is_dir():
         return options
     return replace(options, shared_roots=(str(shared),))
+
+
+def tuning_search_points(text: str | None, file: Path | None) -> list[dict[str, Any]] | None:
+    """The points of --tuning-search / --tuning-search-file (`config.tuning_search`)."""
+    if text is None and file is None:
+        return None
+    from qaflow.config.tuning_search import load
+
+    return load(text, file)
+
+
+def on_pending(project: Project, given: str | None) -> str:
+    """--action-on-pending, else `outputs.action_on_pending`, else wait (as QA-Board)."""
+    chosen = given or project.settings.get("outputs", {}).get("action_on_pending") or "wait"
+    if chosen not in ("wait", "sync", "skip", "run"):
+        raise UsageError(
+            f"outputs.action_on_pending: {chosen!r} is not one of wait, sync, skip, run. Fix qaboard.yaml."
+        )
+    return str(chosen)
+
+
+def linked(the_plan: Plan, options: Options, project: Project) -> list[RunSpec]:
+    """The runs, each at the path --prefix-outputs-path links its results from (if given)."""
+    if options.outputs_prefix is None:
+        return the_plan.runs
+    from qaflow.execution.publish import check_links, links_of
+
+    check_links(the_plan, options, project.storage)
+    links = links_of(the_plan, options, project.storage)
+    return [run.evolve(output_dir=links[run.key]) for run in the_plan.runs]
 
 
 def split_forwarded(names: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:

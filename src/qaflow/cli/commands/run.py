@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
 import click
 
@@ -21,9 +22,30 @@ from qaflow.plan.planner import plan_single
     metavar="INPUT",
     help="The input: a path relative to the database, or absolute.",
 )
+# -- QA-Board parity (issue 15): begin
+@click.option(
+    "-o",
+    "--output",
+    "output_path",
+    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR",
+    help="Also make the results reachable at DIR (a link to the run's directory).",
+)
+@click.option(
+    "--save-manifests-in-database",
+    is_flag=True,
+    help="If it succeeds, copy its manifest.inputs.json and manifest.outputs.json into the input folder.",
+)
+# -- QA-Board parity: end
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
-def run(g: Globals, input_path: str, command: tuple[str, ...]) -> int:
+def run(
+    g: Globals,
+    input_path: str,
+    output_path: Path | None,
+    save_manifests_in_database: bool,
+    command: tuple[str, ...],
+) -> int:
     """Run the entrypoint's run(context) on INPUT; the arguments after INPUT reach it as
     `context.forwarded_args` (as in QA-Board). Without an entrypoint, they are a shell
     COMMAND run with {input_path} and {output_dir} filled in."""
@@ -32,7 +54,15 @@ def run(g: Globals, input_path: str, command: tuple[str, ...]) -> int:
         g.forwarded_args = (*command, *g.forwarded_args)
         command = ()
     cmd = (command[0] if len(command) == 1 else shlex.join(command)) if command else None
-    options = g.options(command=cmd, tee=True, concurrency=1, force=True)
+    options = g.options(
+        command=cmd,
+        tee=True,
+        concurrency=1,
+        force=True,
+        output_path=None if output_path is None else str(output_path.absolute()),
+        save_manifests_in_database=save_manifests_in_database
+        or "--save-manifests-in-database" in g.forwarded_args,
+    )
     the_plan = plan_single(
         project,
         input_path,
