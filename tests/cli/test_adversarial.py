@@ -169,6 +169,47 @@ CASES: dict[str, Case] = {
         "b:\n  type: pipeline\n  configs:\n  - {walk: x}\n",
         says=(r"batches.yaml:4", "pipeline 'b'"),
     ),
+    # --- wrong types in file-level defaults (batch files' top level, qaboard.yaml's inputs)
+    "file-configs-a-float": batch(
+        "configs: [base, 1.5]\n" + BATCHES,
+        says=(r"batches.yaml:1", "file-level `configs`", "batch 'b'", "1.5"),
+    ),
+    "file-configs-a-number": batch(
+        "configs: 3\n" + BATCHES, says=(r"batches.yaml:1", "file-level `configs`", "valid list")
+    ),
+    "file-configurations-a-bool-overridden": batch(
+        "configurations: [[x, true]]\n" + BATCHES,
+        says=(r"batches.yaml:1", "file-level `configurations`", "True"),
+    ),
+    "file-database-a-number": batch(
+        "database: 3\n" + BATCHES, says=(r"batches.yaml:1", "file-level `database`")
+    ),
+    "file-database-a-list": batch(
+        "database: [a, b]\n" + BATCHES, says=(r"batches.yaml:1", "file-level `database`")
+    ),
+    "file-platform-a-list": batch(
+        "platform: [linux]\n" + BATCHES, says=(r"batches.yaml:1", "file-level `platform`")
+    ),
+    "file-script-list-of-lists": batch(
+        "configs:\n- [[echo, hi]]\nb:\n  type: script\n",
+        says=(r"batches.yaml:2", "file-level `configs`", "batch 'b'", "script"),
+    ),
+    "qaboard-configs-a-float": qaboard(
+        "inputs:\n  configs: [base, 1.5]\n",
+        says=(r"qaboard.yaml:3", "`inputs.configs`", "item #2", "1.5"),
+    ),
+    "qaboard-configurations-a-bool": qaboard(
+        "inputs:\n  configurations: [[base, false]]\n",
+        says=(r"qaboard.yaml:3", "`inputs.configurations`", "False"),
+    ),
+    "action-on-existing-nosuch": qaboard(
+        "outputs: {action_on_existing: nosuch}\n",
+        says=(r"qaboard.yaml:2", "outputs.action_on_existing", "'skip'"),
+    ),
+    "action-on-pending-nosuch": qaboard(
+        "outputs: {action_on_pending: nosuch}\n",
+        says=(r"qaboard.yaml:2", "outputs.action_on_pending", "'wait'"),
+    ),
     # --- unknown and misspelt keys
     "top-input-for-inputs": qaboard(
         "input:\n  database: .\n", says=(r"qaboard.yaml:2", "`input`", "did you mean `inputs`")
