@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import qaflow
 from qaflow.execution.backends import LocalBackend
@@ -106,12 +107,8 @@ def run(context):
 """
 
 
-def test_what_a_run_changes_of_its_process_does_not_reach_the_next_run(project):
-    root = project(
-        batches="b:\n  inputs: [a.txt, b.txt, c.txt, d.txt]\n",
-        files=["a.txt", "b.txt", "c.txt", "d.txt"],
-        extra={"qa/main.py": STATEFUL},
-    )
+def one_worker_runs(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Execute batch b one run at a time: its runs by input, and what each wrote to seen.json."""
     execution = qaflow.batch("b", project=root, concurrency=1)
     runs = {run.spec.rel_input_path: run for run in execution.runs()}
     assert all(run.status is RunStatus.SUCCEEDED for run in runs.values()), [
@@ -120,6 +117,16 @@ def test_what_a_run_changes_of_its_process_does_not_reach_the_next_run(project):
     seen = {
         name: json.loads((run.output_dir / "seen.json").read_text()) for name, run in runs.items()
     }
+    return runs, seen
+
+
+def test_what_a_run_changes_of_its_process_does_not_reach_the_next_run(project):
+    root = project(
+        batches="b:\n  inputs: [a.txt, b.txt, c.txt, d.txt]\n",
+        files=["a.txt", "b.txt", "c.txt", "d.txt"],
+        extra={"qa/main.py": STATEFUL},
+    )
+    runs, seen = one_worker_runs(root)
     first, second = seen["a.txt"], seen["b.txt"]
     assert second["pid"] == first["pid"]  # the same worker executed both
     for key in ("umask", "nofile", "sigterm", "recursion", "timeout", "dumps", "encoder"):
@@ -175,14 +182,7 @@ def test_a_module_first_imported_by_a_run_is_restored_for_the_next_run(project):
         files=["a.txt", "b.txt"],
         extra={"qa/main.py": PATCHES_A_HELPER, "qa/shipped_helper.py": SHIPPED_HELPER},
     )
-    execution = qaflow.batch("b", project=root, concurrency=1)
-    runs = {run.spec.rel_input_path: run for run in execution.runs()}
-    assert all(run.status is RunStatus.SUCCEEDED for run in runs.values()), [
-        run.error for run in runs.values()
-    ]
-    seen = {
-        name: json.loads((run.output_dir / "seen.json").read_text()) for name, run in runs.items()
-    }
+    runs, seen = one_worker_runs(root)
     assert seen["b.txt"]["pid"] == seen["a.txt"]["pid"]  # the same worker executed both
     assert runs["a.txt"].metrics["greeting"] == "patched"  # run A did patch it
     expected = {"greet": "original", "imported": "original", "level": 1, "constant": "original"}
