@@ -94,11 +94,11 @@ def check_file_defaults(file: Path, defaults: dict[str, Any], *, batch: str, scr
             f"batch of this file, batch {batch!r} included): {expected} (got "
             f"{kind_of(defaults[key])}). {hint}"
         ) from None
-    key = next((k for k in CONFIG_KEYS if defaults.get(k) is not None), None)
-    if key is not None:
+    configs = next((k for k in CONFIG_KEYS if defaults.get(k) is not None), None)
+    if configs is not None:
         where = lambda keys: yamlfile.where(file, keys)  # noqa: E731
-        who = f"file-level `{key}` (the default of every batch of this file, batch {batch!r} included)"
-        _check_configs(batch, where, key, defaults[key], script=script, who=who)
+        who = f"file-level `{configs}` (the default of every batch of this file, batch {batch!r} included)"
+        _check_configs(batch, where, configs, defaults[configs], script=script, who=who)
 
 
 def batch_locator(file: Any, key: str) -> Any:
