@@ -171,6 +171,7 @@ class ProcessState:
     warning_filters: list[Any]
     threads: set[threading.Thread]
     attributes: Attributes | None = None
+    watcher: ImportWatcher | None = None
 
     @classmethod
     def capture(cls) -> ProcessState:
@@ -179,7 +180,7 @@ class ProcessState:
         umask = os.umask(0)
         os.umask(umask)
         attributes = Attributes.capture()
-        ImportWatcher.install(attributes)
+        watcher = ImportWatcher.install(attributes)
         return cls(
             umask=umask,
             rlimits=_rlimits(),
@@ -196,6 +197,7 @@ class ProcessState:
             warning_filters=list(warnings.filters),
             threads=set(threading.enumerate()),
             attributes=attributes,
+            watcher=watcher,
         )
 
     def restore(self) -> list[str]:
@@ -205,6 +207,8 @@ class ProcessState:
         self._restore_interpreter()
         if self.attributes is not None:
             self.attributes.restore()
+        if self.watcher is not None and self.watcher not in sys.meta_path:
+            sys.meta_path.insert(0, self.watcher)  # the run took it out
         left = [t for t in threading.enumerate() if t not in self.threads and t.is_alive()]
         if left:
             problems.append(f"threads left running: {', '.join(t.name for t in left)}")
