@@ -7,6 +7,8 @@
     │   ├── GraphError                 unknown `needs`, cycles between batches or aliases
     │   └── InterpolationError         a `${…}` expression cannot be parsed or evaluated
     ├── StoreError (exit 1)            the run store cannot be read or written
+    │   └── StoreUnreachableError (exit 2; also a UsageError) `database_url` names a server
+    │                                  that does not answer, or refuses its credentials
     └── ExecutorError (exit 1)         we could not execute a run (not: the user's code failed)
 
 A failure of user code is never an exception here: it is a run result.
@@ -52,6 +54,13 @@ class InterpolationError(UsageError):
 
 class StoreError(QaflowError):
     """The run store cannot be opened, read or written."""
+
+
+class StoreUnreachableError(StoreError, UsageError):
+    """The store's database cannot be connected to as configured (server down, wrong host,
+    port, credentials or database name): the user's setting to fix, so exit 2."""
+
+    exit_code = 2
 
 
 class ExecutorError(QaflowError):

@@ -12,14 +12,17 @@ import hashlib
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
 SRC = Path(__file__).resolve().parents[2] / "src"
+POSTGRES_ENV = "QA_TEST_POSTGRES_URL"  # the real server; a wrong password on it is tried
 HANG = 60  # seconds: far beyond any of these cases; only a hang or a bomb reaches it
 
 QABOARD = "# a project of malformed files\n"
@@ -165,6 +168,47 @@ CASES: dict[str, Case] = {
     "pipeline-bad-step": batch(
         "b:\n  type: pipeline\n  configs:\n  - {walk: x}\n",
         says=(r"batches.yaml:4", "pipeline 'b'"),
+    ),
+    # --- wrong types in file-level defaults (batch files' top level, qaboard.yaml's inputs)
+    "file-configs-a-float": batch(
+        "configs: [base, 1.5]\n" + BATCHES,
+        says=(r"batches.yaml:1", "file-level `configs`", "batch 'b'", "1.5"),
+    ),
+    "file-configs-a-number": batch(
+        "configs: 3\n" + BATCHES, says=(r"batches.yaml:1", "file-level `configs`", "valid list")
+    ),
+    "file-configurations-a-bool-overridden": batch(
+        "configurations: [[x, true]]\n" + BATCHES,
+        says=(r"batches.yaml:1", "file-level `configurations`", "True"),
+    ),
+    "file-database-a-number": batch(
+        "database: 3\n" + BATCHES, says=(r"batches.yaml:1", "file-level `database`")
+    ),
+    "file-database-a-list": batch(
+        "database: [a, b]\n" + BATCHES, says=(r"batches.yaml:1", "file-level `database`")
+    ),
+    "file-platform-a-list": batch(
+        "platform: [linux]\n" + BATCHES, says=(r"batches.yaml:1", "file-level `platform`")
+    ),
+    "file-script-list-of-lists": batch(
+        "configs:\n- [[echo, hi]]\nb:\n  type: script\n",
+        says=(r"batches.yaml:2", "file-level `configs`", "batch 'b'", "script"),
+    ),
+    "qaboard-configs-a-float": qaboard(
+        "inputs:\n  configs: [base, 1.5]\n",
+        says=(r"qaboard.yaml:3", "`inputs.configs`", "item #2", "1.5"),
+    ),
+    "qaboard-configurations-a-bool": qaboard(
+        "inputs:\n  configurations: [[base, false]]\n",
+        says=(r"qaboard.yaml:3", "`inputs.configurations`", "False"),
+    ),
+    "action-on-existing-nosuch": qaboard(
+        "outputs: {action_on_existing: nosuch}\n",
+        says=(r"qaboard.yaml:2", "outputs.action_on_existing", "'skip'"),
+    ),
+    "action-on-pending-nosuch": qaboard(
+        "outputs: {action_on_pending: nosuch}\n",
+        says=(r"qaboard.yaml:2", "outputs.action_on_pending", "'wait'"),
     ),
     # --- unknown and misspelt keys
     "top-input-for-inputs": qaboard(
@@ -454,15 +498,69 @@ def test_an_unknown_key_far_from_known_ones_warns_and_runs(tmp_path: Path) -> No
     assert "unknown key `colour_scheme` is ignored" in result.stderr
 
 
-def test_an_unreachable_database_writes_nothing(tmp_path: Path) -> None:
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])  # closed again: nobody listens there
+
+
+@pytest.mark.parametrize(
+    "args", [("batch", "b"), ("status",), ("history", "b", "--metric", "x"), ("gc",)]
+)
+def test_a_closed_database_port_is_a_usage_error_that_writes_nothing(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
     root = tmp_path / "project"
     root.mkdir()
-    _make(root, qaboard("database_url: postgresql://u:p@127.0.0.1:9/x?connect_timeout=5\n"))
+    url = f"postgresql://u:s3cret@127.0.0.1:{_free_port()}/x?connect_timeout=20"
+    _make(root, qaboard(f"database_url: '{url}'\n"))
     before = snapshot(root)
-    result = qa(root, "batch", "b")
-    assert result.returncode in (1, 2) and "Traceback" not in result.stderr, result.stderr
-    assert "Is the database server running and reachable?" in result.stderr
+    result = qa(root, *args)
+    _assert_unreachable(result, "Is the database server running and reachable")
     assert snapshot(root) == before
+
+
+def _wrong(part: str) -> str:
+    url = make_url(os.environ.get(POSTGRES_ENV) or pytest.skip(f"{POSTGRES_ENV} is not set"))
+    if part == "password":
+        url = url.set(password="not-the-password")
+    elif part == "user":
+        url = url.set(username="qaflow_nobody")
+    else:
+        url = url.set(database="qaflow_no_such_database")
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.mark.parametrize(
+    ("part", "hint"),
+    [
+        ("password", "refused the user name or password"),
+        ("user", "refused the user name or password"),
+        ("database", "no such database"),
+    ],
+)
+def test_wrong_credentials_on_the_real_server_are_a_usage_error_that_writes_nothing(
+    tmp_path: Path, part: str, hint: str
+) -> None:
+    """QA_DATABASE_URL overrides qaboard.yaml's `database_url`: the message names both."""
+    root = tmp_path / "project"
+    root.mkdir()
+    _make(root, Case())
+    before = snapshot(root)
+    result = qa(root, "batch", "b", env={"QA_DATABASE_URL": _wrong(part)})
+    _assert_unreachable(result, hint)
+    assert "not-the-password" not in result.stderr
+    assert snapshot(root) == before
+
+
+def _assert_unreachable(result: subprocess.CompletedProcess[str], hint: str) -> None:
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout, result.stderr
+    message = result.stderr.strip()
+    assert message.startswith("error: ") and "\n" not in message, message
+    assert "s3cret" not in message and "***" in message
+    for said in (hint, "`database_url` in qaboard.yaml", "QA_DATABASE_URL"):
+        assert said in message, message
 
 
 @pytest.mark.parametrize(

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-import pytest
+import re
+from typing import Any
 
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import write_project
 from qaflow.config.batches import Catalog
 from qaflow.config.checks import check_type_option
-from qaflow.config.project import Project
-from qaflow.errors import BatchSpecError, UsageError
+from qaflow.config.project import Project, flatten
+from qaflow.errors import BatchSpecError, ConfigError, UsageError
 
 TYPES = "inputs:\n  types:\n    image: {globs: '*.raw'}\n"
 
@@ -74,3 +81,116 @@ def test_the_type_option_names_a_project_type(project):
     check_type_option(the_project, None)
     with pytest.raises(UsageError, match=r"--type 'imgae'.*Did you mean 'image'"):
         check_type_option(the_project, "imgae")
+
+
+# ---------------------------------------------------------------- file-level defaults
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("configs: [base, 2.5]\nb:\n  inputs: [f.raw]\n", r"batches.yaml:1: file-level `configs`"),
+        ("configs: 3\nb:\n  inputs: [f.raw]\n", r"batches.yaml:1: invalid file-level `configs`"),
+        ("configuration: [[x, true]]\nb:\n  inputs: [f.raw]\n", r"`configuration`.*True"),
+        # checked even where the batch sets its own: the file's default is wrong for every batch
+        ("configs: [1]\nb:\n  inputs: [f.raw]\n  configs: [x]\n", r"file-level `configs`"),
+        ("database: 3\nb:\n  inputs: [f.raw]\n", r"batches.yaml:1: invalid file-level `database`"),
+        ("database: {linux: [a]}\nb:\n  inputs: [f.raw]\n", r"file-level `database`"),
+        ("platform: [linux]\nb:\n  inputs: [f.raw]\n", r"file-level `platform`"),
+        (
+            "configs:\n- [echo, hi]\nb:\n  type: script\n",
+            r"batches.yaml:2: file-level `configs`.*batch 'b'.*a script's commands are strings",
+        ),
+    ],
+)
+def test_file_level_defaults_are_checked_as_a_batch_s_own_values(project, text, says):
+    with pytest.raises(BatchSpecError, match=says):
+        batch_of(project, text)
+
+
+def test_valid_file_level_defaults_apply(project):
+    text = "configs: [base, {x: 1}]\ndatabase: data\nplatform: linux\nb:\n  inputs: [f.raw]\n"
+    root = project(qaboard=TYPES, batches=text, files=["data/f.raw"])
+    the_batch = Catalog.load(Project.load(root)).batch("b")
+    assert the_batch.configs == ("base", {"x": 1})
+    assert the_batch.database == root / "data" and the_batch.platform == "linux"
+
+
+def _is_configuration(leaf: Any) -> bool:
+    return leaf is None or isinstance(leaf, str | dict)
+
+
+NAMES = st.text(alphabet="abcxyz_", min_size=1, max_size=6)
+LEAVES = st.one_of(
+    NAMES,
+    st.none(),
+    st.integers(-5, 5),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.booleans(),
+    st.dictionaries(NAMES, st.integers(0, 3), max_size=2),
+)
+CONFIGS = st.recursive(LEAVES, lambda inner: st.lists(inner, max_size=3), max_leaves=6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(key=st.sampled_from(["configs", "configurations", "configuration"]), value=CONFIGS)
+def test_file_level_configurations_fail_exactly_when_a_value_is_no_configuration(
+    tmp_path_factory, key, value
+):
+    """Any YAML value as a file-level default: refused (naming file, line and key) exactly
+    when one of its configurations is not a string or a mapping; else the batch's default."""
+    text = yaml.safe_dump({key: value, "b": {"inputs": ["f.raw"]}})
+    root = write_project(tmp_path_factory.mktemp("p"), qaboard=TYPES, batches=text, files=["f.raw"])
+    catalog = Catalog.load(Project.load(root))
+    if all(_is_configuration(leaf) for leaf in flatten(value)):
+        assert catalog.batch("b").configs == (None if value is None else tuple(flatten(value)))
+        return
+    with pytest.raises(BatchSpecError) as raised:
+        catalog.batch("b")
+    assert re.match(
+        rf"{re.escape(str(root))}/qa/batches.yaml:\d+: (invalid )?file-level `{key}`",
+        str(raised.value),
+    )
+    assert "batch 'b'" in str(raised.value) and "\n" not in str(raised.value)
+
+
+PATHS = st.one_of(
+    NAMES,
+    st.integers(0, 9),
+    st.lists(NAMES, max_size=2),
+    st.dictionaries(st.sampled_from(["linux", "windows"]), st.one_of(NAMES, st.integers(0, 9))),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(key=st.sampled_from(["database", "platform"]), value=PATHS)
+def test_file_level_database_and_platform_fail_exactly_when_of_the_wrong_type(
+    tmp_path_factory, key, value
+):
+    text = yaml.safe_dump({key: value, "b": {"inputs": ["f.raw"], "database": "."}})
+    root = write_project(tmp_path_factory.mktemp("p"), qaboard=TYPES, batches=text, files=["f.raw"])
+    catalog = Catalog.load(Project.load(root))
+    valid = isinstance(value, str) or (
+        key == "database"
+        and isinstance(value, dict)
+        and all(isinstance(v, str) for v in value.values())
+    )
+    if valid:
+        assert catalog.batch("b").name == "b"
+        return
+    with pytest.raises(BatchSpecError, match=rf"batches.yaml:\d+: invalid file-level `{key}`"):
+        catalog.batch("b")
+
+
+@settings(max_examples=40, deadline=None)
+@given(key=st.sampled_from(["configs", "configurations"]), value=st.lists(CONFIGS, max_size=3))
+def test_qaboard_default_configurations_fail_exactly_when_a_value_is_no_configuration(
+    tmp_path_factory, key, value
+):
+    text = yaml.safe_dump({"inputs": {key: value}})
+    root = write_project(tmp_path_factory.mktemp("p"), qaboard=text)
+    if all(_is_configuration(leaf) for leaf in flatten(value)):
+        assert Project.load(root).default_configs == tuple(flatten(value))
+        return
+    with pytest.raises(
+        ConfigError, match=rf"qaboard.yaml:\d+: invalid value for `inputs.{key}`: item #"
+    ):
+        Project.load(root)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from store_helpers import with_runs
 
-from qaflow.errors import ConfigError, StoreError
+from qaflow.errors import ConfigError, StoreError, StoreUnreachableError, UsageError
 from qaflow.store import Store
 from qaflow.worker.model import RunResult, RunStatus
 
@@ -98,8 +98,12 @@ def test_an_unreachable_postgres_server_is_a_quick_one_paragraph_store_error(
     tmp_path: Path,
 ) -> None:
     url = f"postgresql://qaflow:s3cret@127.0.0.1:{_free_port()}/qaflow"
-    with pytest.raises(StoreError) as raised:
+    with pytest.raises(StoreUnreachableError) as raised:
         Store.open(url, storage=tmp_path)
+    # the user's setting to fix: a usage error (exit 2), still a StoreError for callers
+    assert isinstance(raised.value, UsageError) and isinstance(raised.value, StoreError)
+    assert raised.value.exit_code == 2
+    assert list(tmp_path.iterdir()) == []
     message = str(raised.value)
     assert "open the database" in message and "127.0.0.1" in message
     assert "s3cret" not in message and "***" in message

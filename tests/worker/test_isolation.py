@@ -7,10 +7,12 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import qaflow
 from qaflow.execution.backends import LocalBackend
 from qaflow.execution.executors.local import LocalPool
+from qaflow.worker import isolation
 from qaflow.worker.model import RunStatus
 
 DEADLINE = 120.0
@@ -105,12 +107,8 @@ def run(context):
 """
 
 
-def test_what_a_run_changes_of_its_process_does_not_reach_the_next_run(project):
-    root = project(
-        batches="b:\n  inputs: [a.txt, b.txt, c.txt, d.txt]\n",
-        files=["a.txt", "b.txt", "c.txt", "d.txt"],
-        extra={"qa/main.py": STATEFUL},
-    )
+def one_worker_runs(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Execute batch b one run at a time: its runs by input, and what each wrote to seen.json."""
     execution = qaflow.batch("b", project=root, concurrency=1)
     runs = {run.spec.rel_input_path: run for run in execution.runs()}
     assert all(run.status is RunStatus.SUCCEEDED for run in runs.values()), [
@@ -119,6 +117,16 @@ def test_what_a_run_changes_of_its_process_does_not_reach_the_next_run(project):
     seen = {
         name: json.loads((run.output_dir / "seen.json").read_text()) for name, run in runs.items()
     }
+    return runs, seen
+
+
+def test_what_a_run_changes_of_its_process_does_not_reach_the_next_run(project):
+    root = project(
+        batches="b:\n  inputs: [a.txt, b.txt, c.txt, d.txt]\n",
+        files=["a.txt", "b.txt", "c.txt", "d.txt"],
+        extra={"qa/main.py": STATEFUL},
+    )
+    runs, seen = one_worker_runs(root)
     first, second = seen["a.txt"], seen["b.txt"]
     assert second["pid"] == first["pid"]  # the same worker executed both
     for key in ("umask", "nofile", "sigterm", "recursion", "timeout", "dumps", "encoder"):
@@ -130,6 +138,92 @@ def test_what_a_run_changes_of_its_process_does_not_reach_the_next_run(project):
     # a hard limit cannot be raised again: that worker retired, a fresh one took d.txt
     assert seen["d.txt"]["pid"] != seen["c.txt"]["pid"]
     assert seen["d.txt"]["nofile"] == first["nofile"]
+
+
+SHIPPED_HELPER = """
+STATE = {"runs": "untouched"}
+CONSTANT = "original"
+
+def greet():
+    return "original"
+
+class Settings:
+    level = 1
+"""
+
+PATCHES_A_HELPER = """
+import json, os
+
+def run(context):
+    import shipped_helper  # first imported by a run, not when the worker started
+    from shipped_helper import Settings, greet
+
+    seen = {
+        "pid": os.getpid(),
+        "greet": shipped_helper.greet(),
+        "imported": greet(),
+        "level": Settings.level,
+        "constant": shipped_helper.CONSTANT,
+        "state": shipped_helper.STATE["runs"],
+    }
+    (context.output_dir / "seen.json").write_text(json.dumps(seen))
+    if context.input_path.name == "a.txt":  # run A patches the module it imported
+        shipped_helper.greet = lambda: "patched"
+        shipped_helper.Settings.level = 99
+        shipped_helper.CONSTANT = "patched"
+        shipped_helper.STATE["runs"] = "mutated in place"
+    return {"greeting": shipped_helper.greet()}
+"""
+
+
+def test_a_module_first_imported_by_a_run_is_restored_for_the_next_run(project):
+    root = project(
+        batches="b:\n  inputs: [a.txt, b.txt]\n",
+        files=["a.txt", "b.txt"],
+        extra={"qa/main.py": PATCHES_A_HELPER, "qa/shipped_helper.py": SHIPPED_HELPER},
+    )
+    runs, seen = one_worker_runs(root)
+    assert seen["b.txt"]["pid"] == seen["a.txt"]["pid"]  # the same worker executed both
+    assert runs["a.txt"].metrics["greeting"] == "patched"  # run A did patch it
+    expected = {"greet": "original", "imported": "original", "level": 1, "constant": "original"}
+    for name in ("a.txt", "b.txt"):
+        assert {key: seen[name][key] for key in expected} == expected, name
+    # out of scope, as documented: an object mutated in place keeps the change
+    assert seen["b.txt"]["state"] == "mutated in place"
+
+
+def test_the_import_watcher_snapshots_modules_as_their_import_ends(tmp_path, monkeypatch):
+    """In-process, over an empty `Attributes` (so nothing of pytest's own is restored)."""
+    (tmp_path / "watched_plain.py").write_text("def f():\n    return 1\nclass C:\n    x = 1\n")
+    (tmp_path / "watched_pkg").mkdir()
+    (tmp_path / "watched_pkg" / "__init__.py").write_text("from . import sub\n")
+    (tmp_path / "watched_pkg" / "sub.py").write_text("VALUE = 'original'\n")
+    replacing = "import sys, types\nsys.modules[__name__] = types.SimpleNamespace(x=1)\n"
+    (tmp_path / "watched_replacing.py").write_text(replacing)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    attributes = isolation.Attributes({}, [], [])
+    watcher = isolation.ImportWatcher.install(attributes)
+    names = ("watched_plain", "watched_pkg", "watched_pkg.sub", "watched_replacing")
+    try:
+        import watched_pkg.sub  # type: ignore[import-not-found]
+        import watched_plain  # type: ignore[import-not-found]
+        import watched_replacing  # type: ignore[import-not-found]
+
+        assert set(attributes.modules) == {"watched_plain", "watched_pkg", "watched_pkg.sub"}
+        assert watched_plain.__loader__ is watched_plain.__spec__.loader  # the finder's own
+        watched_plain.f = lambda: 2
+        watched_plain.C.x = 2
+        watched_pkg.sub.VALUE = "patched"
+        del sys.modules["watched_plain"]
+        attributes.restore()
+        assert watched_plain.f() == 1 and watched_plain.C.x == 1
+        assert watched_pkg.sub.VALUE == "original"
+        assert sys.modules["watched_plain"] is watched_plain
+        assert sys.modules["watched_replacing"] is watched_replacing  # its replacement stays
+    finally:
+        sys.meta_path.remove(watcher)
+        for name in names:
+            sys.modules.pop(name, None)
 
 
 FORKS = """

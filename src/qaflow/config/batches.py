@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from qaflow.config import yamlfile
 from qaflow.config.batch_errors import explain
-from qaflow.config.checks import batch_locator, check_batch
+from qaflow.config.checks import batch_locator, check_batch, check_file_defaults
 from qaflow.config.project import Project, flatten, resolve_path
 from qaflow.config.schema import known_keys, misspelt
 from qaflow.errors import BatchSpecError, ConfigError, GraphError, QaflowWarning
@@ -304,6 +304,8 @@ def _parse(project: Project, raw: _Raw) -> Batch:
     check_batch(project, raw.name, batch_locator(raw.file, raw.key), data)
     defaults = raw.defaults
     configs = _first(section.configs, section.configurations, section.configuration)
+    script = section.type == "script" and configs is None  # the file's configs are its commands
+    check_file_defaults(raw.file, defaults, batch=raw.name, script=script)
     if section.type is None and _all_steps(configs):
         # the seed's pipeline: configurations that are all `run:`/`batch:` steps, no `type:`
         section = section.model_copy(update={"type": "pipeline"})

@@ -8,21 +8,49 @@ more runs than anyone can execute, exits 2 before anything starts:
 - `resources.cpus` is a positive number; `local.concurrency` is -1 or a positive integer;
 - configurations are strings or mappings (a number is not a configuration), and a script's
   commands are strings, not lists;
-- a matrix has at most `max_runs` points (its size is computed, never built).
+- a matrix has at most `max_runs` points (its size is computed, never built);
+- the file-level defaults of a batch file (`database`, `configs`/`configurations`/
+  `configuration` and `platform` at its top level, for each batch of the file that sets
+  none) have the types a batch's own have and pass the same checks, whether or not the
+  batch asked for overrides them. (qaboard.yaml's defaults, `inputs.configs` included, are
+  checked when the project loads: `config.project`.)
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from qaflow.config import yamlfile
 from qaflow.config.project import Project, concurrency_value, did_you_mean, flatten
-from qaflow.config.schema import kind_of
+from qaflow.config.schema import kind_of, not_a_configuration
 from qaflow.errors import BatchSpecError, UsageError
 
 BATCH_TYPES = ("script", "pipeline")  # batch types that are not input types
 CONFIG_KEYS = ("configs", "configurations", "configuration")
+Configs = list[Any] | dict[str, Any] | str | None  # a batch's `configs`, as pydantic checks it
+Database = str | dict[str, str] | None  # a path, or `{linux: …, windows: …}`
+
+
+class FileDefaults(BaseModel):
+    """The top-level keys of a batch file that are defaults of each of its batches."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    database: Database = None
+    platform: str | None = None
+    configs: Configs = None
+    configurations: Configs = None
+    configuration: Configs = None
+
+
+_DEFAULT_HINTS = {
+    "database": "Give it as a path, or as `{linux: /path, windows: 'D:/path'}`.",
+    "platform": "Give it as one name, e.g. `platform: linux`.",
+}
 
 
 def check_type_option(project: Project, name: str | None) -> None:
@@ -48,13 +76,40 @@ def check_batch(project: Project, name: str, where: Any, data: dict[str, Any]) -
     _check_matrix(project, name, where, data.get("matrix"))
 
 
+def check_file_defaults(file: Path, defaults: dict[str, Any], *, batch: str, script: bool) -> None:
+    """Refuse the file-level defaults of `file` (see the module docstring) when batch `batch`
+    of it is validated; `script`: the batch is a `type: script` batch taking the file's
+    configurations as its commands."""
+    try:
+        FileDefaults.model_validate(defaults)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = str(error["loc"][0])
+        expected = error["msg"][:1].lower() + error["msg"][1:]
+        hint = _DEFAULT_HINTS.get(
+            key, f"Give it as a list of configurations, e.g. `{key}: [base]`."
+        )
+        raise BatchSpecError(
+            f"{yamlfile.where(file, (key,))}: invalid file-level `{key}` (the default of every "
+            f"batch of this file, batch {batch!r} included): {expected} (got "
+            f"{kind_of(defaults[key])}). {hint}"
+        ) from None
+    configs = next((k for k in CONFIG_KEYS if defaults.get(k) is not None), None)
+    if configs is not None:
+        where = lambda keys: yamlfile.where(file, keys)  # noqa: E731
+        who = f"file-level `{configs}` (the default of every batch of this file, batch {batch!r} included)"
+        _check_configs(batch, where, configs, defaults[configs], script=script, who=who)
+
+
 def batch_locator(file: Any, key: str) -> Any:
     """`where(keys)` for a batch at top-level key `key` of YAML file `file`."""
     return lambda keys: yamlfile.where(file, (key, *keys))
 
 
-def _fail(where: Any, keys: tuple[Any, ...], name: str, message: str) -> BatchSpecError:
-    return BatchSpecError(f"{where(keys)}: batch {name!r}: {message}")
+def _fail(
+    where: Any, keys: tuple[Any, ...], name: str, message: str, who: str | None = None
+) -> BatchSpecError:
+    return BatchSpecError(f"{where(keys)}: {who or f'batch {name!r}'}: {message}")
 
 
 def _check_type(project: Project, name: str, where: Any, value: Any, keys: tuple[Any, ...]) -> None:
@@ -123,7 +178,9 @@ def _check_local(name: str, where: Any, local: Any) -> None:
         ) from None
 
 
-def _check_configs(name: str, where: Any, key: Any, configs: Any, *, script: bool) -> None:
+def _check_configs(
+    name: str, where: Any, key: Any, configs: Any, *, script: bool, who: str | None = None
+) -> None:
     keys = key if isinstance(key, tuple) else (key,)
     items = configs if isinstance(configs, list) else [configs]
     for index, item in enumerate(items):
@@ -134,19 +191,15 @@ def _check_configs(name: str, where: Any, key: Any, configs: Any, *, script: boo
                 name,
                 f"a script's commands are strings, one per line of `{keys[-1]}`; item #{index + 1} is "
                 f"a list ({item!r}). Write the command as one string, e.g. `- echo hello`.",
+                who,
             )
         for leaf in flatten(item):
-            if leaf is None or isinstance(leaf, str | dict):
-                continue
-            raise _fail(
-                where,
-                (*keys, index),
-                name,
-                f"configuration {leaf!r} in `{'.'.join(map(str, keys))}` is "
-                f"{kind_of(leaf)}: a configuration is a string (a name or a command) or a "
-                f"mapping of parameters. Quote it ('{leaf}') or write it as a parameter "
-                f"(`{{value: {leaf}}}`).",
-            )
+            problem = not_a_configuration(leaf)
+            if problem is not None:
+                at = f" in `{'.'.join(map(str, keys))}`"
+                raise _fail(
+                    where, (*keys, index), name, f"{problem.replace(' is ', at + ' is ', 1)}.", who
+                )
 
 
 def _check_matrix(project: Project, name: str, where: Any, matrix: Any) -> None:

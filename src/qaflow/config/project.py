@@ -21,7 +21,13 @@ from pydantic import Field, ValidationError, field_validator
 
 from qaflow.config import layers, yamlfile
 from qaflow.config.git import is_ci
-from qaflow.config.schema import Section, explain, kind_of, warn_unknown_keys
+from qaflow.config.schema import (
+    Section,
+    explain,
+    kind_of,
+    not_a_configuration,
+    warn_unknown_keys,
+)
 from qaflow.errors import ConfigError
 
 CONFIG_FILENAME = "qaboard.yaml"
@@ -68,6 +74,16 @@ class InputsSection(Section):
     allow_duplicate_batches: bool = False
     groups: StrList | None = None  # QA-Board's older name of `batches`
 
+    @field_validator("configs", "configurations")
+    @classmethod
+    def _configurations(cls, value: list[Any] | str | None) -> list[Any] | str | None:
+        """The default configurations of every batch are checked as a batch's own are."""
+        for index, leaf in enumerate(flatten(value)):
+            problem = not_a_configuration(leaf)
+            if problem is not None:
+                raise ValueError(f"item #{index + 1}: {problem}")
+        return value
+
 
 class OutputsSection(Section):
     metrics: str = "qa/metrics.yaml"
@@ -75,8 +91,9 @@ class OutputsSection(Section):
     detailed_views: list[Any] | None = None
     style: dict[str, Any] | None = None
     controls: list[Any] | None = None
-    action_on_existing: str | None = None  # QA-Board: the default of --action-on-existing
-    action_on_pending: str | None = None
+    # QA-Board: the defaults of --action-on-existing and --action-on-pending
+    action_on_existing: Literal["run", "postprocess", "sync", "skip", "assert-exists"] | None = None
+    action_on_pending: Literal["wait", "sync", "skip", "run"] | None = None
 
 
 class LocalRunnerSection(Section):

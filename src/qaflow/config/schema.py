@@ -43,6 +43,18 @@ def kind_of(value: Any) -> str:
     )
 
 
+def not_a_configuration(leaf: Any) -> str | None:
+    """Why `leaf` (one configuration, nested lists flattened) cannot be a configuration, or
+    None: a configuration is a string (a name or a command) or a mapping of parameters."""
+    if leaf is None or isinstance(leaf, str | dict):
+        return None
+    return (
+        f"configuration {leaf!r} is {kind_of(leaf)}: a configuration is a string (a name or a "
+        f"command) or a mapping of parameters. Quote it ('{leaf}') or write it as a parameter "
+        f"(`{{value: {leaf}}}`)"
+    )
+
+
 def explain(path: Path, exc: ValidationError, fix: str) -> str:
     """One paragraph from pydantic's first error: file:line, the key, what was expected,
     then `fix` (what to do)."""

@@ -41,6 +41,7 @@ class Database:
         target = db.database_url(url, storage)
         engine = db.create(target)
         try:
+            db.reach(engine)
             with db.translated(target, "open the database"):
                 _retrying_locks(lambda: db.ensure_schema(engine))
         except BaseException:

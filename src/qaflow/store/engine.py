@@ -14,7 +14,7 @@ import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, exc, text
 from sqlalchemy.engine import URL, make_url
 
-from qaflow.errors import ConfigError, StoreError
+from qaflow.errors import ConfigError, StoreError, StoreUnreachableError
 
 SCHEMA_REVISION = "0002"  # the head of migrations/versions; a test keeps the two equal
 KNOWN_REVISIONS = ("0001", "0002")  # every revision of migrations/versions, oldest first
@@ -181,6 +181,36 @@ def translated(url: URL, what: str) -> Iterator[None]:
         raise StoreError(
             f"Could not {what} in the run store at {shown(url)}: {_reason(error, url)}"
         ) from error
+
+
+def reach(engine: Engine) -> None:
+    """Connect once to a PostgreSQL server: one that does not answer, refuses the credentials
+    or has no such database is the user's `database_url` to fix (StoreUnreachableError, exit
+    2), told before anything is read or written. (SQLite needs no server: its errors stay
+    StoreErrors of `translated`.)"""
+    if engine.url.get_backend_name() != "postgresql":
+        return
+    try:
+        engine.connect().close()  # the pool keeps the connection for what follows
+    except (exc.OperationalError, exc.InterfaceError) as error:
+        orig = getattr(error, "orig", None)
+        lines = str(orig if orig is not None else error).strip().splitlines()
+        said = re.sub(r"\s+", " ", lines[0]).rstrip(".") if lines else type(error).__name__
+        raise StoreUnreachableError(
+            f"Could not open the database in the run store at {shown(engine.url)}: {said}. "
+            f"{_unreachable_hint(said)} Set `database_url` in qaboard.yaml (or QA_DATABASE_URL, "
+            "which takes precedence) to a PostgreSQL database you can reach, or remove it to "
+            "keep runs in the SQLite file of the storage folder; nothing was run or written."
+        ) from None
+
+
+def _unreachable_hint(said: str) -> str:
+    lowered = said.lower()
+    if "authentication" in lowered or ("role" in lowered and "does not exist" in lowered):
+        return "The server refused the user name or password: correct them."
+    if "database" in lowered and "does not exist" in lowered:
+        return "The server has no such database: create it (e.g. `createdb NAME`) or name another."
+    return "Is the database server running and reachable at that host and port?"
 
 
 def _reason(error: exc.SQLAlchemyError, url: URL) -> str:

@@ -10,6 +10,19 @@ next, and what it starts must not outlive it:
   monkeypatches `json` leaves the next one a working `json`. What cannot be put back (a
   lowered hard limit, a thread the run left running) retires the worker after this run:
   the pool replaces it by a fresh one.
+- Modules first imported by a run (a helper module of the project, a library) are
+  protected too: an import hook (`ImportWatcher`, first on `sys.meta_path`) snapshots a
+  module's globals and its classes' attributes right after the module's code has run,
+  before the run that imported it can patch it, into the same `Attributes`: the next run
+  finds the module as it was imported. It sees what goes through the import system
+  (finders and loaders); a loader that is a class (built-in and frozen modules) or takes
+  no attribute is not watched, and neither is the entrypoint (imported by path, again
+  when its file changes).
+- Limitation: what is *rebound* is put back, not what is *mutated in place*. A run that
+  changes a module's dict, list or object (`config.SETTINGS["x"] = 1`,
+  `some_list.append(…)`, an attribute of an instance) leaves that change to the next run
+  on the same worker; copying every such value before each run would cost each run far
+  more than restoring does. Keep per-run state in the run, not in module-level objects.
 - `end_descendants()` after each run: the worker is a child subreaper (Linux), so what
   the run started (children, daemons that double-forked and called setsid) stays its
   descendant; every one is killed and reaped. A daemon cannot keep the caller's stdout
@@ -31,8 +44,10 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 _PR_SET_CHILD_SUBREAPER = 36
@@ -156,12 +171,16 @@ class ProcessState:
     warning_filters: list[Any]
     threads: set[threading.Thread]
     attributes: Attributes | None = None
+    watcher: ImportWatcher | None = None
 
     @classmethod
     def capture(cls) -> ProcessState:
-        """The state now (in the main thread: signal handlers are only set there)."""
+        """The state now (in the main thread: signal handlers are only set there); from now
+        on, each module imported is snapshotted as its import ends (`ImportWatcher`)."""
         umask = os.umask(0)
         os.umask(umask)
+        attributes = Attributes.capture()
+        watcher = ImportWatcher.install(attributes)
         return cls(
             umask=umask,
             rlimits=_rlimits(),
@@ -177,7 +196,8 @@ class ProcessState:
             profile=sys.getprofile(),
             warning_filters=list(warnings.filters),
             threads=set(threading.enumerate()),
-            attributes=Attributes.capture(),
+            attributes=attributes,
+            watcher=watcher,
         )
 
     def restore(self) -> list[str]:
@@ -187,6 +207,8 @@ class ProcessState:
         self._restore_interpreter()
         if self.attributes is not None:
             self.attributes.restore()
+        if self.watcher is not None and self.watcher not in sys.meta_path:
+            sys.meta_path.insert(0, self.watcher)  # the run took it out
         left = [t for t in threading.enumerate() if t not in self.threads and t.is_alive()]
         if left:
             problems.append(f"threads left running: {', '.join(t.name for t in left)}")
@@ -272,6 +294,7 @@ _IMMUTABLE_TYPE = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE: a built-in type, no attrib
 class Attributes:
     """The globals of every loaded module and the attributes of the classes they define
     (those that can be set), as they were; `restore()` puts back what a run rebound.
+    `add(module)` takes in a module imported later (`ImportWatcher`), as it is then.
 
     The common case, nothing changed, is one C-level comparison of lists of values (identity
     first) over every namespace at once: about 1 ms for a worker's ~180 modules and ~700
@@ -283,6 +306,8 @@ class Attributes:
         self.owners = owners  # None for a module's dict, the class for a class's namespace
         self.saved = [dict(namespace) for namespace in namespaces]
         self.values = [list(namespace.values()) for namespace in namespaces]
+        # `add` runs in whichever thread imports; re-entrant: restoring may import (a value's __eq__)
+        self._lock = threading.RLock()
 
     @classmethod
     def capture(cls) -> Attributes:
@@ -297,28 +322,52 @@ class Attributes:
             modules[name] = module
             namespaces.append(namespace)
             owners.append(None)
-            classes.extend(
-                value
-                for value in namespace.values()
-                if isinstance(value, type)
-                and value.__module__ == name
-                and not value.__flags__ & _IMMUTABLE_TYPE
-            )
+            classes.extend(_classes_of(name, namespace))
         namespaces.extend(vars(value) for value in classes)
         owners.extend(classes)
         return cls(modules, namespaces, owners)
 
+    def add(self, module: ModuleType) -> None:
+        """Snapshot `module` (imported since `capture`) as it is now: its globals and classes."""
+        name = getattr(module, "__name__", None)
+        namespace = getattr(module, "__dict__", None)
+        if not isinstance(name, str) or not isinstance(namespace, dict) or name == "__main__":
+            return
+        if sys.modules.get(name) is not module:  # it put another object in its place
+            return
+        classes = list(_classes_of(name, namespace))
+        with self._lock:
+            if name in self.modules:
+                return
+            self.modules[name] = module
+            for space, owner in [(namespace, None), *((vars(c), c) for c in classes)]:
+                self.namespaces.append(space)
+                self.owners.append(owner)
+                self.saved.append(dict(space))
+                self.values.append(list(space.values()))
+
     def restore(self) -> None:
-        for name, module in self.modules.items():
+        with self._lock:
+            self._restore()
+
+    def _restore(self) -> None:
+        # a value's __eq__ may import (re-entering `add` in this thread): only the namespaces
+        # known at the start are restored, the lists may grow meanwhile
+        count = len(self.namespaces)
+        for name, module in self.modules.items():  # (nothing here imports)
             if sys.modules.get(name) is not module:
                 sys.modules[name] = module
+        namespaces, values = self.namespaces, self.values
+        if len(values) != count:  # `add` ran between the two reads above
+            namespaces, values = namespaces[:count], values[:count]
         try:
-            current: list[list[Any]] | None = [list(n.values()) for n in self.namespaces]
-            if current == self.values:
+            current: list[list[Any]] | None = [list(n.values()) for n in namespaces]
+            if current == values:
                 return
         except Exception:  # a value whose == raises: compared namespace by namespace below
             current = None
-        for i, namespace in enumerate(self.namespaces):
+        for i in range(count):
+            namespace = self.namespaces[i]
             if current is not None and _equal(current[i], self.values[i]):
                 continue
             owner = self.owners[i]
@@ -332,8 +381,78 @@ class Attributes:
             self.values[i] = list(namespace.values())
 
 
+def _classes_of(name: str, namespace: dict[str, Any]) -> Iterator[type]:
+    """The classes module `name` defines whose attributes can be set."""
+    for value in list(namespace.values()):
+        if (
+            isinstance(value, type)
+            and value.__module__ == name
+            and not value.__flags__ & _IMMUTABLE_TYPE
+        ):
+            yield value
+
+
 def _equal(current: list[Any], saved: list[Any]) -> bool:
     try:
         return bool(current == saved)
     except Exception:
         return False
+
+
+class ImportWatcher:
+    """A meta path finder (not importing importlib.abc: ~20 more modules to restore), first on `sys.meta_path`: finds what the finders after it find, and has the loader
+    hand each module it executes to `Attributes.add` (its `exec_module`, wrapped on that
+    loader instance: the module's `__loader__` and `__spec__` stay the finder's own)."""
+
+    def __init__(self, attributes: Attributes) -> None:
+        self.attributes = attributes
+        self._finding = threading.local()  # a finder that imports must not come back here
+
+    @classmethod
+    def install(cls, attributes: Attributes) -> ImportWatcher:
+        for finder in list(sys.meta_path):
+            if isinstance(finder, cls):
+                sys.meta_path.remove(finder)
+        watcher = cls(attributes)
+        sys.meta_path.insert(0, watcher)
+        return watcher
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if getattr(self._finding, "active", False):
+            return None
+        self._finding.active = True
+        try:
+            spec = self._others(fullname, path, target)
+        finally:
+            self._finding.active = False
+        if spec is not None and spec.loader is not None:
+            self._watch(spec.loader)
+        return spec
+
+    def _others(self, fullname: str, path: Any, target: Any) -> Any:
+        for finder in list(sys.meta_path):
+            if finder is self:
+                continue
+            find = getattr(finder, "find_spec", None)
+            if find is None:  # a legacy finder: leave the whole search to the import system
+                return None
+            spec = find(fullname, path, target)
+            if spec is not None:
+                return spec
+        return None
+
+    def _watch(self, loader: Any) -> None:
+        if isinstance(loader, type) or getattr(loader, "_qaflow_watched", False):
+            return  # a class (built-in, frozen): wrapping it would change it for everyone
+        execute = getattr(loader, "exec_module", None)
+        if execute is None:
+            return
+        add = self.attributes.add
+
+        def exec_module(module: ModuleType) -> None:
+            execute(module)
+            add(module)
+
+        with contextlib.suppress(AttributeError, TypeError):
+            loader.exec_module = exec_module
+            loader._qaflow_watched = True

@@ -180,12 +180,9 @@ def batch(
     if forwarded:
         g.forwarded_args = (*forwarded, *g.forwarded_args)
     project = with_batches_files(g.project(), batches_files)
+    # outputs.action_on_existing: one of the choices of the option (checked as qaboard.yaml loads)
     action = action_on_existing or project.settings.get("outputs", {}).get("action_on_existing")
     action = action or "run"
-    if action not in ("run", "postprocess", "sync", "skip", "assert-exists"):
-        raise UsageError(
-            f"outputs.action_on_existing: {action!r} is not one of run, postprocess, sync, skip, assert-exists. Fix qaboard.yaml."
-        )
     on_pool = not (list_runs or list_inputs or list_output_dirs or g.dryrun or no_wait)
     if on_pool:
         from qaflow.execution.executors.forkserver import may_execute, warm_up
