@@ -34,8 +34,9 @@ from qaflow.errors import UsageError
 from qaflow.execution.model import Options
 from qaflow.execution.preflight import preflight
 from qaflow.optimize.objective import TrialFailed, check_metrics, direction
+from qaflow.optimize.reference import Reference, resolve
 from qaflow.optimize.search import Search
-from qaflow.optimize.trial import Trials
+from qaflow.optimize.trial import Trials, scored_batches
 from qaflow.plan.planner import plan
 from qaflow.results.metrics import Metrics
 
@@ -61,6 +62,7 @@ class Prepared:
     study: str
     runner: str
     capacity: int
+    reference: Reference | None = None  # the execution `objective.target` names
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,8 @@ def prepare(
     if tune_batches:
         plan(project, list(tune_batches), options.plan, catalog=catalog)  # they exist
     checks = preflight(project, the_plan, options)
+    scored = scored_batches(the_plan)
+    reference = resolve(project, search, [run for run in the_plan.runs if run.batch in scored])
     return Prepared(
         project=project,
         targets=tuple(the_plan.targets) or tuple(batches),
@@ -109,6 +113,7 @@ def prepare(
         study=study or options.label,
         runner=checks.runner,
         capacity=checks.capacity,
+        reference=reference,
     )
 
 
@@ -212,6 +217,8 @@ def _describe(study: optuna.Study, prepared: Prepared, execution_id: str | None)
     }
     if execution_id is not None:
         attrs["execution"] = execution_id
+    if prepared.reference is not None:
+        attrs["reference"] = prepared.reference.execution_id
     for key, value in attrs.items():
         if study.user_attrs.get(key) != value:
             study.set_user_attr(key, value)
@@ -272,6 +279,7 @@ def _shared_workers(prepared: Prepared) -> Iterator[Trials]:
         search=prepared.search,
         metrics=prepared.metrics,
         options=prepared.options,
+        reference=prepared.reference,
     )
     if prepared.runner == "dask":
         with _dask_address(prepared) as address:
