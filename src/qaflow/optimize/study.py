@@ -7,7 +7,9 @@ Policy
 - `optimize` opens (or resumes) the study in the run store's database
   (`qaflow.optimize.storage`) and runs trials until the budget, `evaluations`, is reached:
   trials that completed, or failed because of their runs, count; trials interrupted (their
-  process killed, or cancelled) do not, and are failed by Optuna's heartbeat check.
+  process killed, or cancelled) do not. A trial whose process on this host died is failed
+  at once by any process working on the study (`qaflow.optimize.liveness`), one on another
+  host by Optuna's heartbeat check.
 - `parallel` trials run at once, from threads of this process, on one local pool shared by
   all (or on one Dask cluster: the given scheduler, or a cluster started for the study).
   Several processes may work on one study: each stops when the budget is reached.
@@ -33,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from qaflow.errors import UsageError
 from qaflow.execution.model import Options
 from qaflow.execution.preflight import preflight
+from qaflow.optimize.liveness import fail_dead_trials, watched
 from qaflow.optimize.objective import TrialFailed, check_metrics, direction
 from qaflow.optimize.reference import Reference, resolve
 from qaflow.optimize.search import Search
@@ -130,11 +133,16 @@ def optimize(
     with opened_storage(prepared.project) as storage:
         study = _open_study(storage, prepared)
         _describe(study, prepared, execution_id)
+        fail_dead_trials(storage, study, prepared.project, progress)  # before counting
         remaining = prepared.search.evaluations - counted(study)
         cancelled = False
         if remaining > 0:
             progress(_start_line(prepared, study, remaining))
-            with _shared_workers(prepared) as trials, _cancelled_by_signals(trials):
+            with (
+                _shared_workers(prepared) as trials,
+                _cancelled_by_signals(trials),
+                watched(storage, study, prepared.project, progress),
+            ):
                 study.optimize(
                     trials,
                     n_trials=remaining,

@@ -9,7 +9,8 @@ keep their fingerprints and are reused from the cache by every trial after the f
 The trial's value is the objective (`qaflow.optimize.objective`) of the runs of the target
 batches (compared with their matches in the reference execution, if the objective names one). A run that failed anywhere in the trial's DAG fails the trial (`TrialFailed`, an
 Optuna FAIL with the reason in the trial's `error` attribute), as does a cancelled one.
-Trial attributes: `label`, `execution` (its id, linked from the board), `error`.
+Trial attributes: `label`, `execution` (its id, linked from the board), `error`, `pid` and
+`host` (its process), `interrupted` (its process died).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from qaflow.execution.driver import execute
 from qaflow.execution.model import Cancellation, Execution, Options
+from qaflow.optimize.liveness import mark
 from qaflow.optimize.objective import TrialFailed, objective
 from qaflow.optimize.search import Dimension, Search
 from qaflow.plan.planner import plan
@@ -57,6 +59,7 @@ class Trials:
         params = {d.name: suggest(trial, d) for d in self.search.dimensions}
         label = f"{self.options.label}|iter{trial.number + 1}"
         trial.set_user_attr("label", label)
+        mark(trial)  # its process, for `qaflow.optimize.liveness`
         if self.cancellation.cancelled:
             trial.set_user_attr("cancelled", True)
             raise TrialFailed("the study was cancelled")
