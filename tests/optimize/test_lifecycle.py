@@ -205,3 +205,6 @@ def test_a_trial_whose_process_is_killed_fails_at_once_and_the_study_goes_on(
     later = [t for t in complete(trials) if t.number > trial.number]
     assert len(later) == 3 and len(complete(trials)) == 3  # the budget, all after the dead one
     assert all(t.user_attrs["pid"] == other.pid for t in later)
+    shown = json.loads(qa("-C", str(root), "optimize", "--show", "dies", "--json").stdout)
+    reasons = {t["number"]: t["error"] for t in shown["trials"]}
+    assert reasons[trial.number] == dead.user_attrs["interrupted"]
