@@ -208,3 +208,21 @@ def test_a_trial_whose_process_is_killed_fails_at_once_and_the_study_goes_on(
     shown = json.loads(qa("-C", str(root), "optimize", "--show", "dies", "--json").stdout)
     reasons = {t["number"]: t["error"] for t in shown["trials"]}
     assert reasons[trial.number] == dead.user_attrs["interrupted"]
+
+
+def test_show_fails_the_trial_of_a_dead_process(tmp_path: Path, qa: Callable[..., Result]) -> None:
+    root = quadratic_project(tmp_path / "p")
+    slow = search(root, SLOW.format(sleep=600, evaluations=2))
+    doomed = qa_process(
+        root, "--label", "gone", "optimize", "-b", "quadratic", "--config-file", slow
+    )
+    try:
+        trial = eventually(lambda: running_trial(root, "gone", doomed.pid))
+    finally:
+        os.killpg(doomed.pid, signal.SIGKILL)
+        doomed.communicate()
+    shown = json.loads(qa("-C", str(root), "optimize", "--show", "gone", "--json").stdout)
+    row = shown["trials"][trial.number]
+    assert (row["state"], row["error"]) == ("fail", f"its process {doomed.pid} on {HOST} died")
+    status = json.loads(qa("-C", str(root), "status", row["execution"], "--json").stdout)
+    assert status["status"] == "interrupted"
