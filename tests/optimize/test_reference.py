@@ -101,3 +101,30 @@ def test_a_reference_without_matching_runs_exits_2(
     assert "none of the runs the objective scores (quadratic a.txt) have a match" in result.stderr
     assert "(its batches: ten)" in result.stderr
     assert not (root / "output" / "studies.db").exists()
+
+
+def test_a_resumed_study_keeps_the_reference_it_started_with(
+    project: tuple[Path, str], qa: Callable[..., Result]
+) -> None:
+    root, reference = project
+    config = shift_search(root, "{branch: main}")
+    first = optimize(qa, root, "pin", config, "--evaluations", "2")
+    assert first.exit_code == 0, first.stderr
+    # a newer execution of main (x = 0.3: loss 0.04) would be the branch's reference now
+    newer = qa("-C", str(root), "--tuning", '{"x": 0.3}', "batch", "quadratic")
+    assert newer.exit_code == 0, newer.stderr
+    resumed = optimize(qa, root, "pin", config, "--evaluations", "3")
+    assert resumed.exit_code == 0, resumed.stderr
+    trials = complete(study_of(root, "pin"))
+    assert len(trials) == 3
+    for trial in trials:  # every trial against the reference the study started with
+        x, y = trial.params["x"], trial.params["y"]
+        assert trial.value == pytest.approx((x - 0.3) ** 2 + (y + 0.2) ** 2 - REFERENCE_LOSS)
+    shown = json.loads(qa("-C", str(root), "optimize", "--show", "pin", "--json").stdout)
+    assert shown["attrs"]["reference"] == reference
+    # a new study on main takes the newer execution
+    other = optimize(qa, root, "fresh", config, "--evaluations", "1")
+    assert other.exit_code == 0, other.stderr
+    (trial,) = complete(study_of(root, "fresh"))
+    x, y = trial.params["x"], trial.params["y"]
+    assert trial.value == pytest.approx((x - 0.3) ** 2 + (y + 0.2) ** 2 - 0.04)

@@ -12,6 +12,8 @@ Policy
 - Checked at once (exit 2, nothing written): the reference exists; each run the objective
   scores has a match among its runs (`qaflow.results.matching`); each matched reference run
   succeeded and has a number for every metric compared (shift, relative losses).
+- A study records its reference's id (attribute `reference`) and keeps it when it resumes
+  (`qaflow.optimize.study`).
 - Each trial (`Reference.targets`) matches its runs again: a run without a match fails the
   trial (TrialFailed), as a run without its metric does.
 """

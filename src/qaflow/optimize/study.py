@@ -38,7 +38,7 @@ from qaflow.execution.preflight import preflight
 from qaflow.optimize.liveness import fail_dead_trials, watched
 from qaflow.optimize.objective import TrialFailed, check_metrics, direction
 from qaflow.optimize.reference import Reference, resolve
-from qaflow.optimize.search import Search
+from qaflow.optimize.search import Search, Target
 from qaflow.optimize.trial import Trials, scored_batches
 from qaflow.plan.planner import plan
 from qaflow.results.metrics import Metrics
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
     from qaflow.config.project import Project
     from qaflow.execution.executors.local import LocalPool
+    from qaflow.plan.model import RunSpec
 
 Progress = Callable[[str], None]
 
@@ -66,6 +67,7 @@ class Prepared:
     runner: str
     capacity: int
     reference: Reference | None = None  # the execution `objective.target` names
+    scored: tuple[RunSpec, ...] = ()  # the planned runs the objective scores
 
 
 @dataclass(frozen=True)
@@ -104,8 +106,9 @@ def prepare(
     if tune_batches:
         plan(project, list(tune_batches), options.plan, catalog=catalog)  # they exist
     checks = preflight(project, the_plan, options)
-    scored = scored_batches(the_plan)
-    reference = resolve(project, search, [run for run in the_plan.runs if run.batch in scored])
+    scoring = scored_batches(the_plan)
+    scored = tuple(run for run in the_plan.runs if run.batch in scoring)
+    reference = resolve(project, search, scored)
     return Prepared(
         project=project,
         targets=tuple(the_plan.targets) or tuple(batches),
@@ -117,6 +120,7 @@ def prepare(
         runner=checks.runner,
         capacity=checks.capacity,
         reference=reference,
+        scored=scored,
     )
 
 
@@ -132,6 +136,7 @@ def optimize(
 
     with opened_storage(prepared.project) as storage:
         study = _open_study(storage, prepared)
+        prepared = _pinned(study, prepared)
         _describe(study, prepared, execution_id)
         fail_dead_trials(storage, study, prepared.project, progress)  # before counting
         remaining = prepared.search.evaluations - counted(study)
@@ -172,6 +177,17 @@ def _open_study(storage: optuna.storages.BaseStorage, prepared: Prepared) -> opt
             f"The study {prepared.study!r} exists, and does not {wanted} its objective as "
             f"{prepared.search.path} asks ({exc}). Give another name (--study NAME or --label)."
         ) from exc
+
+
+def _pinned(study: optuna.Study, prepared: Prepared) -> Prepared:
+    """The request with the reference execution the study recorded when it started: a
+    resumed study scores its trials against the same runs, whatever ran on the branch since."""
+    recorded = study.user_attrs.get("reference")
+    if prepared.reference is None or recorded in (None, prepared.reference.execution_id):
+        return prepared
+    search = dataclasses.replace(prepared.search, reference=Target("id", str(recorded)))
+    reference = resolve(prepared.project, search, prepared.scored)
+    return dataclasses.replace(prepared, reference=reference)
 
 
 def sampler(search: Search) -> optuna.samplers.BaseSampler:
@@ -225,7 +241,7 @@ def _describe(study: optuna.Study, prepared: Prepared, execution_id: str | None)
     }
     if execution_id is not None:
         attrs["execution"] = execution_id
-    if prepared.reference is not None:
+    if prepared.reference is not None and "reference" not in study.user_attrs:
         attrs["reference"] = prepared.reference.execution_id
     for key, value in attrs.items():
         if study.user_attrs.get(key) != value:
