@@ -7,7 +7,8 @@ its `--tuning` (`extra_parameters`), given to the tuned batches only (the target
 keep their fingerprints and are reused from the cache by every trial after the first.
 
 The trial's value is the objective (`qaflow.optimize.objective`) of the runs of the target
-batches (compared with their matches in the reference execution, if the objective names one). A run that failed anywhere in the trial's DAG fails the trial (`TrialFailed`, an
+batches (compared with their matches in the reference execution, if the objective names
+one). A run that failed anywhere in the trial's DAG fails the trial (`TrialFailed`, an
 Optuna FAIL with the reason in the trial's `error` attribute), as does a cancelled one.
 Trial attributes: `label`, `execution` (its id, linked from the board), `error`, `pid` and
 `host` (its process), `interrupted` (its process died).
