@@ -301,7 +301,7 @@ class _Reader:
                 " or QA-Board's `objective: {loss: {weight: 1}}`.",
             )
         use_targets = objective.get("target") is True
-        reference = self.reference(objective.get("target"))
+        reference = _reference(self, objective.get("target"))
         terms = []
         for metric, options in objective.items():
             if metric == "target":
@@ -319,45 +319,6 @@ class _Reader:
                 "(e.g. `psnr: {loss: relu-shift}`), or remove `target`.",
             )
         return tuple(terms), use_targets, raw, reference
-
-    def reference(self, target: Any) -> Target | None:
-        """`target:` naming a reference execution (QA-Board's `{id|branch|tag: …, batch: …}`,
-        or a name as `qa compare` takes it); None for `true`/`false`/absent."""
-        keys: tuple[str | int, ...] = ("objective", "target")
-        if target is None or isinstance(target, bool) or target == {}:
-            return None
-        if isinstance(target, (str, int)) and str(target).strip():
-            return Target(kind="ref", name=str(target).strip())
-        if not isinstance(target, dict):
-            raise self.fail(
-                keys,
-                f"expected true, a reference execution (`{{branch: master}}`, `{{id: …}}`, "
-                f"`{{tag: …}}`) or an execution name, got {kind_of(target)}.",
-            )
-        unknown = sorted(set(map(str, target)) - {*TARGET_KINDS, "batch", "label"})
-        if unknown:
-            raise self.fail(
-                keys,
-                f"unknown key(s) {', '.join(unknown)}: give one of id, branch, tag, and "
-                "optionally the reference's label (`label:`, or QA-Board's `batch:`).",
-            )
-        given = [kind for kind in TARGET_KINDS if kind in target]
-        if len(given) != 1:
-            raise self.fail(
-                keys,
-                "name the reference execution with exactly one of `id` (an execution id or a "
-                "commit), `branch` or `tag`" + (f"; got {', '.join(given)}." if given else "."),
-            )
-        values = {k: target[k] for k in (*given, "label", "batch") if target.get(k) is not None}
-        for key, value in values.items():
-            if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value):
-                raise self.fail((*keys, key), f"`{key}` must be a name, got {value!r}.")
-        label = values.get("label", values.get("batch"))
-        return Target(
-            kind=given[0],  # type: ignore[arg-type]
-            name=str(values[given[0]]),
-            label=None if label is None else str(label),
-        )
 
     def term(self, metric: str, options: Any) -> Term:
         keys: tuple[str | int, ...] = ("objective", metric)
@@ -458,6 +419,46 @@ class _Reader:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(keys, f"expected a number, got {value!r}.")
         return float(value)
+
+
+def _reference(reader: _Reader, target: Any) -> Target | None:
+    """`target:` naming a reference execution (QA-Board's `{id|branch|tag: …, batch: …}`,
+    or a name as `qa compare` takes it); None for `true`/`false`/absent."""
+    keys: tuple[str | int, ...] = ("objective", "target")
+    if target is None or isinstance(target, bool) or target == {}:
+        return None
+    if isinstance(target, (str, int)) and str(target).strip():
+        return Target(kind="ref", name=str(target).strip())
+    if not isinstance(target, dict):
+        raise reader.fail(
+            keys,
+            f"expected true, a reference execution (`{{branch: master}}`, `{{id: …}}`, "
+            f"`{{tag: …}}`) or an execution name, got {kind_of(target)}.",
+        )
+    unknown = sorted(set(map(str, target)) - {*TARGET_KINDS, "batch", "label"})
+    if unknown:
+        raise reader.fail(
+            keys,
+            f"unknown key(s) {', '.join(unknown)}: give one of id, branch, tag, and "
+            "optionally the reference's label (`label:`, or QA-Board's `batch:`).",
+        )
+    given = [kind for kind in TARGET_KINDS if kind in target]
+    if len(given) != 1:
+        raise reader.fail(
+            keys,
+            "name the reference execution with exactly one of `id` (an execution id or a "
+            "commit), `branch` or `tag`" + (f"; got {', '.join(given)}." if given else "."),
+        )
+    values = {k: target[k] for k in (*given, "label", "batch") if target.get(k) is not None}
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value):
+            raise reader.fail((*keys, key), f"`{key}` must be a name, got {value!r}.")
+    label = values.get("label", values.get("batch"))
+    return Target(
+        kind=given[0],  # type: ignore[arg-type]
+        name=str(values[given[0]]),
+        label=None if label is None else str(label),
+    )
 
 
 def with_overrides(search: Search, **overrides: Any) -> Search:
