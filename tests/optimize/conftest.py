@@ -23,7 +23,8 @@ def run(context):
     time.sleep(float(p.get("sleep", 0)))
     if p.get("rendezvous"):  # wait (up to 300 s) for another run to be running at the same time
         folder = Path(p["rendezvous"])
-        (folder / f"{os.getpid()}-{time.time()}").write_text("")
+        # the file names the Dask worker running the run, if any
+        (folder / f"{os.getpid()}-{time.time()}").write_text(os.environ.get("QA_DASK_WORKER", ""))
         deadline = time.time() + 300
         while len(list(folder.iterdir())) < 2:
             if time.time() > deadline:

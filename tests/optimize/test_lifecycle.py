@@ -16,6 +16,7 @@ import optuna
 import pytest
 
 from conftest import Result
+from qaflow.execution.background import HOST
 
 from .conftest import optimize, quadratic_project
 from .test_optimize import complete, search, study_of
@@ -140,3 +141,88 @@ def test_two_processes_work_on_one_study(
     assert 6 <= len(trials) <= 7  # the budget; the other process may finish one trial more
     assert sum(map(len, lines)) == len(trials)
     assert len({t.number for t in trials}) == len(trials)
+
+
+def running_trial(root: Path, name: str, pid: int) -> optuna.trial.FrozenTrial | None:
+    """The study's running trial of process `pid`, once its execution is recorded."""
+    try:
+        trials = study_of(root, name)
+    except Exception:  # the study (or its storage) is not made yet
+        return None
+    for trial in trials:
+        attrs = trial.user_attrs
+        if trial.state == optuna.trial.TrialState.RUNNING and attrs.get("pid") == pid:
+            return trial if "execution" in attrs else None
+    return None
+
+
+def test_a_trial_whose_process_is_killed_fails_at_once_and_the_study_goes_on(
+    tmp_path: Path, qa: Callable[..., Result]
+) -> None:
+    root = quadratic_project(tmp_path / "p")
+    slow = search(root, SLOW.format(sleep=600, evaluations=3))
+    gate = root / "gate"
+    gate.mkdir()
+    # the other process's first run waits at a gate (for a second file in `gate`): it is busy
+    # with its own trial, not starting a new one, when the first process dies
+    waiting = root / "waiting.yaml"
+    waiting.write_text(
+        f"space: {{x: {{low: 0.0, high: 1.0}}}}\npreset_params: {{rendezvous: '{gate}'}}\n"
+        "objective: {loss: minimize}\nevaluations: 3\nseed: 4\n"
+    )
+    args = ("--label", "dies", "optimize", "-b", "quadratic", "--config-file")
+    doomed = qa_process(root, *args, slow)
+    other: subprocess.Popen[str] | None = None
+    try:
+        trial = eventually(lambda: running_trial(root, "dies", doomed.pid))
+        other = qa_process(root, *args, str(waiting))
+        eventually(lambda: any(gate.iterdir()))  # its first trial's run is at the gate
+        os.killpg(doomed.pid, signal.SIGKILL)  # the process and its pool's workers
+        doomed.communicate()
+
+        def failed() -> optuna.trial.FrozenTrial | None:
+            found = study_of(root, "dies")[trial.number]
+            return found if found.state == optuna.trial.TrialState.FAIL else None
+
+        dead = eventually(failed)
+        # failed by the other process on seeing the pid gone (Optuna's own stale-trial check
+        # runs only before a trial starts, and the other process is held in its first one)
+        assert dead.user_attrs["interrupted"] == f"its process {doomed.pid} on {HOST} died"
+        assert "error" not in dead.user_attrs  # not counted against the budget
+        execution = dead.user_attrs["execution"]
+        status = json.loads(qa("-C", str(root), "status", execution, "--json").stdout)
+        assert status["status"] == "interrupted"
+        (gate / "open").write_text("")  # let the other process go on
+        output = other.communicate(timeout=600)[0]
+    finally:
+        for process in (doomed, other):
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.communicate()
+    assert other.returncode == 0, output
+    assert f"dies|iter{trial.number + 1}: failed: its process {doomed.pid}" in output
+    trials = study_of(root, "dies")
+    later = [t for t in complete(trials) if t.number > trial.number]
+    assert len(later) == 3 and len(complete(trials)) == 3  # the budget, all after the dead one
+    assert all(t.user_attrs["pid"] == other.pid for t in later)
+    shown = json.loads(qa("-C", str(root), "optimize", "--show", "dies", "--json").stdout)
+    reasons = {t["number"]: t["error"] for t in shown["trials"]}
+    assert reasons[trial.number] == dead.user_attrs["interrupted"]
+
+
+def test_show_fails_the_trial_of_a_dead_process(tmp_path: Path, qa: Callable[..., Result]) -> None:
+    root = quadratic_project(tmp_path / "p")
+    slow = search(root, SLOW.format(sleep=600, evaluations=2))
+    doomed = qa_process(
+        root, "--label", "gone", "optimize", "-b", "quadratic", "--config-file", slow
+    )
+    try:
+        trial = eventually(lambda: running_trial(root, "gone", doomed.pid))
+    finally:
+        os.killpg(doomed.pid, signal.SIGKILL)
+        doomed.communicate()
+    shown = json.loads(qa("-C", str(root), "optimize", "--show", "gone", "--json").stdout)
+    row = shown["trials"][trial.number]
+    assert (row["state"], row["error"]) == ("fail", f"its process {doomed.pid} on {HOST} died")
+    status = json.loads(qa("-C", str(root), "status", row["execution"], "--json").stdout)
+    assert status["status"] == "interrupted"

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -217,6 +221,51 @@ def test_parallel_trials_share_a_dask_cluster(
     assert len(trials) == 4
     runs = qa("-C", str(root), "status", trials[0].user_attrs["execution"], "--json").json()
     assert runs["counts"]["done"] == 1
+
+
+def test_parallel_trials_on_a_local_cluster_the_study_starts(
+    tmp_path: Path, qa: Callable[..., Result]
+) -> None:
+    # no scheduler given: the study starts a LocalCluster (2 worker processes of 1 thread,
+    # on 127.0.0.1) that every trial shares, and closes it at the end
+    cluster = "{type: local, host: 127.0.0.1, processes: true, n_workers: 2, threads_per_worker: 1}"
+    root = quadratic_project(tmp_path / "p", qaboard=f"runners: {{dask: {{cluster: {cluster}}}}}\n")
+    config = rendezvous_search(root)
+    command = [sys.executable, "-m", "qaflow", "-C", str(root), "--label", "lc", "optimize"]
+    command += ["-b", "quadratic", "--config-file", config, "--runner", "dask", "--parallel", "2"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    assert "2 at once on Dask" in done.stdout
+    trials = complete(study_of(root, "lc"))
+    assert len(trials) == 4
+    for trial in trials:
+        x = trial.params["x"]
+        assert trial.value == pytest.approx((x - 0.3) ** 2 + 0.2**2)
+        runs = qa("-C", str(root), "status", trial.user_attrs["execution"], "--json").json()
+        assert (runs["label"], runs["status"], runs["counts"]["done"]) == (
+            trial.user_attrs["label"],
+            "succeeded",
+            1,
+        )
+    # every run ran on a worker of that cluster; two trials' runs ran at once, on both workers
+    workers = [f.read_text() for f in (root / "meet").iterdir()]
+    assert len(workers) == 4 and all(w.startswith("tcp://127.0.0.1:") for w in workers)
+    assert len(set(workers)) == 2
+    # and the cluster is gone with the study: its workers refuse connections
+    for address in set(workers):
+        host, port = address.removeprefix("tcp://").rsplit(":", 1)
+        deadline = time.monotonic() + 60
+        while _accepts(host, int(port)):
+            assert time.monotonic() < deadline, f"{address} still accepts connections"
+            time.sleep(0.5)
+
+
+def _accepts(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError:
+        return False
+    return True
 
 
 def test_dryrun_describes_the_study_and_writes_nothing(

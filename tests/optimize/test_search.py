@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from qaflow.errors import ConfigError
 from qaflow.optimize.objective import TrialFailed, check_metrics, direction, objective
-from qaflow.optimize.search import Dimension, load_search, with_overrides
+from qaflow.optimize.search import Dimension, Target, load_search, with_overrides
 from qaflow.results.metrics import Metrics, MetricSpec
 
 QABOARD_FORM = """
@@ -126,6 +126,22 @@ def test_qaflow_form(tmp_path: Path) -> None:
             "unknown dimension 'Complex'",
         ),
         ("- a\n- b", "expected a mapping"),
+        (
+            "space: {x: [1]}\nobjective: {loss: {loss: shift}, target: {branch: a, tag: b}}\nevaluations: 3",
+            "exactly one of `id`",
+        ),
+        (
+            "space: {x: [1]}\nobjective: {loss: {loss: shift}, target: {brnch: a}}\nevaluations: 3",
+            "unknown key(s) brnch",
+        ),
+        (
+            "space: {x: [1]}\nobjective: {loss: {loss: shift}, target: {branch: [a]}}\nevaluations: 3",
+            "`branch` must be a name",
+        ),
+        (
+            "space: {x: [1]}\nobjective: {loss: minimize, target: {branch: main}}\nevaluations: 3",
+            "no metric of the objective is compared with it",
+        ),
     ],
 )
 def test_mistakes_are_named(tmp_path: Path, text: str, expected: str) -> None:
@@ -192,3 +208,36 @@ def test_the_readme_search_file_is_read(tmp_path: Path) -> None:
     assert search.names == ["threshold", "size", "mode"]
     assert (search.evaluations, search.parallel, search.seed, search.sampler) == (50, 2, 1, "tpe")
     assert search.raw_objective and search.terms[0].direction == "maximize"
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("{branch: main}", Target("branch", "main")),
+        ("{tag: v1, batch: nightly}", Target("tag", "v1", "nightly")),
+        ("{id: 0123abcd, label: ref}", Target("id", "0123abcd", "ref")),
+        ("my-label", Target("ref", "my-label")),
+        ("true", None),
+        ("{}", None),
+    ],
+)
+def test_a_target_names_a_reference_execution(
+    tmp_path: Path, target: str, expected: Target | None
+) -> None:
+    text = f"space: {{x: [1]}}\nobjective: {{loss: {{loss: relu-shift}}, target: {target}}}\nevaluations: 2"
+    search = load_search(write(tmp_path, text))
+    assert search.reference == expected
+    assert search.use_targets == (target == "true")
+
+
+def test_the_objective_compares_with_the_reference_runs_values(tmp_path: Path) -> None:
+    text = "space: {x: [1]}\nobjective: {loss: {loss: shift}, score: {weight: 0.5}, target: {branch: m}}\nevaluations: 2"
+    search = load_search(write(tmp_path, text))
+    metrics = metrics_of(loss=True, score=False)  # metrics.yaml's targets (1.0) are not used
+    check_metrics(search, metrics)
+    runs = [{"loss": 1.0, "score": 2.0}, {"loss": 3.0, "score": 4.0}]
+    targets = [{"loss": 0.5}, {"loss": 4.0}]
+    # loss: mean(1 - 0.5, 3 - 4) = -0.25; score (identity, larger is better): -mean(2, 4) * 0.5
+    assert objective(search, metrics, runs, targets) == pytest.approx(-0.25 - 1.5)
+    with pytest.raises(TrialFailed, match="its reference run has no number for the metric 'loss'"):
+        objective(search, metrics, runs, [{"loss": 1.0}, {}])

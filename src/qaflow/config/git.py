@@ -27,6 +27,11 @@ def git_info(root: Path) -> GitInfo:
     return GitInfo(commit=commit, branch=None if branch == "HEAD" else branch, dirty=bool(status))
 
 
+def tag_commit(root: Path, tag: str) -> str | None:
+    """The commit a git tag of the repository holding `root` points at; None if there is none."""
+    return _git(root, "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}^{{commit}}")
+
+
 def _git(root: Path, *args: str) -> str | None:
     try:
         out = subprocess.run(

@@ -59,13 +59,14 @@ _OK = {RunStatus.SUCCEEDED.value, RunStatus.CACHED.value}
 
 def is_alive(record: ExecutionRecord, *, now: float | None = None) -> bool:
     """Whether the execution's driver process may still be running (see the module policy)."""
-    if record.host == HOST and record.pid is not None and not _pid_exists(record.pid):
+    if record.host == HOST and record.pid is not None and not pid_exists(record.pid):
         return False
     beat = record.heartbeat_at if record.heartbeat_at is not None else record.started_at
     return (time.time() if now is None else now) - beat <= HEARTBEAT_TIMEOUT
 
 
-def _pid_exists(pid: int) -> bool:
+def pid_exists(pid: int) -> bool:
+    """Whether process `pid` of this host is alive (a zombie is not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -5,6 +5,9 @@ target; relative: (value - target) / target; signed so that smaller is better, f
 `smaller_is_better` of metrics.yaml or the term's `direction`; then `relu-` adds the margin and
 keeps what is positive, `square-` squares), reduced over the runs (sum, relu, l1, l2, each
 divided by the number of runs), times the weight; the objective is the sum, minimised.
+The target is the metric's `target:` in metrics.yaml or, when `objective.target` names a
+reference execution, the value of the run's match among that execution's runs
+(`qaflow.optimize.reference`).
 
 qaflow's form with one metric (`objective: {psnr: maximize}`) is simpler: the objective is
 the mean of the metric over the runs, in the direction given.
@@ -43,8 +46,7 @@ def check_metrics(search: Search, metrics: Metrics) -> None:
                 f"{described}).{hint} Fix the name, or describe the metric under "
                 "`available_metrics` with its `smaller_is_better`."
             )
-        needs_target = "shift" in term.loss or "relative" in term.loss
-        if needs_target and metrics.spec(term.metric).target is None:
+        if search.reference is None and term.compares and metrics.spec(term.metric).target is None:
             raise ConfigError(
                 f"{search.path}: the loss {term.loss!r} of {term.metric!r} compares with a "
                 f"target, and metrics.yaml gives {term.metric!r} no `target:`. Add one, or use "
@@ -59,15 +61,27 @@ def direction(search: Search, metrics: Metrics) -> Literal["minimize", "maximize
     return "minimize"
 
 
-def objective(search: Search, metrics: Metrics, runs: Sequence[dict[str, Any]]) -> float:
-    """The objective of a trial from the metrics of its scored runs; TrialFailed if none."""
+def objective(
+    search: Search,
+    metrics: Metrics,
+    runs: Sequence[dict[str, Any]],
+    targets: Sequence[dict[str, Any]] | None = None,
+) -> float:
+    """The objective of a trial from the metrics of its scored runs; TrialFailed if none.
+    `targets`: per run, the metrics of its reference run (`objective.target` naming an
+    execution), whose values the shift and relative losses compare with."""
     if not runs:
         raise TrialFailed("the trial has no run to score")
     if search.raw_objective:
         return _mean(search.terms[0].metric, runs)
     total = 0.0
     for term in search.terms:
-        losses = [_loss(term, metrics, _value(term.metric, run)) for run in runs]
+        losses = []
+        for index, run in enumerate(runs):
+            target = metrics.spec(term.metric).target
+            if targets is not None and term.compares:
+                target = _value(term.metric, targets[index], "its reference run")
+            losses.append(_loss(term, metrics, _value(term.metric, run), target))
         total += term.weight * _reduce(term.reduce, losses)
     return total
 
@@ -83,21 +97,22 @@ def _mean(metric: str, runs: Sequence[dict[str, Any]]) -> float:
     return sum(values) / len(values)
 
 
-def _value(metric: str, run: dict[str, Any]) -> float:
+def _value(metric: str, run: dict[str, Any], whose: str = "a run") -> float:
     number = as_number(run.get(metric))
     if number is None or math.isnan(number):
-        raise TrialFailed(f"a run has no number for the metric {metric!r}")
+        raise TrialFailed(f"{whose} has no number for the metric {metric!r}")
     return number
 
 
-def _loss(term: Term, metrics: Metrics, value: float) -> float:
+def _loss(term: Term, metrics: Metrics, value: float, target: float | None) -> float:
     sign = 1.0 if _smaller_is_better(term, metrics) else -1.0
-    target = metrics.spec(term.metric).target
     if "shift" in term.loss:
-        assert target is not None  # check_metrics
+        assert target is not None  # check_metrics, or the reference run's value
         inner = (value - target) * sign
     elif "relative" in term.loss:
         assert target is not None
+        if target == 0:
+            raise TrialFailed(f"the relative loss of {term.metric!r} divides by a target of 0")
         inner = (value - target) / target * sign
     else:
         inner = value * sign

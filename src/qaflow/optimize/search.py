@@ -5,7 +5,9 @@ Two forms are read into one `Search`:
   dimensions (`- Real: {name: x, low: 0, high: 1, prior: log-uniform}`, `Integer`,
   `Categorical: {name: m, categories: [a, b]}`); `objective`, metrics with `loss`
   (identity, shift, relative, with `relu`/`square`), `weight`, `margin`, `reduce` (sum, relu,
-  l1, l2) and the special key `target`; `evaluations`; `preset_params`; `solver`
+  l1, l2) and the special key `target` (`true`: the `target:` of metrics.yaml; a reference
+  execution, `{id|branch|tag: NAME, batch: LABEL}` or a name as `qa compare` takes it: the
+  values of its runs, matched run by run); `evaluations`; `preset_params`; `solver`
   (`random_state`, `n_initial_points`; its scikit-optimize settings are ignored, with a
   warning); `parallel_sampling`.
 - qaflow's: `space: {threshold: {low: 0, high: 1}, mode: [a, b]}` (a mapping of `low`/`high`,
@@ -31,6 +33,7 @@ Kind = Literal["real", "integer", "categorical"]
 SAMPLERS = ("tpe", "random", "grid")
 LOSSES = ("identity", "shift", "relative")
 REDUCES = ("sum", "relu", "l1", "l2")
+TARGET_KINDS = ("id", "branch", "tag")
 SKOPT_SOLVER = "scikit-optimize"  # QA-Board's solver name: TPE stands in for it
 
 
@@ -71,6 +74,27 @@ class Term:
     reduce: str = "sum"
     direction: Literal["minimize", "maximize"] | None = None  # None: from metrics.yaml
 
+    @property
+    def compares(self) -> bool:
+        """Whether its loss compares the value with a target (shift, relative)."""
+        return "shift" in self.loss or "relative" in self.loss
+
+
+@dataclass(frozen=True)
+class Target:
+    """The reference execution `objective.target` names, whose runs give each trial run its
+    targets (`qaflow.optimize.reference`): `kind` id (an execution id, or a commit), branch,
+    tag (a git tag of the project), or ref (a name as `qa compare` takes it); `label`: the
+    reference's label, for a branch, a tag or a commit (default: `default`)."""
+
+    kind: Literal["id", "branch", "tag", "ref"]
+    name: str
+    label: str | None = None
+
+    def __str__(self) -> str:
+        label = f" (label {self.label!r})" if self.label else ""
+        return f"{self.kind} {self.name!r}{label}"
+
 
 @dataclass(frozen=True)
 class Search:
@@ -87,6 +111,7 @@ class Search:
     parallel: int = 1
     use_targets: bool = False  # QA-Board's `objective.target`: losses against metrics.yaml targets
     raw_objective: bool = False  # qaflow's form with one metric: the study follows its value
+    reference: Target | None = None  # `target:` naming an execution: losses against its runs
 
     @property
     def names(self) -> list[str]:
@@ -122,7 +147,7 @@ class _Reader:
         for key in sorted(set(self.data) - known, key=str):
             warnings.warn(f"{self.path}: unknown key `{key}` is ignored.", stacklevel=2)
         dimensions = self.dimensions()
-        terms, use_targets, raw = self.objective()
+        terms, use_targets, raw, reference = self.objective()
         solver = self.solver()
         sampler = str(self.data.get("sampler") or solver.get("sampler", "tpe"))
         if sampler not in SAMPLERS:
@@ -139,6 +164,7 @@ class _Reader:
             parallel=self.positive("parallel_sampling") or self.positive("parallel") or 1,
             use_targets=use_targets,
             raw_objective=raw,
+            reference=reference,
         )
         if sampler == "grid":
             self.check_grid(search)
@@ -264,8 +290,9 @@ class _Reader:
         )
 
     # ------------------------------------------------------------ the objective
-    def objective(self) -> tuple[tuple[Term, ...], bool, bool]:
-        """(terms, QA-Board's `target`, whether the study follows one metric's raw value)."""
+    def objective(self) -> tuple[tuple[Term, ...], bool, bool, Target | None]:
+        """(terms, QA-Board's `target: true`, whether the study follows one metric's raw
+        value, the reference execution named by `target`)."""
         objective = self.data.get("objective")
         if not isinstance(objective, dict) or not objective:
             raise self.fail(
@@ -273,13 +300,8 @@ class _Reader:
                 "give an `objective`: the metrics to optimise, e.g. `objective: {psnr: maximize}`"
                 " or QA-Board's `objective: {loss: {weight: 1}}`.",
             )
-        use_targets = bool(objective.get("target"))
-        if isinstance(objective.get("target"), dict):
-            raise self.fail(
-                ("objective", "target"),
-                "a reference execution as target (`id`/`branch`/`tag`) is not supported: use "
-                "`target: true` (the `target:` of each metric in metrics.yaml).",
-            )
+        use_targets = objective.get("target") is True
+        reference = _reference(self, objective.get("target"))
         terms = []
         for metric, options in objective.items():
             if metric == "target":
@@ -287,8 +309,16 @@ class _Reader:
             terms.append(self.term(str(metric), options))
         if not terms:
             raise self.fail(("objective",), "the objective names no metric.")
-        raw = len(terms) == 1 and isinstance(objective[terms[0].metric], str) and not use_targets
-        return tuple(terms), use_targets, raw
+        raw = len(terms) == 1 and isinstance(objective[terms[0].metric], str)
+        raw = raw and not use_targets and reference is None
+        if reference is not None and not any(term.compares for term in terms):
+            raise self.fail(
+                ("objective", "target"),
+                "the target names a reference execution, but no metric of the objective is "
+                "compared with it: give the metrics to compare `loss: shift` or `loss: relative` "
+                "(e.g. `psnr: {loss: relu-shift}`), or remove `target`.",
+            )
+        return tuple(terms), use_targets, raw, reference
 
     def term(self, metric: str, options: Any) -> Term:
         keys: tuple[str | int, ...] = ("objective", metric)
@@ -389,6 +419,46 @@ class _Reader:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(keys, f"expected a number, got {value!r}.")
         return float(value)
+
+
+def _reference(reader: _Reader, target: Any) -> Target | None:
+    """`target:` naming a reference execution (QA-Board's `{id|branch|tag: …, batch: …}`,
+    or a name as `qa compare` takes it); None for `true`/`false`/absent."""
+    keys: tuple[str | int, ...] = ("objective", "target")
+    if target is None or isinstance(target, bool) or target == {}:
+        return None
+    if isinstance(target, (str, int)) and str(target).strip():
+        return Target(kind="ref", name=str(target).strip())
+    if not isinstance(target, dict):
+        raise reader.fail(
+            keys,
+            f"expected true, a reference execution (`{{branch: master}}`, `{{id: …}}`, "
+            f"`{{tag: …}}`) or an execution name, got {kind_of(target)}.",
+        )
+    unknown = sorted(set(map(str, target)) - {*TARGET_KINDS, "batch", "label"})
+    if unknown:
+        raise reader.fail(
+            keys,
+            f"unknown key(s) {', '.join(unknown)}: give one of id, branch, tag, and "
+            "optionally the reference's label (`label:`, or QA-Board's `batch:`).",
+        )
+    given = [kind for kind in TARGET_KINDS if kind in target]
+    if len(given) != 1:
+        raise reader.fail(
+            keys,
+            "name the reference execution with exactly one of `id` (an execution id or a "
+            "commit), `branch` or `tag`" + (f"; got {', '.join(given)}." if given else "."),
+        )
+    values = {k: target[k] for k in (*given, "label", "batch") if target.get(k) is not None}
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value):
+            raise reader.fail((*keys, key), f"`{key}` must be a name, got {value!r}.")
+    label = values.get("label", values.get("batch"))
+    return Target(
+        kind=given[0],  # type: ignore[arg-type]
+        name=str(values[given[0]]),
+        label=None if label is None else str(label),
+    )
 
 
 def with_overrides(search: Search, **overrides: Any) -> Search:

@@ -7,7 +7,9 @@ Policy
 - `optimize` opens (or resumes) the study in the run store's database
   (`qaflow.optimize.storage`) and runs trials until the budget, `evaluations`, is reached:
   trials that completed, or failed because of their runs, count; trials interrupted (their
-  process killed, or cancelled) do not, and are failed by Optuna's heartbeat check.
+  process killed, or cancelled) do not. A trial whose process on this host died is failed
+  at once by any process working on the study (`qaflow.optimize.liveness`), one on another
+  host by Optuna's heartbeat check.
 - `parallel` trials run at once, from threads of this process, on one local pool shared by
   all (or on one Dask cluster: the given scheduler, or a cluster started for the study).
   Several processes may work on one study: each stops when the budget is reached.
@@ -33,9 +35,11 @@ from typing import TYPE_CHECKING, Any
 from qaflow.errors import UsageError
 from qaflow.execution.model import Options
 from qaflow.execution.preflight import preflight
+from qaflow.optimize.liveness import fail_dead_trials, watched
 from qaflow.optimize.objective import TrialFailed, check_metrics, direction
-from qaflow.optimize.search import Search
-from qaflow.optimize.trial import Trials
+from qaflow.optimize.reference import Reference, resolve
+from qaflow.optimize.search import Search, Target
+from qaflow.optimize.trial import Trials, scored_batches
 from qaflow.plan.planner import plan
 from qaflow.results.metrics import Metrics
 
@@ -44,6 +48,7 @@ if TYPE_CHECKING:
 
     from qaflow.config.project import Project
     from qaflow.execution.executors.local import LocalPool
+    from qaflow.plan.model import RunSpec
 
 Progress = Callable[[str], None]
 
@@ -61,6 +66,8 @@ class Prepared:
     study: str
     runner: str
     capacity: int
+    reference: Reference | None = None  # the execution `objective.target` names
+    scored: tuple[RunSpec, ...] = ()  # the planned runs the objective scores
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,9 @@ def prepare(
     if tune_batches:
         plan(project, list(tune_batches), options.plan, catalog=catalog)  # they exist
     checks = preflight(project, the_plan, options)
+    scoring = scored_batches(the_plan)
+    scored = tuple(run for run in the_plan.runs if run.batch in scoring)
+    reference = resolve(project, search, scored)
     return Prepared(
         project=project,
         targets=tuple(the_plan.targets) or tuple(batches),
@@ -109,6 +119,8 @@ def prepare(
         study=study or options.label,
         runner=checks.runner,
         capacity=checks.capacity,
+        reference=reference,
+        scored=scored,
     )
 
 
@@ -124,12 +136,18 @@ def optimize(
 
     with opened_storage(prepared.project) as storage:
         study = _open_study(storage, prepared)
+        prepared = _pinned(study, prepared)
         _describe(study, prepared, execution_id)
+        fail_dead_trials(storage, study, prepared.project, progress)  # before counting
         remaining = prepared.search.evaluations - counted(study)
         cancelled = False
         if remaining > 0:
             progress(_start_line(prepared, study, remaining))
-            with _shared_workers(prepared) as trials, _cancelled_by_signals(trials):
+            with (
+                _shared_workers(prepared) as trials,
+                _cancelled_by_signals(trials),
+                watched(storage, study, prepared.project, progress),
+            ):
                 study.optimize(
                     trials,
                     n_trials=remaining,
@@ -159,6 +177,17 @@ def _open_study(storage: optuna.storages.BaseStorage, prepared: Prepared) -> opt
             f"The study {prepared.study!r} exists, and does not {wanted} its objective as "
             f"{prepared.search.path} asks ({exc}). Give another name (--study NAME or --label)."
         ) from exc
+
+
+def _pinned(study: optuna.Study, prepared: Prepared) -> Prepared:
+    """The request with the reference execution the study recorded when it started: a
+    resumed study scores its trials against the same runs, whatever ran on the branch since."""
+    recorded = study.user_attrs.get("reference")
+    if prepared.reference is None or recorded in (None, prepared.reference.execution_id):
+        return prepared
+    search = dataclasses.replace(prepared.search, reference=Target("id", str(recorded)))
+    reference = resolve(prepared.project, search, prepared.scored)
+    return dataclasses.replace(prepared, reference=reference)
 
 
 def sampler(search: Search) -> optuna.samplers.BaseSampler:
@@ -212,6 +241,8 @@ def _describe(study: optuna.Study, prepared: Prepared, execution_id: str | None)
     }
     if execution_id is not None:
         attrs["execution"] = execution_id
+    if prepared.reference is not None and "reference" not in study.user_attrs:
+        attrs["reference"] = prepared.reference.execution_id
     for key, value in attrs.items():
         if study.user_attrs.get(key) != value:
             study.set_user_attr(key, value)
@@ -272,6 +303,7 @@ def _shared_workers(prepared: Prepared) -> Iterator[Trials]:
         search=prepared.search,
         metrics=prepared.metrics,
         options=prepared.options,
+        reference=prepared.reference,
     )
     if prepared.runner == "dask":
         with _dask_address(prepared) as address:

@@ -115,7 +115,7 @@ def _row(trial: optuna.trial.FrozenTrial) -> TrialRow:
         params=dict(trial.params),
         label=attrs.get("label"),
         execution=attrs.get("execution"),
-        error=attrs.get("error") or attrs.get("cancelled"),
+        error=attrs.get("error") or attrs.get("cancelled") or attrs.get("interrupted"),
         seconds=seconds,
     )
 

@@ -7,9 +7,11 @@ its `--tuning` (`extra_parameters`), given to the tuned batches only (the target
 keep their fingerprints and are reused from the cache by every trial after the first.
 
 The trial's value is the objective (`qaflow.optimize.objective`) of the runs of the target
-batches. A run that failed anywhere in the trial's DAG fails the trial (`TrialFailed`, an
+batches (compared with their matches in the reference execution, if the objective names
+one). A run that failed anywhere in the trial's DAG fails the trial (`TrialFailed`, an
 Optuna FAIL with the reason in the trial's `error` attribute), as does a cancelled one.
-Trial attributes: `label`, `execution` (its id, linked from the board), `error`.
+Trial attributes: `label`, `execution` (its id, linked from the board), `error`, `pid` and
+`host` (its process), `interrupted` (its process died).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from qaflow.execution.driver import execute
 from qaflow.execution.model import Cancellation, Execution, Options
+from qaflow.optimize.liveness import mark
 from qaflow.optimize.objective import TrialFailed, objective
 from qaflow.optimize.search import Dimension, Search
 from qaflow.plan.planner import plan
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
 
     from qaflow.config.project import Project
     from qaflow.execution.executors.local import LocalPool
+    from qaflow.optimize.reference import Reference
     from qaflow.plan.model import Plan, RunSpec
     from qaflow.results.metrics import Metrics
     from qaflow.worker.model import RunResult
@@ -47,6 +51,7 @@ class Trials:
     metrics: Metrics
     options: Options  # the trials' execution options; the label is the study's
     pool: LocalPool | None = None
+    reference: Reference | None = None  # whose runs give the targets (`objective.target`)
     cancellation: Cancellation = dataclasses.field(default_factory=Cancellation)
     planning: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
@@ -55,6 +60,7 @@ class Trials:
         params = {d.name: suggest(trial, d) for d in self.search.dimensions}
         label = f"{self.options.label}|iter{trial.number + 1}"
         trial.set_user_attr("label", label)
+        mark(trial)  # its process, for `qaflow.optimize.liveness`
         if self.cancellation.cancelled:
             trial.set_user_attr("cancelled", True)
             raise TrialFailed("the study was cancelled")
@@ -96,8 +102,12 @@ class Trials:
             statuses = {run.status for run in bad}
             word = "cancelled" if statuses == {RunStatus.CANCELLED} else "failed"
             raise TrialFailed(f"{len(bad)} run(s) {word}: {first.spec.batch} {where}: {detail}")
-        scored = [run.metrics for run in runs if run.spec.batch in scored_batches(execution.plan)]
-        return objective(self.search, self.metrics, scored)
+        batches = scored_batches(execution.plan)
+        scored = [run for run in runs if run.spec.batch in batches]
+        targets = None
+        if self.reference is not None:
+            targets = self.reference.targets([(run.spec, run.metrics) for run in scored])
+        return objective(self.search, self.metrics, [run.metrics for run in scored], targets)
 
 
 def scored_batches(the_plan: Plan) -> set[str]:

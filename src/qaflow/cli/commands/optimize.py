@@ -201,6 +201,7 @@ def _describe(prepared: Prepared) -> str:
 
 
 def _show(project: Any, name: str, as_json: bool) -> int:
+    from qaflow.optimize.liveness import fail_dead_trials
     from qaflow.optimize.storage import load_study, opened_storage
     from qaflow.optimize.summary import study_names, summarize
 
@@ -208,7 +209,10 @@ def _show(project: Any, name: str, as_json: bool) -> int:
         known = ", ".join(study_names(project)) or "none yet"
         raise UsageError(f"There is no study {name!r} in this project (studies: {known}).")
     with opened_storage(project) as storage:
-        summary = summarize(load_study(storage, name))
+        study = load_study(storage, name)
+        # as `qa status` records a dead driver's execution: its dead trials are failed
+        fail_dead_trials(storage, study, project, progress=lambda text: None)
+        summary = summarize(study)
     if as_json:
         from dataclasses import asdict
 
