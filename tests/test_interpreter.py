@@ -34,3 +34,32 @@ def test_resume_turns_the_collector_back_on():
         assert gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_gc_paused_blocks_overlap_and_leave_the_collector_as_it_was():
+    import threading
+
+    assert gc.isenabled()
+    inside, release = threading.Event(), threading.Event()
+
+    def other_block():
+        with interpreter.gc_paused():
+            inside.set()
+            release.wait(60)
+
+    thread = threading.Thread(target=other_block)
+    with interpreter.gc_paused():
+        assert not gc.isenabled()
+        thread.start()
+        assert inside.wait(60)
+    assert not gc.isenabled()  # the other thread's block is still under way
+    release.set()
+    thread.join(60)
+    assert gc.isenabled()
+    try:
+        gc.disable()  # a paused collector (a `qa` command) stays paused
+        with interpreter.gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import difflib
 import statistics
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from math import isfinite
+from typing import Any
 
 from qaflow.errors import UsageError
-from qaflow.results.matching import canonical, match
+from qaflow.results.matching import match
 from qaflow.results.metrics import (
     BOOKKEEPING,
     Direction,
@@ -39,12 +41,8 @@ from qaflow.results.metrics import (
     as_number,
     display_text,
 )
+from qaflow.results.sides import OK_STATUSES, CompareRun, ExecutionSide  # re-exported
 from qaflow.store.records import CompareRow
-
-if TYPE_CHECKING:
-    from qaflow.store.records import ExecutionRecord, RunRecord
-
-OK_STATUSES = frozenset({"succeeded", "cached"})
 
 
 def _outcome(status: str) -> str:
@@ -53,102 +51,7 @@ def _outcome(status: str) -> str:
 
 FAILED_STATUSES = frozenset({"failed", "errored", "skipped", "interrupted", "cancelled"})
 _EPSILON = 1e-9  # relative: 0.31 - 0.30 is not "more than" a tolerance of 0.01
-
-
-# ---------------------------------------------------------------- inputs
-class CompareRun(CompareRow):
-    """What a comparison needs of a run: the store's `CompareRow` (the columns
-    `store.history.compare_runs` selects) with what comparing asks of it. A subclass, so
-    that making one of a row costs a tuple copy (10,000 runs a side), not nine setattrs."""
-
-    @classmethod
-    def from_record(cls, record: RunRecord) -> CompareRun:
-        return cls(
-            key=record.key,
-            batch=record.batch,
-            input=record.rel_input_path,
-            platform=record.platform,
-            configurations=list(record.configurations),
-            matrix=dict(record.spec.get("matrix") or {}),
-            status=str(record.status.value),
-            metrics=dict(record.metrics or {}),
-            output_dir=record.output_dir,
-        )
-
-    @classmethod
-    def from_row(cls, row: CompareRow) -> CompareRun:
-        """The store's plain record of the same columns, as a CompareRun."""
-        return cls._make(row)
-
-    @property
-    def ok(self) -> bool:
-        return self.status in OK_STATUSES
-
-    @cached_property
-    def configuration(self) -> str:
-        """As QA-Board writes it: `base:delta`, dictionaries as JSON."""
-        return ":".join(c if isinstance(c, str) else canonical(c) for c in self.configurations)
-
-    def brief(self) -> dict[str, Any]:
-        """What a matched row says of each side (its metrics are in the row's deltas)."""
-        return {
-            "key": self.key,
-            "configuration": self.configuration,
-            "matrix": self.matrix,
-            "status": self.status,
-            "output_dir": self.output_dir,
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "batch": self.batch,
-            "input": self.input,
-            "platform": self.platform,
-            "configuration": self.configuration,
-            "configurations": self.configurations,
-            "matrix": self.matrix,
-            "status": self.status,
-            "metrics": self.metrics,
-            "output_dir": self.output_dir,
-        }
-
-
-@dataclass(frozen=True)
-class ExecutionSide:
-    """Which execution a side of the comparison is."""
-
-    id: str
-    label: str
-    git_commit: str | None = None
-    git_branch: str | None = None
-    started_at: float | None = None
-    status: str | None = None
-
-    @classmethod
-    def from_record(cls, record: ExecutionRecord) -> ExecutionSide:
-        return cls(
-            id=record.id,
-            label=record.label,
-            git_commit=record.git.commit,
-            git_branch=record.git.branch,
-            started_at=record.started_at,
-            status=record.status,
-        )
-
-    def __str__(self) -> str:
-        git = f" {self.git_branch or ''}@{self.git_commit[:7]}" if self.git_commit else ""
-        return f"{self.id} ({self.label}{git})"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "label": self.label,
-            "git_commit": self.git_commit,
-            "git_branch": self.git_branch,
-            "started_at": self.started_at,
-            "status": self.status,
-        }
+_NO_TOLERANCE = Tolerance(0.0)  # a metric judged without a tolerance
 
 
 # ---------------------------------------------------------------- results
@@ -184,13 +87,15 @@ class Row:
     new: CompareRun
     metrics: tuple[MetricDelta, ...]
 
-    @property
+    @cached_property
     def failed(self) -> bool:
         """The new run failed where the reference succeeded (pending or running: not yet)."""
         return self.ref.ok and self.new.status in FAILED_STATUSES
 
-    @property
+    @cached_property
     def regression(self) -> bool:
+        """Asked of every row by each page of a comparison (counts, sorting, highlighting):
+        worked out once."""
         return self.failed or any(m.regression for m in self.metrics)
 
     @property
@@ -350,9 +255,10 @@ def compare(
     described = metrics or Metrics()
     given = dict(tolerances or {})
     refs, news = as_compare_runs(ref_runs, batch), as_compare_runs(new_runs, batch)
+    _name_configurations([*refs, *news])
     specs = _specs(described, [*refs, *news], list(select), given)
     pairs, only_ref, only_new = match(refs, news)
-    rows = [_row(r, n, specs) for r, n in pairs]
+    rows = _rows(pairs, specs)
     names = list(dict.fromkeys(run.batch for run in [*news, *refs]))
     per_batch = {
         part: _by_batch(items, names)
@@ -394,6 +300,20 @@ def as_compare_runs(
         for run in runs
         if batch is None or run.batch == batch
     ]
+
+
+def _name_configurations(runs: Sequence[CompareRun]) -> None:
+    """Fill in each run's `configuration`, written once per configuration list: the runs the
+    store reads share one list per distinct configuration (10,000 runs, a few lists)."""
+    names: dict[int, str] = {}
+    for run in runs:
+        known = run.__dict__
+        if "configuration" not in known:
+            found = names.get(id(run.configurations))
+            if found is None:
+                found = names[id(run.configurations)] = run.configuration
+            else:
+                known["configuration"] = found
 
 
 def _by_batch(items: Sequence[Any], names: list[str]) -> dict[str, tuple[Any, ...]]:
@@ -448,16 +368,30 @@ def _with_tolerance(spec: MetricSpec, tolerance: Tolerance | None) -> MetricSpec
     return replace(spec, tolerance=tolerance, smaller_is_better=direction)
 
 
-def _row(ref: CompareRun, new: CompareRun, specs: Sequence[MetricSpec]) -> Row:
-    deltas = tuple(
-        delta(spec, ref.metrics.get(spec.key), new.metrics.get(spec.key)) for spec in specs
-    )
-    return Row(new.batch, new.input, new.configuration, ref, new, deltas)
+def _rows(pairs: Sequence[tuple[CompareRun, CompareRun]], specs: Sequence[MetricSpec]) -> list[Row]:
+    """A row per matched pair: `delta` of each metric, as the new run's batch shows it."""
+    keyed = [(spec, spec.key) for spec in specs]
+    return [
+        Row(
+            new.batch,
+            new.input,
+            new.configuration,
+            ref,
+            new,
+            tuple([delta(spec, ref.metrics.get(k), new.metrics.get(k)) for spec, k in keyed]),
+        )
+        for ref, new in pairs
+    ]
 
 
 def delta(spec: MetricSpec, ref: Any, new: Any) -> MetricDelta:
     """Both values of a metric, their difference and the verdict."""
-    a, b = as_number(ref), as_number(new)
+    a: float | None
+    b: float | None
+    if type(ref) is float and type(new) is float and isfinite(ref) and isfinite(new):
+        a, b = ref, new  # what as_number gives, without two calls (20,000 cells a page)
+    else:
+        a, b = as_number(ref), as_number(new)
     if a is None or b is None:
         same = ref is not None and display_text(ref) == display_text(new)
         return MetricDelta(spec.key, ref, new, None, None, "same" if same else None)
@@ -465,7 +399,7 @@ def delta(spec: MetricSpec, ref: Any, new: Any) -> MetricDelta:
     pct = change / abs(a) * 100 if a else None
     if not spec.described:
         return MetricDelta(spec.key, ref, new, change, pct, spec.direction(a, b))
-    allowed = (spec.tolerance or Tolerance(0.0)).allowed(a)
+    allowed = (spec.tolerance or _NO_TOLERANCE).allowed(a)
     slack = _EPSILON * max(abs(a), abs(b), 1e-300)
     regression = spec.worsening(a, b) > allowed + slack
     return MetricDelta(spec.key, ref, new, change, pct, spec.direction(a, b), regression, allowed)
@@ -477,8 +411,9 @@ def summarize(rows: Sequence[Row], specs: Sequence[MetricSpec]) -> tuple[MetricS
     for index, spec in enumerate(specs):
         cells = [row.metrics[index] for row in rows]
         numeric = [c for c in cells if c.delta is not None]
-        deltas = [c.delta for c in numeric if c.delta is not None]
-        pcts = [c.delta_pct for c in numeric if c.delta_pct is not None]
+        deltas = [d for c in numeric if (d := c.delta) is not None]  # all of them
+        pcts = [pct for c in numeric if (pct := c.delta_pct) is not None]
+        directions = Counter(c.direction for c in numeric)
         summaries.append(
             MetricSummary(
                 metric=spec.key,
@@ -486,12 +421,12 @@ def summarize(rows: Sequence[Row], specs: Sequence[MetricSpec]) -> tuple[MetricS
                 mean_delta=statistics.fmean(deltas) if deltas else None,
                 median_delta=statistics.median(deltas) if deltas else None,
                 mean_delta_pct=statistics.fmean(pcts) if pcts else None,
-                ref_mean=statistics.fmean(c.ref for c in numeric) if numeric else None,
-                new_mean=statistics.fmean(c.new for c in numeric) if numeric else None,
-                better=sum(c.direction == "better" for c in numeric),
-                worse=sum(c.direction == "worse" for c in numeric),
-                same=sum(c.direction == "same" for c in numeric),
-                regressions=sum(c.regression for c in cells),
+                ref_mean=statistics.fmean([c.ref for c in numeric]) if numeric else None,
+                new_mean=statistics.fmean([c.new for c in numeric]) if numeric else None,
+                better=directions["better"],
+                worse=directions["worse"],
+                same=directions["same"],
+                regressions=sum(1 for c in cells if c.regression),
             )
         )
     return tuple(summaries)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from qaflow.errors import StoreError, UsageError
+from qaflow.interpreter import gc_paused
 from qaflow.results.compare import Comparison, ExecutionSide, compare
 
 if TYPE_CHECKING:
@@ -42,18 +43,19 @@ def compare_refs(
     """Compare the runs of execution NEW with those of REF (each an id or prefix, a label, a
     branch or a commit); `batch`: only that batch, a UsageError when neither side has it."""
     sides = [resolve_ref(store, name) for name in (ref, new)]
-    runs = [store.history.compare_runs(side.id, batch=batch) for side in sides]
-    if batch is not None and not any(runs):
-        _unknown_batch(store, batch, sides)
-    comparison = compare(
-        runs[0],
-        runs[1],
-        metrics=metrics,
-        ref=ExecutionSide.from_record(sides[0]),
-        new=ExecutionSide.from_record(sides[1]),
-        select=select,
-        tolerances=tolerances,
-    )
+    with gc_paused():  # 2 x 10,000 runs read and compared: no cycles, many objects
+        runs = [store.history.compare_runs(side.id, batch=batch) for side in sides]
+        if batch is not None and not any(runs):
+            _unknown_batch(store, batch, sides)
+        comparison = compare(
+            runs[0],
+            runs[1],
+            metrics=metrics,
+            ref=ExecutionSide.from_record(sides[0]),
+            new=ExecutionSide.from_record(sides[1]),
+            select=select,
+            tolerances=tolerances,
+        )
     return Compared(comparison, sides[0], sides[1])
 
 

@@ -151,13 +151,22 @@ def dumps(value: Any) -> str:
 
 
 _LONG_INTEGER = re.compile(r"(?<![.\d])\d{19}(?![.eE])")  # 19 digits, not a float's
+_DIGITS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))  # digit: "0", else " "
+_RUN = b"0" * 19
 
 
 def loads(text: str | bytes) -> Any:
     """The value `dumps` wrote. orjson reads it several times faster than json.loads (the
     cache reads the metrics of every planned run), but reads integers beyond 64 bits as
-    floats: text with such a number goes through json, exactly."""
-    if _LONG_INTEGER.search(text if isinstance(text, str) else text.decode()):
+    floats: text with such a number goes through json, exactly.
+
+    Only text with a run of 19 ASCII digits is searched for such an integer: a byte
+    translation finds those runs some 20 times faster than the search (which would cost
+    4 times orjson's decoding of the metrics of 10,000 runs)."""
+    raw = text.encode() if isinstance(text, str) else text
+    if _RUN in raw.translate(_DIGITS) and _LONG_INTEGER.search(
+        text if isinstance(text, str) else text.decode()
+    ):
         return json.loads(text)
     return orjson.loads(text)
 
