@@ -297,7 +297,12 @@ def _starts(root: Path) -> dict[str, int]:
 
 
 def _completed(root: Path, name: str) -> bool:
+    """Whether the run has a committed result: its fingerprint's directory (a symlink to
+    the committed attempt), not an attempt directory (`FP12.<attempt>`) that a kill may have
+    stopped between its metrics.json and the commit."""
     for metrics in (root / "output" / "runs" / "big" / name).glob("*/metrics.json"):
+        if "." in metrics.parent.name:
+            continue
         try:
             if json.loads(metrics.read_text()).get("is_failed") is False:
                 return True
