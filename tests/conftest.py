@@ -6,7 +6,9 @@ import contextlib
 import json
 import os
 import secrets
+import signal
 import textwrap
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,27 @@ settings.register_profile(
     "qaflow", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
 )
 settings.load_profile("qaflow")
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@pytest.fixture(autouse=True)
+def _signal_dispositions_kept(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that runs qaflow in-process must not leave this worker's signal dispositions
+    changed: an ignored SIGINT or SIGHUP is inherited by every `qa` process the following
+    tests start (Ctrl-C and hangup tests then hang), and a foreign SIGINT handler stops
+    `_thread.interrupt_main` from raising KeyboardInterrupt. Put back, with a warning naming
+    the test that changed them."""
+    before = {number: signal.getsignal(number) for number in _SIGNALS}
+    yield
+    for number, handler in before.items():
+        if handler is not None and signal.getsignal(number) is not handler:
+            warnings.warn(
+                f"{request.node.nodeid} left {signal.Signals(number).name} changed; put back",
+                stacklevel=1,
+            )
+            signal.signal(number, handler)
 
 
 @dataclass

@@ -179,7 +179,9 @@ def test_bad_values_are_usage_errors_that_write_nothing(proj, args, message):
 def test_outputs_action_on_pending_of_qaboard_yaml_is_checked(proj):
     (proj / "qaboard.yaml").write_text(QABOARD + "outputs: {action_on_pending: later}\n")
     result = qa(proj, "batch", "pics")
-    assert result.returncode == 2 and "outputs.action_on_pending: 'later'" in result.stderr
+    assert result.returncode == 2, result.stderr
+    assert "`outputs.action_on_pending`" in result.stderr and "'later'" in result.stderr
+    assert "'wait', 'sync', 'skip' or 'run'" in result.stderr
 
 
 # ---------------------------------------------------------------- --prefix-outputs-path, qa run -o
