@@ -32,6 +32,14 @@ settings.register_profile(
 settings.load_profile("qaflow")
 
 
+# The suite may be started with SIGINT and SIGHUP ignored (under nohup, or as `cmd &` from a
+# script); every `qa` process a test starts would inherit that, and the Ctrl-C and hangup
+# tests need what a terminal gives: the defaults.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
