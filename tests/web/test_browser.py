@@ -72,6 +72,9 @@ def test_following_a_running_execution_until_its_dag_is_done(page: Any, tmp_path
         page.wait_for_function(
             "() => document.querySelector('#execution-status .badge').textContent === 'succeeded'"
         )
+        # the status line, the DAG and the runs table poll each on their own: wait until the
+        # runs table has had its last (non-live) answer, then read it
+        page.wait_for_function("() => !document.querySelector('#runs').hasAttribute('data-live')")
         assert page.locator("#runs tr.run[data-status='succeeded']").count() == 6
         assert handle.wait(timeout=120) == 0
         assert len(page.locator("path.edge").all()) == 2
