@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -263,3 +264,36 @@ def test_a_no_op_re_run_is_recorded_whole_and_finished(project, store_url):
     assert record.status == "succeeded" and record.label == "again" and record.ended_at
     assert record.counts == {"cached": len(first.runs())}
     assert [run.key for run in runs] == [spec.key for spec in again.plan.runs]
+
+
+def test_a_no_op_re_run_of_the_default_store_needs_no_sqlalchemy(project):
+    """The default SQLite store is read and written through sqlite3 when nothing runs
+    (store/direct.py): the `qa` process imports no SQLAlchemy, and what it recorded reads
+    back through the Store as a whole, finished execution."""
+    root = make(project)
+    first = qaflow.batch("ok", project=root, reporter=RecordingReporter())
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    qa = ["-m", "qaflow", "-C", str(root), "--label", "again", "batch", "ok"]
+    again = subprocess.run(
+        [sys.executable, "-X", "importtime", *qa],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    imported = {
+        line.rpartition("|")[2].strip()
+        for line in again.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "qaflow.store.direct" in imported
+    assert not {name for name in imported if name.split(".")[0] in ("sqlalchemy", "alembic")}
+    assert len(calls(root)) == len(first.runs())  # nothing executed the second time
+    with Store.open(None, storage=Project.discover(root).storage) as store:
+        [record] = store.lookups.executions(label="again")
+        runs = store.lookups.runs(record.id)
+    assert record.status == "succeeded" and record.ended_at and record.pid
+    assert record.counts == {"cached": len(first.runs())}
+    assert [run.key for run in runs] == [spec.key for spec in first.plan.runs]
+    assert {run.fingerprint for run in runs} == {spec.fingerprint for spec in first.plan.runs}

@@ -18,13 +18,30 @@ class GitInfo:
 
 
 def git_info(root: Path) -> GitInfo:
-    """GitInfo of the repository holding `root`; all None outside a repository or without git."""
-    commit = _git(root, "rev-parse", "HEAD")
-    if commit is None:
+    """GitInfo of the repository holding `root`; all None outside a repository, without git,
+    or before the first commit. One `git status` answers all three (porcelain v2's branch
+    headers name the commit and the branch): recorded with every execution, no-op re-runs
+    included."""
+    out = _git(
+        root, "--no-optional-locks", "status", "--porcelain=v2", "--branch", "--untracked-files=no"
+    )
+    if out is None:
         return GitInfo()
-    branch = _git(root, "rev-parse", "--abbrev-ref", "HEAD")
-    status = _git(root, "status", "--porcelain", "--untracked-files=no")
-    return GitInfo(commit=commit, branch=None if branch == "HEAD" else branch, dirty=bool(status))
+    headers = {}
+    dirty = False
+    for line in out.splitlines():
+        if line.startswith("# "):
+            name, _, value = line[2:].partition(" ")
+            headers[name] = value
+        elif line:
+            dirty = True
+    commit = headers.get("branch.oid")
+    if not commit or commit == "(initial)":
+        return GitInfo()
+    branch = headers.get("branch.head")
+    return GitInfo(
+        commit=commit, branch=None if branch in (None, "(detached)") else branch, dirty=dirty
+    )
 
 
 def tag_commit(root: Path, tag: str) -> str | None:

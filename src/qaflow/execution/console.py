@@ -20,14 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.text import Text
 
 from qaflow.execution.display import GuardedStream
@@ -36,6 +28,8 @@ from qaflow.plan.model import Plan, RunSpec
 from qaflow.worker.model import RunResult, RunStatus
 
 if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
     from qaflow.execution.model import Execution
 
 PROGRESS_INTERVAL = 10.0  # seconds between progress lines off a terminal
@@ -140,6 +134,14 @@ class ConsoleReporter:
             self._ticker.start()
 
     def _start_bars(self) -> None:
+        from rich.progress import (  # on a terminal only (~20 ms)
+            BarColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
         self._progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),

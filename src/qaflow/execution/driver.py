@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from qaflow.execution.executors.local import LocalPool
     from qaflow.execution.report import Reporters
     from qaflow.store import Store
+    from qaflow.store.direct import DirectStore
 
 
 def batch(
@@ -151,18 +152,31 @@ def execute(
     pool shared with other executions (the caller owns it), instead of one of its own.
     `cancellation`: cancels this execution when the caller cancels it (from any thread).
     """
+    checks = preflight(project, the_plan, options)
+    reporter = _publishing(reporter, options)
+    decisions = None
+    if execution_id is None:  # a no-op re-run needs neither SQLAlchemy nor a backend
+        from qaflow.store.direct import DirectStore
+
+        direct = DirectStore.open(project.database_url, project.storage)
+        if direct is not None:
+            with direct:
+                decisions = settle(the_plan, options, direct)
+                if len(decisions.settled) == len(the_plan.runs):
+                    return _settled_execution(
+                        direct, project, the_plan, options, decisions, reporter
+                    )
     from qaflow.execution.backends import (
         backend_for,  # the local pool's modules: not for `qa --help`
     )
     from qaflow.store import Store
 
-    checks = preflight(project, the_plan, options)
-    reporter = _publishing(reporter, options)
     with Store.open(project.database_url, storage=project.storage) as store:
-        decisions = settle(the_plan, options, store)
+        if decisions is None:
+            decisions = settle(the_plan, options, store)
+        if execution_id is None and len(decisions.settled) == len(the_plan.runs):
+            return _settled_execution(store, project, the_plan, options, decisions, reporter)
         with backend_for(project, the_plan, options, checks, decisions, pool) as backend:
-            if execution_id is None and len(decisions.settled) == len(the_plan.runs):
-                return _settled_execution(store, project, the_plan, options, decisions, reporter)
             execution_id = _record(store, project, options, execution_id)
             reserve = SpaceReserve(project.storage) if store.sqlite else None
             if reserve is not None:
@@ -247,7 +261,7 @@ def _record(store: Store, project: Project, options: Options, execution_id: str 
 
 
 def _settled_execution(
-    store: Store,
+    store: Store | DirectStore,
     project: Project,
     the_plan: Plan,
     options: Options,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import time
 from collections import ChainMap
 from collections.abc import Mapping
@@ -24,9 +25,10 @@ from qaflow.plan.fingerprint import fingerprint_of
 from qaflow.plan.link import resolve
 from qaflow.plan.model import PENDING, PRODUCED, Plan, RunSpec
 from qaflow.plan.pipeline import write_previous
-from qaflow.worker.execute import HOST
 from qaflow.worker.model import RunPayload, RunResult, RunStatus
 from qaflow.worker.rundir import Committed, read_result, reused
+
+HOST = socket.gethostname()  # as worker.execute records it (not imported here: the pool)
 
 
 def payload_of(spec: RunSpec) -> RunPayload:

@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 from qaflow.execution.reserve import disk_full
 from qaflow.plan.model import Plan, RunSpec
-from qaflow.store import Store
 from qaflow.worker.model import RunResult
 
 if TYPE_CHECKING:
     from qaflow.execution.model import Execution
+    from qaflow.store import Store
 
 HOST = socket.gethostname()
 HEARTBEAT = 5.0  # seconds between signs of life of a driver; `qa status` allows several missed

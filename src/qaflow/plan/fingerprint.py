@@ -28,7 +28,6 @@ import stat
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,6 +139,8 @@ class InputHashes:
         if not misses:
             return {}
         if sum(key[1] for key in misses) > PARALLEL_BYTES:
+            from concurrent.futures import ThreadPoolExecutor  # only for many files
+
             with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
                 digests = list(pool.map(hash_file, [key[0] for key in misses]))
         else:

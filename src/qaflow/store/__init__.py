@@ -10,7 +10,10 @@ Layout, by consumer (each query module returns the plain records of `records.py`
   batches, pages of runs, the run a run is compared with; names for did-you-mean hints.
 - `history.py` (`store.history`): what compare and history read across executions.
 - `queries.py`: the query pieces they share; `models.py`: the tables; `engine.py`: URLs,
-  engines, SQLite settings, JSON, errors, schema revisions; `migrations/`: Alembic.
+  engines, errors, schema upgrades; `codec.py`: JSON values, the schema revision, SQLite
+  settings (no SQLAlchemy); `migrations/`: Alembic.
+- `direct.py`: `DirectStore`, the default SQLite file through sqlite3 for a no-op re-run
+  (every planned run reused): the lookup and the one write it needs, without SQLAlchemy.
 The store imports only lower phases (config, worker): never run, results, web or cli.
 
 Policy

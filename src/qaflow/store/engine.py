@@ -1,33 +1,21 @@
-"""Connecting to the store's database: URLs, engines, SQLite settings, schema revisions, errors."""
+"""Connecting to the store's database through SQLAlchemy: URLs, engines, errors, schema upgrades
+(the revision, JSON values and SQLite settings themselves are in `codec.py`)."""
 
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, exc, text
 from sqlalchemy.engine import URL, make_url
 
 from qaflow.errors import ConfigError, StoreError, StoreUnreachableError
+from qaflow.store.codec import KNOWN_REVISIONS, SCHEMA_REVISION, SQLITE_PRAGMAS, dumps, loads
 
-SCHEMA_REVISION = "0002"  # the head of migrations/versions; a test keeps the two equal
-KNOWN_REVISIONS = ("0001", "0002")  # every revision of migrations/versions, oldest first
 MIGRATIONS = Path(__file__).with_name("migrations")
-SQLITE_PRAGMAS = (
-    "PRAGMA busy_timeout=30000",  # first: switching to WAL may wait for another process
-    "PRAGMA journal_mode=WAL",
-    "PRAGMA synchronous=NORMAL",
-    "PRAGMA foreign_keys=ON",
-    # 64 MB of page cache (the default is 2 MB): inserting 10,000 runs into a store of
-    # 400,000 updates indexes all over their B-trees, and a small cache re-reads pages
-    "PRAGMA cache_size=-65536",
-)
 WRITE = {"qaflow_write": True}  # execution option: on SQLite, take the write lock at BEGIN
 _PG_LOCK = 0x71AF10  # pg_advisory_xact_lock key that serialises migrations
 _WHERE = "Check `database_url` in qaboard.yaml (or QA_DATABASE_URL)"
@@ -128,57 +116,6 @@ def _sqlite_begin(connection: Connection) -> None:
     """Reads see one snapshot; writes take the lock up front, so busy_timeout always applies."""
     write = connection.get_execution_options().get("qaflow_write", False)
     connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-
-
-_ENCODE = json.JSONEncoder(allow_nan=False, default=str).encode
-_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS  # keys as json.dumps writes them: 1 -> "1"
-
-
-def dumps(value: Any) -> str:
-    """JSON for both backends: NaN and ±infinity (invalid JSON, refused by PostgreSQL) become null.
-
-    orjson writes them as null itself, and is several times faster than json.dumps (an
-    execution stores four JSON values per run, 10,000 runs included when all are cached);
-    what it refuses (an integer beyond 64 bits) goes through json, exactly."""
-    try:
-        return orjson.dumps(value, default=str, option=_ORJSON_OPTIONS).decode()
-    except TypeError:
-        pass
-    try:
-        return _ENCODE(value)
-    except ValueError:
-        return _ENCODE(_finite(value))
-
-
-_LONG_INTEGER = re.compile(r"(?<![.\d])\d{19}(?![.eE])")  # 19 digits, not a float's
-_DIGITS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))  # digit: "0", else " "
-_RUN = b"0" * 19
-
-
-def loads(text: str | bytes) -> Any:
-    """The value `dumps` wrote. orjson reads it several times faster than json.loads (the
-    cache reads the metrics of every planned run), but reads integers beyond 64 bits as
-    floats: text with such a number goes through json, exactly.
-
-    Only text with a run of 19 ASCII digits is searched for such an integer: a byte
-    translation finds those runs some 20 times faster than the search (which would cost
-    4 times orjson's decoding of the metrics of 10,000 runs)."""
-    raw = text.encode() if isinstance(text, str) else text
-    if _RUN in raw.translate(_DIGITS) and _LONG_INTEGER.search(
-        text if isinstance(text, str) else text.decode()
-    ):
-        return json.loads(text)
-    return orjson.loads(text)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ SQLAlchemy row, no type of a higher phase (a comparison builds its `CompareRun` 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -97,6 +98,32 @@ def _optional_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def execution_row(
+    label: str,
+    project: str,
+    argv: list[str],
+    git: GitInfo,
+    pid: int | None,
+    host: str | None,
+    *,
+    started_at: float,
+) -> dict[str, Any]:
+    """An execution's row, running, without its id."""
+    return {
+        "label": label,
+        "project": project,
+        "argv": list(argv),
+        "git_commit": git.commit,
+        "git_branch": git.branch,
+        "git_dirty": git.dirty,
+        "status": "running",
+        "started_at": started_at,
+        "pid": pid,
+        "host": host,
+        "heartbeat_at": started_at,  # creating it is a sign of life
+    }
+
+
 def run_row(
     execution_id: str, spec: dict[str, Any], fingerprint: str | None, result: RunResult | None
 ) -> dict[str, Any]:
@@ -132,6 +159,23 @@ def run_row(
             attempt=result.attempt,
         )
     return row
+
+
+def run_rows(
+    execution_id: str,
+    specs: Sequence[dict[str, Any]],
+    fingerprints: Sequence[str | None] | None,
+    results: Mapping[str, RunResult] | None,
+) -> list[dict[str, Any]]:
+    """The rows of planned runs: PENDING, or finished with their result when settled."""
+    if fingerprints is not None and len(fingerprints) != len(specs):
+        raise ValueError(f"add_runs: {len(specs)} specs but {len(fingerprints)} fingerprints")
+    prints = fingerprints if fingerprints is not None else [None] * len(specs)
+    settled = results or {}
+    return [
+        run_row(execution_id, s, f, settled.get(str(s["id"])))
+        for s, f in zip(specs, prints, strict=True)
+    ]
 
 
 # Fields of a spec that the run's columns hold too: stored once, in the column.

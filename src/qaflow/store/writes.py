@@ -24,7 +24,7 @@ from qaflow.store import engine as db
 from qaflow.store.base import Database
 from qaflow.store.models import EXECUTIONS, RUNS
 from qaflow.store.queries import CHUNK, exists
-from qaflow.store.records import EXECUTION_STATUSES, run_row
+from qaflow.store.records import EXECUTION_STATUSES, execution_row, run_rows
 from qaflow.worker.model import RunResult, RunStatus
 
 _BY_KEY = update(RUNS).where(
@@ -57,7 +57,7 @@ class Writes:
     ) -> str:
         """Record a new execution, status "running"; return its new id."""
         now = time.time()
-        row = _execution_row(label, project, argv, git, pid, host, started_at=now)
+        row = execution_row(label, project, argv, git, pid, host, started_at=now)
         with self._db.transaction("create an execution") as connection:
             execution_id = _new_id(connection)
             connection.execute(insert(EXECUTIONS), {"id": execution_id, **row})
@@ -84,12 +84,12 @@ class Writes:
         runs (as `add_runs` inserts them) with their results. Return its new id."""
         if status not in EXECUTION_STATUSES or status == "running":
             raise ValueError(f"create_settled_execution: invalid status {status!r}")
-        row = _execution_row(label, project, argv, git, pid, host, started_at=started_at)
+        row = execution_row(label, project, argv, git, pid, host, started_at=started_at)
         row.update(status=status, ended_at=ended_at)
         with self._db.transaction("record an execution") as connection:
             execution_id = _new_id(connection)
             connection.execute(insert(EXECUTIONS), {"id": execution_id, **row})
-            runs = _run_rows(execution_id, specs, fingerprints, results)
+            runs = run_rows(execution_id, specs, fingerprints, results)
             if runs:
                 _insert_many(connection, RUNS, runs)
         return execution_id
@@ -147,7 +147,7 @@ class Writes:
         `results`: runs already settled before anything executes (reused results), by key:
         inserted finished, so that a fully cached execution costs one insert and no update.
         """
-        rows = _run_rows(execution_id, specs, fingerprints, results)
+        rows = run_rows(execution_id, specs, fingerprints, results)
         with self._db.transaction(f"add runs to execution {execution_id}") as connection:
             if connection.execute(exists(execution_id)).first() is None:
                 raise self._db.no_execution(execution_id)
@@ -308,49 +308,6 @@ def _insert_many(connection: Connection, table: Table, rows: list[dict[str, Any]
             value[i] = encode(value[i])
         values.append(tuple(value))
     connection.exec_driver_sql(statement, values)
-
-
-def _execution_row(
-    label: str,
-    project: str,
-    argv: list[str],
-    git: GitInfo,
-    pid: int | None,
-    host: str | None,
-    *,
-    started_at: float,
-) -> dict[str, Any]:
-    """An execution's row, running, without its id."""
-    return {
-        "label": label,
-        "project": project,
-        "argv": list(argv),
-        "git_commit": git.commit,
-        "git_branch": git.branch,
-        "git_dirty": git.dirty,
-        "status": "running",
-        "started_at": started_at,
-        "pid": pid,
-        "host": host,
-        "heartbeat_at": started_at,  # creating it is a sign of life
-    }
-
-
-def _run_rows(
-    execution_id: str,
-    specs: Sequence[dict[str, Any]],
-    fingerprints: Sequence[str | None] | None,
-    results: Mapping[str, RunResult] | None,
-) -> list[dict[str, Any]]:
-    """The rows of planned runs: PENDING, or finished with their result when settled."""
-    if fingerprints is not None and len(fingerprints) != len(specs):
-        raise ValueError(f"add_runs: {len(specs)} specs but {len(fingerprints)} fingerprints")
-    prints = fingerprints if fingerprints is not None else [None] * len(specs)
-    settled = results or {}
-    return [
-        run_row(execution_id, s, f, settled.get(str(s["id"])))
-        for s, f in zip(specs, prints, strict=True)
-    ]
 
 
 def _new_id(connection: Connection) -> str:

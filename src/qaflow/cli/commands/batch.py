@@ -301,6 +301,9 @@ def console(
 
     from qaflow.errors import ConfigError
     from qaflow.execution.report import ConsoleReporter, SummaryMetric
+
+    if not project.metrics_path.is_file():  # no metrics.yaml: no pydantic model to build
+        return ConsoleReporter(quiet=quiet, summary_metrics=[], before_output=before)
     from qaflow.results.metrics import Metrics
 
     try:
