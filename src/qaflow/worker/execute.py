@@ -281,7 +281,8 @@ def serve(conn: Connection, alive: Connection, env: dict[str, str], cwd: str) ->
         if task is None:
             return
         result = _serve_one(task, owner)
-        problems = state.restore()
+        # a command runs as a child process: no code of the run ran in this interpreter
+        problems = state.restore(namespaces=task.command is None)
         try:
             if problems:
                 conn.send(RETIRING)

@@ -200,12 +200,16 @@ class ProcessState:
             watcher=watcher,
         )
 
-    def restore(self) -> list[str]:
-        """Put the state back; what could not be (the worker should then retire)."""
+    def restore(self, *, namespaces: bool = True) -> list[str]:
+        """Put the state back; what could not be (the worker should then retire).
+
+        `namespaces`: also put back the modules' attributes (most of the cost, ~3 ms); a run
+        that ran no Python in this process (a command, run as a child process) cannot have
+        changed them, so after it the caller may say False."""
         problems: list[str] = []
         self._restore_process(problems)
         self._restore_interpreter()
-        if self.attributes is not None:
+        if self.attributes is not None and namespaces:
             self.attributes.restore()
         if self.watcher is not None and self.watcher not in sys.meta_path:
             sys.meta_path.insert(0, self.watcher)  # the run took it out
