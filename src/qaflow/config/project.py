@@ -381,6 +381,8 @@ def shared_storage(
 
 def _user() -> str:
     return os.environ.get("QA_USER") or getpass.getuser()
+
+
 def concurrency_value(value: int) -> int:
     """A number of runs at once: -1 (one per CPU) or a positive number; else a ValueError."""
     if value == -1 or value >= 1:

@@ -139,9 +139,7 @@ class StoreRecorder:
             for r in finished
             if r.parts and r.fingerprint and r.fingerprint != self._planned.get(r.key)
         ]
-        self.store.writes.record(
-            self.execution_id, started=started, finished=finished, parts=parts
-        )
+        self.store.writes.record(self.execution_id, started=started, finished=finished, parts=parts)
 
     def _write_loop(self) -> None:
         stop = False

@@ -40,6 +40,7 @@ class PlanOptions:
         if self.tuned_batches is None or batch in self.tuned_batches:
             return self.extra_parameters
         return {}
+
     # the team cache (`plan.teamcache`): shared storages whose results local runs reuse
     shared_roots: tuple[str, ...] = ()
     # QA-Board's --tuning-search: each point's parameters go over extra_parameters; the

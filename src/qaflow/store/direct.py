@@ -171,7 +171,8 @@ def _insert(
 def _new_id(connection: sqlite3.Connection) -> str:
     while True:
         candidate = secrets.token_hex(6)
-        if connection.execute("SELECT 1 FROM executions WHERE id = ?", (candidate,)).fetchone() is None:
+        taken = connection.execute("SELECT 1 FROM executions WHERE id = ?", (candidate,))
+        if taken.fetchone() is None:
             return candidate
 
 

@@ -168,7 +168,9 @@ def run_many(
                     attempt = flights.pop(future)
                     result = future.result()
                     if (result.error or "").startswith(KILLED):
-                        time.sleep(SIGNALLED_GRACE)  # if this worker's job was ended, we end here with it
+                        time.sleep(
+                            SIGNALLED_GRACE
+                        )  # if this worker's job was ended, we end here with it
                     if result.status is RunStatus.FAILED and attempt.number <= attempt.job.retries:
                         attempt.ledger.end(attempt.number)
                         attempt.number += 1
