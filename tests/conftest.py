@@ -8,6 +8,7 @@ import os
 import secrets
 import signal
 import textwrap
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, settings
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from qaflow.plan.model import merge_params
 from qaflow.store import Store
@@ -191,8 +193,27 @@ def postgres_url(postgres_admin: Engine) -> Iterator[str]:
         )
     url = make_url(os.environ[POSTGRES_ENV]).set(database=name)
     yield url.render_as_string(hide_password=False)
-    with postgres_admin.connect() as connection:
-        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _drop_database(postgres_admin, name)
+
+
+def _drop_database(admin: Engine, name: str) -> None:
+    """DROP DATABASE … WITH (FORCE) ends our own sessions still in it, but refuses to end
+    an autovacuum worker (not a process of our role) that happens to be in the new database:
+    a plain DROP makes that worker leave. Either, again, until a generous deadline."""
+    deadline = time.monotonic() + 120
+    while True:
+        for statement in (
+            f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+            f'DROP DATABASE IF EXISTS "{name}"',
+        ):
+            try:
+                with admin.connect() as connection:
+                    connection.exec_driver_sql(statement)
+                return
+            except DBAPIError:
+                if time.monotonic() > deadline:
+                    raise
+        time.sleep(0.5)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
