@@ -111,3 +111,66 @@ def test_opening_an_up_to_date_database_does_not_import_alembic(tmp_path: Path) 
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def schema(engine: Engine) -> dict[str, object]:
+    """Everything of the schema a later migration may depend on, names of constraints too."""
+    found = inspect(engine)
+    tables: dict[str, object] = {}
+    for name in sorted(found.get_table_names()):
+        tables[name] = {
+            "columns": [
+                (c["name"], str(c["type"]), c["nullable"]) for c in found.get_columns(name)
+            ],
+            "pk": found.get_pk_constraint(name),
+            "fks": sorted(
+                (
+                    fk["name"],
+                    tuple(fk["constrained_columns"]),
+                    fk["referred_table"],
+                    tuple(fk["referred_columns"]),
+                    fk["options"].get("ondelete"),
+                )
+                for fk in found.get_foreign_keys(name)
+            ),
+            "indexes": sorted(
+                (i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                for i in found.get_indexes(name)
+            ),
+            "unique": sorted(
+                (u["name"], tuple(u["column_names"])) for u in found.get_unique_constraints(name)
+            ),
+        }
+    tables["revision"] = revisions(engine)
+    return tables
+
+
+def test_a_new_database_is_created_as_the_migrations_create_it(
+    store_url: str, tmp_path: Path, raw: Engine
+) -> None:
+    """A new store is created from the models and stamped at the head, without Alembic:
+    it must be exactly what the migrations build, or a later migration could not run."""
+    with raw.begin() as connection:
+        config = db.alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+    migrated = schema(raw)
+    with raw.begin() as connection:
+        for table in ("runs", "executions", "alembic_version"):
+            connection.execute(text(f"DROP TABLE {table}"))
+    assert inspect(raw).get_table_names() == []
+    Store.open(store_url, storage=tmp_path).close()
+    created = schema(raw)
+    assert created == migrated
+    assert created["revision"] == [SCHEMA_REVISION]
+
+
+def test_creating_a_new_database_does_not_import_alembic(tmp_path: Path) -> None:
+    code = (
+        "import sys; from pathlib import Path; from qaflow.store import Store; "
+        f"Store.open(storage=Path({str(tmp_path / 'new')!r})).close(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+    assert (tmp_path / "new" / "qaflow.db").is_file()
