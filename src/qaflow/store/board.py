@@ -137,14 +137,17 @@ class BoardReads:
 
     def batch_edges(self, execution_id: str) -> list[tuple[str, str]]:
         """(upstream node, downstream node) pairs (nodes as in `batch_counts`), from the run
-        keys each run's spec needs."""
+        keys each run's spec needs, in plan order (of the first run needing each pair): a
+        query without ORDER BY has no order on PostgreSQL (a test saw it change)."""
         with self._db.transaction("read the graph of batches", write=False) as connection:
             keys = select(RUNS.c.key, RUNS.c.batch, _STEP).where(
                 RUNS.c.execution_id == execution_id
             )
             node_of = {row.key: _node(row.batch, row.step) for row in connection.execute(keys)}
-            query = select(RUNS.c.key, RUNS.c.spec["needs"]).where(
-                RUNS.c.execution_id == execution_id
+            query = (
+                select(RUNS.c.key, RUNS.c.spec["needs"])
+                .where(RUNS.c.execution_id == execution_id)
+                .order_by(RUNS.c.id)
             )
             edges: dict[tuple[str, str], None] = {}
             for key, needs in connection.execute(query):
