@@ -102,15 +102,20 @@ def test_the_migrations_ship_as_python_packages() -> None:
     assert all((folder / "__init__.py").is_file() for folder in folders)
 
 
-def test_opening_an_up_to_date_database_does_not_import_alembic(tmp_path: Path) -> None:
-    Store.open(storage=tmp_path).close()
+def alembic_modules_after_opening(storage: Path) -> str:
+    """The Alembic modules a fresh process has imported once it opened the store in `storage`."""
     code = (
         "import sys; from pathlib import Path; from qaflow.store import Store; "
-        f"Store.open(storage=Path({str(tmp_path)!r})).close(); "
+        f"Store.open(storage=Path({str(storage)!r})).close(); "
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "[]"
+    return done.stdout.strip()
+
+
+def test_opening_an_up_to_date_database_does_not_import_alembic(tmp_path: Path) -> None:
+    Store.open(storage=tmp_path).close()
+    assert alembic_modules_after_opening(tmp_path) == "[]"
 
 
 def schema(engine: Engine) -> dict[str, object]:
@@ -166,11 +171,5 @@ def test_a_new_database_is_created_as_the_migrations_create_it(
 
 
 def test_creating_a_new_database_does_not_import_alembic(tmp_path: Path) -> None:
-    code = (
-        "import sys; from pathlib import Path; from qaflow.store import Store; "
-        f"Store.open(storage=Path({str(tmp_path / 'new')!r})).close(); "
-        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "[]"
+    assert alembic_modules_after_opening(tmp_path / "new") == "[]"
     assert (tmp_path / "new" / "qaflow.db").is_file()

@@ -14,6 +14,7 @@ import orjson
 
 SCHEMA_REVISION = "0002"  # the head of migrations/versions; a test keeps the two equal
 KNOWN_REVISIONS = ("0001", "0002")  # every revision of migrations/versions, oldest first
+CHUNK = 500  # keys per IN (…) list: well under every backend's limit on parameters
 SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=30000",  # first: switching to WAL may wait for another process
     "PRAGMA journal_mode=WAL",

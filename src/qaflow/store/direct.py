@@ -24,15 +24,13 @@ from typing import Any, Self
 
 from qaflow.config.git import GitInfo
 from qaflow.errors import StoreError
-from qaflow.store.codec import SCHEMA_REVISION, SQLITE_PRAGMAS, dumps
-from qaflow.store.records import EXECUTION_STATUSES, execution_row, run_rows
-from qaflow.worker.model import RunResult, RunStatus
+from qaflow.store.codec import CHUNK, SCHEMA_REVISION, SQLITE_PRAGMAS, dumps
+from qaflow.store.records import OK, run_rows, settled_execution_row
+from qaflow.worker.model import RunResult
 
 # the JSON columns of models.EXECUTIONS and models.RUNS (a test keeps them equal)
 EXECUTION_JSON = frozenset({"argv"})
 RUN_JSON = frozenset({"configurations", "params", "metrics", "spec"})
-CHUNK = 500  # fingerprints per IN (…) list, as queries.CHUNK
-_OK = (RunStatus.SUCCEEDED.value, RunStatus.CACHED.value)
 
 
 class DirectStore:
@@ -111,7 +109,7 @@ class DirectStore:
                 rows = connection.execute(
                     f"SELECT DISTINCT fingerprint FROM runs WHERE fingerprint IN ({marks}) "
                     "AND status IN (?, ?)",
-                    (*chunk, *_OK),
+                    (*chunk, *OK),
                 )
                 found.update(row[0] for row in rows)
         return found
@@ -135,10 +133,17 @@ class DirectStore:
     ) -> str:
         """As `Writes.create_settled_execution`: the execution, finished with `status`, and
         its runs with their results, in one transaction. Return its new id."""
-        if status not in EXECUTION_STATUSES or status == "running":
-            raise ValueError(f"create_settled_execution: invalid status {status!r}")
-        row = execution_row(label, project, argv, git, pid, host, started_at=started_at)
-        row.update(status=status, ended_at=ended_at)
+        row = settled_execution_row(
+            label,
+            project,
+            argv,
+            git,
+            pid,
+            host,
+            status=status,
+            started_at=started_at,
+            ended_at=ended_at,
+        )
         with self._transaction("record an execution", write=True) as connection:
             execution_id = _new_id(connection)
             _insert(connection, "executions", [{"id": execution_id, **row}], EXECUTION_JSON)

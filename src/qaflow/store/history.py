@@ -15,8 +15,8 @@ from sqlalchemy import Text, cast, select
 from qaflow.store.base import Database
 from qaflow.store.engine import loads
 from qaflow.store.models import EXECUTIONS, RUNS
-from qaflow.store.queries import OK, status_counts
-from qaflow.store.records import CompareRow, ExecutionRecord, execution_record
+from qaflow.store.queries import status_counts
+from qaflow.store.records import OK, CompareRow, ExecutionRecord, execution_record
 
 
 class History:

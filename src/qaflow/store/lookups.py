@@ -18,9 +18,10 @@ from sqlalchemy import ColumnElement, Connection, Row, select
 
 from qaflow.errors import StoreError
 from qaflow.store.base import Database
+from qaflow.store.codec import CHUNK
 from qaflow.store.models import EXECUTIONS, RUNS
-from qaflow.store.queries import CHUNK, HEX, MIN_PREFIX, OK, PREFIX, exists, starts, status_counts
-from qaflow.store.records import ExecutionRecord, RunRecord, execution_record, run_record
+from qaflow.store.queries import HEX, MIN_PREFIX, PREFIX, exists, starts, status_counts
+from qaflow.store.records import OK, ExecutionRecord, RunRecord, execution_record, run_record
 from qaflow.worker.model import RunStatus
 
 

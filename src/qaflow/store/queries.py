@@ -1,5 +1,6 @@
-"""Query pieces the store's query modules share: statuses that count as a success, the size
-of IN (…) lists, id and prefix patterns, run counts per execution, prefix matches."""
+"""Query pieces the store's query modules share: id and prefix patterns, run counts per
+execution, prefix matches. (The statuses that count as a success, `records.OK`, and the size
+of IN (…) lists, `codec.CHUNK`, are defined where the direct SQLite path can use them too.)"""
 
 from __future__ import annotations
 
@@ -9,13 +10,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, func, select
 
 from qaflow.store.models import EXECUTIONS, RUNS
-from qaflow.worker.model import RunStatus
 
-OK = (RunStatus.SUCCEEDED.value, RunStatus.CACHED.value)
 HEX = re.compile(r"[0-9a-f]+")
 PREFIX = re.compile(r"[0-9A-Za-z_.:+=-]+")
 MIN_PREFIX = 4  # characters of a run key or fingerprint prefix in find_runs
-CHUNK = 500  # keys per IN (…) list: well under every backend's limit on parameters
 
 
 def exists(execution_id: str) -> Any:

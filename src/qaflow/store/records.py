@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Row
 
 EXECUTION_STATUSES = ("running", "succeeded", "failed", "cancelled", "interrupted")
+OK = (RunStatus.SUCCEEDED.value, RunStatus.CACHED.value)  # run statuses that count as a success
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,27 @@ def execution_row(
         "host": host,
         "heartbeat_at": started_at,  # creating it is a sign of life
     }
+
+
+def settled_execution_row(
+    label: str,
+    project: str,
+    argv: list[str],
+    git: GitInfo,
+    pid: int | None,
+    host: str | None,
+    *,
+    status: str,
+    started_at: float,
+    ended_at: float,
+) -> dict[str, Any]:
+    """The row of an execution recorded finished with `status` (create_settled_execution of
+    `Writes` and of `DirectStore`), without its id; a running or unknown status is refused."""
+    if status not in EXECUTION_STATUSES or status == "running":
+        raise ValueError(f"create_settled_execution: invalid status {status!r}")
+    row = execution_row(label, project, argv, git, pid, host, started_at=started_at)
+    row.update(status=status, ended_at=ended_at)
+    return row
 
 
 def run_row(

@@ -22,9 +22,15 @@ from qaflow.config.git import GitInfo
 from qaflow.errors import StoreError
 from qaflow.store import engine as db
 from qaflow.store.base import Database
+from qaflow.store.codec import CHUNK
 from qaflow.store.models import EXECUTIONS, RUNS
-from qaflow.store.queries import CHUNK, exists
-from qaflow.store.records import EXECUTION_STATUSES, execution_row, run_rows
+from qaflow.store.queries import exists
+from qaflow.store.records import (
+    EXECUTION_STATUSES,
+    execution_row,
+    run_rows,
+    settled_execution_row,
+)
 from qaflow.worker.model import RunResult, RunStatus
 
 _BY_KEY = update(RUNS).where(
@@ -82,10 +88,17 @@ class Writes:
         """Record an execution whose every run was settled before anything ran (a no-op
         re-run) whole, in one transaction: the execution, finished with `status`, and its
         runs (as `add_runs` inserts them) with their results. Return its new id."""
-        if status not in EXECUTION_STATUSES or status == "running":
-            raise ValueError(f"create_settled_execution: invalid status {status!r}")
-        row = execution_row(label, project, argv, git, pid, host, started_at=started_at)
-        row.update(status=status, ended_at=ended_at)
+        row = settled_execution_row(
+            label,
+            project,
+            argv,
+            git,
+            pid,
+            host,
+            status=status,
+            started_at=started_at,
+            ended_at=ended_at,
+        )
         with self._db.transaction("record an execution") as connection:
             execution_id = _new_id(connection)
             connection.execute(insert(EXECUTIONS), {"id": execution_id, **row})
