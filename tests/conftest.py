@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
+import tempfile
 import textwrap
 import time
 import warnings
@@ -41,6 +44,11 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
     signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+# The validations qaflow keeps between processes (config/validated.py) go to a folder of
+# the suite's own, not the user's ~/.cache; every `qa` process a test starts inherits it.
+os.environ["QA_CONFIG_CACHE_DIR"] = tempfile.mkdtemp(prefix="qaflow-test-config-")
+atexit.register(shutil.rmtree, os.environ["QA_CONFIG_CACHE_DIR"], True)
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 

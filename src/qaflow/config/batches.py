@@ -13,63 +13,18 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-from qaflow.config import yamlfile
-from qaflow.config.batch_errors import explain
+from qaflow.config import validated, yamlfile
 from qaflow.config.checks import batch_locator, check_batch, check_file_defaults
 from qaflow.config.project import Project, flatten, resolve_path
-from qaflow.config.schema import known_keys, misspelt
-from qaflow.errors import BatchSpecError, ConfigError, GraphError, QaflowWarning
+from qaflow.errors import BatchSpecError, ConfigError, GraphError
 
 FILE_DEFAULTS = ("database", "configs", "configurations", "configuration", "platform")
 RESERVED = {*FILE_DEFAULTS, "aliases", "groups"}
 INPUT_SETTINGS = ("type", "database", "platform", "globs", "glob", "use_parent_folder")
-
-
-class BatchSection(BaseModel):
-    """One batch as written in YAML."""
-
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-
-    inputs: list[str | list[Any] | dict[str, Any] | None] | dict[str, Any] | str | None = None
-    tests: list[str | list[Any] | dict[str, Any] | None] | dict[str, Any] | str | None = None
-    configs: list[Any] | dict[str, Any] | str | None = None
-    configurations: list[Any] | dict[str, Any] | str | None = None
-    configuration: list[Any] | dict[str, Any] | str | None = None
-    database: str | dict[str, str] | None = None
-    type: str | None = None
-    platform: str | None = None
-    globs: str | list[str] | None = None
-    glob: str | list[str] | None = None
-    use_parent_folder: bool | None = None
-    matrix: dict[str, list[Any]] | list[dict[str, list[Any]]] | None = None  # list: grids
-    needs: str | list[str] | dict[str, str | dict[str, Any]] | None = None
-    deps: str | list[str] | None = None
-    resources: dict[str, int | float | str] | None = None
-    timeout: float | None = Field(default=None, gt=0)
-    retries: int = Field(default=0, ge=0)
-    local: dict[str, Any] | None = None
-    only: Any = None
-    exclude: Any = None
-
-    @field_validator("matrix")
-    @classmethod
-    def _matrix_not_empty(
-        cls, value: dict[str, list[Any]] | list[dict[str, list[Any]]] | None
-    ) -> dict[str, list[Any]] | list[dict[str, list[Any]]] | None:
-        for grid in value if isinstance(value, list) else [value or {}]:
-            for key, values in grid.items():
-                if not values:
-                    raise ValueError(
-                        f"matrix.{key} is an empty list, so the batch would have no runs"
-                    )
-        return value
 
 
 @dataclass(frozen=True)
@@ -283,40 +238,31 @@ def _parse(project: Project, raw: _Raw) -> Batch:
             f"{yamlfile.where(raw.file, (raw.key,))}: batch {raw.name!r} must be a mapping with keys such as "
             f"`inputs` and `configs`, got a {type(data).__name__}."
         )
-    try:
-        section = BatchSection.model_validate(data)
-    except ValidationError as exc:
-        raise BatchSpecError(explain(raw.file, raw.key, raw.name, exc)) from exc
-    for key in section.model_extra or {}:
-        typo = misspelt(str(key), known_keys(BatchSection))
-        if typo is not None:
-            raise BatchSpecError(
-                f"{yamlfile.where_key(raw.file, (raw.key, str(key)))}: batch {raw.name!r}: unknown key "
-                f"`{key}`: did you mean `{typo}`? Rename it (a misspelt key would be ignored, "
-                "and its setting silently lost)."
-            )
-        if key not in {"lsf", "celery", "jenkins", "dask", "windows"}:
-            warnings.warn(
-                f"{raw.file}: batch {raw.name!r}: unknown key `{key}` is ignored.",
-                QaflowWarning,
-                stacklevel=2,
-            )
+    fields, extras = validated.cached(
+        "batch",
+        f"{raw.file}\0{raw.key}\0{raw.name}",
+        data,
+        lambda: _validate(raw, data),
+        root=project.root,
+    )
     check_batch(project, raw.name, batch_locator(raw.file, raw.key), data)
     defaults = raw.defaults
-    configs = _first(section.configs, section.configurations, section.configuration)
-    script = section.type == "script" and configs is None  # the file's configs are its commands
-    check_file_defaults(raw.file, defaults, batch=raw.name, script=script)
-    if section.type is None and _all_steps(configs):
+    configs = _first(fields["configs"], fields["configurations"], fields["configuration"])
+    kind = fields["type"]
+    script = kind == "script" and configs is None  # the file's configs are its commands
+    check_file_defaults(raw.file, defaults, batch=raw.name, script=script, root=project.root)
+    if kind is None and _all_steps(configs):
         # the seed's pipeline: configurations that are all `run:`/`batch:` steps, no `type:`
-        section = section.model_copy(update={"type": "pipeline"})
+        kind = "pipeline"
     if configs is None:
         configs = _first(*(defaults.get(k) for k in ("configs", "configurations", "configuration")))
     database = (
-        section.database
-        if section.database is not None
-        else (None if section.type == "pipeline" else defaults.get("database"))
+        fields["database"]
+        if fields["database"] is not None
+        else (None if kind == "pipeline" else defaults.get("database"))
     )
-    inputs = section.inputs if section.inputs is not None else section.tests
+    inputs = fields["inputs"] if fields["inputs"] is not None else fields["tests"]
+    matrix = fields["matrix"]
     return Batch(
         name=raw.name,
         file=raw.file,
@@ -324,26 +270,29 @@ def _parse(project: Project, raw: _Raw) -> Batch:
         inputs=None if inputs is None else _input_entries(raw, inputs),
         configs=None if configs is None else tuple(flatten(configs)),
         database=None if database is None else resolve_path(project.root, database),
-        type=section.type,
-        platform=section.platform or defaults.get("platform"),
-        globs=_tuple_or_none(section.globs if section.globs is not None else section.glob),
-        use_parent_folder=section.use_parent_folder,
-        matrix=_grids(section.matrix)[0] if section.matrix else {},
-        grids=_grids(section.matrix),
-        only=section.only,
-        exclude=section.exclude,
-        needs=_needs(raw, section.needs),
-        steps=_steps(raw, configs) if section.type == "pipeline" else (),
-        deps=_tuple_or_none(section.deps) or (),
-        resources=dict(section.resources or {}),
-        timeout=section.timeout,
-        retries=section.retries,
-        local_concurrency=(section.local or {}).get("concurrency"),
-        runner_options={
-            **({"local": dict(section.local)} if section.local else {}),
-            **(section.model_extra or {}),
-        },
+        type=kind,
+        platform=fields["platform"] or defaults.get("platform"),
+        globs=_tuple_or_none(fields["globs"] if fields["globs"] is not None else fields["glob"]),
+        use_parent_folder=fields["use_parent_folder"],
+        matrix=_grids(matrix)[0] if matrix else {},
+        grids=_grids(matrix),
+        only=fields["only"],
+        exclude=fields["exclude"],
+        needs=_needs(raw, fields["needs"]),
+        steps=_steps(raw, configs) if kind == "pipeline" else (),
+        deps=_tuple_or_none(fields["deps"]) or (),
+        resources=dict(fields["resources"] or {}),
+        timeout=fields["timeout"],
+        retries=fields["retries"],
+        local_concurrency=(fields["local"] or {}).get("concurrency"),
+        runner_options={**({"local": dict(fields["local"])} if fields["local"] else {}), **extras},
     )
+
+
+def _validate(raw: _Raw, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    from qaflow.config.models import batch_settings  # pydantic: only for a changed batch
+
+    return batch_settings(raw.file, raw.key, raw.name, data)
 
 
 def _grids(

@@ -1,6 +1,6 @@
 """Checks of values that the YAML types accept but that cannot run: caught before planning.
 
-pydantic checks the shapes of a batch (`config.batches.BatchSection`); what is checked here
+pydantic checks the shapes of a batch (`config.models.BatchSection`); what is checked here
 needs the project or the batch as a whole, so a batch that would fail every run, or plan
 more runs than anyone can execute, exits 2 before anything starts:
 - `type:` (of the batch, of an input, or `qa --type`) names an input type of `inputs.types`
@@ -22,35 +22,13 @@ import math
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-
-from qaflow.config import yamlfile
+from qaflow.config import validated, yamlfile
 from qaflow.config.project import Project, concurrency_value, did_you_mean, flatten
-from qaflow.config.schema import kind_of, not_a_configuration
+from qaflow.config.values import not_a_configuration
 from qaflow.errors import BatchSpecError, UsageError
 
 BATCH_TYPES = ("script", "pipeline")  # batch types that are not input types
 CONFIG_KEYS = ("configs", "configurations", "configuration")
-Configs = list[Any] | dict[str, Any] | str | None  # a batch's `configs`, as pydantic checks it
-Database = str | dict[str, str] | None  # a path, or `{linux: …, windows: …}`
-
-
-class FileDefaults(BaseModel):
-    """The top-level keys of a batch file that are defaults of each of its batches."""
-
-    model_config = ConfigDict(extra="ignore", strict=True)
-
-    database: Database = None
-    platform: str | None = None
-    configs: Configs = None
-    configurations: Configs = None
-    configuration: Configs = None
-
-
-_DEFAULT_HINTS = {
-    "database": "Give it as a path, or as `{linux: /path, windows: 'D:/path'}`.",
-    "platform": "Give it as one name, e.g. `platform: linux`.",
-}
 
 
 def check_type_option(project: Project, name: str | None) -> None:
@@ -76,29 +54,27 @@ def check_batch(project: Project, name: str, where: Any, data: dict[str, Any]) -
     _check_matrix(project, name, where, data.get("matrix"))
 
 
-def check_file_defaults(file: Path, defaults: dict[str, Any], *, batch: str, script: bool) -> None:
+def check_file_defaults(
+    file: Path, defaults: dict[str, Any], *, batch: str, script: bool, root: Path
+) -> None:
     """Refuse the file-level defaults of `file` (see the module docstring) when batch `batch`
     of it is validated; `script`: the batch is a `type: script` batch taking the file's
-    configurations as its commands."""
-    try:
-        FileDefaults.model_validate(defaults)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        key = str(error["loc"][0])
-        expected = error["msg"][:1].lower() + error["msg"][1:]
-        hint = _DEFAULT_HINTS.get(
-            key, f"Give it as a list of configurations, e.g. `{key}: [base]`."
+    configurations as its commands. `root`: the project's (where validations are kept)."""
+    if defaults:
+        validated.cached(
+            "file defaults", str(file), defaults, lambda: _types(file, defaults, batch), root=root
         )
-        raise BatchSpecError(
-            f"{yamlfile.where(file, (key,))}: invalid file-level `{key}` (the default of every "
-            f"batch of this file, batch {batch!r} included): {expected} (got "
-            f"{kind_of(defaults[key])}). {hint}"
-        ) from None
     configs = next((k for k in CONFIG_KEYS if defaults.get(k) is not None), None)
     if configs is not None:
         where = lambda keys: yamlfile.where(file, keys)  # noqa: E731
         who = f"file-level `{configs}` (the default of every batch of this file, batch {batch!r} included)"
         _check_configs(batch, where, configs, defaults[configs], script=script, who=who)
+
+
+def _types(file: Path, defaults: dict[str, Any], batch: str) -> None:
+    from qaflow.config.models import check_file_defaults  # pydantic: only for a changed file
+
+    check_file_defaults(file, defaults, batch)
 
 
 def batch_locator(file: Any, key: str) -> Any:

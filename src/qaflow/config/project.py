@@ -1,7 +1,8 @@
 """The project: find `qaboard.yaml`, validate every key of it, expose typed settings.
 
-Validation happens once, at the YAML boundary, with pydantic models that mirror the file.
-What the rest of qaflow sees is the frozen `Project` dataclass, with paths resolved:
+Validation happens once, at the YAML boundary, with pydantic models that mirror the file
+(`config.models`; an unchanged file's validation is kept between processes by
+`config.validated`). What the rest of qaflow sees is the frozen `Project` dataclass, with paths resolved:
 relative paths in qaboard.yaml are relative to the project root, and `{linux: …,
 windows: …}` values are resolved for the host we run on. Unknown keys are not errors (a
 QA-Board project may carry keys qaflow has no use for): each one is a warning naming it.
@@ -15,147 +16,17 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, ClassVar, Literal
+from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
-
-from qaflow.config import layers, yamlfile
+from qaflow.config import layers, validated, yamlfile
 from qaflow.config.git import is_ci
-from qaflow.config.schema import (
-    Section,
-    explain,
-    kind_of,
-    not_a_configuration,
-    warn_unknown_keys,
-)
+from qaflow.config.values import kind_of
 from qaflow.errors import ConfigError
 
 CONFIG_FILENAME = "qaboard.yaml"
 BUILTIN_TYPES = ("script", "pipeline")  # batch types qaflow runs itself, not input types
 MAX_RUNS = 1_000_000  # default of `max_runs` (QA_MAX_RUNS): the most runs one plan may have
 HOST = {"win32": "windows", "darwin": "darwin"}.get(sys.platform, "linux")
-
-
-# ---------------------------------------------------------------- the file, as written
-PlatformPath = str | dict[str, str]
-StrList = str | list[str]
-
-
-class ProjectSection(Section):
-    name: str | None = None
-    entrypoint: str = "qa/main.py"
-    deps: StrList | None = None  # the files whose content is the code version (default: git)
-    url: str | None = None
-    reference_branch: str | None = None
-    reference_platform: str | None = None
-    # QA-Board's keys for its web application: accepted, not used
-    type: str | None = None
-    remote_type: str | None = None
-    avatar_url: str | None = None
-    description: str | None = None
-
-
-class InputTypeSection(Section):
-    globs: StrList | None = None
-    glob: StrList | None = None
-    use_parent_folder: bool = False
-    database: PlatformPath | None = None
-
-
-class InputsSection(Section):
-    database: PlatformPath | None = None
-    globs: StrList | None = None
-    glob: StrList | None = None
-    use_parent_folder: bool = False
-    types: dict[str, str | InputTypeSection] = Field(default_factory=dict)
-    batches: StrList = Field(default_factory=lambda: ["qa/batches.yaml", "qa/batches/*.yaml"])
-    configs: list[Any] | str | None = None
-    configurations: list[Any] | str | None = None
-    allow_duplicate_batches: bool = False
-    groups: StrList | None = None  # QA-Board's older name of `batches`
-
-    @field_validator("configs", "configurations")
-    @classmethod
-    def _configurations(cls, value: list[Any] | str | None) -> list[Any] | str | None:
-        """The default configurations of every batch are checked as a batch's own are."""
-        for index, leaf in enumerate(flatten(value)):
-            problem = not_a_configuration(leaf)
-            if problem is not None:
-                raise ValueError(f"item #{index + 1}: {problem}")
-        return value
-
-
-class OutputsSection(Section):
-    metrics: str = "qa/metrics.yaml"
-    visualizations: list[Any] | None = None
-    detailed_views: list[Any] | None = None
-    style: dict[str, Any] | None = None
-    controls: list[Any] | None = None
-    # QA-Board: the defaults of --action-on-existing and --action-on-pending
-    action_on_existing: Literal["run", "postprocess", "sync", "skip", "assert-exists"] | None = None
-    action_on_pending: Literal["wait", "sync", "skip", "run"] | None = None
-
-
-class LocalRunnerSection(Section):
-    concurrency: int | None = None  # None: QA_BATCH_CONCURRENCY, else one per CPU
-
-    @field_validator("concurrency")
-    @classmethod
-    def _one_or_more(cls, value: int | None) -> int | None:
-        return value if value is None else concurrency_value(value)
-
-
-class DaskClusterSection(Section):
-    """Options for dask-jobqueue (cores, memory, queue, walltime, job_extra…): passed through."""
-
-    open_keys: ClassVar[bool] = True
-    type: Literal["local", "slurm", "lsf", "pbs", "sge"] = "local"
-
-
-class DaskRunnerSection(Section):
-    scheduler_address: str | None = None
-    cluster: DaskClusterSection | None = None
-
-
-class LsfRunnerSection(Section):
-    """QA-Board's LSF settings: the worker jobs of an LSF cluster (see qaflow.config.lsf)."""
-
-    queue: str | None = None
-    project: str | None = None
-    max_threads: int | None = None  # job slots (bsub -n); 0: unset
-    max_memory: int | str | None = None  # MB; 0: unset
-    memory: int | str | None = None  # QA-Board's other name of max_memory
-    resources: str | None = None  # bsub -R
-    priority: int | None = None  # bsub -sp
-    options: str | None = None  # other bsub flags, as one string
-    concurrency: int | None = None  # jobs at once; 0: unlimited
-    concurrency_strategy: str | None = None  # QA-Board's job arrays: no use here
-
-
-class RunnersSection(Section):
-    default: str = "local"
-    local: LocalRunnerSection = Field(default_factory=LocalRunnerSection)
-    dask: DaskRunnerSection = Field(default_factory=DaskRunnerSection)
-    lsf: LsfRunnerSection = Field(default_factory=LsfRunnerSection)
-
-
-class ConfigFile(Section):
-    project: ProjectSection = Field(default_factory=ProjectSection)
-    inputs: InputsSection = Field(default_factory=InputsSection)
-    outputs: OutputsSection = Field(default_factory=OutputsSection)
-    # where --share and CI runs go: a path, {linux, windows}, or {outputs, artifacts} of those
-    storage: PlatformPath | dict[str, PlatformPath] = "output"
-    database_url: str | None = None
-    runners: RunnersSection = Field(default_factory=RunnersSection)
-    # QA-Board's keys: `qa save-artifacts`, bit-accuracy checks, subprojects, its web app
-    artifacts: dict[str, Any] | None = None
-    bit_accuracy: dict[str, Any] | None = None
-    integrations: list[Any] | None = None
-    root: bool = False
-    include: str | None = None
-    ci_root: PlatformPath | None = None  # QA-Board's older name of `storage`
-    lsf: dict[str, Any] | None = None  # QA-Board's older place of `runners.lsf`
-    max_runs: int = Field(default=MAX_RUNS, ge=1)  # planning refuses plans of more runs
 
 
 # ---------------------------------------------------------------- what qaflow uses
@@ -225,42 +96,35 @@ class Project:
             raise ConfigError(
                 f"{path}: expected a mapping of settings at the top level, got {kind_of(data)}."
             )
-        try:
-            config = ConfigFile.model_validate(data)
-        except ValidationError as exc:
-            raise ConfigError(
-                explain(
-                    path,
-                    exc,
-                    f"Fix that key in {CONFIG_FILENAME}; see the README's configuration "
-                    "reference for the accepted forms.",
-                )
-            ) from exc
-        warn_unknown_keys(path, config)
+        settings = validated.cached(
+            "qaboard.yaml", str(path), data, lambda: _validate(path, data), root=root
+        )
         subproject = path.parent.relative_to(root)
-        return cls._from_config(root, path, config, data, subproject, share or is_ci())
+        return cls._from_settings(root, path, settings, data, subproject, share or is_ci())
 
     @classmethod
-    def _from_config(
+    def _from_settings(
         cls,
         root: Path,
         path: Path,
-        config: ConfigFile,
+        settings: dict[str, Any],
         data: dict[str, Any],
         subproject: Path,
         share: bool,
     ) -> Project:
-        inputs = config.inputs
-        database = resolve_path(root, inputs.database) if inputs.database is not None else root
+        """The project from qaboard.yaml's validated settings (`config.models.project_settings`)."""
+        database = (
+            resolve_path(root, settings["database"]) if settings["database"] is not None else root
+        )
         base_type = InputType(
             name="default",
-            globs=_as_tuple(inputs.globs if inputs.globs is not None else inputs.glob),
-            use_parent_folder=inputs.use_parent_folder,
+            globs=_as_tuple(settings["globs"]),
+            use_parent_folder=settings["use_parent_folder"],
             database=database,
         )
         default_type = "default"
         types = {"default": base_type}
-        for name, spec in inputs.types.items():
+        for name, spec in settings["types"].items():
             if isinstance(spec, str):
                 if name != "default":
                     raise ConfigError(
@@ -272,11 +136,10 @@ class Project:
                 continue
             types[name] = InputType(
                 name=name,
-                globs=_as_tuple(spec.globs if spec.globs is not None else spec.glob)
-                or base_type.globs,
-                use_parent_folder=spec.use_parent_folder,
-                database=resolve_path(root, spec.database)
-                if spec.database is not None
+                globs=_as_tuple(spec["globs"]) or base_type.globs,
+                use_parent_folder=spec["use_parent_folder"],
+                database=resolve_path(root, spec["database"])
+                if spec["database"] is not None
                 else database,
             )
         if default_type not in types:
@@ -286,33 +149,35 @@ class Project:
                 f"{did_you_mean(default_type, types)} Define it (e.g. `{default_type}: {{globs: '*.jpg'}}` "
                 "under inputs.types) or name one of the types defined there."
             )
-        configs = inputs.configs if inputs.configs is not None else inputs.configurations
-        name = str(PurePosixPath(config.project.name or root.name, subproject.as_posix()))
-        shared = shared_storage(root, config, name, subproject)
+        configs = settings["configs"]
+        name = str(PurePosixPath(settings["name"] or root.name, subproject.as_posix()))
+        shared = shared_storage(root, settings["storage"], name, subproject)
         return cls(
             root=root,
             config_path=path,
             name=name,
-            entrypoint=root / config.project.entrypoint,
+            entrypoint=root / settings["entrypoint"],
             database=database,
             default_type=default_type,
             types=types,
-            batch_patterns=_as_tuple(inputs.batches if inputs.groups is None else inputs.groups),
+            batch_patterns=_as_tuple(settings["batches"]),
             default_configs=tuple(flatten([] if configs is None else configs)),
-            allow_duplicate_batches=inputs.allow_duplicate_batches,
-            metrics_path=root / config.outputs.metrics,
+            allow_duplicate_batches=settings["allow_duplicate_batches"],
+            metrics_path=root / settings["metrics"],
             storage=shared if share else root / "output",
-            database_url=os.environ.get("QA_DATABASE_URL") or config.database_url,
-            runner=config.runners.default,
-            local_concurrency=config.runners.local.concurrency,
-            dask=config.runners.dask.model_dump(exclude_none=True),
-            deps=_as_tuple(config.project.deps),
-            lsf=config.runners.lsf.model_dump(exclude_none=True),
+            database_url=os.environ.get("QA_DATABASE_URL") or settings["database_url"],
+            runner=settings["runner"],
+            local_concurrency=settings["local_concurrency"],
+            dask=settings["dask"],
+            deps=_as_tuple(settings["deps"]),
+            lsf=settings["lsf"],
             shared_storage=shared,
-            artifacts_storage=shared_storage(root, config, name, subproject, "artifacts"),
+            artifacts_storage=shared_storage(
+                root, settings["storage"], name, subproject, "artifacts"
+            ),
             subproject=subproject,
             settings=data,
-            max_runs=_max_runs(config.max_runs),
+            max_runs=_max_runs(settings["max_runs"]),
         )
 
     def batch_files(self) -> list[Path]:
@@ -347,16 +212,12 @@ class Project:
 
 
 def shared_storage(
-    root: Path, config: ConfigFile, name: str, subproject: Path, entry: str = "outputs"
+    root: Path, storage: Any, name: str, subproject: Path, entry: str = "outputs"
 ) -> Path:
     """Where shared runs go: QA_STORAGE, else `storage:` (its `outputs` entry if it has one),
     `{project}`, `{subproject}`, `{user}` filled in. An absolute root shared by several projects
     (no `{project}` in it) gets the project's name appended, as QA-Board does."""
-    spec: Any = os.environ.get("QA_STORAGE") or (
-        config.ci_root
-        if config.ci_root is not None and "storage" not in config.model_fields_set
-        else config.storage
-    )
+    spec: Any = os.environ.get("QA_STORAGE") or storage
     if isinstance(spec, dict) and entry in spec:
         spec = spec[entry]
     elif isinstance(spec, dict) and {"outputs", "artifacts"} & set(spec):
@@ -377,6 +238,12 @@ def shared_storage(
     if Path(os.path.expandvars(filled)).expanduser().is_absolute() and "{project}" not in raw:
         path = path / name
     return path
+
+
+def _validate(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    from qaflow.config.models import project_settings  # pydantic: only for a changed file
+
+    return project_settings(path, data)
 
 
 def _user() -> str:

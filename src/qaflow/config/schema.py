@@ -1,4 +1,5 @@
-"""What the pydantic models of the user's YAML files share (qaboard.yaml, qa/metrics.yaml).
+"""What the pydantic models of the user's YAML files share (qaboard.yaml, batch files,
+qa/metrics.yaml). Imported only when a file is validated (see `config.validated`).
 
 Sections accept unknown keys (a QA-Board file may carry keys qaflow has no use for) and
 each one is reported as a warning naming it, except a near miss of a key the section knows
@@ -9,50 +10,21 @@ type becomes one paragraph naming the file, the line, the key and what was expec
 
 from __future__ import annotations
 
-import difflib
 import warnings
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from qaflow.config import yamlfile
+from qaflow.config.values import kind_of, misspelt, not_a_configuration
 from qaflow.errors import ConfigError, QaflowWarning
-
-NEAR_MISS = 0.8  # difflib ratio from which an unknown key is taken for a typo of a known one
 
 
 class Section(BaseModel):
     """A mapping of the file: extra keys are kept (and warned about), aliases accepted."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
-
-
-def kind_of(value: Any) -> str:
-    """How a value reads in an error message: 'a list', 'a string ('x')'…"""
-    return {
-        dict: "a mapping",
-        list: "a list",
-        str: "a string",
-        bool: "a boolean",
-        int: "a number",
-        float: "a number",
-    }.get(type(value), type(value).__name__) + (
-        f" ({value!r})" if not isinstance(value, dict | list) else ""
-    )
-
-
-def not_a_configuration(leaf: Any) -> str | None:
-    """Why `leaf` (one configuration, nested lists flattened) cannot be a configuration, or
-    None: a configuration is a string (a name or a command) or a mapping of parameters."""
-    if leaf is None or isinstance(leaf, str | dict):
-        return None
-    return (
-        f"configuration {leaf!r} is {kind_of(leaf)}: a configuration is a string (a name or a "
-        f"command) or a mapping of parameters. Quote it ('{leaf}') or write it as a parameter "
-        f"(`{{value: {leaf}}}`)"
-    )
 
 
 def explain(path: Path, exc: ValidationError, fix: str) -> str:
@@ -73,16 +45,6 @@ def _is_union_tag(key: Any) -> bool:
     return isinstance(key, str) and (
         key in {"str", "int", "bool", "float"} or "[" in key or key.endswith("Section")
     )
-
-
-def misspelt(key: str, known: Iterable[str]) -> str | None:
-    """The known key that `key` is a near miss of (a typo: `input` for `inputs`), if any."""
-    names = [name for name in known if name != key]
-    folded = {name.lower().replace("-", "_"): name for name in names}
-    if key.lower().replace("-", "_") in folded:
-        return folded[key.lower().replace("-", "_")]
-    close = difflib.get_close_matches(key, names, n=1, cutoff=NEAR_MISS)
-    return close[0] if close else None
 
 
 def known_keys(model: type[BaseModel]) -> set[str]:
@@ -116,3 +78,14 @@ def warn_unknown_keys(
                 sub = f"{prefix}{name}." if child_key is None else f"{prefix}{name}.{child_key}."
                 where = (*loc, name) if child_key is None else (*loc, name, str(child_key))
                 warn_unknown_keys(path, child, sub, where)
+
+
+__all__ = [
+    "Section",
+    "explain",
+    "kind_of",
+    "known_keys",
+    "misspelt",
+    "not_a_configuration",
+    "warn_unknown_keys",
+]

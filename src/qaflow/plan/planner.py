@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from qaflow.config import validated
 from qaflow.config.batches import Batch, Catalog, FolderTarget
 from qaflow.config.checks import check_type_option, too_many_runs
 from qaflow.config.expressions import has_templates
@@ -80,6 +81,8 @@ def plan(
         if check is not None:
             check(the_plan)
         builder.fingerprints.save()
+        if persist:
+            validated.flush()  # the files' validations, kept for the next process
     finally:
         builder.fingerprints.close()
     return the_plan
@@ -307,6 +310,7 @@ def plan_single(
         )
         if check is not None:
             check(the_plan)
+            validated.flush()
         fingerprints.save()
     finally:
         fingerprints.close()

@@ -1,0 +1,167 @@
+"""Validations kept between processes: pydantic runs only when a document changed.
+
+Validating qaboard.yaml and the batches asked for with the pydantic models
+(`config.models`) costs more than the rest of a no-op re-run's planning, most of it in
+importing pydantic and building the models. A validation's result is plain data and a
+function of the document, where it came from and the validating code alone, so it is kept,
+with the warnings it gave, under a digest of those three. A process whose files did not
+change replays the warnings, uses the kept data, and never imports pydantic.
+
+Policy:
+- Kept only: successes. An error is raised again, by pydantic, every time.
+- Written only by `flush()`, which `qa batch` and `qa run` call when an execution is about
+  to start: a command that fails, plans only (`--dryrun`), or only reads writes nothing.
+- Where: one file per project, in QA_CONFIG_CACHE_DIR, else `$XDG_CACHE_HOME/qaflow/config/`
+  (`~/.cache` when unset), at most `MAX_ENTRIES` validations per project and `MAX_FILES` projects (the oldest go).
+- A document that `marshal` cannot encode (a YAML date, a custom tag) is not kept; a kept
+  file that cannot be read is ignored. `QA_CONFIG_CACHE=0` turns the cache off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import marshal
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from qaflow.errors import QaflowWarning
+
+T = TypeVar("T")
+
+MARSHAL_VERSION = 2  # no back-references: equal documents always encode to equal bytes
+MAX_ENTRIES = 512  # validations kept per project (the latest)
+MAX_FILES = 256  # projects kept (the most recently written)
+_CODE = ("models.py", "schema.py", "values.py", "batch_errors.py", "project.py")
+
+_projects: dict[str, _Kept] = {}  # project root -> what is kept for it, read once
+_code_digest: list[bytes] = []  # the validating code's digest, computed once
+
+
+class _Kept:
+    """The kept validations of one project, as read at first use, plus this process's."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.entries: dict[bytes, bytes] = _read(path) if path is not None else {}
+        self.dirty = False
+
+
+def cached(kind: str, where: str, data: Any, validate: Callable[[], T], *, root: Path) -> T:
+    """`validate()`'s result for document `data` (a `kind` of document, from `where`, in the
+    project at `root`): kept from an earlier process when the same document was validated by
+    the same code (its warnings shown again), else computed and kept."""
+    if os.environ.get("QA_CONFIG_CACHE") == "0":
+        return validate()
+    try:
+        document = marshal.dumps((kind, where, data), MARSHAL_VERSION)
+        code = _code()
+    except (ValueError, OSError):  # a type marshal does not know; code not readable: not kept
+        return validate()
+    key = hashlib.blake2b(document, digest_size=20, key=code).digest()
+    kept = _kept(root)
+    blob = kept.entries.get(key)
+    if blob is not None:
+        try:
+            result, messages = marshal.loads(blob)
+        except (EOFError, ValueError, TypeError):
+            kept.entries.pop(key, None)
+        else:
+            for message in messages:
+                warnings.warn(message, QaflowWarning, stacklevel=2)
+            return result  # type: ignore[no-any-return]
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:  # type: ignore[assignment]
+            warnings.simplefilter("always")
+            result = validate()
+    finally:
+        for warning in caught:  # shown as if not caught, error or not
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    if all(issubclass(w.category, QaflowWarning) for w in caught):
+        try:
+            kept.entries[key] = marshal.dumps(
+                (result, [str(w.message) for w in caught]), MARSHAL_VERSION
+            )
+            kept.dirty = True
+        except ValueError:
+            pass
+    return result
+
+
+def flush() -> None:
+    """Write what this process validated (`qa batch`/`qa run`, when an execution starts).
+    Best effort: a cache that cannot be written is no error."""
+    for kept in _projects.values():
+        if not kept.dirty or kept.path is None:
+            continue
+        kept.dirty = False
+        entries = dict(list(kept.entries.items())[-MAX_ENTRIES:])
+        try:
+            new = not kept.path.exists()
+            kept.path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = kept.path.with_name(f".{kept.path.name}.{os.getpid()}")
+            temporary.write_bytes(marshal.dumps(entries, MARSHAL_VERSION))
+            temporary.replace(kept.path)
+            if new:
+                _prune(kept.path.parent)
+        except OSError:
+            continue
+
+
+def folder() -> Path | None:
+    """Where the kept validations are: QA_CONFIG_CACHE_DIR, else
+    `$XDG_CACHE_HOME/qaflow/config`, else `~/.cache/qaflow/config`."""
+    if os.environ.get("QA_CONFIG_CACHE_DIR"):
+        return Path(os.environ["QA_CONFIG_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        try:
+            return Path.home() / ".cache" / "qaflow" / "config"
+        except RuntimeError:  # no home folder to be found
+            return None
+    return Path(base) / "qaflow" / "config"
+
+
+def _kept(root: Path) -> _Kept:
+    name = str(root)
+    if name not in _projects:
+        where = folder()
+        file = hashlib.blake2b(name.encode(), digest_size=16).hexdigest()
+        _projects[name] = _Kept(where / f"{file}.bin" if where is not None else None)
+    return _projects[name]
+
+
+def _read(path: Path) -> dict[bytes, bytes]:
+    try:
+        entries = marshal.loads(path.read_bytes())
+    except (OSError, EOFError, ValueError, TypeError):
+        return {}
+    return entries if isinstance(entries, dict) else {}
+
+
+def _code() -> bytes:
+    """A digest of the code that validates: kept results of other code are not used."""
+    if not _code_digest:
+        here = Path(__file__).parent
+        digest = hashlib.blake2b(digest_size=16)
+        for name in _CODE:
+            digest.update((here / name).read_bytes())
+        _code_digest.append(digest.digest())
+    return _code_digest[0]
+
+
+def _prune(where: Path) -> None:
+    """Keep the `MAX_FILES` most recently written projects' files."""
+    try:
+        files = sorted(where.glob("*.bin"), key=lambda p: p.stat().st_mtime, reverse=True)
+    except OSError:
+        return
+    for stale in files[MAX_FILES:]:
+        with contextlib.suppress(OSError):
+            stale.unlink()
