@@ -85,9 +85,8 @@ def cached(kind: str, where: str, data: Any, validate: Callable[[], T], *, root:
             )
     if all(issubclass(w.category, QaflowWarning) for w in caught):
         try:
-            kept.entries[key] = marshal.dumps(
-                (result, [str(w.message) for w in caught]), MARSHAL_VERSION
-            )
+            outcome: Any = (result, [str(w.message) for w in caught])
+            kept.entries[key] = marshal.dumps(outcome, MARSHAL_VERSION)
             kept.dirty = True
         except ValueError:
             pass
