@@ -204,9 +204,22 @@ def in_thread(function: Callable[[], subprocess.CompletedProcess[str]]) -> Calla
 
 
 def runs(root: Path, batch: str) -> list[dict[str, Any]]:
-    """The metrics of each run of `batch`, read from its run directory."""
-    found = sorted((root / "output" / "runs" / batch).rglob("metrics.json"))
-    return [json.loads(path.read_text()) for path in found]
+    """The metrics of each run of `batch`: its committed result (what its output directory,
+    a symlink, points at), else its last attempt. A run killed with its job may leave a
+    failed attempt beside the retry that succeeded (README: committed results are immutable)."""
+    last: dict[Path, Path] = {}  # run output directory -> the metrics shown for it
+    for metrics in sorted((root / "output" / "runs" / batch).rglob("metrics.json")):
+        attempt = metrics.parent  # FP12.EXECUTION-N
+        if "." not in attempt.name:
+            continue
+        run = attempt.with_name(attempt.name.split(".", 1)[0])
+        number = int(attempt.name.rsplit("-", 1)[1])
+        if run not in last or number > int(last[run].parent.name.rsplit("-", 1)[1]):
+            last[run] = metrics
+    return [
+        json.loads(((run / "metrics.json") if run.is_symlink() else metrics).read_text())
+        for run, metrics in sorted(last.items())
+    ]
 
 
 def attempts(root: Path, mark: str, name: str = "a.txt") -> list[str]:
