@@ -166,6 +166,18 @@ def qa() -> Callable[..., Result]:
     return run_qa
 
 
+@pytest.fixture
+def kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Validations kept (config/validated.py) in a folder of the test's own, none in memory."""
+    from qaflow.config import validated
+
+    folder = tmp_path / "kept"
+    monkeypatch.setenv("QA_CONFIG_CACHE_DIR", str(folder))
+    monkeypatch.delenv("QA_CONFIG_CACHE", raising=False)
+    monkeypatch.setattr(validated, "_projects", {})
+    return folder
+
+
 # ---------------------------------------------------------------- real store backends
 POSTGRES_ENV = "QA_TEST_POSTGRES_URL"  # e.g. postgresql://qaflow:qaflow@127.0.0.1:5432/postgres
 

@@ -7,11 +7,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,47 +18,7 @@ from conftest import write_project
 from qaflow.config import validated
 from qaflow.config.batches import Catalog
 from qaflow.config.project import Project
-from qaflow.errors import QaflowWarning
-
-
-@pytest.fixture
-def kept(tmp_path, monkeypatch) -> Path:
-    """A cache folder of the test's own, and no validation kept in memory."""
-    folder = tmp_path / "kept"
-    monkeypatch.setenv("QA_CONFIG_CACHE_DIR", str(folder))
-    monkeypatch.delenv("QA_CONFIG_CACHE", raising=False)
-    monkeypatch.setattr(validated, "_projects", {})
-    return folder
-
-
-def new_process() -> None:
-    """What a later process sees: only what was written."""
-    validated._projects.clear()
-
-
-def outcome(load: Any) -> tuple[Any, list[str]]:
-    """What `load()` gives (a value, or an error's type and message) and the warnings it shows."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            value: Any = load()
-        except Exception as exc:  # the errors are compared, whatever they are
-            value = ("error", type(exc).__name__, str(exc))
-    return value, [str(w.message) for w in caught if issubclass(w.category, QaflowWarning)]
-
-
-def three_ways(load: Any, monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, list[str]]]:
-    """`load()` without the cache, with an empty cache (then written), and from what was kept."""
-    monkeypatch.setenv("QA_CONFIG_CACHE", "0")
-    off = outcome(load)
-    monkeypatch.delenv("QA_CONFIG_CACHE")
-    new_process()
-    cold = outcome(load)
-    validated.flush()
-    new_process()
-    warm = outcome(load)
-    return [off, cold, warm]
-
+from validations import new_process, outcome, three_ways
 
 # ---------------------------------------------------------------- equivalence
 SCALARS = st.one_of(
@@ -272,7 +230,7 @@ def test_other_code_does_not_use_what_was_kept(tmp_path, kept, monkeypatch):
     Project.load(root)
     assert not seen  # the same code: read back
     new_process()
-    monkeypatch.setattr(validated, "_code_digest", [b"other code".ljust(16)])
+    monkeypatch.setattr(validated, "_code_digests", {None: b"other code".ljust(16)})
     Project.load(root)
     assert seen == [root / "qaboard.yaml"]  # other code: validated again
 
@@ -341,6 +299,9 @@ def test_only_an_execution_keeps_validations_and_then_qa_needs_no_pydantic(tmp_p
         tmp_path / "p",
         qaboard="inputs: {database: data}\nodd_key: 1\n",
         batches="b:\n  type: script\n  configs: ['echo hi > $QA_OUTPUT_DIR/out.txt']\n",
+        extra={
+            "qa/metrics.yaml": "available_metrics: {psnr: {suffix: dB}}\nsummary_metrics: [psnr]\n"
+        },
     )
     folder = tmp_path / "kept"
     env = {

@@ -38,7 +38,7 @@ MAX_FILES = 256  # projects kept (the most recently written)
 _CODE = ("models.py", "schema.py", "values.py", "batch_errors.py", "project.py")
 
 _projects: dict[str, _Kept] = {}  # project root -> what is kept for it, read once
-_code_digest: list[bytes] = []  # the validating code's digest, computed once
+_code_digests: dict[Path | None, bytes] = {}  # the validating code's digest, computed once
 
 
 class _Kept:
@@ -50,18 +50,27 @@ class _Kept:
         self.dirty = False
 
 
-def cached(kind: str, where: str, data: Any, validate: Callable[[], T], *, root: Path) -> T:
+def cached(
+    kind: str,
+    where: str,
+    data: Any,
+    validate: Callable[[], T],
+    *,
+    root: Path,
+    code: Path | None = None,
+) -> T:
     """`validate()`'s result for document `data` (a `kind` of document, from `where`, in the
     project at `root`): kept from an earlier process when the same document was validated by
-    the same code (its warnings shown again), else computed and kept."""
+    the same code (its warnings shown again), else computed and kept. `code`: the validating
+    module, when it is not one of the config layer's (whose sources are always covered)."""
     if os.environ.get("QA_CONFIG_CACHE") == "0":
         return validate()
     try:
         document = marshal.dumps((kind, where, data), MARSHAL_VERSION)
-        code = _code()
+        digest = _code(code)
     except (ValueError, OSError):  # a type marshal does not know; code not readable: not kept
         return validate()
-    key = hashlib.blake2b(document, digest_size=20, key=code).digest()
+    key = hashlib.blake2b(document, digest_size=20, key=digest).digest()
     kept = _kept(root)
     blob = kept.entries.get(key)
     if blob is not None:
@@ -144,15 +153,16 @@ def _read(path: Path) -> dict[bytes, bytes]:
     return entries if isinstance(entries, dict) else {}
 
 
-def _code() -> bytes:
-    """A digest of the code that validates: kept results of other code are not used."""
-    if not _code_digest:
+def _code(extra: Path | None) -> bytes:
+    """A digest of the code that validates (the config layer's, and `extra`): kept results of
+    other code are not used."""
+    if extra not in _code_digests:
         here = Path(__file__).parent
         digest = hashlib.blake2b(digest_size=16)
-        for name in _CODE:
-            digest.update((here / name).read_bytes())
-        _code_digest.append(digest.digest())
-    return _code_digest[0]
+        for path in (*(here / name for name in _CODE), *([extra] if extra else [])):
+            digest.update(path.read_bytes())
+        _code_digests[extra] = digest.digest()
+    return _code_digests[extra]
 
 
 def _prune(where: Path) -> None:

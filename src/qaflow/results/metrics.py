@@ -2,8 +2,9 @@
 
 The file follows QA-Board's format (`available_metrics`, `default_metric`, `main_metrics`,
 `summary_metrics`); qaflow adds `tolerance:` per metric for the regression gate of
-`qa compare`. Validation happens once, here, with pydantic: unknown keys are warnings, a
-value of the wrong type is a ConfigError naming the file, the line and the key. Metrics the
+`qa compare`. Validation happens once, with pydantic (`results.metrics_file`, kept between
+processes by `config.validated`): unknown keys are warnings, a value of the wrong type is a
+ConfigError naming the file, the line and the key. Metrics the
 file does not describe still show, with neutral formatting and no direction: nobody said
 whether bigger is better, so they are never called better, worse or a regression.
 """
@@ -16,10 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
-
-from qaflow.config import yamlfile
-from qaflow.config.schema import Section, explain, kind_of, warn_unknown_keys
+from qaflow.config import validated, yamlfile
+from qaflow.config.values import kind_of
 from qaflow.errors import ConfigError, UsageError
 
 DEFAULT_PRECISION = 3  # significant digits, as QA-Board shows by default
@@ -165,42 +164,6 @@ def significant(value: float, digits: int) -> str:
     return text
 
 
-# ---------------------------------------------------------------- the file
-class _MetricEntry(Section):
-    key: str | None = None  # QA-Board repeats the key; ignored
-    label: str | None = None
-    short_label: str | None = None
-    description: str | None = None
-    smaller_is_better: bool = True
-    target: float | None = None
-    threshold: float | None = None  # QA-Board's older name for target
-    target_passfail: bool = False
-    scale: float = 1.0
-    suffix: str = ""
-    precision: int = Field(default=DEFAULT_PRECISION, ge=0, le=20)
-    plot_scale: str | None = None  # the web board's business
-    tolerance: float | str | None = None
-
-    @field_validator("tolerance")
-    @classmethod
-    def _tolerance(cls, value: float | str | None) -> float | str | None:
-        if value is not None:
-            try:
-                Tolerance.parse(value)
-            except UsageError as exc:
-                raise ValueError(str(exc).removeprefix("tolerance: ")) from None
-        return value
-
-
-class _MetricsFile(Section):
-    available_metrics: dict[str, _MetricEntry | None] = Field(default_factory=dict)  # `loss:`
-    default_metric: str | None = None
-    main_metrics: list[str] = Field(default_factory=list)
-    summary_metrics: list[str] = Field(default_factory=list)
-    dashboard_metrics: list[str] = Field(default_factory=list)
-    dashboard_evolution_metrics: list[str] = Field(default_factory=list)
-
-
 @dataclass(frozen=True)
 class Metrics:
     """All of metrics.yaml; `spec(key)` answers for any metric, described or not."""
@@ -224,25 +187,19 @@ class Metrics:
                 f"{path}: expected a mapping (available_metrics, main_metrics…) at the top "
                 f"level, got {kind_of(data)}."
             )
-        try:
-            parsed = _MetricsFile.model_validate(data)
-        except ValidationError as exc:
-            raise ConfigError(
-                explain(
-                    path,
-                    exc,
-                    "Fix that key in the metrics file; it follows QA-Board's format (see the "
-                    "README's section on comparing results).",
-                )
-            ) from exc
-        warn_unknown_keys(path, parsed)
+        settings = validated.cached(
+            "metrics.yaml",
+            str(path),
+            data,
+            lambda: _validate(path, data),
+            root=path.parent,
+            code=Path(__file__).with_name("metrics_file.py"),
+        )
         return cls(
-            available={
-                k: _spec(k, v or _MetricEntry()) for k, v in parsed.available_metrics.items()
-            },
-            default_metric=parsed.default_metric,
-            main_metrics=tuple(parsed.main_metrics),
-            summary_metrics=tuple(parsed.summary_metrics),
+            available={key: _spec(key, entry) for key, entry in settings["available"].items()},
+            default_metric=settings["default_metric"],
+            main_metrics=tuple(settings["main_metrics"]),
+            summary_metrics=tuple(settings["summary_metrics"]),
             path=path,
         )
 
@@ -258,21 +215,28 @@ class Metrics:
         }
 
 
-def _spec(key: str, entry: _MetricEntry) -> MetricSpec:
-    label = entry.label or key
+def _spec(key: str, entry: dict[str, Any]) -> MetricSpec:
+    """A metric's spec from its validated entry (`results.metrics_file.metrics_settings`)."""
+    label = entry["label"] or key
     return MetricSpec(
         key=key,
         label=label,
-        short_label=entry.short_label or label,
-        smaller_is_better=entry.smaller_is_better,
-        target=entry.target if entry.target is not None else entry.threshold,
-        target_passfail=entry.target_passfail,
-        scale=entry.scale,
-        suffix=entry.suffix,
-        precision=entry.precision,
-        tolerance=None if entry.tolerance is None else Tolerance.parse(entry.tolerance),
-        description=entry.description,
+        short_label=entry["short_label"] or label,
+        smaller_is_better=entry["smaller_is_better"],
+        target=entry["target"],
+        target_passfail=entry["target_passfail"],
+        scale=entry["scale"],
+        suffix=entry["suffix"],
+        precision=entry["precision"],
+        tolerance=None if entry["tolerance"] is None else Tolerance.parse(entry["tolerance"]),
+        description=entry["description"],
     )
+
+
+def _validate(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    from qaflow.results.metrics_file import metrics_settings  # pydantic: only for a changed file
+
+    return metrics_settings(path, data)
 
 
 def parse_tolerances(values: tuple[str, ...] | list[str]) -> dict[str, Tolerance]:

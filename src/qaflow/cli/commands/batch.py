@@ -311,6 +311,9 @@ def console(
     except ConfigError as exc:
         warnings.warn(f"the summary shows no metrics: {exc}", stacklevel=1)
         metrics = Metrics()
+    from qaflow.config import validated
+
+    validated.flush()  # the execution starts: metrics.yaml's validation is kept too
     shown = [metrics.spec(key) for key in metrics.summary_metrics]
     columns = [SummaryMetric(spec.key, spec.short_label, spec.format) for spec in shown]
     return ConsoleReporter(quiet=quiet, summary_metrics=columns, before_output=before)
