@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from qaflow.config import validated, yamlfile
-from qaflow.config.project import Project, concurrency_value, did_you_mean, flatten
-from qaflow.config.values import not_a_configuration
+from qaflow.config.project import Project, did_you_mean
+from qaflow.config.values import concurrency_value, flatten, not_a_configuration
 from qaflow.errors import BatchSpecError, UsageError
 
 BATCH_TYPES = ("script", "pipeline")  # batch types that are not input types

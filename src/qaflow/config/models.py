@@ -16,9 +16,15 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from qaflow.config import batch_errors, yamlfile
-from qaflow.config.project import MAX_RUNS, concurrency_value, flatten
 from qaflow.config.schema import Section, explain, known_keys, warn_unknown_keys
-from qaflow.config.values import kind_of, misspelt, not_a_configuration
+from qaflow.config.values import (
+    MAX_RUNS,
+    concurrency_value,
+    flatten,
+    kind_of,
+    misspelt,
+    not_a_configuration,
+)
 from qaflow.errors import BatchSpecError, ConfigError, QaflowWarning
 
 RUNNER_KEYS = {

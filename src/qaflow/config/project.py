@@ -20,12 +20,11 @@ from typing import Any
 
 from qaflow.config import layers, validated, yamlfile
 from qaflow.config.git import is_ci
-from qaflow.config.values import kind_of
+from qaflow.config.values import MAX_RUNS, flatten, kind_of
 from qaflow.errors import ConfigError
 
 CONFIG_FILENAME = "qaboard.yaml"
 BUILTIN_TYPES = ("script", "pipeline")  # batch types qaflow runs itself, not input types
-MAX_RUNS = 1_000_000  # default of `max_runs` (QA_MAX_RUNS): the most runs one plan may have
 HOST = {"win32": "windows", "darwin": "darwin"}.get(sys.platform, "linux")
 
 
@@ -250,15 +249,6 @@ def _user() -> str:
     return os.environ.get("QA_USER") or getpass.getuser()
 
 
-def concurrency_value(value: int) -> int:
-    """A number of runs at once: -1 (one per CPU) or a positive number; else a ValueError."""
-    if value == -1 or value >= 1:
-        return value
-    raise ValueError(
-        f"expected -1 (one run per CPU) or a number of runs of at least 1, got {value}"
-    )
-
-
 def did_you_mean(name: str, known: Any) -> str:
     """'. Did you mean 'x'?' for the closest of `known`, else '.' (for messages)."""
     close = difflib.get_close_matches(name, [str(k) for k in known], n=1, cutoff=0.6)
@@ -297,13 +287,6 @@ def resolve_path(root: Path, value: str | dict[str, str] | Path) -> Path:
         value = chosen
     path = Path(os.path.expandvars(str(value))).expanduser()
     return path if path.is_absolute() else root / path
-
-
-def flatten(value: Any) -> list[Any]:
-    """Flatten nested lists, as QA-Board does for configurations (dicts and strings are leaves)."""
-    if isinstance(value, list | tuple):
-        return [leaf for item in value for leaf in flatten(item)]
-    return [value]
 
 
 def _as_tuple(value: str | list[str] | None) -> tuple[str, ...]:

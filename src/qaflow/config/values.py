@@ -1,4 +1,5 @@
-"""How a value of the user's files is named in a message, and what may be a configuration.
+"""How a value of the user's files is named in a message, what may be a configuration, and
+the plain rules shared by validation and its users (flattening, concurrency, max_runs).
 
 No pydantic here: the settled path (`config.validated`'s cache hits) and the checks of
 `config.checks` use these without importing the models.
@@ -11,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 NEAR_MISS = 0.8  # difflib ratio from which an unknown key is taken for a typo of a known one
+MAX_RUNS = 1_000_000  # default of `max_runs` (QA_MAX_RUNS): the most runs one plan may have
 
 
 def kind_of(value: Any) -> str:
@@ -47,3 +49,19 @@ def misspelt(key: str, known: Iterable[str]) -> str | None:
         return folded[key.lower().replace("-", "_")]
     close = difflib.get_close_matches(key, names, n=1, cutoff=NEAR_MISS)
     return close[0] if close else None
+
+
+def concurrency_value(value: int) -> int:
+    """A number of runs at once: -1 (one per CPU) or a positive number; else a ValueError."""
+    if value == -1 or value >= 1:
+        return value
+    raise ValueError(
+        f"expected -1 (one run per CPU) or a number of runs of at least 1, got {value}"
+    )
+
+
+def flatten(value: Any) -> list[Any]:
+    """Flatten nested lists, as QA-Board does for configurations (dicts and strings are leaves)."""
+    if isinstance(value, list | tuple):
+        return [leaf for item in value for leaf in flatten(item)]
+    return [value]

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qaflow.config.entrypoint import check_entrypoint
-from qaflow.config.project import Project, concurrency_value
+from qaflow.config.project import Project
+from qaflow.config.values import concurrency_value
 from qaflow.errors import UsageError
 from qaflow.execution.model import Options
 from qaflow.plan.model import Plan

@@ -14,7 +14,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from qaflow.config.schema import Section, explain, warn_unknown_keys
 from qaflow.errors import ConfigError, UsageError
-from qaflow.results.metrics import DEFAULT_PRECISION, Tolerance
+from qaflow.results.tolerance import DEFAULT_PRECISION, Tolerance
 
 
 class _MetricEntry(Section):
