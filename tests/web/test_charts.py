@@ -44,6 +44,19 @@ def test_figures_have_axis_titles_in_the_unit_and_scaled_values() -> None:
     assert worse["text"] == ["b · a · base"] and worse["customdata"] == ["/r"]
 
 
+def test_a_metric_unchanged_in_every_run_has_no_figures() -> None:
+    comparison = compared(
+        [run("a", psnr=30, error=0.1), run("b", psnr=30, error=0.2)],
+        [run("a", psnr=30, error=0.1), run("b", psnr=30, error=0.25)],
+    )
+    found = {c.spec.key: c for c in charts.compare_charts(comparison, lambda row: "/r")}
+    assert found["psnr"].unchanged and found["psnr"].histogram is None
+    assert found["psnr"].scatter is None and found["psnr"].summary.same == 2
+    assert not found["error"].unchanged and found["error"].histogram is not None
+    assert charts.any_figure(list(found.values()))
+    assert not charts.any_figure([found["psnr"]])
+
+
 def test_the_hover_shows_a_configuration_as_written() -> None:
     nasty = CompareRun(
         "a", "b", "a", "linux", ["<script>x()</script>"], {}, "succeeded", {"psnr": 31}, "/o/a"

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import itertools
 import re
+from pathlib import Path
 from typing import Any
 
-from .conftest import Demo, Server, screenshot
+from .conftest import Demo, Server, execute, make_demo, screenshot
 
 PATTERN = "figure.image-view[data-name='pattern.png']"
 TOP, BOTTOM = [252, 255, 164, 255], [0, 0, 0, 255]  # the colour scale's ends
@@ -120,9 +121,13 @@ def test_blink_toggles_on_a_key_and_the_slider_moves_the_split(
     figure = open_pattern(page, server, demo)
     mode(page, figure, "blink")
     assert figure.get_attribute("data-shown") == "new" and pixel(page, 0, 9, 9) == BLACK
+    which = figure.locator(".hint-line .which")
+    ref = f"reference {demo.ref[:6]}"
+    assert which.inner_text() == f"showing this run (b: {ref})"  # says which one is on screen
     page.keyboard.press("b")
     page.wait_for_selector(f"{PATTERN}[data-shown='ref']")
     assert pixel(page, 0, 9, 9) == WHITE
+    assert which.inner_text() == f"showing {ref} (b: this run)"
     page.keyboard.press("b")
     page.wait_for_selector(f"{PATTERN}[data-shown='new']")
     assert pixel(page, 0, 9, 9) == BLACK
@@ -220,3 +225,30 @@ def test_the_plots_have_axis_titles_units_and_hover_naming_the_input(
     assert history.locator(".ytitle").text_content() == "mean Error"
     assert history.locator(".scatterlayer .point").count() == 2  # the two executions
     assert page.errors == []
+
+
+def test_metrics_unchanged_in_every_run_say_so_instead_of_drawing_empty_plots(
+    page: Any, tmp_path: Path
+) -> None:
+    from qaflow.config.project import Project
+    from qaflow.web.app import create_app
+
+    root = make_demo(tmp_path / "demo")
+    ref = execute(root, "reference")
+    # a new parameter: the evaluation runs again (upstream reused), with the same metrics
+    new = execute(root, "again", sleep=0.01)
+    with Server(create_app(Project.discover(root))) as server:
+        page.goto(f"{server.url}/compare?ref={ref}&new={new}")
+        page.wait_for_load_state("load")
+        screenshot(page, "compare-unchanged")
+        assert page.locator(".verdict").inner_text().startswith("No regression")
+        for metric, mean in [("error", "1.094"), ("psnr", "30 dB")]:
+            charts = page.locator(f".metric-charts[data-metric='{metric}']")
+            assert charts.locator(".unchanged").inner_text() == (
+                "Unchanged: the same value as in the reference in all 5 runs compared"
+                f" (mean {mean})."
+            )
+        assert page.locator(".metric-charts").count() == 2
+        assert page.locator(".metric-charts .plot, [data-figure], .main-svg").count() == 0
+        assert page.evaluate("() => window.Plotly === undefined")  # nothing to draw
+        assert page.errors == []

@@ -4,9 +4,11 @@ page by static/plots.js with the bundled plotly.js.
 Per compared metric: the distribution of the change across matched runs (a histogram,
 stacked by verdict: regression, worse, same, better) and a scatter of reference against new
 values (one point per run, hover naming the input, a click opening the run with its
-reference). Values are shown as metrics.yaml says: multiplied by `scale`, with `suffix` as
-the unit in the axis titles. And a batch's history: a metric's mean over the last
-executions that ran the batch, as `qa history` prints it.
+reference). A metric that changed in no run gets no figures (a histogram of zeros is one
+grey block): the page says it is unchanged. Values are shown as metrics.yaml says:
+multiplied by `scale`, with `suffix` as the unit in the axis titles. And a batch's
+history: a metric's mean over the last executions that ran the batch, as `qa history`
+prints it.
 """
 
 from __future__ import annotations
@@ -32,12 +34,17 @@ FONT = {"family": "system-ui, sans-serif", "size": 12}
 
 @dataclass(frozen=True)
 class MetricCharts:
-    """The two figures of one metric, and its summary line."""
+    """The two figures of one metric, and its summary line; no figures (None) when the
+    metric is the same in every run compared."""
 
     spec: MetricSpec
     summary: MetricSummary
-    histogram: dict[str, Any]
-    scatter: dict[str, Any]
+    histogram: dict[str, Any] | None
+    scatter: dict[str, Any] | None
+
+    @property
+    def unchanged(self) -> bool:
+        return self.histogram is None
 
 
 def unit(spec: MetricSpec) -> str:
@@ -51,18 +58,27 @@ def axis_title(text: str, spec: MetricSpec) -> str:
 
 def compare_charts(comparison: Comparison, link: Callable[[Row], str]) -> list[MetricCharts]:
     """Per compared metric with numbers on both sides somewhere: its two figures. `link`:
-    the URL of a row's run, with its reference."""
+    the URL of a row's run, with its reference. Figures only for a metric that changed
+    somewhere."""
     rows = list(comparison.rows)
     out = []
     for index, (spec, summary) in enumerate(
         zip(comparison.metrics, comparison.summaries, strict=True)
     ):
         cells = [(row, row.metrics[index]) for row in rows if row.metrics[index].delta is not None]
-        if cells:
+        if not cells:
+            continue
+        if all(cell.direction == "same" for _, cell in cells):
+            out.append(MetricCharts(spec, summary, None, None))
+        else:
             out.append(
                 MetricCharts(spec, summary, _histogram(spec, cells), _scatter(spec, cells, link))
             )
     return out
+
+
+def any_figure(found: Sequence[MetricCharts]) -> bool:
+    return any(not c.unchanged for c in found)
 
 
 def kind_of(cell: MetricDelta) -> str:

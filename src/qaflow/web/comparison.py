@@ -75,10 +75,12 @@ def _compared(request: Request, params: dict[str, str]) -> dict[str, Any]:
         for batch in comparison.batches
     }
     link = run_links(request, comparison)
+    found = charts.compare_charts(comparison, link)
     return {
         "comparison": comparison,
         "run_link": link,
-        "charts": charts.compare_charts(comparison, link),
+        "charts": found,
+        "plotted": charts.any_figure(found),
         "shown": shown,
         "sort": sort,
         "ref_record": ref,

@@ -66,6 +66,7 @@
     this.readout = figure.querySelector(".readout");
     this.scaleBar = figure.querySelector(".colour-scale");
     this.slider = figure.querySelector("input.split");
+    this.which = figure.querySelector(".hint-line .which");
     var d = figure.dataset;
     this.mine = new Side(d.src, d.preview, +d.width || 0, +d.height || 0);
     this.ref = d.refSrc ? new Side(d.refSrc, d.refPreview, +d.refWidth || 0, +d.refHeight || 0) : null;
@@ -277,7 +278,17 @@
     f.setAttribute("data-x", s.x.toFixed(2));
     f.setAttribute("data-y", s.y.toFixed(2));
     f.setAttribute("data-shown", mode === "blink" && v.showRef ? "ref" : "new");
+    if (v.which) v.which.textContent = v.whichText(mode);
     f.setAttribute("data-source", v.mine.full && (!v.ref || v.ref.full) ? "full" : "preview");
+  };
+
+  // what the panes show, in words: in blink mode, which of the two images is on screen
+  Viewer.prototype.whichText = function (mode) {
+    var ref = this.which.getAttribute("data-ref");
+    if (mode === "split") return "left of the line: this run, right of it: " + ref;
+    if (mode === "blink") return this.showRef ? "showing " + ref + " (b: this run)" : "showing this run (b: " + ref + ")";
+    if (mode === "diff") return "difference between this run and " + ref;
+    return "left: this run, right: " + ref;
   };
 
   Viewer.prototype.showPixel = function (px, py) {
