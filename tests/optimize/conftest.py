@@ -7,9 +7,11 @@ from pathlib import Path
 
 from conftest import Result, write_project
 
-# loss = (x - 0.3)^2 + (y + 0.2)^2, smallest (0) at x=0.3, y=-0.2; score = -loss, larger is better
+# loss = (x - 0.3)^2 + (y + 0.2)^2, smallest (0) at x=0.3, y=-0.2; score = -loss, larger is better;
+# with QA-Board's dimensions (test_qaboard_form), + log10(sigma / 0.01)^2 + (size - 4)^2 / 4
+# + (1 unless kernel is gauss): smallest at sigma=0.01, size=4, kernel=gauss
 MAIN = """
-import json, os, time
+import json, math, os, time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,6 +39,13 @@ def run(context):
     if p.get("calibration"):
         offset = json.loads((Path(p["calibration"]) / "offset.json").read_text())["offset"]
     loss = (x - 0.3) ** 2 + (y + offset) ** 2
+    if "sigma" in p:
+        loss += math.log10(p["sigma"] / 0.01) ** 2 + (p["size"] - 4) ** 2 / 4
+        loss += 0 if p["kernel"] == "gauss" else 1
+    if p.get("record"):  # what the run got: its parameters (JSON keeps int/float), forwarded args
+        line = {"params": dict(p), "forwarded": list(context.forwarded_args)}
+        with open(Path(context.database) / "received.jsonl", "a") as f:
+            f.write(json.dumps(line, default=str) + "\\n")
     return {"loss": loss, "score": -loss}
 """
 

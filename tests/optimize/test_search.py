@@ -10,7 +10,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qaflow.errors import ConfigError
+from qaflow.errors import ConfigError, QaflowWarning
 from qaflow.optimize.objective import TrialFailed, check_metrics, direction, objective
 from qaflow.optimize.search import Dimension, Target, load_search, with_overrides
 from qaflow.results.metrics import Metrics, MetricSpec
@@ -228,6 +228,19 @@ def test_a_target_names_a_reference_execution(
     search = load_search(write(tmp_path, text))
     assert search.reference == expected
     assert search.use_targets == (target == "true")
+
+
+@pytest.mark.parametrize("target", ["{batch: nightly}", "{label: nightly}"])
+def test_a_target_naming_no_execution_means_the_targets_of_metrics_yaml(
+    tmp_path: Path, target: str
+) -> None:
+    # as QA-Board's batch_objective: without `id` or `branch`, metrics.yaml's targets
+    text = (
+        f"space: {{x: [1]}}\nobjective: {{loss: {{loss: shift}}, target: {target}}}\nevaluations: 2"
+    )
+    with pytest.warns(QaflowWarning, match="names no execution"):
+        search = load_search(write(tmp_path, text))
+    assert search.reference is None and search.use_targets
 
 
 def test_the_objective_compares_with_the_reference_runs_values(tmp_path: Path) -> None:

@@ -47,6 +47,7 @@ def test_a_study_page_shows_its_trials_figures_and_executions(
         assert rows.count() == 6
         assert page.locator("table.trials tr.trial.complete").count() == states.count("complete")
         assert page.locator("h1").inner_text() == "web<b>"  # escaped, not markup
+        assert page.locator("#sampler").inner_text() == "tpe (seed 11)"
         best = shown["best"]
         assert page.locator("#best-value").inner_text() == f"{best['value']:.6g}"
         for kind in ("history", "importance", "parallel"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +23,15 @@ class Request:
     study: str | None = None
     tune_batches: tuple[str, ...] = ()
     overrides: dict[str, Any] = field(default_factory=dict)  # parallel, sampler, seed, evaluations
+    batch_patterns: tuple[str, ...] = ()  # --batches-file (resolved): instead of inputs.batches
 
     def prepare(self) -> Prepared:
         """Check everything (UsageError on a mistake); nothing is written."""
         from qaflow.config.project import Project
 
-        project = Project.discover(self.root)
+        project = Project.discover(self.root, share=self.options.share)  # as `qa --share`
+        if self.batch_patterns:
+            project = replace(project, batch_patterns=self.batch_patterns)
         search = with_overrides(load_search(self.config_file), **self.overrides)
         return prepare(
             project,
@@ -54,4 +57,5 @@ class Request:
             study=data["study"],
             tune_batches=tuple(data["tune_batches"]),
             overrides=data["overrides"],
+            batch_patterns=tuple(data["batch_patterns"]),
         )

@@ -5,9 +5,10 @@ Two forms are read into one `Search`:
   dimensions (`- Real: {name: x, low: 0, high: 1, prior: log-uniform}`, `Integer`,
   `Categorical: {name: m, categories: [a, b]}`); `objective`, metrics with `loss`
   (identity, shift, relative, with `relu`/`square`), `weight`, `margin`, `reduce` (sum, relu,
-  l1, l2) and the special key `target` (`true`: the `target:` of metrics.yaml; a reference
-  execution, `{id|branch|tag: NAME, batch: LABEL}` or a name as `qa compare` takes it: the
-  values of its runs, matched run by run); `evaluations`; `preset_params`; `solver`
+  l1, l2) and the special key `target` (`true`, or a mapping naming no execution such as
+  `{batch: X}`: the `target:` of metrics.yaml, as in QA-Board; a reference execution,
+  `{id|branch|tag: NAME, batch: LABEL}` or a name as `qa compare` takes it: the values of
+  its runs, matched run by run); `evaluations`; `preset_params`; `solver`
   (`random_state`, `n_initial_points`; its scikit-optimize settings are ignored, with a
   warning); `parallel_sampling`.
 - qaflow's: `space: {threshold: {low: 0, high: 1}, mode: [a, b]}` (a mapping of `low`/`high`,
@@ -27,7 +28,7 @@ from typing import Any, Literal
 
 from qaflow.config import yamlfile
 from qaflow.config.schema import kind_of
-from qaflow.errors import ConfigError
+from qaflow.errors import ConfigError, QaflowWarning
 
 Kind = Literal["real", "integer", "categorical"]
 SAMPLERS = ("tpe", "random", "grid")
@@ -145,7 +146,9 @@ class _Reader:
         known = {"space", "search_space", "objective", "evaluations", "preset_params", "solver"}
         known |= {"sampler", "seed", "parallel", "parallel_sampling", "keep_all_best_iters"}
         for key in sorted(set(self.data) - known, key=str):
-            warnings.warn(f"{self.path}: unknown key `{key}` is ignored.", stacklevel=2)
+            warnings.warn(
+                f"{self.path}: unknown key `{key}` is ignored.", QaflowWarning, stacklevel=2
+            )
         dimensions = self.dimensions()
         terms, use_targets, raw, reference = self.objective()
         solver = self.solver()
@@ -300,8 +303,9 @@ class _Reader:
                 "give an `objective`: the metrics to optimise, e.g. `objective: {psnr: maximize}`"
                 " or QA-Board's `objective: {loss: {weight: 1}}`.",
             )
-        use_targets = objective.get("target") is True
         reference = _reference(self, objective.get("target"))
+        # as QA-Board: a target naming no execution (`true`, `{batch: X}`) means metrics.yaml's
+        use_targets = reference is None and bool(objective.get("target"))
         terms = []
         for metric, options in objective.items():
             if metric == "target":
@@ -375,6 +379,7 @@ class _Reader:
             warnings.warn(
                 f"{self.path}: solver settings {', '.join(ignored)} are scikit-optimize's: "
                 "qaflow tunes with Optuna and ignores them.",
+                QaflowWarning,
                 stacklevel=2,
             )
         return out
@@ -423,7 +428,8 @@ class _Reader:
 
 def _reference(reader: _Reader, target: Any) -> Target | None:
     """`target:` naming a reference execution (QA-Board's `{id|branch|tag: …, batch: …}`,
-    or a name as `qa compare` takes it); None for `true`/`false`/absent."""
+    or a name as `qa compare` takes it); None for `true`/`false`/absent, and, with a warning,
+    for a mapping naming no execution (QA-Board's `{batch: X}`: metrics.yaml's targets)."""
     keys: tuple[str | int, ...] = ("objective", "target")
     if target is None or isinstance(target, bool) or target == {}:
         return None
@@ -443,11 +449,21 @@ def _reference(reader: _Reader, target: Any) -> Target | None:
             "optionally the reference's label (`label:`, or QA-Board's `batch:`).",
         )
     given = [kind for kind in TARGET_KINDS if kind in target]
+    if not given:  # QA-Board's batch_objective then takes the targets of metrics.yaml
+        warnings.warn(
+            f"{yamlfile.where(reader.path, keys)}: names no execution (no `id`, `branch` or "
+            "`tag`), so, as in QA-Board, the shift and relative losses compare with the "
+            "metrics' `target:` in metrics.yaml; add `branch: NAME` (or `id`, `tag`) to compare "
+            "with a reference execution's runs.",
+            QaflowWarning,
+            stacklevel=2,
+        )
+        return None
     if len(given) != 1:
         raise reader.fail(
             keys,
             "name the reference execution with exactly one of `id` (an execution id or a "
-            "commit), `branch` or `tag`" + (f"; got {', '.join(given)}." if given else "."),
+            f"commit), `branch` or `tag`; got {', '.join(given)}.",
         )
     values = {k: target[k] for k in (*given, "label", "batch") if target.get(k) is not None}
     for key, value in values.items():

@@ -17,8 +17,9 @@ Policy
   trial starts, the study is left resumable.
 - Progress: one line per finished trial (`progress(text)`), with the best value so far.
 
-Study attributes: `batches`, `label`, `direction`, `config_file`, `execution` (the
-background execution driving it, if any).
+Study attributes: `batches`, `tuned_batches`, `label`, `config_file`, `project`, `sampler`
+and `seed` (those of the last process that worked on it), `execution` (the background
+execution driving it, if any), `reference` (the execution `objective.target` names).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import shlex
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -238,6 +240,8 @@ def _describe(study: optuna.Study, prepared: Prepared, execution_id: str | None)
         "label": prepared.options.label,
         "config_file": str(prepared.search.path),
         "project": prepared.project.name,
+        "sampler": prepared.search.sampler,  # Optuna's storage keeps no sampler: as last run
+        "seed": prepared.search.seed,
     }
     if execution_id is not None:
         attrs["execution"] = execution_id
@@ -252,9 +256,11 @@ def _start_line(prepared: Prepared, study: optuna.Study, remaining: int) -> str:
     done = prepared.search.evaluations - remaining
     resumed = f", resuming after {done} trial(s)" if done else ""
     where = "on Dask" if prepared.runner == "dask" else f"on {prepared.capacity} local worker(s)"
+    forwarded = prepared.options.forwarded_args  # QA-Board's: what qa optimize did not know
+    given = f", forwarding {shlex.join(forwarded)} to the runs" if forwarded else ""
     return (
         f"study {study.study_name!r}: {remaining} trial(s) of {', '.join(prepared.targets)}, "
-        f"{prepared.search.parallel} at once {where}{resumed}"
+        f"{prepared.search.parallel} at once {where}{resumed}{given}"
     )
 
 

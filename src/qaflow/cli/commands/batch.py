@@ -22,6 +22,16 @@ if TYPE_CHECKING:
 from qaflow.plan.model import Plan, PlanOptions, RunSpec
 from qaflow.plan.planner import plan
 
+# QA-Board's --batches-file, read by `with_batches_files` (qa batch, optimize, check-bit-accuracy)
+BATCHES_FILE = click.option(
+    "--batches-file",
+    "batches_files",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="Read the batches from FILE instead of inputs.batches (repeatable).",
+)
+
 
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.argument("names", nargs=-1, type=click.UNPROCESSED, shell_complete=batch_names)
@@ -78,14 +88,7 @@ from qaflow.plan.planner import plan
     help="For runs whose output directory holds results: run (reuse up-to-date results, run the rest), only postprocess, record them as they are, skip them, or fail unless every run has a result (assert-exists). Default: outputs.action_on_existing, else run.",
 )
 # -- QA-Board parity (issue 15): begin
-@click.option(
-    "--batches-file",
-    "batches_files",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    metavar="FILE",
-    help="Read the batches from FILE instead of inputs.batches (repeatable).",
-)
+@BATCHES_FILE
 @click.option(
     "--action-on-pending",
     type=click.Choice(["wait", "sync", "skip", "run"]),

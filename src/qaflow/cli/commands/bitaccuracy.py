@@ -15,20 +15,12 @@ from typing import Any
 
 import click
 
-from qaflow.cli.commands.batch import with_batches_files
+from qaflow.cli.commands.batch import BATCHES_FILE, with_batches_files
 from qaflow.cli.commands.status import open_store
 from qaflow.cli.main import Globals
 from qaflow.config.git import git_info
 from qaflow.errors import UsageError
 
-BATCHES_FILE = click.option(
-    "--batches-file",
-    "batches_files",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    metavar="FILE",
-    help="Read the batches from FILE instead of inputs.batches (repeatable).",
-)
 STRICT = click.option("--strict", is_flag=True, help="A file on one side only fails too.")
 
 

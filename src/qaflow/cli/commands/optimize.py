@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import json
+import shlex
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from qaflow.cli.commands.batch import BATCHES_FILE, with_batches_files
 from qaflow.cli.main import Globals
-from qaflow.errors import UsageError
+from qaflow.errors import QaflowWarning, UsageError
 
 if TYPE_CHECKING:
     from qaflow.optimize.study import Prepared
     from qaflow.optimize.summary import StudySummary
 
 
-@click.command()
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.argument("forwarded", nargs=-1, type=click.UNPROCESSED)
 @click.option(
     "--batch",
     "-b",
@@ -90,13 +93,12 @@ if TYPE_CHECKING:
     help="Print the study's best parameters and its trials, run nothing.",
 )
 @click.option("--json", "as_json", is_flag=True, help="With --show: as JSON.")
-@click.option(
-    "--batches-file", multiple=True, hidden=True
-)  # QA-Board's; batches come from qaboard.yaml
+@BATCHES_FILE
 @click.option("--checkpoint", hidden=True)  # QA-Board's; the study storage replaces it
 @click.pass_obj
 def optimize(
     g: Globals,
+    forwarded: tuple[str, ...],
     batches: tuple[str, ...],
     config_file: Path | None,
     study: str | None,
@@ -111,11 +113,14 @@ def optimize(
     no_wait: bool,
     show: str | None,
     as_json: bool,
-    batches_file: tuple[str, ...],
+    batches_files: tuple[Path, ...],
     checkpoint: str | None,
 ) -> int:
     """Tune parameters: an Optuna study whose trials run the batches -b NAME… with the
-    suggested parameters (as --tuning), each trial an execution labelled LABEL|iterN."""
+    suggested parameters (as --tuning), each trial an execution labelled LABEL|iterN.
+
+    As in QA-Board, the arguments it does not know (and those after `--`) are forwarded to
+    every trial's runs, as `qa batch` forwards them."""
     project = g.project()
     if show is not None:
         return _show(project, show, as_json)
@@ -124,16 +129,21 @@ def optimize(
             "qa optimize needs the batches to run (-b NAME) and the search (--config-file "
             "FILE); or --show STUDY to print a study."
         )
-    if checkpoint or batches_file:
+    if checkpoint:
         warnings.warn(
-            "--checkpoint and --batches-file are QA-Board's: qaflow keeps studies in the run "
-            "store (resumed by name) and reads batches from qaboard.yaml; they are ignored.",
+            "--checkpoint is QA-Board's: qaflow keeps studies in the run store (the same "
+            "--study or label resumes one); it is ignored.",
+            QaflowWarning,
             stacklevel=1,
         )
+    if forwarded:
+        g.forwarded_args = (*forwarded, *g.forwarded_args)
+    project = with_batches_files(project, batches_files)
     from qaflow.optimize.request import Request
 
     request = Request(
         root=project.root,
+        batch_patterns=project.batch_patterns if batches_files else (),
         batches=batches,
         config_file=config_file.resolve(),
         options=g.options(
@@ -191,12 +201,15 @@ def _describe(prepared: Prepared) -> str:
         for d in search.dimensions
     )
     terms = ", ".join(t.metric for t in search.terms)
+    forwarded = prepared.options.forwarded_args
     return (
         f"study {prepared.study!r}: up to {search.evaluations} trial(s) of "
         f"{', '.join(prepared.targets)} (tuned: {', '.join(prepared.tuned)}), "
         f"{search.parallel} at once, sampler {search.sampler} (seed {search.seed}); "
         f"objective over {terms}; space: {space}; each trial labelled "
-        f"'{prepared.options.label}|iterN'. Nothing was run (--dryrun)."
+        f"'{prepared.options.label}|iterN'"
+        + (f"; forwarded to the runs: {shlex.join(forwarded)}" if forwarded else "")
+        + ". Nothing was run (--dryrun)."
     )
 
 
@@ -226,7 +239,12 @@ def _text(summary: StudySummary) -> str:
     from rich.console import Console
     from rich.table import Table
 
-    lines = [f"study {summary.name!r} ({summary.direction}): {summary.counts()}"]
+    how = [summary.direction]
+    sampler, seed = summary.attrs.get("sampler"), summary.attrs.get("seed")
+    if sampler:
+        how.append(f"sampler {sampler}" if seed is None else f"sampler {sampler} seed {seed}")
+    counts = ", ".join(f"{n} {state}" for state, n in summary.counts().items())
+    lines = [f"study {summary.name!r} ({', '.join(how)}): {counts}"]
     if summary.best is not None:
         best = summary.best
         lines.append(
