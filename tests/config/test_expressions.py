@@ -282,11 +282,14 @@ def test_whole_value_types() -> None:
 
 def test_formatting_inside_strings() -> None:
     names = {"matrix": {"f": 84.0, "g": 0.25, "l": [1, 2.0, "a b"]}, "input_path": Path("a/b")}
-    assert interpolate("v=${matrix.f}", names) == "v=84"
+    # in configurations, as QA-Board's str.format writes values; a comprehension's items
+    # are space-separated (as in commands, where 84.0 is also written 84)
+    assert interpolate("v=${matrix.f}", names) == "v=84.0"
     assert interpolate("v=${matrix.g}", names) == "v=0.25"
-    assert interpolate("v=${matrix.l}", names) == "v=1 2 a b"
+    assert interpolate("v=${matrix.l}", names) == "v=[1, 2.0, 'a b']"
     assert interpolate("v=${[x for x in matrix.l]}", names) == "v=1 2 a b"
-    assert interpolate("v=${(1, 2)}", names) == "v=1 2"
+    assert interpolate("v=${(1, 2)}", names) == "v=(1, 2)"
+    assert interpolate("v=${matrix.f}", names, quote=True) == "v=84"
     assert interpolate("p=${input_path}", names) == "p=a/b"
     assert interpolate("v=${matrix.l}", names, quote=True) == "v=1 2 'a b'"
     assert interpolate("v=${matrix.l[2]}", names, quote=True) == "v='a b'"

@@ -298,6 +298,8 @@ def test_the_options_reach_the_detached_driver_as_they_were_given(tmp_path):
             "lsf": {"queue": "night", "max_memory": 2000},
             "share": True,
             "local_timeout": 60.0,
+            "dask_concurrency": 4,
+            "postprocess": False,
             "shared_roots": ("/team/storage",),
             "searched": ({"t": 1}, {"t": [2]}),
             "action_on_pending": "sync",

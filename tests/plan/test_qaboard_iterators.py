@@ -247,3 +247,182 @@ def test_an_undefined_input_type_is_an_error(project, qa):
     declared = qa("-C", str(root), "--type", "image", "batch", "b", "--list")
     assert declared.exit_code == 2  # the batch's own type wins over --type
     assert not (root / "output").exists()
+
+
+# ---------------------------------------------------------------- test_flatten
+def test_flatten_as_qaboard():
+    from qaflow.config.project import flatten
+
+    assert flatten([]) == []
+    assert flatten([1]) == [1]
+    assert flatten([1, [2]]) == [1, 2]
+    assert flatten([1, [2], [3, 4, [5], [6, [7]]]]) == [1, 2, 3, 4, 5, 6, 7]
+    assert flatten([1, {"cde": [2, 3]}]) == [1, {"cde": [2, 3]}]  # a mapping is a leaf
+
+
+# ---------------------------------------------------------------- test_resolve_aliases
+@pytest.mark.parametrize(
+    ("aliases", "asked", "expected"),
+    [
+        ({"c": ["d", "e"], "f": ["g", "h"]}, ["a", "b"], ["a", "b"]),
+        ({"ci": ["a", "b"], "b": ["e", "f"]}, ["ci", "xxxxx"], ["a", "e", "f", "xxxxx"]),
+        (
+            {"chain": ["remosaic", "hdr3", "hdr-2"], "branch-specific": ["small-group"]},
+            ["branch-specific"],
+            ["small-group"],
+        ),
+        ({"chain": ["self-referential"]}, ["self-referential"], ["self-referential"]),
+    ],
+)
+def test_resolve_aliases_as_qaboard(project, aliases, asked, expected):
+    # QA-Board resolves names it does not know to themselves; qaflow refuses an unknown batch
+    # (a deliberate difference), so the names that resolve are batches here
+    import yaml
+
+    from qaflow.config.batches import Catalog
+
+    batches = {name: {"inputs": ["a.txt"]} for name in expected}
+    root = project(batches=yaml.safe_dump({**batches, "aliases": aliases}), files=["a.txt"])
+    assert Catalog.load(Project.load(root)).resolve(asked) == expected
+
+
+# ---------------------------------------------------------------- test_interpolation
+@pytest.mark.parametrize(
+    ("template", "name", "value", "expected"),
+    [
+        ("hello ${alice}", "alice", "bob", "hello bob"),
+        ("hello ${alice}", "bob", "charly", "hello ${alice}"),  # not ours: left as written
+        ("hello {alice}", "alice", "bob", "hello {alice}"),
+        ("tuple ${tuple}", "tuple", (0, 1), "tuple (0, 1)"),
+        ("tuple ${tuple[0]}", "tuple", (0, 1), "tuple 0"),
+        ("string ${string[0]}", "string", "abcdef", "string a"),
+        ("object ${object[test]}", "object", {"test": "abcdef"}, "object abcdef"),
+        ("object ${object[a]} ${object[c]}", "object", {"a": "b", "c": "d"}, "object b d"),
+        ("object ${matrix[test]}", "matrix", {"test": "abcdef"}, "object abcdef"),
+        ("object ${matrix.test}", "matrix", {"test": "abcdef"}, "object abcdef"),
+    ],
+)
+def test_interpolation_as_qaboards_deep_interpolate(template, name, value, expected):
+    # QA-Board's deep_interpolate(template, name, value): qaflow's configurations are
+    # interpolated by `interpolate` (in batches, the name is `matrix`)
+    from qaflow.config.expressions import interpolate
+
+    assert interpolate(template, {name: value}) == expected
+
+
+def test_matrix_values_are_written_as_qaboard_writes_them(project):
+    root = project(
+        batches="""
+        b:
+          inputs: [a.txt]
+          matrix:
+            seq: [[0, 1]]
+            string: [abcdef]
+            object: [{test: abcdef}]
+            f: [1.0]
+          configs:
+          - "seq ${matrix.seq} ${matrix.seq[0]}"
+          - "string ${matrix.string[0]}"
+          - "object ${matrix.object[test]} ${matrix[object][test]}"
+          - "v${matrix.f}"
+          - {param: "${matrix.f}"}
+        """,
+        files=["a.txt"],
+    )
+    [run] = plan(Project.load(root), ["b"], PlanOptions()).runs
+    assert list(run.configurations) == [
+        "seq [0, 1] 0",  # YAML has lists, not tuples
+        "string a",
+        "object abcdef abcdef",
+        "v1.0",
+        {"param": 1.0},  # a whole template keeps the value's type
+    ]
+
+
+# ---------------------------------------------------------------- runner settings
+RUNNERS = """
+inputs:
+  globs: '*.txt'
+  database: cli_tests
+  types:
+    test-vector:
+      globs: '*.txt'
+      runners:
+        default: local
+        lsf: {queue: input_type_queue, priority: 5}
+"""
+VECTOR_BATCHES = """
+test-vector-batch:
+  type: test-vector
+  inputs: [a.txt]
+test-vector-batch-lsf:
+  type: test-vector
+  runner: lsf
+  inputs: [a.txt]
+plain-batch:
+  inputs: [a.txt]
+"""
+
+
+def job_options_of(project: Project, batch: str, **options):
+    from qaflow.execution.driver import _task
+    from qaflow.execution.model import Options
+    from qaflow.worker.context import RunContext
+
+    the_plan = plan(project, [batch], PlanOptions())
+    [run] = the_plan.runs
+    return RunContext.from_task(_task(project, the_plan, run, Options(**options), None)).job_options
+
+
+@pytest.fixture
+def vectors(project) -> Project:
+    root = project(qaboard=RUNNERS, batches=VECTOR_BATCHES, files=["cli_tests/a.txt"])
+    ignored = r"qaboard.yaml:9: `inputs.types.test-vector.runners.default` is ignored"
+    with pytest.warns(UserWarning, match=ignored):
+        return Project.load(root)
+
+
+def test_input_type_runner_settings(vectors):
+    # QA-Board: the type's `runners.lsf` is not applied on the local runner...
+    local = job_options_of(vectors, "test-vector-batch", runner="local")
+    assert local["type"] == "local" and "queue" not in local
+    # ...and it is on the lsf runner (QA-Board's batch `runner: lsf`: qaflow runs an
+    # execution on one runner, `--runner lsf`)
+    lsf = job_options_of(vectors, "test-vector-batch", runner="lsf")
+    assert lsf["type"] == "lsf" and lsf["queue"] == "input_type_queue"
+    with pytest.warns(UserWarning, match="batch 'test-vector-batch-lsf': `runner` is ignored"):
+        as_written = job_options_of(vectors, "test-vector-batch-lsf", runner="local")
+    assert as_written["type"] == "local" and "queue" not in as_written
+    assert "queue" not in job_options_of(vectors, "plain-batch", runner="lsf")  # other type
+
+
+def test_cli_runner_overrides_precedence(vectors):
+    # `qa batch --runner lsf --lsf-queue cli_queue --lsf-max-memory 8000`: the command line
+    # wins over the input type's settings, which give what it does not set
+    given = {"queue": "cli_queue", "max_memory": 8000}
+    options = job_options_of(vectors, "test-vector-batch", runner="lsf", lsf=given)
+    assert options["type"] == "lsf" and options["queue"] == "cli_queue"
+    assert options["priority"] == 5 and options["max_memory"] == 8000
+
+
+def test_a_batchs_runner_section_wins_over_its_input_types(project):
+    root = project(
+        qaboard="inputs: {runners: {local: {param: type, other: type}}}\n",
+        batches="b: {inputs: [a.txt], local: {param: batch}}\n",
+        files=["a.txt"],
+    )
+    options = job_options_of(Project.load(root), "b", runner="local")
+    assert options["param"] == "batch" and options["other"] == "type"
+
+
+def test_an_input_types_runner_options_must_be_a_mapping(project, qa):
+    root = project(
+        qaboard="inputs:\n  types:\n    raw:\n      runners: {lsf: long}\n",
+        batches="b: {type: raw, inputs: [a.txt]}\n",
+        files=["a.txt"],
+    )
+    result = qa("-C", str(root), "batch", "b", "--list")
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    assert "qaboard.yaml:4: invalid value for `inputs.types.raw.runners.lsf`" in result.stderr
+    assert "expected a mapping of job options for the lsf runner" in result.stderr
+    assert not (root / "output").exists()

@@ -46,6 +46,7 @@ class Globals:
     forwarded_args: tuple[str, ...] = ()
     share: bool = False  # QA-Board's --share: runs go to `storage:` (as in CI)
     offline: bool = False  # QA-Board's --offline: qaflow never calls a server, so always true
+    postprocess: bool = True  # False: QA-Board's --no-postprocess (also among forwarded args)
 
     def project(self) -> Project:
         from qaflow.config.project import Project
@@ -69,6 +70,7 @@ class Globals:
             type=self.type,
             label=self.label,
             extra_parameters=self.extra_parameters(),
+            postprocess=self.postprocess and "--no-postprocess" not in self.forwarded_args,
         )
 
     def options(self, **execution: Any) -> Options:
@@ -77,7 +79,7 @@ class Globals:
         return Options(
             label=self.label,
             plan=self.plan_options(),
-            forwarded_args=self.forwarded_args,
+            forwarded_args=tuple(a for a in self.forwarded_args if a not in RUN_FLAGS),
             dryrun=self.dryrun,
             argv=tuple(sys.argv),
             share=self.share,
@@ -302,7 +304,10 @@ def _warn(text: str, spinner: Spinner) -> None:
 
 # -- QA-Board parity (issue 15): begin
 RUN_FLAGS = ("--keep-previous", "--no-postprocess", "--save-manifests-in-database")
-"""Flags QA-Board's `qa batch` passes on to `qa run`, not to the user's code."""
+"""Flags QA-Board's `qa batch` passes on to `qa run`, not to the user's code: wherever they
+stand among the forwarded arguments, they are options of the execution (`--no-postprocess`:
+`PlanOptions.postprocess`; `--keep-previous`: no effect, since qaflow never removes a
+previous result), and the runs' `forwarded_args` do not have them."""
 
 DEPRECATED = {
     "--input-path": "--input",

@@ -55,6 +55,17 @@ _KEEP = object()  # marker: a template that is not meant for us stays as written
 class _Evaluated:
     value: object
     template: str
+    items: bool = False  # a comprehension: its items, space-separated, inside a string
+
+
+@dataclass(frozen=True)
+class _Items:
+    """The value of a comprehension, as `_resolve` returns it (see `_Evaluated.items`)."""
+
+    value: object
+
+
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp)
 
 
 @dataclass(frozen=True)
@@ -129,7 +140,8 @@ def _resolve(expression: str, template: str, ctx: _Context, mode: _Mode) -> obje
         raise template_error(
             template, f"name '{missing[0]}' is not defined here (defined: {defined})"
         )
-    return evaluate_tree(tree, template, ctx.names)
+    value = evaluate_tree(tree, template, ctx.names)
+    return _Items(value) if isinstance(tree.body, _COMPREHENSIONS) else value
 
 
 def _resolve_dollar(template: str, ctx: _Context) -> object:
@@ -170,7 +182,10 @@ def _split(text: str, ctx: _Context, *, single: bool) -> list[str | _Evaluated]:
             continue
         if start > position:
             parts.append(text[position:start])
-        parts.append(_Evaluated(value, template))
+        if isinstance(value, _Items):
+            parts.append(_Evaluated(value.value, template, items=True))
+        else:
+            parts.append(_Evaluated(value, template))
         position = cursor = close + 1
     if position < len(text) or not parts:
         parts.append(text[position:])
@@ -189,9 +204,14 @@ def _format_scalar(value: object, quote: bool) -> str:
 
 
 def _render(part: str | _Evaluated, quote: bool) -> str:
+    """A part of a string. In a command: shell-quoted, lists space-separated, 84.0 as 84. In a
+    configuration, a value is written as QA-Board's str.format writes it (84.0, `(0, 1)`,
+    `['a', 'b']`), except a comprehension's items, space-separated."""
     if isinstance(part, str):
         return part
     try:
+        if not quote and not part.items:
+            return str(part.value)
         return _format(part.value, quote)
     except Exception as exc:
         raise template_error(part.template, f"cannot format its value: {reason_of(exc)}") from exc

@@ -62,6 +62,7 @@ class InputTypeSection(Section):
     glob: StrList | None = None
     use_parent_folder: bool = False
     database: PlatformPath | None = None
+    runners: dict[str, Any] | None = None  # QA-Board's: {RUNNER: job options of its runs}
 
 
 class InputsSection(Section):
@@ -75,6 +76,7 @@ class InputsSection(Section):
     configurations: list[Any] | str | None = None
     allow_duplicate_batches: bool = False
     groups: StrList | None = None  # QA-Board's older name of `batches`
+    runners: dict[str, Any] | None = None  # QA-Board's, for every input type (see the types')
 
     @field_validator("configs", "configurations")
     @classmethod
@@ -100,6 +102,8 @@ class OutputsSection(Section):
 
 class LocalRunnerSection(Section):
     concurrency: int | None = None  # None: QA_BATCH_CONCURRENCY, else one per CPU
+    # QA-Board's default of --local-timeout, after QA_BATCH_TIMEOUT: seconds; 0: no limit
+    timeout: float | None = Field(default=None, ge=0)
 
     @field_validator("concurrency")
     @classmethod
@@ -117,6 +121,7 @@ class DaskClusterSection(Section):
 class DaskRunnerSection(Section):
     scheduler_address: str | None = None
     cluster: DaskClusterSection | None = None
+    concurrency: int | None = None  # QA-Board's default of --dask-concurrency; 0: no limit
 
 
 class LsfRunnerSection(Section):
@@ -247,9 +252,11 @@ def project_settings(path: Path, data: dict[str, Any]) -> dict[str, Any]:
                 "globs": spec.globs if spec.globs is not None else spec.glob,
                 "use_parent_folder": spec.use_parent_folder,
                 "database": spec.database,
+                "runners": type_runners(path, name, spec.runners),
             }
             for name, spec in inputs.types.items()
         },
+        "runners": type_runners(path, "default", inputs.runners),
         "batches": inputs.batches if inputs.groups is None else inputs.groups,
         "configs": inputs.configs if inputs.configs is not None else inputs.configurations,
         "allow_duplicate_batches": inputs.allow_duplicate_batches,
@@ -264,10 +271,39 @@ def project_settings(path: Path, data: dict[str, Any]) -> dict[str, Any]:
         "database_url": config.database_url,
         "runner": config.runners.default,
         "local_concurrency": config.runners.local.concurrency,
+        "local_timeout": config.runners.local.timeout,
         "dask": config.runners.dask.model_dump(exclude_none=True),
         "lsf": config.runners.lsf.model_dump(exclude_none=True),
         "max_runs": config.max_runs,
     }
+
+
+def type_runners(path: Path, name: str, runners: dict[str, Any] | None) -> dict[str, Any] | None:
+    """QA-Board's `runners:` of an input type (`inputs.runners` for every type): the job
+    options of its runs per runner, `{lsf: {queue: long}}`. Its `default` (a runner for the
+    type's runs) is warned about and dropped: an execution runs on one runner."""
+    if runners is None:
+        return None
+    keys = ("inputs", "runners") if name == "default" else ("inputs", "types", name, "runners")
+    out = {}
+    for runner, options in runners.items():
+        if runner == "default":
+            warnings.warn(
+                f"{yamlfile.where(path, (*keys, 'default'))}: `{'.'.join(keys)}.default` is "
+                "ignored: qaflow runs all the runs of an execution on one runner (--runner, "
+                "else runners.default).",
+                QaflowWarning,
+                stacklevel=2,
+            )
+        elif isinstance(options, dict):
+            out[str(runner)] = options
+        else:
+            raise ConfigError(
+                f"{yamlfile.where(path, (*keys, runner))}: invalid value for "
+                f"`{'.'.join(keys)}.{runner}`: expected a mapping of job options for the "
+                f"{runner} runner, e.g. `{runner}: {{queue: long}}` (got {kind_of(options)})."
+            )
+    return out
 
 
 def batch_settings(
@@ -289,7 +325,14 @@ def batch_settings(
                 f"`{extra}`: did you mean `{typo}`? Rename it (a misspelt key would be ignored, "
                 "and its setting silently lost)."
             )
-        if extra not in RUNNER_KEYS:
+        if extra == "runner":  # QA-Board's runner of a batch
+            warnings.warn(
+                f"{file}: batch {name!r}: `runner` is ignored: qaflow runs all the runs of an "
+                "execution on one runner (--runner, else runners.default).",
+                QaflowWarning,
+                stacklevel=2,
+            )
+        elif extra not in RUNNER_KEYS:
             warnings.warn(
                 f"{file}: batch {name!r}: unknown key `{extra}` is ignored.",
                 QaflowWarning,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import getpass
+import json
 import os
 import sys
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ class InputType:
     globs: tuple[str, ...]
     use_parent_folder: bool
     database: Path
+    # QA-Board's `runners:` of the type: its runs' job options per runner (`{lsf: {…}}`)
+    runners: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class Project:
     database_url: str | None
     runner: str
     local_concurrency: int | None
+    local_timeout: float | None = None  # runners.local.timeout: seconds, 0: no limit
     dask: dict[str, Any] = field(default_factory=dict)
     deps: tuple[str, ...] = ()
     lsf: dict[str, Any] = field(default_factory=dict)  # runners.lsf, as written
@@ -120,6 +124,7 @@ class Project:
             globs=_as_tuple(settings["globs"]),
             use_parent_folder=settings["use_parent_folder"],
             database=database,
+            runners=settings["runners"] or {},
         )
         default_type = "default"
         types = {"default": base_type}
@@ -140,6 +145,7 @@ class Project:
                 database=resolve_path(root, spec["database"])
                 if spec["database"] is not None
                 else database,
+                runners=base_type.runners if spec["runners"] is None else spec["runners"],
             )
         if default_type not in types:
             raise ConfigError(
@@ -167,6 +173,7 @@ class Project:
             database_url=os.environ.get("QA_DATABASE_URL") or settings["database_url"],
             runner=settings["runner"],
             local_concurrency=settings["local_concurrency"],
+            local_timeout=settings["local_timeout"],
             dask=settings["dask"],
             deps=_as_tuple(settings["deps"]),
             lsf=settings["lsf"],
@@ -192,6 +199,12 @@ class Project:
             files.extend(m for m in matches if m.is_file() and m not in files)
         return files
 
+    def batch_environment(self) -> dict[str, str]:
+        """What QA-Board's `qa batch` sets in the environment of its planning and its runs:
+        QA_BATCH=true and QA_BATCHES_FILES, a JSON list of the batch files (absolute here)."""
+        files = [str(path) for path in self.batch_files()]
+        return {"QA_BATCH": "true", "QA_BATCHES_FILES": json.dumps(files)}
+
     def input_type(self, name: str | None) -> InputType:
         """The settings of input type `name` (the project's default type when None)."""
         name = name or self.default_type
@@ -207,6 +220,7 @@ class Project:
             self.types["default"].globs,
             self.types["default"].use_parent_folder,
             self.database,
+            self.types["default"].runners,
         )
 
 

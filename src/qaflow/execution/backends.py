@@ -101,6 +101,9 @@ def backend_for(
             batches={spec.batch for spec in the_plan.runs if spec.key not in settled},
             decide=decisions.decide,
             forced=decisions.forced,
+            concurrency=options.dask_concurrency
+            if options.dask_concurrency is not None
+            else project.dask.get("concurrency"),
         )
     return LocalBackend(
         capacity=checks.capacity,
@@ -206,10 +209,13 @@ class DaskBackend:
         batches: Collection[str] | None = None,
         decide: Decide | None = None,
         forced: frozenset[str] = frozenset(),
+        concurrency: int | None = None,
     ) -> None:
         """`cluster`: the cluster's options (default: runners.dask.cluster); `batches`: those
-        with runs to execute: only their `resources:` must be offered."""
+        with runs to execute: only their `resources:` must be offered; `concurrency`: at most
+        that many runs at once on the cluster (--dask-concurrency; None or 0: any)."""
         self.project = project
+        self.concurrency = concurrency
         self.plan = plan
         self.address = address
         self.cluster_options = cluster
@@ -255,6 +261,7 @@ class DaskBackend:
             storage=self.project.storage,
             decide=self.decide,
             forced=self.forced,
+            concurrency=self.concurrency,
         )
 
     def wind_down(self) -> None:

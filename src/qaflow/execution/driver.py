@@ -39,7 +39,7 @@ from qaflow.execution.prepare import payload_of
 from qaflow.execution.reserve import SpaceReserve
 from qaflow.execution.settle import Decisions, settle
 from qaflow.interpreter import freeze_planned
-from qaflow.plan.model import Plan, PlanOptions, RunSpec
+from qaflow.plan.model import SINGLE_RUN_BATCH, BatchSettings, Plan, PlanOptions, RunSpec
 from qaflow.plan.planner import plan, plan_single
 from qaflow.worker.rundir import lock_dir_of
 
@@ -368,8 +368,9 @@ def _jobs(
     execution_id: str,
 ) -> list[Job]:
     """The graph's jobs: one per run to execute (not settled up front), in plan order."""
+    batch_env = project.batch_environment()
     return [
-        _job(project, the_plan, spec, options, checks, execution_id)
+        _job(project, the_plan, spec, options, checks, execution_id, batch_env)
         for spec in the_plan.runs
         if spec.key not in settled
     ]
@@ -389,13 +390,16 @@ def _job(
     options: Options,
     checks: Preflight,
     execution_id: str,
+    batch_env: dict[str, str],
 ) -> Job:
-    """The graph's job for a run to execute."""
+    """The graph's job for a run to execute; `batch_env` for the runs of batches (not the
+    one run of `qa run`)."""
     settings = the_plan.settings.get(spec.batch)
     task = _task(project, the_plan, spec, options, checks.timeout)
+    env = task.env if spec.batch == SINGLE_RUN_BATCH else {**batch_env, **task.env}
     return Job(
         run=spec,
-        task=dataclasses.replace(task, attempt_id=execution_id),
+        task=dataclasses.replace(task, attempt_id=execution_id, env=env),
         needs=the_plan.needs(spec.key),
         retries=settings.retries if settings else 0,
         batch_limit=checks.limits.get(spec.batch),
@@ -403,11 +407,14 @@ def _job(
 
 
 def _task(
-    project: Project, the_plan: Plan, spec: RunSpec, options: Options, env_timeout: float | None
+    project: Project, the_plan: Plan, spec: RunSpec, options: Options, default_timeout: float | None
 ) -> RunTask:
+    """`default_timeout`: QA_BATCH_TIMEOUT, else runners.local.timeout (`Preflight.timeout`)."""
     settings = the_plan.settings.get(spec.batch)
     timeout = settings.timeout if settings and settings.timeout else None
-    timeout = timeout or options.local_timeout or env_timeout
+    if timeout is None:  # --local-timeout, else the default; 0 at either level: no limit
+        given = options.local_timeout if options.local_timeout is not None else default_timeout
+        timeout = given or None
     command = spec.command if spec.command is not None else options.command
     runner = options.runner or project.runner
     return RunTask(
@@ -432,6 +439,26 @@ def _task(
         subproject=project.subproject.as_posix(),
         share=options.share,
         runner=runner,
-        job_options=settings.job_options.get(runner, {}) if settings else {},
+        job_options=job_options(project, spec, settings, runner, options),
         on_pending=options.action_on_pending,
+        postprocess=options.plan.postprocess,
     )
+
+
+def job_options(
+    project: Project,
+    spec: RunSpec,
+    settings: BatchSettings | None,
+    runner: str,
+    options: Options,
+) -> dict[str, Any]:
+    """QA-Board's job options of a run for `runner` (after `type`, `timeout`, `cpus`): its
+    input type's `runners.RUNNER`, then its batch's `RUNNER:` section, then the options of
+    the command line for that runner (`--lsf-*`), which win."""
+    by_type = project.types.get(spec.type)
+    given = options.lsf if runner == "lsf" else {}
+    return {
+        **(by_type.runners.get(runner, {}) if by_type else {}),
+        **(settings.job_options.get(runner, {}) if settings else {}),
+        **given,
+    }

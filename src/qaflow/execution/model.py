@@ -119,7 +119,8 @@ class Options:
     force_batches: tuple[str, ...] = ()  # execute the runs of these batches (and what needs them)
     lsf: dict[str, Any] = field(default_factory=dict)  # QA-Board's --lsf-* given, by key
     share: bool = False  # QA-Board's --share: the project's runs go to its shared `storage:`
-    local_timeout: float | None = None  # QA-Board's --local-timeout: seconds, 0 or None: none
+    local_timeout: float | None = None  # QA-Board's --local-timeout: seconds; 0: no limit
+    dask_concurrency: int | None = None  # QA-Board's --dask-concurrency: runs at once; 0: any
     action_on_pending: str = "wait"  # QA-Board's: runs another execution runs (`worker.execute`)
     outputs_prefix: str | None = None  # QA-Board's --prefix-outputs-path (`execution.publish`)
     output_path: str | None = None  # QA-Board's `qa run -o`: the single run's results there too

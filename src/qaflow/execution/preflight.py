@@ -28,7 +28,9 @@ class Preflight:
     runner: str  # local or dask
     capacity: int  # slots of the local pool
     limits: dict[str, int]  # batch -> runs of it at once (`local.concurrency`)
-    timeout: float | None  # QA_BATCH_TIMEOUT: seconds, for the batches that set none
+    # QA_BATCH_TIMEOUT, else runners.local.timeout: seconds (0: no limit), for the batches
+    # that set none and when --local-timeout is not given
+    timeout: float | None
 
 
 def preflight(project: Project, the_plan: Plan, options: Options) -> Preflight:
@@ -39,6 +41,8 @@ def preflight(project: Project, the_plan: Plan, options: Options) -> Preflight:
         check_entrypoint(project.entrypoint)
     capacity, limits = concurrency(project, the_plan, options.concurrency)
     timeout = env_timeout()
+    if timeout is None:  # as QA-Board, the variable first, then qaboard.yaml
+        timeout = project.local_timeout
     check_storage(project.storage)
     check_database(project)
     if options.outputs_prefix is not None or options.output_path is not None:

@@ -230,7 +230,7 @@ def _find(
 ) -> list[FoundInput]:
     """The inputs at `location`; a missing one is an error naming the batch and its file.
     The entrypoint's QA-Board hooks (`plan.hooks`) may find them, or filter them."""
-    hooks = entrypoint_hooks(project)
+    hooks = entrypoint_hooks(project, filtering=bool(batch.only or batch.exclude))
     try:
         if hooks is not None and callable(getattr(hooks, "iter_inputs", None)):
             settings = {

@@ -314,7 +314,7 @@ def _git(root: Path, *args: str) -> bytes | None:
 class Parts:
     """What a fingerprint is made of, kept so `qa why` can say what changed."""
 
-    kind: str  # "entrypoint" | "command" | "script" | "pipeline"
+    kind: str  # "entrypoint" (or "… without postprocess") | "command" | "script" | "pipeline"
     configurations: str  # hash of the configurations as planned (before run-time interpolation)
     params: str  # hash of the params
     platform: str

@@ -7,10 +7,12 @@
   `{"input_path", "database", "metadata"}` for a location of a batch, instead of qaflow's
   folder and glob expansion (its results are filtered by only/exclude once more).
 
-The entrypoint is imported for planning only when its source defines one of them (a text
-check first), once per file version. Matching follows QA-Board's rules: a list matches if
-one item does, strings are case-insensitive wildcards or `>=N`-style comparisons with
-numbers, mappings match key by key, other values by equality.
+The entrypoint is imported for planning only when it is needed: its source defines
+iter_inputs(), or defines metadata() and a batch has `only:`/`exclude:` (a text check first);
+once per file version. (metadata() itself lives in `qaflow.worker.metadata`: the worker calls
+it too, for each run's `context.input_metadata`.) Matching follows QA-Board's rules: a list
+matches if one item does, strings are case-insensitive wildcards or `>=N`-style comparisons
+with numbers, mappings match key by key, other values by equality.
 """
 
 from __future__ import annotations
@@ -27,27 +29,34 @@ from typing import Any
 
 from qaflow.config.project import Project
 from qaflow.errors import BatchSpecError
+from qaflow.worker.metadata import metadata_of
 
-_LOADED: dict[str, tuple[int, ModuleType | None]] = {}
+__all__ = ["entrypoint_hooks", "iter_inputs", "matches", "metadata_of"]
+
+# path -> (mtime, defines iter_inputs, defines metadata, the module once imported)
+_LOADED: dict[str, tuple[int, bool, bool, ModuleType | None]] = {}
 _COMPARISON = re.compile(r"(==?|<=?|>=?)(.*)")
 
 
-def entrypoint_hooks(project: Project) -> ModuleType | None:
-    """The entrypoint module if it defines metadata() or iter_inputs(), else None."""
+def entrypoint_hooks(project: Project, *, filtering: bool) -> ModuleType | None:
+    """The entrypoint module if planning needs it: it defines iter_inputs(), or it defines
+    metadata() and `filtering` (the batch has only:/exclude:); else None, and not imported."""
     path = project.entrypoint
     try:
         mtime = path.stat().st_mtime_ns
     except OSError:
         return None
     cached = _LOADED.get(str(path))
-    if cached is not None and cached[0] == mtime:
-        return cached[1]
-    text = path.read_text(encoding="utf-8", errors="replace")
-    module = None
-    if "def metadata" in text or "def iter_inputs" in text:
+    if cached is None or cached[0] != mtime:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        cached = (mtime, "def iter_inputs" in text, "def metadata" in text, None)
+    _, finds, describes, module = cached
+    needed = finds or (filtering and describes)
+    if needed and module is None:
         module = _import(path, project.root)
-    _LOADED[str(path)] = (mtime, module)
-    return module
+        cached = (mtime, finds, describes, module)
+    _LOADED[str(path)] = cached
+    return module if needed else None
 
 
 def _import(path: Path, root: Path) -> ModuleType:
@@ -65,20 +74,6 @@ def _import(path: Path, root: Path) -> ModuleType:
             f"importing the entrypoint {path} for its metadata()/iter_inputs() hooks failed: {type(exc).__name__}: {exc}. Fix the entrypoint."
         ) from None
     return module
-
-
-def metadata_of(hooks: ModuleType | None, path: Path, database: Path, rel: str) -> dict[str, Any]:
-    """The input's metadata from the entrypoint's metadata() ({} without one)."""
-    function = getattr(hooks, "metadata", None)
-    if not callable(function):
-        return {}
-    try:
-        found = function(path, database, Path(rel))
-    except Exception as exc:
-        raise BatchSpecError(
-            f"the entrypoint's metadata() failed on {str(path)!r}: {type(exc).__name__}: {exc}"
-        ) from None
-    return dict(found or {})
 
 
 def iter_inputs(

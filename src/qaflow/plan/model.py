@@ -41,6 +41,10 @@ class PlanOptions:
             return self.extra_parameters
         return {}
 
+    # False: QA-Board's --no-postprocess. Results without postprocess are other results
+    # (another fingerprint kind), so a run with postprocess never reuses them
+    postprocess: bool = True
+
     # the team cache (`plan.teamcache`): shared storages whose results local runs reuse
     shared_roots: tuple[str, ...] = ()
     # QA-Board's --tuning-search: each point's parameters go over extra_parameters; the

@@ -44,7 +44,7 @@ from qaflow.plan.model import (
     RunSpec,
 )
 from qaflow.plan.pipeline import compile_pipeline
-from qaflow.plan.reuse import Fingerprints
+from qaflow.plan.reuse import Fingerprints, entrypoint_kind
 from qaflow.plan.teamcache import from_shared
 
 
@@ -105,7 +105,7 @@ class _Builder:
         self, project: Project, catalog: Catalog, options: PlanOptions, *, persist: bool = False
     ) -> None:
         self.project, self.catalog, self.options = project, catalog, options
-        self.fingerprints = Fingerprints(project, persist=persist)
+        self.fingerprints = Fingerprints(project, kind=entrypoint_kind(options), persist=persist)
         self.find = input_cache()
         self.runs: list[RunSpec] = []
         self.by_key: dict[str, RunSpec] = {}
@@ -293,9 +293,8 @@ def plan_single(
         has_matrix=False,
     )
     found: list[FoundInput | None] = [FoundInput.under(path, database)]
-    fingerprints = Fingerprints(
-        project, kind="entrypoint" if command is None else "command", persist=True
-    )
+    kind = entrypoint_kind(options) if command is None else "command"
+    fingerprints = Fingerprints(project, kind=kind, persist=True)
     try:
         planned = runs_of(
             project, context, found, context.configs, itype.name, context.platform, options

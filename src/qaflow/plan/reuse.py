@@ -35,9 +35,15 @@ from qaflow.config.project import Project
 from qaflow.errors import BatchSpecError, ConfigError
 from qaflow.plan.expand import PIPELINE, SCRIPT, rel_dir
 from qaflow.plan.fingerprint import InputHashes, code_version, fingerprint_of, hash_json, parts_dict
-from qaflow.plan.model import PENDING, PRODUCED, Plan, RunSpec
+from qaflow.plan.model import PENDING, PRODUCED, Plan, PlanOptions, RunSpec
 from qaflow.worker.model import RunResult
 from qaflow.worker.rundir import Committed, read_result, reused
+
+
+def entrypoint_kind(options: PlanOptions) -> str:
+    """The fingerprint kind of the runs of the entrypoint: with --no-postprocess, a result
+    without postprocess(), which a run with it must not reuse."""
+    return "entrypoint" if options.postprocess else "entrypoint without postprocess"
 
 
 class Fingerprints:

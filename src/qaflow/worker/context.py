@@ -125,9 +125,15 @@ class RunContext:
             return True
 
     @classmethod
-    def from_task(cls, task: RunTask, output_dir: Path | None = None) -> RunContext:
+    def from_task(
+        cls,
+        task: RunTask,
+        output_dir: Path | None = None,
+        input_metadata: dict[str, Any] | None = None,
+    ) -> RunContext:
         """The context of a task, working in `output_dir` (its attempt directory; by default
-        the run's). Mutable parts are copies: run() may change them freely."""
+        the run's), with the input's metadata (`qaflow.worker.metadata`). Mutable parts are
+        copies: run() may change them freely."""
         run = task.payload
         context = cls(
             input_path=None if run.input_path is None else Path(run.input_path),
@@ -143,6 +149,7 @@ class RunContext:
             dryrun=task.dryrun,
             batch=run.batch,
             matrix=copy.deepcopy(run.matrix),
+            input_metadata=input_metadata or {},
             # QA-Board's: the runner, then the batch's section for it (`local: {param: v}`)
             job_options={
                 "type": task.runner,
@@ -223,9 +230,10 @@ def isolated(task: RunTask, output_dir: Path) -> Iterator[None]:
 
 
 def _run_env(task: RunTask, output_dir: Path) -> dict[str, str]:
-    """`ENV` of the dict configurations (later ones win) and of the extra parameters, then
-    QA_OUTPUT_DIR, QA_INPUT_PATH, QA_BATCH, QA_LABEL."""
-    env: dict[str, str] = dict(task.env)  # e.g. PIPELINE_OUTPUT_DIR, QA_PREVIOUS_BATCH
+    """The task's own variables, `ENV` of the dict configurations (later ones win) and of the
+    extra parameters, then QA_OUTPUT_DIR, QA_INPUT_PATH, QA_LABEL."""
+    # e.g. PIPELINE_OUTPUT_DIR, QA_PREVIOUS_BATCH, and for batches QA_BATCH, QA_BATCHES_FILES
+    env: dict[str, str] = dict(task.env)
     for config in task.payload.configurations:
         if isinstance(config, dict) and "ENV" in config:
             values = config["ENV"]
@@ -238,7 +246,6 @@ def _run_env(task: RunTask, output_dir: Path) -> dict[str, str]:
     if isinstance(extra_env, dict):
         env.update({str(key): str(value) for key, value in extra_env.items()})
     env["QA_OUTPUT_DIR"] = str(output_dir)
-    env["QA_BATCH"] = task.payload.batch
     env["QA_LABEL"] = task.label  # as QA-Board sets it for its runs
     if task.payload.input_path is not None:
         env["QA_INPUT_PATH"] = task.payload.input_path

@@ -150,6 +150,7 @@ class RunTask:
     runner: str = "local"
     job_options: dict[str, Any] = field(default_factory=dict)  # the batch's `local:`, `lsf:`…
     on_pending: str = "wait"  # --action-on-pending: wait, sync, skip or run
+    postprocess: bool = True  # False: QA-Board's --no-postprocess, run() only
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """How a run's code is invoked: the user's entrypoint, or a shell command.
 
 Entrypoint mode imports the project's entrypoint once per process (again only if the file
-changed) and calls its `run(context)`, then `postprocess(metrics, context)` if defined
-(action "postprocess": only the latter, on the metrics.json already there). Command mode
+changed), fills `context.input_metadata` from its `metadata()` if defined
+(`qaflow.worker.metadata`), and calls its `run(context)`, then `postprocess(metrics, context)`
+if defined (action "postprocess": only the latter, on the metrics.json already there). Command mode
 runs the command in a shell, after the run-start interpolation pass (`config.passes`).
 Either way the outcome is an `Outcome`: the user's code failing is FAILED with the reason
 (the exception and its traceback without qaflow's frames, an exit status, a signal),
@@ -30,6 +31,7 @@ from qaflow.config import passes
 from qaflow.errors import InterpolationError
 from qaflow.worker.context import MetricsError, RunContext, read_metrics
 from qaflow.worker.isolation import exit_if_forked
+from qaflow.worker.metadata import run_metadata
 from qaflow.worker.model import RunStatus, RunTask
 
 _MODULES: dict[str, tuple[int, ModuleType]] = {}  # entrypoint path -> (mtime_ns, module)
@@ -60,11 +62,14 @@ def invoke(task: RunTask, output_dir: Path) -> Outcome:
             outcome = _run_command(task, output_dir)
         else:
             module = _load_entrypoint(task)
-            context = RunContext.from_task(task, output_dir)
+            run = task.payload  # as QA-Board's `qa run`: the metadata() of the run's input
+            database = run.database or task.project_root
+            metadata = run_metadata(module, run.input_path, database, run.rel_input_path)
+            context = RunContext.from_task(task, output_dir, input_metadata=metadata)
             if task.action == "postprocess":
                 outcome = _postprocess_only(module, context, output_dir)
             else:
-                outcome = _run_entrypoint(module, context, output_dir)
+                outcome = _run_entrypoint(module, context, output_dir, task.postprocess)
     except _Errored as exc:
         outcome = Outcome(RunStatus.ERRORED, error=str(exc))
     except _Failed as exc:
@@ -115,7 +120,10 @@ def _import(path: Path, root: str) -> ModuleType:
     return module
 
 
-def _run_entrypoint(module: ModuleType, context: RunContext, output_dir: Path) -> Outcome:
+def _run_entrypoint(
+    module: ModuleType, context: RunContext, output_dir: Path, postprocessed: bool
+) -> Outcome:
+    """run(), then postprocess() unless `postprocessed` is False (QA-Board's --no-postprocess)."""
     start = time.perf_counter()
     try:
         returned = _call(module.run, "run()", context)
@@ -124,7 +132,7 @@ def _run_entrypoint(module: ModuleType, context: RunContext, output_dir: Path) -
             shown = shown if len(shown) <= 80 else shown[:77] + "..."
             raise _Failed(f"run() returned {shown}, expected a dict of metrics or None")
         metrics = {**_read_metrics(output_dir), **(returned or {})}
-        postprocess = getattr(module, "postprocess", None)
+        postprocess = getattr(module, "postprocess", None) if postprocessed else None
         if callable(postprocess) and not metrics.get("is_failed"):
             # as QA-Board: the runtime metrics, with is_failed and the run's compute_time
             metrics = {"is_failed": False, **metrics, "compute_time": time.perf_counter() - start}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,6 +39,8 @@ from pathlib import Path
 
 def run(context):
     (context.output_dir / "started").write_text(os.environ.get("QA_DASK_WORKER", "") + "\\n" + str(os.getpid()))
+    if context.params.get("barrier"):  # wait for another run to start: how many ran at once
+        return {"live": barrier(Path(context.database, "live"), context.input_path.name, context.params["barrier"])}
     hold = Path(context.database, "hold")
     deadline = time.monotonic() + 60
     while context.params.get("hold") and hold.exists() and time.monotonic() < deadline:
@@ -55,6 +58,21 @@ def run(context):
     value = len(text) * context.params.get("scale", 1) + context.params.get("upstream", 0)
     (context.output_dir / "out.txt").write_text(f"{context.input_path.name}: {value}\\n")
     return {"value": value, "worker": os.environ.get("QA_DASK_WORKER")}
+
+
+def barrier(folder, name, seconds):
+    folder.mkdir(exist_ok=True)
+    (folder / f"start-{name}").write_text("")
+    deadline, most = time.monotonic() + seconds, 1
+    while True:
+        started = {p.name[6:] for p in folder.glob("start-*")}
+        ended = {p.name[4:] for p in folder.glob("end-*")}
+        most = max(most, len(started - ended))
+        if len(started) > 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    (folder / f"end-{name}").write_text("")
+    return most
 """
 BATCHES = """
 measure:
@@ -85,6 +103,9 @@ slow:
   inputs: [a.txt]
   configs: [{sleep: 30}]
   timeout: 1
+overlap:
+  inputs: [a.txt, b.txt]
+  configs: [{barrier: 10}]
 """
 FILES = {"a.txt": "aaaa", "b.txt": "bb", "c.txt": "bad", "d.txt": "dddddd"}
 
@@ -386,6 +407,24 @@ def test_a_run_over_its_timeout_fails_and_the_worker_goes_on(two_workers, root):
     [run] = execution.runs()
     assert run.status is RunStatus.FAILED and run.result.error_line == "timed out after 1 s"
     assert batch(root, "gpu", runner="dask", dask_scheduler=two_workers.address).exit_code == 0
+
+
+def test_dask_concurrency_caps_the_runs_at_once_on_the_cluster(two_workers, root):
+    # each run of `overlap` waits (up to 10 s) for the other to start, and tells how many of
+    # them ran at once
+    free = batch(root, "overlap", runner="dask", dask_scheduler=two_workers.address)
+    assert free.exit_code == 0 and max(r.metrics["live"] for r in free.runs()) == 2
+    shutil.rmtree(root / "live")
+    args = ("overlap", "--dask-scheduler", two_workers.address, "--force")
+    capped = qa(root, "batch", *args, "--dask-concurrency", "1")  # QA-Board's option
+    assert capped.returncode == 0, capped.stdout + capped.stderr
+    listed = json.loads(qa(root, "batch", "overlap", "--list").stdout)
+    live = [json.loads(Path(r["output_dir"], "metrics.json").read_text()) for r in listed]
+    assert [m["live"] for m in live] == [1, 1]  # one at a time
+    shutil.rmtree(root / "live")
+    (root / "qaboard.yaml").write_text("runners: {dask: {concurrency: 1}}\n")  # its default
+    configured = batch(root, "overlap", dask_scheduler=two_workers.address, force=True)
+    assert [r.metrics["live"] for r in configured.runs()] == [1, 1]
 
 
 # ---------------------------------------------------------------- a worker dies mid-run

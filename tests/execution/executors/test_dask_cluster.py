@@ -190,14 +190,21 @@ def test_runners_lsf_and_the_lsf_options_shape_the_job_script(tmp_path, qa, lsf_
     ):
         assert line in shown.stdout, f"{line!r} not in\n{shown.stdout}"
     assert "#BSUB -W" not in shown.stdout and "#BSUB -n 1" in shown.stdout
+    assert "at most" not in shown.stdout  # runners.lsf sets no concurrency: no cap
     options = ["--lsf-queue", "night", "--lsf-max-threads", "4", "--lsf-max-memory", "8000",
-               "--lsf-priority", "1000", "--lsf-options", "-W 24:00 -G team"]  # fmt: skip
+               "--lsf-priority", "1000", "--lsf-options", "-W 24:00 -G team",
+               "--lsf-resources", "select[gpu] rusage[mem=8000]",
+               "--lsf-concurrency", "3"]  # fmt: skip
     shown = qa("-C", str(root), "--dryrun", "batch", "b", *options)
     assert shown.exit_code == 0, shown.stderr
     for line in ("#BSUB -q night", "#BSUB -n 4", "#BSUB -M 8000", "#BSUB -sp 1000",
-                 "#BSUB -W 24:00 -G team", '#BSUB -R "select[mem>2000]"'):  # fmt: skip
+                 "#BSUB -W 24:00 -G team", '#BSUB -R "select[gpu] rusage[mem=8000]"'):  # fmt: skip
         assert line in shown.stdout, f"{line!r} not in\n{shown.stdout}"
-    assert "#BSUB -q normal" not in shown.stdout
+    assert "#BSUB -q normal" not in shown.stdout and "select[mem>2000]" not in shown.stdout
+    assert "The Dask workers would be batch jobs, at most 3 at once, submitted" in shown.stdout
+    # --lsf-concurrency 0: unlimited, as in QA-Board
+    unlimited = qa("-C", str(root), "--dryrun", "batch", "b", "--lsf-concurrency", "0")
+    assert unlimited.exit_code == 0 and "at most" not in unlimited.stdout
     # the local runner ignores them, as QA-Board does
     local = qa("-C", str(root), "--dryrun", "batch", "b", "--runner", "local", *options)
     assert local.exit_code == 0 and "#BSUB" not in local.stdout

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -119,9 +121,15 @@ BATCHES_FILE = click.option(
 )
 @click.option(
     "--local-timeout",
-    type=float,
+    type=click.FloatRange(min=0),
     metavar="SECONDS",
-    help="Fail a run that takes longer (batches' own `timeout:` win; 0: no limit).",
+    help="Fail a run that takes longer (default: QA_BATCH_TIMEOUT, else runners.local.timeout; batches' own `timeout:` win; 0: no limit).",
+)
+@click.option(
+    "--dask-concurrency",
+    type=int,
+    metavar="N",
+    help="With the Dask runner: at most N runs of this execution at once on the cluster (default: runners.dask.concurrency; 0: no limit).",
 )
 # -- QA-Board parity: end
 # -- background executions (qaflow.execution.background): begin
@@ -171,6 +179,7 @@ def batch(
     prefix_outputs_path: Path | None,
     save_manifests_in_database: bool,
     local_timeout: float | None,
+    dask_concurrency: int | None,
     no_wait: bool,
     quiet: bool,
     **lsf_options: str | int | None,  # --lsf-*
@@ -210,7 +219,8 @@ def batch(
         force=force,
         force_batches=force_batches,
         lsf=lsf_settings(lsf_options),
-        local_timeout=local_timeout or None,
+        local_timeout=local_timeout,
+        dask_concurrency=dask_concurrency,
         action_on_pending=on_pending(project, action_on_pending),
         outputs_prefix=None if prefix_outputs_path is None else str(prefix_outputs_path),
         save_manifests_in_database=save_manifests_in_database
@@ -219,13 +229,14 @@ def batch(
     options = replace(options, plan=plan_options)
     # input hashes are kept once planning succeeds and the execution's preflight passed; as
     # in QA-Board, --list, --list-* and --dryrun write nothing anywhere
-    the_plan = plan(
-        project,
-        [*names, *batch_opts],
-        plan_options,
-        persist=not listing,
-        check=None if listing else lambda p: _preflight(project, p, options),
-    )
+    with qaboard_batch_environment(project):  # the entrypoint's planning hooks see it
+        the_plan = plan(
+            project,
+            [*names, *batch_opts],
+            plan_options,
+            persist=not listing,
+            check=None if listing else lambda p: _preflight(project, p, options),
+        )
     if on_pool and may_execute(
         (run.output_dir for run in reversed(the_plan.runs) if run.key not in the_plan.committed),
         force=force or bool(force_batches),
@@ -287,11 +298,15 @@ def _echo_job_script(project: Project, options: Options) -> None:
 
     if runner_of(project, options) != "dask":
         return
-    from qaflow.execution.executors.cluster import job_script
+    from qaflow.execution.executors.cluster import cluster_options, job_script
 
     script = job_script(project, options)
     if script is not None:
-        click.echo(f"\nThe Dask workers would be batch jobs submitted with this script:\n{script}")
+        most = cluster_options(project, options).get("maximum_jobs")
+        cap = f", at most {most} at once," if most else ""
+        click.echo(
+            f"\nThe Dask workers would be batch jobs{cap} submitted with this script:\n{script}"
+        )
 
 
 # -- terminal experience (issue 16): begin
@@ -334,6 +349,23 @@ def team_cache(g: Globals, project: Project, reusing: bool) -> PlanOptions:
     if not reusing or shared is None or shared == project.storage or not shared.is_dir():
         return options
     return replace(options, shared_roots=(str(shared),))
+
+
+@contextlib.contextmanager
+def qaboard_batch_environment(project: Project) -> Iterator[None]:
+    """QA_BATCH and QA_BATCHES_FILES as QA-Board's `qa batch` sets them, for the entrypoint's
+    hooks while planning (runs get them from the driver); the environment is put back after."""
+    variables = project.batch_environment()
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def tuning_search_points(text: str | None, file: Path | None) -> list[dict[str, Any]] | None:

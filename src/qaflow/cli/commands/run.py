@@ -36,6 +36,16 @@ from qaflow.plan.planner import plan_single
     is_flag=True,
     help="If it succeeds, copy its manifest.inputs.json and manifest.outputs.json into the input folder.",
 )
+@click.option(
+    "--no-postprocess",
+    is_flag=True,
+    help="Do not call the entrypoint's postprocess(metrics, context) (such a result is reused only by runs without postprocess).",
+)
+@click.option(
+    "--keep-previous",
+    is_flag=True,
+    help="Accepted for QA-Board; no effect: qaflow never removes a previous result (each run starts in an empty directory of its own).",
+)
 # -- QA-Board parity: end
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
@@ -44,12 +54,16 @@ def run(
     input_path: str,
     output_path: Path | None,
     save_manifests_in_database: bool,
+    no_postprocess: bool,
+    keep_previous: bool,
     command: tuple[str, ...],
 ) -> int:
     """Run the entrypoint's run(context) on INPUT; the arguments after INPUT reach it as
     `context.forwarded_args` (as in QA-Board). Without an entrypoint, they are a shell
     COMMAND run with {input_path} and {output_dir} filled in."""
+    del keep_previous  # QA-Board's: see its help
     project = g.project()
+    g.postprocess = not no_postprocess
     if command and project.entrypoint.is_file():
         g.forwarded_args = (*command, *g.forwarded_args)
         command = ()

@@ -25,7 +25,9 @@ Policy
   pool on every worker kills its runs, every unfinished run is CANCELLED.
 - A task Dask gave up on (its workers died more often than the scheduler's
   `allowed-failures`) is FAILED with that reason; another error of a task is ERRORED.
-  Per-batch `local.concurrency` does not apply: the cluster's workers are the capacity.
+  Per-batch `local.concurrency` does not apply: the cluster's workers are the capacity;
+  `concurrency` (QA-Board's --dask-concurrency) caps the runs of the execution at once, by
+  leases taken on the workers (`dask_worker`).
 
 State: the futures by run key, the jobs by Dask key, the results, the keys reported started,
 the results received as events and not yet matched with their future.
@@ -89,17 +91,17 @@ class DaskScheduler:
         decide: Decide | None = None,
         forced: frozenset[str] = frozenset(),
         pack: bool = True,
+        concurrency: int | None = None,
     ) -> None:
-        """`pack`: hand short leaf runs out in packs (`dask_pack`); False: one task per run."""
-        self.pack = pack
+        """`pack`: short leaf runs in packs (`dask_pack`); `concurrency`: runs at once (0: any)."""
+        self.pack, self.concurrency = pack, concurrency or 0
         self.cluster = cluster
         self.events = events
         self.plan = plan
         self.execution_id = execution_id
         self.root = root
         self.scratch = storage / "executions" / f"{execution_id}.dask"
-        self.decide = decide
-        self.forced = forced
+        self.decide, self.forced = decide, forced
         self._by_key = {run.key: run for run in plan.runs}
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._cancelled = False
@@ -203,6 +205,7 @@ class DaskScheduler:
                 plan=self._plan_for(job),
                 forced=job.key in self.forced,
                 settled=settled,
+                leases=self.concurrency,
             )
 
         def argument(key: str) -> Any:

@@ -9,7 +9,8 @@ holds the edges and passes them as arguments), then, in order:
    `needs[x].metrics` expressions, the `$QA_PREVIOUS_BATCH` listing, result reuse);
 4. executes it in a `LocalPool` owned by this worker process for this execution, so a crash,
    a timeout or a cancel kills the run's process, never the Dask worker; a FAILED run is
-   executed again up to `retries`.
+   executed again up to `retries`. With --dask-concurrency N, a run first takes one of the
+   execution's N leases (a `distributed.Semaphore`), so at most N run at once on the cluster.
 
 Attempts survive the worker: each start and end is appended to a small file in the
 execution's scratch folder on the shared storage, with the final result. A task that finds
@@ -30,14 +31,14 @@ import os
 import pickle
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qaflow.worker.context import record_failure
 from qaflow.worker.execute import HOST
-from qaflow.worker.model import RunResult, RunStatus
+from qaflow.worker.model import RunResult, RunStatus, RunTask
 from qaflow.worker.rundir import attempt_dir_of, run_lock
 
 if TYPE_CHECKING:
@@ -107,6 +108,7 @@ class Work:
     plan: Plan | None = None  # the part of the plan that Preparer reads for this run
     forced: bool = False  # --force: never reuse a result made meanwhile
     settled: RunResult | None = None  # decided by the driver, once what it needs succeeded
+    leases: int = 0  # --dask-concurrency: runs of the execution at once on the cluster; 0: any
 
 
 def run_work(work: Work, *upstream: RunResult) -> RunResult:
@@ -157,9 +159,10 @@ def run_many(
     size = int(getattr(getattr(worker, "state", None), "nthreads", 1))
     try:
         with _pooled(execution_id, size) as pool:
+            gated = _Gated(pool, _leases(execution_id, works[0][0].leases))
             flights: dict[concurrent.futures.Future[RunResult], _Attempt] = {}
             for attempt in begun:
-                attempt.submit(pool, flights, worker)
+                attempt.submit(gated, flights, worker)
             while flights:
                 done, _ = concurrent.futures.wait(
                     flights, return_when=concurrent.futures.FIRST_COMPLETED
@@ -174,7 +177,7 @@ def run_many(
                     if result.status is RunStatus.FAILED and attempt.number <= attempt.job.retries:
                         attempt.ledger.end(attempt.number)
                         attempt.number += 1
-                        attempt.submit(pool, flights, worker)
+                        attempt.submit(gated, flights, worker)
                     else:
                         attempt.ledger.end(attempt.number, result)
                         finish(attempt.work, result)
@@ -230,7 +233,7 @@ class _Attempt:
 
     def submit(
         self,
-        pool: LocalPool,
+        pool: _Gated,
         flights: dict[concurrent.futures.Future[RunResult], _Attempt],
         worker: Any,
     ) -> None:
@@ -330,6 +333,67 @@ def _settled(job: Job, status: RunStatus, error: str) -> RunResult:
     return RunResult(job.key, status, error=error, started_at=now, ended_at=now, host=HOST)
 
 
+# ---------------------------------------------------------------- --dask-concurrency
+class _Leases:
+    """At most `count` runs of an execution at once on the whole cluster (QA-Board's
+    --dask-concurrency): a run takes a lease of the execution's `distributed.Semaphore`
+    (held by the scheduler) before this worker's pool starts it, and gives it back when it
+    ends. Runs wait for their lease in threads of their own, so the task's thread goes on
+    recording the runs that end."""
+
+    def __init__(self, execution_id: str, count: int) -> None:
+        from distributed import Semaphore
+
+        self.count = count
+        self.semaphore = Semaphore(max_leases=count, name=f"qaflow-{execution_id}-runs")
+        self.threads = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="qaflow-lease")
+        self.closed = False
+
+    def run(self, pool: LocalPool, task: RunTask, on_start: Callable[[], None]) -> RunResult:
+        while not self.semaphore.acquire(timeout=1):
+            if self.closed:
+                raise RuntimeError("cancelled")
+        try:
+            return pool.submit(task, on_start=on_start).result()
+        finally:
+            with contextlib.suppress(Exception):  # closed meanwhile: nothing to give back
+                self.semaphore.release()
+
+    def close(self) -> None:
+        self.closed = True
+        self.threads.shutdown(wait=False, cancel_futures=True)
+        with contextlib.suppress(Exception):
+            self.semaphore.close()
+
+
+@dataclass
+class _Gated:
+    """The execution's pool on this worker, behind its leases if it has some."""
+
+    pool: LocalPool
+    leases: _Leases | None
+
+    def submit(
+        self, task: RunTask, on_start: Callable[[], None]
+    ) -> concurrent.futures.Future[RunResult]:
+        if self.leases is None:
+            return self.pool.submit(task, on_start=on_start)
+        return self.leases.threads.submit(self.leases.run, self.pool, task, on_start)
+
+
+_LEASES: dict[str, _Leases] = {}
+
+
+def _leases(execution_id: str, count: int) -> _Leases | None:
+    """The execution's leases on this worker (made once, in a task's thread); None: no limit."""
+    if count <= 0:
+        return None
+    with _LOCK:
+        if execution_id not in _LEASES:
+            _LEASES[execution_id] = _Leases(execution_id, count)
+        return _LEASES[execution_id]
+
+
 # ---------------------------------------------------------------- one pool per execution
 @dataclass
 class _Pool:
@@ -376,6 +440,9 @@ def close_pool(execution_id: str, cancel: bool = False) -> None:
     with _LOCK:
         _CLOSED.add(execution_id)
         entry = _POOLS.pop(execution_id, None)
+        leases = _LEASES.pop(execution_id, None)
+    if leases is not None:
+        leases.close()
     if entry is not None:
         entry.pool.shutdown(cancel=cancel)
 
