@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from qaflow.cli.commands.batch import BATCHES_FILE, with_batches_files
+from qaflow.cli.commands.batch_qaboard import BATCHES_FILE, with_batches_files
 from qaflow.cli.commands.status import open_store
 from qaflow.cli.main import Globals
 from qaflow.config.git import git_info

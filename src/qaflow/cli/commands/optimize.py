@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from qaflow.cli.commands.batch import BATCHES_FILE, with_batches_files
+from qaflow.cli.commands.batch_qaboard import BATCHES_FILE, with_batches_files
 from qaflow.cli.main import Globals
 from qaflow.errors import QaflowWarning, UsageError
 
