@@ -41,6 +41,7 @@ from qaflow.execution.settle import Decisions, settle
 from qaflow.interpreter import freeze_planned
 from qaflow.plan.model import SINGLE_RUN_BATCH, BatchSettings, Plan, PlanOptions, RunSpec
 from qaflow.plan.planner import plan, plan_single
+from qaflow.plan.reuse import without_postprocess
 from qaflow.worker.rundir import lock_dir_of
 
 if TYPE_CHECKING:
@@ -442,6 +443,9 @@ def _task(
         job_options=job_options(project, spec, settings, runner, options),
         on_pending=options.action_on_pending,
         postprocess=options.plan.postprocess,
+        postprocess_from=without_postprocess(spec)
+        if options.action_on_existing == "postprocess"
+        else None,
     )
 
 

@@ -46,6 +46,16 @@ def entrypoint_kind(options: PlanOptions) -> str:
     return "entrypoint" if options.postprocess else "entrypoint without postprocess"
 
 
+def without_postprocess(spec: RunSpec) -> str | None:
+    """Where the same run's --no-postprocess result would be (its own fingerprint), for
+    QA-Board's two steps `qa batch --no-postprocess`, then `--action-on-existing
+    postprocess`; None for a run that is not of the entrypoint with postprocess."""
+    if not spec.parts or spec.parts.get("kind") != "entrypoint":
+        return None
+    other = fingerprint_of({**spec.parts, "kind": entrypoint_kind(PlanOptions(postprocess=False))})
+    return str(spec.output_dir.parent / other[:12])
+
+
 class Fingerprints:
     """Computes the fingerprints of a plan's runs (input hashes cached on disk, code versions
     cached per `deps`)."""

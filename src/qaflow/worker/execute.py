@@ -105,15 +105,18 @@ def _execute(
 ) -> RunResult:
     started = time.time()
     attempt = _attempt_of(task, output_dir)
+    source = output_dir
     if task.action == "postprocess" and not (output_dir / "metrics.json").is_file():
-        return _result(
-            task,
-            Outcome(RunStatus.FAILED, error=f"no results to postprocess in {output_dir}"),
-            started,
-            attempt,
-        )
+        source = Path(task.postprocess_from or output_dir)  # QA-Board's two steps
+        if not (source / "metrics.json").is_file():
+            return _result(
+                task,
+                Outcome(RunStatus.FAILED, error=f"no results to postprocess in {output_dir}"),
+                started,
+                attempt,
+            )
     try:
-        _prepare(task, output_dir, attempt, started)
+        _prepare(task, source, attempt, started)
     except (OSError, rundir.UnsafeRunDir) as exc:
         error = f"cannot prepare the output directory {attempt}: {exc}"
         outcome = Outcome(RunStatus.ERRORED, {"is_failed": True}, error)
@@ -155,13 +158,15 @@ def _attempt_of(task: RunTask, output_dir: Path) -> Path:
     return attempt
 
 
-def _prepare(task: RunTask, output_dir: Path, attempt: Path, started: float) -> None:
+def _prepare(task: RunTask, source: Path, attempt: Path, started: float) -> None:
     """A fresh attempt directory: empty with run.json for a run, a copy of the committed
-    result for a postprocess (which must not change the committed files)."""
+    result `source` for a postprocess (which must not change the committed files; when it
+    is the run's --no-postprocess result, run.json then names this run)."""
     rundir.fresh(attempt, Path(task.project_root))  # a previous attempt's files must not mix in
     if task.action != "run":
-        shutil.copytree(output_dir, attempt, symlinks=True, dirs_exist_ok=True)
-        return
+        shutil.copytree(source, attempt, symlinks=True, dirs_exist_ok=True)
+        if task.postprocess_from is None or source != Path(task.postprocess_from):
+            return
     record = task.payload.record(task.key)
     record.update(key=task.key, attempt=task.attempt, started_at=started)
     if task.command is not None:

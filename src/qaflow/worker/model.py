@@ -151,6 +151,9 @@ class RunTask:
     job_options: dict[str, Any] = field(default_factory=dict)  # the batch's `local:`, `lsf:`…
     on_pending: str = "wait"  # --action-on-pending: wait, sync, skip or run
     postprocess: bool = True  # False: QA-Board's --no-postprocess, run() only
+    # --action-on-existing postprocess of a run with no result: the result of the same run
+    # made with --no-postprocess (its own fingerprint), to postprocess instead, if any
+    postprocess_from: str | None = None
 
 
 @dataclass(frozen=True)

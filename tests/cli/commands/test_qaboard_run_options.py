@@ -248,6 +248,34 @@ def test_no_postprocess_skips_postprocess_and_keeps_those_results_apart(proj):
     assert [r["status"] for r in json.loads(forwarded.stdout)] == ["cached", "cached"]
 
 
+def test_postprocess_of_results_made_without_it_as_qaboards_two_steps(proj):
+    """`qa batch --no-postprocess`, then `qa batch --action-on-existing postprocess`: run()
+    once, postprocess() on its results, which then serve a plain `qa batch`."""
+    assert qa(proj, "batch", "pics", "--no-postprocess").returncode == 0
+    assert len(calls(proj, "run")) == 2
+    clear_calls(proj)
+    done = qa(proj, "batch", "pics", "--action-on-existing", "postprocess")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert calls(proj, "run") == []  # postprocess only
+    assert all(m["postprocessed"] is True and m["value"] == 1 for m in metrics_of(proj, "pics"))
+    listed = json.loads(qa(proj, "batch", "pics", "--list").stdout)
+    assert [r["status"] for r in listed] == ["cached", "cached"]
+    for run in listed:  # the files run() wrote are in the postprocessed result, which is the run's
+        folder = Path(run["output_dir"])
+        assert (folder / "out.txt").read_text() == "out"
+        assert json.loads((folder / "run.json").read_text())["fingerprint"] == run["fingerprint"]
+    # the results made without postprocess are unchanged (immutable)
+    apart = json.loads(qa(proj, "batch", "pics", "--no-postprocess", "--list").stdout)
+    assert [r["status"] for r in apart] == ["cached", "cached"]
+    assert not any(
+        json.loads(Path(r["output_dir"], "metrics.json").read_text()).get("postprocessed")
+        for r in apart
+    )
+    # with no result either way, postprocess still says so
+    other = qa(proj, "batch", "only-a", "--action-on-existing", "postprocess")
+    assert other.returncode != 0 and "no results to postprocess" in other.stdout + other.stderr
+
+
 # ---------------------------------------------------------------- --keep-previous
 def test_keep_previous_is_accepted_and_changes_nothing(proj):
     first = qa(proj, "batch", "pics")
