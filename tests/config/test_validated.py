@@ -230,7 +230,7 @@ def test_other_code_does_not_use_what_was_kept(tmp_path, kept, monkeypatch):
     Project.load(root)
     assert not seen  # the same code: read back
     new_process()
-    monkeypatch.setattr(validated, "_code_digests", {None: b"other code".ljust(16)})
+    monkeypatch.setattr(validated, "_code_digests", {(): b"other code".ljust(16)})
     Project.load(root)
     assert seen == [root / "qaboard.yaml"]  # other code: validated again
 

@@ -27,13 +27,8 @@ from qaflow.config.values import (
 )
 from qaflow.errors import BatchSpecError, ConfigError, QaflowWarning
 
-RUNNER_KEYS = {
-    "lsf",
-    "celery",
-    "jenkins",
-    "dask",
-    "windows",
-}  # a batch's runner sections: no warning
+# a batch's runner sections: known to the runners, so no warning
+RUNNER_KEYS = {"lsf", "celery", "jenkins", "dask", "windows"}
 Configs = list[Any] | dict[str, Any] | str | None  # a batch's `configs`, as pydantic checks it
 Database = str | dict[str, str] | None  # a path, or `{linux: …, windows: …}`
 

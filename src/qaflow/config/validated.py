@@ -35,10 +35,10 @@ T = TypeVar("T")
 MARSHAL_VERSION = 2  # no back-references: equal documents always encode to equal bytes
 MAX_ENTRIES = 512  # validations kept per project (the latest)
 MAX_FILES = 256  # projects kept (the most recently written)
-_CODE = ("models.py", "schema.py", "values.py", "batch_errors.py", "project.py")
+_CODE = ("models.py", "schema.py", "values.py", "batch_errors.py")  # what validates, in config/
 
 _projects: dict[str, _Kept] = {}  # project root -> what is kept for it, read once
-_code_digests: dict[Path | None, bytes] = {}  # the validating code's digest, computed once
+_code_digests: dict[tuple[Path, ...], bytes] = {}  # the validating code's digest, computed once
 
 
 class _Kept:
@@ -57,12 +57,12 @@ def cached(
     validate: Callable[[], T],
     *,
     root: Path,
-    code: Path | None = None,
+    code: tuple[Path, ...] = (),
 ) -> T:
     """`validate()`'s result for document `data` (a `kind` of document, from `where`, in the
     project at `root`): kept from an earlier process when the same document was validated by
     the same code (its warnings shown again), else computed and kept. `code`: the validating
-    module, when it is not one of the config layer's (whose sources are always covered)."""
+    modules outside the config layer (whose validating sources are always covered)."""
     if os.environ.get("QA_CONFIG_CACHE") == "0":
         return validate()
     try:
@@ -153,13 +153,13 @@ def _read(path: Path) -> dict[bytes, bytes]:
     return entries if isinstance(entries, dict) else {}
 
 
-def _code(extra: Path | None) -> bytes:
+def _code(extra: tuple[Path, ...]) -> bytes:
     """A digest of the code that validates (the config layer's, and `extra`): kept results of
     other code are not used."""
     if extra not in _code_digests:
         here = Path(__file__).parent
         digest = hashlib.blake2b(digest_size=16)
-        for path in (*(here / name for name in _CODE), *([extra] if extra else [])):
+        for path in (*(here / name for name in _CODE), *extra):
             digest.update(path.read_bytes())
         _code_digests[extra] = digest.digest()
     return _code_digests[extra]

@@ -158,7 +158,10 @@ class Metrics:
             data,
             lambda: _validate(path, data),
             root=path.parent,
-            code=Path(__file__).with_name("metrics_file.py"),
+            code=(
+                Path(__file__).with_name("metrics_file.py"),
+                Path(__file__).with_name("tolerance.py"),
+            ),
         )
         return cls(
             available={key: _spec(key, entry) for key, entry in settings["available"].items()},
