@@ -266,27 +266,32 @@ def test_a_no_op_re_run_is_recorded_whole_and_finished(project, store_url):
     assert [run.key for run in runs] == [spec.key for spec in again.plan.runs]
 
 
+def qa_importing(root: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """A real `qa` process in `root`, and the modules it imported."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "qaflow", "-C", str(root), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    imported = {
+        line.rpartition("|")[2].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    return done, imported
+
+
 def test_a_no_op_re_run_of_the_default_store_needs_no_sqlalchemy(project):
     """The default SQLite store is read and written through sqlite3 when nothing runs
     (store/direct.py): the `qa` process imports no SQLAlchemy, and what it recorded reads
     back through the Store as a whole, finished execution."""
     root = make(project)
     first = qaflow.batch("ok", project=root, reporter=RecordingReporter())
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    qa = ["-m", "qaflow", "-C", str(root), "--label", "again", "batch", "ok"]
-    again = subprocess.run(
-        [sys.executable, "-X", "importtime", *qa],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    again, imported = qa_importing(root, "--label", "again", "batch", "ok")
     assert again.returncode == 0, again.stderr[-2000:]
-    imported = {
-        line.rpartition("|")[2].strip()
-        for line in again.stderr.splitlines()
-        if line.startswith("import time:")
-    }
     assert "qaflow.store.direct" in imported
     assert not {name for name in imported if name.split(".")[0] in ("sqlalchemy", "alembic")}
     assert len(calls(root)) == len(first.runs())  # nothing executed the second time
@@ -297,3 +302,44 @@ def test_a_no_op_re_run_of_the_default_store_needs_no_sqlalchemy(project):
     assert record.counts == {"cached": len(first.runs())}
     assert [run.key for run in runs] == [spec.key for spec in first.plan.runs]
     assert {run.fingerprint for run in runs} == {spec.fingerprint for spec in first.plan.runs}
+
+
+def test_an_execution_on_the_default_store_needs_no_sqlalchemy(project):
+    """A project's first `qa batch` creates the default SQLite store and records its
+    execution through sqlite3 (store/direct.py): no SQLAlchemy imported, and every start,
+    result and the end read back through the Store."""
+    root = make(project)
+    mixed, imported = qa_importing(root, "--label", "mixed", "batch", "mixed")
+    assert mixed.returncode == 1, mixed.stderr[-2000:]  # bad.txt fails
+    assert "qaflow.store.direct" in imported
+    assert not {name for name in imported if name.split(".")[0] in ("sqlalchemy", "alembic")}
+    with Store.open(None, storage=Project.discover(root).storage) as store:
+        [record] = store.lookups.executions(label="mixed")
+        runs = {Path(run.input_path or "").name: run for run in store.lookups.runs(record.id)}
+    assert record.status == "failed" and record.ended_at and record.pid and record.heartbeat_at
+    assert record.counts == {"succeeded": 1, "failed": 1}
+    good, bad = runs["a.txt"], runs["bad.txt"]
+    assert good.status is RunStatus.SUCCEEDED and good.metrics["size"] == 5
+    assert good.metrics["nested"] == {"a": [1, 2.5, "é"]} and good.host and good.fingerprint
+    assert good.started_at and good.ended_at and good.started_at <= good.ended_at
+    assert (Path(good.output_dir) / "out.txt").read_text() == "a.txta.txt"
+    assert bad.status is RunStatus.FAILED and "cannot process bad.txt" in (bad.error or "")
+
+
+class Breaking(RecordingReporter):
+    """A reporter that fails once a run finished: the driver fails after recording."""
+
+    def run_finished(self, run, result):  # type: ignore[no-untyped-def]
+        raise OSError("the terminal is gone")
+
+
+def test_a_driver_failing_on_the_default_store_records_its_execution_interrupted(project):
+    root = make(project)
+    qaflow.batch("ok", project=root, reporter=RecordingReporter())  # creates the store
+    with pytest.raises(OSError, match="the terminal is gone"):
+        qaflow.batch("mixed", project=root, reporter=Breaking(), label="broken")
+    with Store.open(None, storage=Project.discover(root).storage) as store:
+        [record] = store.lookups.executions(label="broken")
+        runs = store.lookups.runs(record.id)
+    assert record.status == "interrupted" and record.ended_at
+    assert all(run.status.finished for run in runs)

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,7 @@ from qaflow.execution.interrupts import handled
 from qaflow.execution.model import Cancellation, Execution, Job, Options, Run, RunResult, RunTask
 from qaflow.execution.preflight import Preflight, preflight
 from qaflow.execution.prepare import payload_of
+from qaflow.execution.recorder import ended_on_error
 from qaflow.execution.reserve import SpaceReserve
 from qaflow.execution.settle import Decisions, settle
 from qaflow.interpreter import freeze_planned
@@ -155,74 +157,73 @@ def execute(
     """
     checks = preflight(project, the_plan, options)
     reporter = _publishing(reporter, options)
-    decisions = None
-    if execution_id is None:  # a no-op re-run needs neither SQLAlchemy nor a backend
-        from qaflow.store.direct import DirectStore
-
-        direct = DirectStore.open(project.database_url, project.storage)
-        if direct is not None:
-            with direct:
-                decisions = settle(the_plan, options, direct)
-                if len(decisions.settled) == len(the_plan.runs):
-                    return _settled_execution(
-                        direct, project, the_plan, options, decisions, reporter
-                    )
-    from qaflow.execution.backends import (
-        backend_for,  # the local pool's modules: not for `qa --help`
+    drive = functools.partial(
+        _drive,
+        project=project,
+        the_plan=the_plan,
+        options=options,
+        checks=checks,
+        reporter=reporter,
+        pool=pool,
+        cancellation=cancellation,
     )
+    from qaflow.store.direct import DirectStore  # SQLite's default file, without SQLAlchemy
+
+    direct = DirectStore.open(project.database_url, project.storage, create=True)
+    if direct is not None:
+        with direct:
+            return drive(direct, settle(the_plan, options, direct), execution_id)
     from qaflow.store import Store
 
     with Store.open(project.database_url, storage=project.storage) as store:
-        if decisions is None:
-            decisions = settle(the_plan, options, store)
-        if execution_id is None and len(decisions.settled) == len(the_plan.runs):
-            return _settled_execution(store, project, the_plan, options, decisions, reporter)
-        with backend_for(project, the_plan, options, checks, decisions, pool) as backend:
-            execution_id = _record(store, project, options, execution_id)
-            reserve = SpaceReserve(project.storage) if store.sqlite else None
-            if reserve is not None:
-                reserve.keep()
-            events = _events(store, execution_id, decisions, reporter, options, reserve)
-            with _ended_on_error(store, execution_id, events):
-                jobs = _jobs(project, the_plan, options, checks, decisions.settled, execution_id)
-                settled = _settled_runs(the_plan, decisions.settled)
-                started = time.time()
-                events.execution_started(execution_id, the_plan)
-                runner = backend.runner(events=events, execution_id=execution_id)
-                with _signals(runner, events, cancellation):
-                    results = _run(backend, runner, jobs, settled)
-                    execution = Execution(
-                        id=execution_id,
-                        label=options.label,
-                        plan=the_plan,
-                        results=results,
-                        storage=project.storage,
-                        started_at=started,
-                    )
-                    return _finish(events, execution)
+        decisions = settle(the_plan, options, store)
+        return drive(store, decisions, execution_id)
 
 
-@contextlib.contextmanager
-def _ended_on_error(store: Store, execution_id: str, events: Reporters) -> Iterator[None]:
-    """An execution that fails after it was recorded (a full disk, a bug) is recorded
-    interrupted, its unfinished runs too, rather than left "running" until someone looks.
-    The recorder writes what it holds first (a run's start must not come after). Best
-    effort: the store may be what failed."""
-    try:
-        yield
-    except BaseException:
-        from qaflow.execution.background import settle as settle_ended
-        from qaflow.worker.model import RunStatus
+def _drive(
+    store: Store | DirectStore,
+    decisions: Decisions,
+    execution_id: str | None,
+    *,
+    project: Project,
+    the_plan: Plan,
+    options: Options,
+    checks: Preflight,
+    reporter: Any,
+    pool: LocalPool | None,
+    cancellation: Cancellation | None,
+) -> Execution:
+    """Record the execution (whole when every run is settled: a no-op re-run), run it on
+    its backend, report it."""
+    if execution_id is None and len(decisions.settled) == len(the_plan.runs):
+        return _settled_execution(store, project, the_plan, options, decisions, reporter)
+    from qaflow.execution.backends import (
+        backend_for,  # the local pool's modules: not for `qa --help`
+    )
 
-        for sink in events.reporters:
-            flush = getattr(sink, "flush", None)
-            with contextlib.suppress(Exception):
-                if callable(flush):
-                    flush()
-        with contextlib.suppress(Exception):
-            if store.lookups.execution(execution_id).status == "running":
-                settle_ended(store, execution_id, RunStatus.INTERRUPTED, "its driver failed")
-        raise
+    with backend_for(project, the_plan, options, checks, decisions, pool) as backend:
+        execution_id = _record(store, project, options, execution_id)
+        reserve = SpaceReserve(project.storage) if store.sqlite else None
+        if reserve is not None:
+            reserve.keep()
+        events = _events(store, execution_id, decisions, reporter, options, reserve)
+        with ended_on_error(store, execution_id, events):
+            jobs = _jobs(project, the_plan, options, checks, decisions.settled, execution_id)
+            settled = _settled_runs(the_plan, decisions.settled)
+            started = time.time()
+            events.execution_started(execution_id, the_plan)
+            runner = backend.runner(events=events, execution_id=execution_id)
+            with _signals(runner, events, cancellation):
+                results = _run(backend, runner, jobs, settled)
+                execution = Execution(
+                    id=execution_id,
+                    label=options.label,
+                    plan=the_plan,
+                    results=results,
+                    storage=project.storage,
+                    started_at=started,
+                )
+                return _finish(events, execution)
 
 
 def _signals(
@@ -244,7 +245,9 @@ def _close_display(events: Reporters) -> None:
             close()
 
 
-def _record(store: Store, project: Project, options: Options, execution_id: str | None) -> str:
+def _record(
+    store: Store | DirectStore, project: Project, options: Options, execution_id: str | None
+) -> str:
     """The execution's id: a new record, or the one recorded by `qa batch --no-wait`."""
     if execution_id is not None:
         store.writes.adopt_execution(execution_id, pid=os.getpid(), host=socket.gethostname())
@@ -322,7 +325,7 @@ def _publishing(reporter: Any, options: Options) -> Any:
 
 
 def _events(
-    store: Store,
+    store: Store | DirectStore,
     execution_id: str,
     decisions: Decisions,
     reporter: Any,

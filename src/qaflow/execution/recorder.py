@@ -5,7 +5,8 @@ and writes it in one transaction (`Writes.record`), at most every `interval` sec
 2,000-run batch then costs tens of commits instead of 4,000, and the scheduler never waits
 on the database. Each transaction is atomic, so a killed driver leaves the store consistent:
 it only lacks the last fraction of a second of events. A run is recorded as finished only
-after its result (and metrics.json) exists.
+after its result (and metrics.json) exists. `ended_on_error`: an execution whose driver
+fails after recording it is recorded interrupted, not left "running".
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from qaflow.execution.reserve import disk_full
@@ -25,7 +26,9 @@ from qaflow.worker.model import RunResult
 
 if TYPE_CHECKING:
     from qaflow.execution.model import Execution
+    from qaflow.execution.report import Reporters
     from qaflow.store import Store
+    from qaflow.store.direct import DirectStore
 
 HOST = socket.gethostname()
 HEARTBEAT = 5.0  # seconds between signs of life of a driver; `qa status` allows several missed
@@ -52,7 +55,7 @@ class StoreRecorder:
     def __init__(
         self,
         *,
-        store: Store,
+        store: Store | DirectStore,
         execution_id: str,
         interval: float = 0.2,
         heartbeat: float = HEARTBEAT,
@@ -191,3 +194,39 @@ class StoreRecorder:
             if not (disk_full(exc) and self.on_full is not None and self.on_full()):
                 raise
             write()
+
+
+@contextlib.contextmanager
+def ended_on_error(
+    store: Store | DirectStore, execution_id: str, events: Reporters
+) -> Iterator[None]:
+    """An execution that fails after it was recorded (a full disk, a bug) is recorded
+    interrupted, its unfinished runs too, rather than left "running" until someone looks.
+    The recorder writes what it holds first (a run's start must not come after). Best
+    effort: the store may be what failed."""
+    try:
+        yield
+    except BaseException:
+        from qaflow.execution.background import settle as settle_ended
+        from qaflow.worker.model import RunStatus
+
+        for sink in events.reporters:
+            flush = getattr(sink, "flush", None)
+            with contextlib.suppress(Exception):
+                if callable(flush):
+                    flush()
+        with contextlib.suppress(Exception), _full(store) as full:
+            if full.lookups.execution(execution_id).status == "running":
+                settle_ended(full, execution_id, RunStatus.INTERRUPTED, "its driver failed")
+        raise
+
+
+@contextlib.contextmanager
+def _full(store: Store | DirectStore) -> Iterator[Store]:
+    """The store with all its queries: a `DirectStore`'s file opened as `Store`."""
+    full = getattr(store, "full", None)
+    if full is None:
+        yield store  # type: ignore[misc]
+        return
+    with full() as opened:
+        yield opened

@@ -12,8 +12,9 @@ Layout, by consumer (each query module returns the plain records of `records.py`
 - `queries.py`: the query pieces they share; `models.py`: the tables; `engine.py`: URLs,
   engines, errors, schema upgrades; `codec.py`: JSON values, the schema revision, SQLite
   settings (no SQLAlchemy); `migrations/`: Alembic.
-- `direct.py`: `DirectStore`, the default SQLite file through sqlite3 for a no-op re-run
-  (every planned run reused): the lookup and the one write it needs, without SQLAlchemy.
+- `direct.py`: `DirectStore`, the default SQLite file through sqlite3 for a driver: the
+  lookup of reusable results and the driver's and recorder's writes, without SQLAlchemy;
+  it creates a new store from `sqlite_schema.py` (the head schema as SQLite statements).
 The store imports only lower phases (config, worker): never run, results, web or cli.
 
 Policy

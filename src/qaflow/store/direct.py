@@ -1,15 +1,21 @@
 """The run store's SQLite file through Python's sqlite3, without SQLAlchemy: the calls of a
-no-op re-run, where importing SQLAlchemy (~150 ms) was most of the process's time.
+`qa batch` driving its execution in the foreground, where importing SQLAlchemy (~150 ms,
+more under load) was most of a no-op re-run's time and a good part of a short execution's.
 
 Policy
 - `DirectStore.open` opens only the default SQLite file of the storage folder, and only when
-  it exists at SCHEMA_REVISION; otherwise it answers None and the caller opens `Store`,
-  which creates, migrates or refuses the database and names what is wrong.
+  it exists at SCHEMA_REVISION, or (`create`) does not exist yet: it is then created as
+  `Store` creates it (`sqlite_schema`). Otherwise it answers None and the caller opens
+  `Store`, which migrates or refuses the database and names what is wrong.
 - It answers and writes exactly what `Store` would: `lookups.succeeded` is the same query
-  (served by the (fingerprint, status) index); `writes.create_settled_execution` inserts
-  the same rows (`records.execution_row`, `records.run_rows`, JSON by `codec.dumps`) in one
-  transaction. Same SQLite settings (`codec.SQLITE_PRAGMAS`) and locking: reads in BEGIN,
-  writes in BEGIN IMMEDIATE, so concurrent writers wait on the busy timeout.
+  (served by the (fingerprint, status) index); its writes (`create_settled_execution`,
+  `create_execution`, `adopt_execution`, `add_runs`, `record`, `heartbeat`,
+  `finish_execution`: the driver's and the recorder's) are `Writes`' statements on the
+  same rows and parameters (`records`: `execution_row`, `run_rows`, `start_params`,
+  `finish_params`; JSON by `codec.dumps`), one transaction per call. Same SQLite settings (`codec.SQLITE_PRAGMAS`)
+  and locking: reads in BEGIN, writes in BEGIN IMMEDIATE, so concurrent writers wait on
+  the busy timeout.
+- What else a driver may need (settling its runs after a failure) opens `Store`: `full()`.
 - Errors leave as StoreErrors worded as `Store`'s ("Could not … in the run store at …").
 """
 
@@ -18,14 +24,25 @@ from __future__ import annotations
 import contextlib
 import secrets
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
 from qaflow.config.git import GitInfo
 from qaflow.errors import StoreError
-from qaflow.store.codec import CHUNK, SCHEMA_REVISION, SQLITE_PRAGMAS, dumps
-from qaflow.store.records import OK, run_rows, settled_execution_row
+from qaflow.store.codec import CHUNK, SCHEMA_REVISION, SQLITE_PRAGMAS, dumps, loads
+from qaflow.store.records import (
+    OK,
+    execution_row,
+    finish_params,
+    finished_status,
+    run_rows,
+    settled_execution_row,
+    start_params,
+)
+from qaflow.store.sqlite_schema import STATEMENTS
 from qaflow.worker.model import RunResult
 
 # the JSON columns of models.EXECUTIONS and models.RUNS (a test keeps them equal)
@@ -34,33 +51,37 @@ RUN_JSON = frozenset({"configurations", "params", "metrics", "spec"})
 
 
 class DirectStore:
-    """The default SQLite store, opened with sqlite3 for a no-op re-run. It offers the part of
-    `Store`'s interface that such a run uses: `lookups.succeeded`,
-    `writes.create_settled_execution`, `sqlite`, `shown_url`, `close`."""
+    """The default SQLite store, opened with sqlite3 for a driver. It offers the part of
+    `Store`'s interface that a driver and its recorder use: `lookups.succeeded`, `writes.*`
+    (below), `sqlite`, `shown_url`, `close`; and `full()` for the rest."""
 
     sqlite = True
 
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self._connection = connection
+        self._lock = threading.Lock()  # the driver and its recorder's thread share it
+        self.path = path
         self.shown_url = f"sqlite:///{path}"  # as SQLAlchemy renders the file's URL
         self.lookups = self
         self.writes = self
 
     @classmethod
-    def open(cls, database_url: str | None, storage: Path) -> Self | None:
+    def open(cls, database_url: str | None, storage: Path, *, create: bool = False) -> Self | None:
         """The store of the default file `storage/qaflow.db` when it exists at the schema
-        revision this code needs; None otherwise (the caller opens `Store`)."""
+        revision this code needs, or, with `create`, when it does not exist yet (it is then
+        created at that revision); None otherwise (the caller opens `Store`)."""
         path = storage / "qaflow.db"
-        if database_url is not None or not path.is_file():
+        if database_url is not None:
             return None
+        if not path.is_file():
+            return cls._create(path) if create else None
         try:
-            connection = sqlite3.connect(path, isolation_level=None)
+            connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error:
             return None
         try:  # the revision first: a file that is no store is left as it is, to Store
             connection.execute(SQLITE_PRAGMAS[0])  # busy_timeout: wait for a writer
-            rows = connection.execute("SELECT version_num FROM alembic_version").fetchall()
-            if ",".join(sorted(str(row[0]) for row in rows)) != SCHEMA_REVISION:
+            if _revision(connection) != SCHEMA_REVISION:
                 connection.close()
                 return None
             for pragma in SQLITE_PRAGMAS[1:]:
@@ -70,8 +91,48 @@ class DirectStore:
             return None
         return cls(connection, path)
 
+    @classmethod
+    def _create(cls, path: Path) -> Self | None:
+        """A new store at `path`, at the head revision (`sqlite_schema`), as `Store` creates
+        one: in one transaction holding the write lock, the revision read again under it
+        (another process may have created it meanwhile). None when anything is off: `Store`
+        then creates it, or says what is wrong."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        except (OSError, sqlite3.Error):
+            return None
+        try:
+            connection.execute(SQLITE_PRAGMAS[0])
+            _switch_to_wal(connection)
+            for pragma in SQLITE_PRAGMAS[2:]:
+                connection.execute(pragma)
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                tables = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                if not tables.fetchall():
+                    for statement in STATEMENTS:
+                        connection.execute(statement)
+                elif _revision(connection) != SCHEMA_REVISION:
+                    raise sqlite3.DatabaseError("not a store at the head revision: left to Store")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+        except sqlite3.Error:
+            connection.close()
+            return None
+        return cls(connection, path)
+
     def close(self) -> None:
-        self._connection.close()
+        with self._lock:
+            self._connection.close()
+
+    def full(self) -> Any:
+        """`Store` on the same file, for what this class does not do (the caller closes it)."""
+        from qaflow.store import Store
+
+        return Store.open(None, storage=self.path.parent)
 
     def __enter__(self) -> Self:
         return self
@@ -85,13 +146,14 @@ class DirectStore:
         become StoreErrors naming `what`."""
         connection = self._connection
         try:
-            connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                yield connection
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
+            with self._lock:
+                connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    yield connection
+                except BaseException:
+                    connection.execute("ROLLBACK")
+                    raise
+                connection.execute("COMMIT")
         except sqlite3.Error as error:
             raise StoreError(
                 f"Could not {what} in the run store at {self.shown_url}: {_reason(error)}"
@@ -152,6 +214,128 @@ class DirectStore:
                 _insert(connection, "runs", runs, RUN_JSON)
         return execution_id
 
+    def create_execution(
+        self,
+        *,
+        label: str,
+        project: str,
+        argv: list[str],
+        git: GitInfo,
+        pid: int | None,
+        host: str | None,
+    ) -> str:
+        """As `Writes.create_execution`: a new execution, running; its new id."""
+        row = execution_row(label, project, argv, git, pid, host, started_at=time.time())
+        with self._transaction("create an execution", write=True) as connection:
+            execution_id = _new_id(connection)
+            _insert(connection, "executions", [{"id": execution_id, **row}], EXECUTION_JSON)
+        return execution_id
+
+    def add_runs(
+        self,
+        execution_id: str,
+        specs: Sequence[dict[str, Any]],
+        *,
+        fingerprints: Sequence[str | None] | None = None,
+        results: Mapping[str, RunResult] | None = None,
+    ) -> None:
+        """As `Writes.add_runs`: the planned runs, PENDING or settled, in one transaction."""
+        rows = run_rows(execution_id, specs, fingerprints, results)
+        with self._transaction(f"add runs to execution {execution_id}", write=True) as connection:
+            self._known(connection, execution_id)
+            if rows:
+                _insert(connection, "runs", rows, RUN_JSON)
+
+    def record(
+        self,
+        execution_id: str,
+        *,
+        started: Sequence[tuple[str, float, str, int]] = (),
+        finished: Sequence[RunResult] = (),
+        parts: Sequence[tuple[str, dict[str, Any]]] = (),
+    ) -> None:
+        """As `Writes.record`: runs started, then runs finished, then final fingerprints'
+        parts, in one transaction."""
+        starts = start_params(execution_id, started)
+        ends = [
+            {**p, "metrics": dumps(p["metrics"])} for p in finish_params(execution_id, finished)
+        ]
+        what = f"record {len(starts)} starts and {len(ends)} results of execution {execution_id}"
+        with self._transaction(what, write=True) as connection:
+            if starts:
+                connection.executemany(_STARTED, starts)
+            if ends:
+                connection.executemany(_FINISHED, ends)
+            for key, made_of in parts:
+                where = {"e": execution_id, "k": key}
+                row = connection.execute(_SPEC, where).fetchone()
+                spec = loads(row[0]) if row is not None else None
+                if isinstance(spec, dict):
+                    new = dumps({**spec, "fingerprint_parts": made_of})
+                    connection.execute(_SET_SPEC, {**where, "spec": new})
+
+    def adopt_execution(self, execution_id: str, *, pid: int, host: str) -> None:
+        """As `Writes.adopt_execution`: this process drives the execution from now on."""
+        with self._transaction(f"adopt execution {execution_id}", write=True) as connection:
+            changed = connection.execute(
+                "UPDATE executions SET pid = ?, host = ?, heartbeat_at = ?, status = 'running' "
+                "WHERE id = ?",
+                (pid, host, time.time(), execution_id),
+            ).rowcount
+        if not changed:
+            raise self._no_execution(execution_id)
+
+    def heartbeat(self, execution_id: str) -> None:
+        """As `Writes.heartbeat`: the execution's driver is alive."""
+        what = f"record a heartbeat of execution {execution_id}"
+        with self._transaction(what, write=True) as connection:
+            changed = connection.execute(
+                "UPDATE executions SET heartbeat_at = ? WHERE id = ?", (time.time(), execution_id)
+            ).rowcount
+        if not changed:
+            raise self._no_execution(execution_id)
+
+    def finish_execution(
+        self, execution_id: str, status: str, *, ended_at: float | None = None
+    ) -> None:
+        """As `Writes.finish_execution`: how the execution ended."""
+        value = finished_status(status)
+        when = time.time() if ended_at is None else ended_at
+        with self._transaction(f"finish execution {execution_id}", write=True) as connection:
+            changed = connection.execute(
+                "UPDATE executions SET status = ?, ended_at = ? WHERE id = ?",
+                (value, when, execution_id),
+            ).rowcount
+        if not changed:
+            raise self._no_execution(execution_id)
+
+    def _known(self, connection: sqlite3.Connection, execution_id: str) -> None:
+        found = connection.execute("SELECT 1 FROM executions WHERE id = ?", (execution_id,))
+        if found.fetchone() is None:
+            raise self._no_execution(execution_id)
+
+    def _no_execution(self, ref: str) -> StoreError:
+        return StoreError(  # as `Database.no_execution`
+            f"There is no execution {ref!r} (nor one whose id starts with it) in the run store "
+            f"at {self.shown_url}."
+        )
+
+
+_BY_KEY = "WHERE execution_id = :b_execution_id AND key = :b_key"
+_STARTED = (
+    "UPDATE runs SET status = :status, started_at = :started_at, host = :host, "
+    f"attempt = :attempt, ended_at = :ended_at, error = :error {_BY_KEY}"
+)
+_FINISHED = (  # an unknown start time, host… (NULL) keeps the stored one
+    "UPDATE runs SET status = :status, metrics = :metrics, error = :error, "
+    "ended_at = :ended_at, attempt = :attempt, "
+    "started_at = coalesce(:b_started_at, started_at), host = coalesce(:b_host, host), "
+    "output_dir = coalesce(:b_output_dir, output_dir), "
+    f"fingerprint = coalesce(:b_fingerprint, fingerprint) {_BY_KEY}"
+)
+_SPEC = "SELECT spec FROM runs WHERE execution_id = :e AND key = :k"
+_SET_SPEC = "UPDATE runs SET spec = :spec WHERE execution_id = :e AND key = :k"
+
 
 def _insert(
     connection: sqlite3.Connection,
@@ -179,6 +363,29 @@ def _new_id(connection: sqlite3.Connection) -> str:
         taken = connection.execute("SELECT 1 FROM executions WHERE id = ?", (candidate,))
         if taken.fetchone() is None:
             return candidate
+
+
+def _revision(connection: sqlite3.Connection) -> str:
+    """The database's schema revision (sqlite3.Error without Alembic's table)."""
+    rows = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+    return ",".join(sorted(str(row[0]) for row in rows))
+
+
+def _switch_to_wal(connection: sqlite3.Connection, *, seconds: float = 30.0) -> None:
+    """SQLITE_PRAGMAS' journal mode. Two processes switching a new file to WAL at once: SQLite
+    says "locked" at once instead of waiting on the busy timeout; waiting a little and
+    trying again is all it takes (as `Store` does)."""
+    deadline = time.monotonic() + seconds
+    delay = 0.01
+    while True:
+        try:
+            connection.execute(SQLITE_PRAGMAS[1])
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
 
 
 def _reason(error: sqlite3.Error) -> str:

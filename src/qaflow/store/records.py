@@ -7,6 +7,7 @@ SQLAlchemy row, no type of a higher phase (a comparison builds its `CompareRun` 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -197,6 +198,57 @@ def run_rows(
     return [
         run_row(execution_id, s, f, settled.get(str(s["id"])))
         for s, f in zip(specs, prints, strict=True)
+    ]
+
+
+def finished_status(status: object) -> str:
+    """An execution's final status as stored (a str Enum is welcome too); ValueError if it
+    is not one, or is "running"."""
+    value = str(getattr(status, "value", status))
+    if value not in EXECUTION_STATUSES or value == "running":
+        raise ValueError(f"finish_execution: invalid status {value!r}")
+    return value
+
+
+def start_params(
+    execution_id: str, started: Sequence[tuple[str, float, str, int]]
+) -> list[dict[str, Any]]:
+    """The parameters of `record`'s run-started update, one per (key, started_at, host,
+    attempt): RUNNING, its last end and error cleared. `b_` ones find the run."""
+    return [
+        {
+            "b_execution_id": execution_id,
+            "b_key": key,
+            "status": RunStatus.RUNNING.value,
+            "started_at": at,
+            "host": host,
+            "attempt": attempt,
+            "ended_at": None,
+            "error": None,
+        }
+        for key, at, host, attempt in started
+    ]
+
+
+def finish_params(execution_id: str, finished: Sequence[RunResult]) -> list[dict[str, Any]]:
+    """The parameters of `record`'s run-finished update, one per result. An unset start
+    time, host, output dir or fingerprint (None) keeps the stored one."""
+    now = time.time()
+    return [
+        {
+            "b_execution_id": execution_id,
+            "b_key": r.key,
+            "status": RunStatus(r.status).value,
+            "metrics": r.metrics,
+            "error": r.error,
+            "ended_at": r.ended_at or now,
+            "attempt": r.attempt,
+            "b_started_at": r.started_at or None,
+            "b_host": r.host or None,
+            "b_output_dir": r.output_dir or None,
+            "b_fingerprint": r.fingerprint or None,
+        }
+        for r in finished
     ]
 
 

@@ -26,10 +26,12 @@ from qaflow.store.codec import CHUNK
 from qaflow.store.models import EXECUTIONS, RUNS
 from qaflow.store.queries import exists
 from qaflow.store.records import (
-    EXECUTION_STATUSES,
     execution_row,
+    finish_params,
+    finished_status,
     run_rows,
     settled_execution_row,
+    start_params,
 )
 from qaflow.worker.model import RunResult, RunStatus
 
@@ -133,9 +135,7 @@ class Writes:
         self, execution_id: str, status: str, *, ended_at: float | None = None
     ) -> None:
         """Record how the execution ended (its runs' statuses are set separately)."""
-        status = str(getattr(status, "value", status))  # a str Enum is welcome too
-        if status not in EXECUTION_STATUSES or status == "running":
-            raise ValueError(f"finish_execution: invalid status {status!r}")
+        status = finished_status(status)
         when = time.time() if ended_at is None else ended_at
         with self._db.transaction(f"finish execution {execution_id}") as connection:
             changed = connection.execute(
@@ -213,35 +213,8 @@ class Writes:
         What a busy driver calls instead of one transaction per event: the same updates,
         executed as two executemany statements, so a batch of 2,000 runs costs a few commits.
         """
-        starts = [
-            {
-                "b_execution_id": execution_id,
-                "b_key": key,
-                "status": RunStatus.RUNNING.value,
-                "started_at": at,
-                "host": host,
-                "attempt": attempt,
-                "ended_at": None,
-                "error": None,
-            }
-            for key, at, host, attempt in started
-        ]
-        ends = [
-            {
-                "b_execution_id": execution_id,
-                "b_key": r.key,
-                "status": RunStatus(r.status).value,
-                "metrics": r.metrics,
-                "error": r.error,
-                "ended_at": r.ended_at or time.time(),
-                "attempt": r.attempt,
-                "b_started_at": r.started_at or None,
-                "b_host": r.host or None,
-                "b_output_dir": r.output_dir or None,
-                "b_fingerprint": r.fingerprint or None,
-            }
-            for r in finished
-        ]
+        starts = start_params(execution_id, started)
+        ends = finish_params(execution_id, finished)
         with self._db.transaction(
             f"record {len(starts)} starts and {len(ends)} results of execution {execution_id}"
         ) as connection:

@@ -286,8 +286,9 @@ def serve(conn: Connection, alive: Connection, env: dict[str, str], cwd: str) ->
         if task is None:
             return
         result = _serve_one(task, owner)
-        # a command runs as a child process: no code of the run ran in this interpreter
-        problems = state.restore(namespaces=task.command is None)
+        # a command runs as a child process: no code of the run ran in this interpreter,
+        # so nothing of its state can have changed (env and cwd are put back by `isolated`)
+        problems = state.restore() if task.command is None else []
         try:
             if problems:
                 conn.send(RETIRING)

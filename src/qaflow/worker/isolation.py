@@ -2,7 +2,8 @@
 
 A worker executes run after run. What one run changes of the process must not reach the
 next, and what it starts must not outlive it:
-- `ProcessState.capture()` at the worker's start, `restore()` after each run: resource
+- `ProcessState.capture()` at the worker's start, `restore()` after each run that ran
+  Python in the worker (not after a command, which runs as a child process): resource
   limits, umask, signal handlers, the signal mask and pending timers, the recursion limit,
   the socket default timeout, the locale, gc settings, trace/profile hooks, warnings
   filters, and the attributes (module globals, class attributes) of every module loaded
@@ -114,7 +115,8 @@ def end_descendants() -> int:
     ended: set[int] = set()
     deadline = time.monotonic() + _KILL_DEADLINE
     while True:
-        _reap()
+        if not _reap():  # no child at all, so no descendant: orphans are re-parented to us
+            return len(ended)
         living = [pid for pid in descendants(me) if not _zombie(pid)]
         if not living or time.monotonic() > deadline:
             _reap()
@@ -126,15 +128,16 @@ def end_descendants() -> int:
         time.sleep(0.005)
 
 
-def _reap() -> None:
-    """Collect the exit status of every child that ended (adopted orphans included)."""
+def _reap() -> bool:
+    """Collect the exit status of every child that ended (adopted orphans included); whether
+    a child is left (one still running)."""
     while True:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return
+            return False
         if pid == 0:
-            return
+            return True
 
 
 def _zombie(pid: int) -> bool:
@@ -200,16 +203,12 @@ class ProcessState:
             watcher=watcher,
         )
 
-    def restore(self, *, namespaces: bool = True) -> list[str]:
-        """Put the state back; what could not be (the worker should then retire).
-
-        `namespaces`: also put back the modules' attributes (most of the cost, ~3 ms); a run
-        that ran no Python in this process (a command, run as a child process) cannot have
-        changed them, so after it the caller may say False."""
+    def restore(self) -> list[str]:
+        """Put the state back; what could not be (the worker should then retire)."""
         problems: list[str] = []
         self._restore_process(problems)
         self._restore_interpreter()
-        if self.attributes is not None and namespaces:
+        if self.attributes is not None:
             self.attributes.restore()
         if self.watcher is not None and self.watcher not in sys.meta_path:
             sys.meta_path.insert(0, self.watcher)  # the run took it out
