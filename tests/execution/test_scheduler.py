@@ -235,3 +235,64 @@ def test_ctrl_c_cancels_and_returns_every_result():
     results = scheduler.run([job(f"r{i}") for i in range(4)])
     assert set(results) == {"r0", "r1", "r2", "r3"}
     assert results["r3"].status is RunStatus.CANCELLED
+
+
+class AtOnce:
+    """A queuing executor that starts and finishes each run within `submit` (so a run given
+    ahead has started and ended before the scheduler next looks): the hardest order to keep."""
+
+    def __init__(self, behaviour: Callable[[RunTask], RunStatus]) -> None:
+        self.behaviour = behaviour
+
+    def submit(
+        self, task: RunTask, *, on_start: Callable[[], None] | None = None
+    ) -> concurrent.futures.Future[RunResult]:
+        assert on_start is not None
+        on_start()
+        future: concurrent.futures.Future[RunResult] = concurrent.futures.Future()
+        future.set_result(
+            RunResult(key=task.key, status=self.behaviour(task), attempt=task.attempt)
+        )
+        return future
+
+    def shutdown(self, *, cancel: bool = False) -> None:
+        pass
+
+
+class Ordered(RecordingReporter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.order: list[tuple[str, str, int]] = []
+
+    def run_started(self, run: RunSpec, attempt: int) -> None:
+        self.order.append(("started", run.key, attempt))
+
+    def run_finished(self, run: RunSpec, result: RunResult) -> None:
+        self.order.append(("finished", run.key, result.attempt))
+
+
+@pytest.mark.parametrize("capacity", [1, 3])
+def test_a_run_given_ahead_is_reported_started_once_and_before_its_end(capacity: int) -> None:
+    tries: dict[str, int] = {}
+
+    def flaky(task: RunTask) -> RunStatus:
+        tries[task.key] = tries.get(task.key, 0) + 1
+        return (
+            RunStatus.FAILED
+            if task.key.startswith("f") and tries[task.key] == 1
+            else RunStatus.SUCCEEDED
+        )
+
+    jobs = [job(f"r{i}") for i in range(5)] + [job("f0", retries=1), job("d", needs=("r0", "f0"))]
+    jobs += [job(f"l{i}", batch="limited", limit=1) for i in range(3)]
+    reporter = Ordered()
+    results = Scheduler(
+        executor=AtOnce(flaky), events=reporter, capacity=capacity, ahead=capacity
+    ).run(jobs)
+    assert {r.status for r in results.values()} == {RunStatus.SUCCEEDED}
+    for key in results:
+        mine = [(kind, attempt) for kind, k, attempt in reporter.order if k == key]
+        if key == "f0":
+            assert mine == [("started", 1), ("started", 2), ("finished", 2)]  # retried once
+        else:
+            assert mine == [("started", 1), ("finished", 1)]

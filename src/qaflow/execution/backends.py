@@ -160,12 +160,14 @@ class LocalBackend:
         executor: Executor = InlineExecutor()  # without a pool, nothing is submitted
         if self.pool is not None:
             executor = self.pool if self.pool is not self.shared else SharedPool(self.pool)
+        own = self.pool is not None and self.pool is not self.shared
         return Scheduler(
             executor=executor,
             events=events,
             capacity=self.capacity,
             decide=self.decide,
             prepare=self.prepare,
+            ahead=self.capacity if own else 0,  # each worker's next run waits at the pool
         )
 
     def wind_down(self) -> None:

@@ -13,6 +13,12 @@ Policy
   capacity, so a big run still runs, alone); a batch with `concurrency` has at most that
   many runs in flight. Ready runs start in plan order; a smaller run may pass a bigger one
   that does not fit yet.
+- Ahead: an executor that queues (the local pool) may be given `ahead` more slots' worth
+  of runs than the capacity, so that a worker starts its next run as soon as it sent a
+  result, without waiting for this thread. Such a run is reported started when the
+  executor starts it (its `on_start`, from the executor's thread, which queues the start
+  and wakes this thread): every event is still reported from this thread, a run's start
+  before its end. A batch with `concurrency` is never given runs ahead beyond it.
 - A FAILED run is re-submitted up to `retries` times (attempt 2, 3, …). ERRORED runs are
   not retried: retrying cannot fix qaflow being unable to execute them.
 - cancel() or Ctrl-C: queued runs become CANCELLED, the executor kills the runs in flight,
@@ -28,13 +34,16 @@ Invariant: every job and every settled run gets exactly one final result, report
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
+import functools
 import graphlib
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from qaflow.errors import GraphError
 from qaflow.execution.model import Events, Executor, Job, Run, RunResult, RunStatus
@@ -70,7 +79,10 @@ class Scheduler:
         capacity: int,
         decide: Decide | None = None,
         prepare: Prepare | None = None,
+        ahead: int = 0,
     ) -> None:
+        """`ahead`: slots' worth of runs given to the executor beyond `capacity` (its
+        `submit` must then take `on_start`, called when the run starts)."""
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self.executor = executor
@@ -78,8 +90,11 @@ class Scheduler:
         self.capacity = capacity
         self.decide = decide
         self.prepare = prepare
+        self.ahead = max(0, ahead)
         self._cancelled = threading.Event()
         self._wakeup: concurrent.futures.Future[RunResult] = concurrent.futures.Future()
+        self._started: deque[Job] = deque()  # runs given ahead, started, not reported yet
+        self._start_signal: concurrent.futures.Future[None] = concurrent.futures.Future()
 
     def cancel(self) -> None:
         """Stop: runs not started yet become CANCELLED, runs in flight are killed. Thread-safe."""
@@ -160,27 +175,58 @@ class Scheduler:
                 state.ready.append(job)
 
     def _start(self, state: _State) -> None:
+        limit = self.capacity + self.ahead
         for job in list(state.ready):
             cpus = min(job.task.cpus, self.capacity)
-            if state.used + cpus > self.capacity:
+            if state.used + cpus > limit:
                 continue
             if job.batch_limit is not None and state.per_batch[job.run.batch] >= job.batch_limit:
                 continue
             state.ready.remove(job)
             state.used += cpus
             state.per_batch[job.run.batch] += 1
-            self.events.run_started(job.run, job.task.attempt)
-            state.inflight[self.executor.submit(job.task)] = job
-            if state.used >= self.capacity:
+            if self.ahead:
+                on_start = functools.partial(self._on_start, job)
+                state.inflight[self.executor.submit(job.task, on_start=on_start)] = job  # type: ignore[call-arg]
+            else:
+                self.events.run_started(job.run, job.task.attempt)
+                state.inflight[self.executor.submit(job.task)] = job
+            if state.used >= limit:
                 return
 
+    def _on_start(self, job: Job) -> None:
+        """From the executor's thread: a run given ahead starts; this thread reports it."""
+        self._started.append(job)
+        signal = self._start_signal
+        with contextlib.suppress(concurrent.futures.InvalidStateError):
+            signal.set_result(None)
+
+    def _take_started(self) -> dict[int, Job]:
+        """The runs the executor started since last time, by identity, in start order."""
+        if self._start_signal.done():  # a new signal first: a start after it sets this one
+            self._start_signal = concurrent.futures.Future()
+        started: dict[int, Job] = {}
+        while self._started:
+            job = self._started.popleft()
+            started[id(job)] = job
+        return started
+
+    def _report_started(self, started: dict[int, Job] | None = None) -> None:
+        for job in (self._take_started() if started is None else started).values():
+            self.events.run_started(job.run, job.task.attempt)
+
     def _wait(self, state: _State) -> None:
-        waiting = [*state.inflight, self._wakeup]
+        waiting: list[concurrent.futures.Future[Any]] = [*state.inflight, self._wakeup]
+        if self.ahead:
+            waiting.append(self._start_signal)
         done, _ = concurrent.futures.wait(waiting, return_when=concurrent.futures.FIRST_COMPLETED)
+        started = self._take_started() if self.ahead else {}
         for future in done:
-            if future is self._wakeup:
+            if future not in state.inflight:  # the cancel's or a start's wake-up
                 continue
             job = state.inflight.pop(future)
+            if started.pop(id(job), None) is not None:  # started and ended since last time
+                self.events.run_started(job.run, job.task.attempt)
             state.used -= min(job.task.cpus, self.capacity)
             state.per_batch[job.run.batch] -= 1
             result = _result_of(job, future)
@@ -195,6 +241,7 @@ class Scheduler:
                 state.ready.appendleft(retry)
             else:
                 self._finish(state, job, result)
+        self._report_started(started)  # those still running, after the ends: fewer shown running
 
     def _finish(self, state: _State, job: Job, result: RunResult) -> None:
         state.results[job.key] = result
@@ -203,6 +250,7 @@ class Scheduler:
 
     def _cancel_all(self, state: _State, by_key: dict[str, Job]) -> None:
         self.executor.shutdown(cancel=True)
+        self._report_started()  # what started before the cancel: reported before its end
         for future, job in list(state.inflight.items()):
             state.inflight.pop(future)
             self._record(state, job, _result_of(job, future, wait=5.0))
