@@ -25,7 +25,9 @@ Policy
   and run() returns normally with every result.
 
 State: a `graphlib.TopologicalSorter` over run keys, the ready queue, the futures in
-flight. Waiting is `concurrent.futures.wait(FIRST_COMPLETED)`: never a polling sleep.
+flight. Waiting is a blocking `get` on one inbox (a `queue.SimpleQueue`) where the futures'
+done-callbacks, the executor's starts and `cancel()` put what happened: never a polling
+sleep, and no waiter installed on every future at each wait.
 
 Invariant: every job and every settled run gets exactly one final result, reported once to
 `events.run_finished`.
@@ -38,12 +40,13 @@ import contextlib
 import dataclasses
 import functools
 import graphlib
+import queue
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
 
 from qaflow.errors import GraphError
 from qaflow.execution.model import Events, Executor, Job, Run, RunResult, RunStatus
@@ -92,15 +95,13 @@ class Scheduler:
         self.prepare = prepare
         self.ahead = max(0, ahead)
         self._cancelled = threading.Event()
-        self._wakeup: concurrent.futures.Future[RunResult] = concurrent.futures.Future()
-        self._started: deque[Job] = deque()  # runs given ahead, started, not reported yet
-        self._start_signal: concurrent.futures.Future[None] = concurrent.futures.Future()
+        # what happened, from any thread: a done future, a run started (`_Started`), _WAKE
+        self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
 
     def cancel(self) -> None:
         """Stop: runs not started yet become CANCELLED, runs in flight are killed. Thread-safe."""
         self._cancelled.set()
-        if not self._wakeup.done():
-            self._wakeup.set_result(RunResult(key="", status=RunStatus.CANCELLED))
+        self._inbox.put(_WAKE)  # reentrant: callable from a signal handler
 
     def run(self, jobs: Sequence[Job], settled: Sequence[Run] = ()) -> dict[str, RunResult]:
         """Execute every job; return the final result of each, and of the `settled` runs, by
@@ -186,46 +187,30 @@ class Scheduler:
             state.used += cpus
             state.per_batch[job.run.batch] += 1
             if self.ahead:
-                on_start = functools.partial(self._on_start, job)
-                state.inflight[self.executor.submit(job.task, on_start=on_start)] = job  # type: ignore[call-arg]
+                on_start = functools.partial(self._inbox.put, _Started(job))
+                future = self.executor.submit(job.task, on_start=on_start)  # type: ignore[call-arg]
             else:
                 self.events.run_started(job.run, job.task.attempt)
-                state.inflight[self.executor.submit(job.task)] = job
+                future = self.executor.submit(job.task)
+            state.inflight[future] = job
+            future.add_done_callback(self._inbox.put)
             if state.used >= limit:
                 return
 
-    def _on_start(self, job: Job) -> None:
-        """From the executor's thread: a run given ahead starts; this thread reports it."""
-        self._started.append(job)
-        signal = self._start_signal
-        with contextlib.suppress(concurrent.futures.InvalidStateError):
-            signal.set_result(None)
-
-    def _take_started(self) -> dict[int, Job]:
-        """The runs the executor started since last time, by identity, in start order."""
-        if self._start_signal.done():  # a new signal first: a start after it sets this one
-            self._start_signal = concurrent.futures.Future()
-        started: dict[int, Job] = {}
-        while self._started:
-            job = self._started.popleft()
-            started[id(job)] = job
-        return started
-
-    def _report_started(self, started: dict[int, Job] | None = None) -> None:
-        for job in (self._take_started() if started is None else started).values():
-            self.events.run_started(job.run, job.task.attempt)
-
     def _wait(self, state: _State) -> None:
-        waiting: list[concurrent.futures.Future[Any]] = [*state.inflight, self._wakeup]
-        if self.ahead:
-            waiting.append(self._start_signal)
-        done, _ = concurrent.futures.wait(waiting, return_when=concurrent.futures.FIRST_COMPLETED)
-        started = self._take_started() if self.ahead else {}
-        for future in done:
-            if future not in state.inflight:  # the cancel's or a start's wake-up
+        """Take what happened (blocking for the first), then handle it: runs started, then
+        runs done (a run started and done since last time: its start first), then the
+        starts of runs still running (after the ends: fewer shown running at once)."""
+        happened = [self._inbox.get()]
+        with contextlib.suppress(queue.Empty):
+            while True:
+                happened.append(self._inbox.get_nowait())
+        started = {id(e.job): e.job for e in happened if isinstance(e, _Started)}
+        for future in happened:
+            if not isinstance(future, Future):  # a start, the cancel's wake-up
                 continue
             job = state.inflight.pop(future)
-            if started.pop(id(job), None) is not None:  # started and ended since last time
+            if started.pop(id(job), None) is not None:
                 self.events.run_started(job.run, job.task.attempt)
             state.used -= min(job.task.cpus, self.capacity)
             state.per_batch[job.run.batch] -= 1
@@ -241,7 +226,11 @@ class Scheduler:
                 state.ready.appendleft(retry)
             else:
                 self._finish(state, job, result)
-        self._report_started(started)  # those still running, after the ends: fewer shown running
+        self._report_started(started.values())
+
+    def _report_started(self, jobs: Iterable[Job]) -> None:
+        for job in jobs:
+            self.events.run_started(job.run, job.task.attempt)
 
     def _finish(self, state: _State, job: Job, result: RunResult) -> None:
         state.results[job.key] = result
@@ -250,7 +239,10 @@ class Scheduler:
 
     def _cancel_all(self, state: _State, by_key: dict[str, Job]) -> None:
         self.executor.shutdown(cancel=True)
-        self._report_started()  # what started before the cancel: reported before its end
+        with contextlib.suppress(queue.Empty):  # what started before the cancel: before its end
+            while True:
+                if isinstance(happened := self._inbox.get_nowait(), _Started):
+                    self._report_started([happened.job])
         for future, job in list(state.inflight.items()):
             state.inflight.pop(future)
             self._record(state, job, _result_of(job, future, wait=5.0))
@@ -261,6 +253,16 @@ class Scheduler:
     def _record(self, state: _State, job: Job, result: RunResult) -> None:
         state.results[job.key] = result
         self.events.run_finished(job.run, result)
+
+
+@dataclass(frozen=True)
+class _Started:
+    """In the inbox: the executor started a run given ahead (its `on_start`)."""
+
+    job: Job
+
+
+_WAKE = object()  # in the inbox: cancel() was called
 
 
 def _check_needs(by_key: dict[str, Job], settled: Mapping[str, RunResult]) -> None:
