@@ -76,6 +76,7 @@ class Fingerprints:
         self._exclude = [project.config_path, *project.batch_files()]
         self.committed: dict[str, Committed] = {}  # run key -> its verified committed result
         self._read: set[str] = set()  # keys whose result was looked for
+        self._completions: dict[tuple[int, str | None, int], tuple[Any, Any, tuple[Any, ...]]] = {}
         self._ran: dict[str, bool] = {}  # batch -> whether its folder of runs exists
 
     def token(self, run: RunSpec) -> str:
@@ -113,7 +114,8 @@ class Fingerprints:
             input_hash = hashes.get(run.input_path) if run.input_path is not None else None
             parts = self.parts(run, kind=kind, input_hash=input_hash, code=code, upstream=ups)
             digest = fingerprint_of(parts)
-            output_dir = Path(f"{run.output_dir}/{_input_dir(run)}/{digest[:12]}")
+            # joined to the parsed folder of runs: only the new part is parsed (never absolute)
+            output_dir = run.output_dir / f"{_input_dir(run)}/{digest[:12]}"
             out.append(run.evolve(fingerprint=digest, parts=parts, output_dir=output_dir))
         return out
 
@@ -139,11 +141,9 @@ class Fingerprints:
     ) -> dict[str, Any]:
         """The run's fingerprint parts, as a dict (`Parts.from_dict` makes them Parts)."""
         commanded = run.command is not None and kind != SCRIPT  # `qa run -i X CMD`: CMD counts
-        configurations = (
-            (*run.configurations, {"command": run.command}) if commanded else run.configurations
-        )
-        if run.matrix:  # run() sees context.matrix: a key no configuration uses counts too
-            configurations = (*configurations, {"matrix": run.matrix})
+        configurations = run.configurations
+        if commanded or run.matrix:
+            configurations = self._completed(run, commanded)
         return parts_dict(
             kind=kind,
             configurations=configurations,
@@ -157,6 +157,23 @@ class Fingerprints:
             rel_input_path=run.rel_input_path,
             hashed=self._hash,
         )
+
+    def _completed(self, run: RunSpec, commanded: bool) -> tuple[Any, ...]:
+        """The configurations a fingerprint covers: the run's, then its command (`qa run -i X
+        CMD`) and its matrix (run() sees context.matrix: a key no configuration uses counts
+        too). One tuple per (configurations, command, matrix): the runs of a batch's matrix
+        combination share it, so `_hash` hashes it once, not once per run."""
+        command = run.command if commanded else None
+        key = (id(run.configurations), command, id(run.matrix))
+        if key not in self._completions:
+            completed = (
+                (*run.configurations, {"command": command}) if commanded else run.configurations
+            )
+            if run.matrix:
+                completed = (*completed, {"matrix": run.matrix})
+            # holding the sources keeps their ids unique while the key is in use
+            self._completions[key] = (run.configurations, run.matrix, completed)
+        return self._completions[key][2]
 
     @functools.lru_cache(maxsize=256)  # noqa: B019 - one Fingerprints per plan; batch files are few
     def _relative(self, path: Path) -> str:
