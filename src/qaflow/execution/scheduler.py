@@ -198,9 +198,9 @@ class Scheduler:
                 return
 
     def _wait(self, state: _State) -> None:
-        """Take what happened (blocking for the first), then handle it: runs started, then
-        runs done (a run started and done since last time: its start first), then the
-        starts of runs still running (after the ends: fewer shown running at once)."""
+        """Take what happened (blocking for the first), then handle it: the runs done (one
+        that also started since last time is reported started first), then the starts of
+        the runs still running (after the ends: fewer shown running at once)."""
         happened = [self._inbox.get()]
         with contextlib.suppress(queue.Empty):
             while True:
