@@ -9,17 +9,19 @@ re-exported here for the run side.
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from qaflow.plan.model import Plan, PlanOptions, RunSpec
 from qaflow.worker.model import PENDING_SKIPPED, RunResult, RunStatus, RunTask
+
+if TYPE_CHECKING:
+    import concurrent.futures  # the Executor seam's type: not imported on a no-op's path
 
 __all__ = [
     "ActionOnExisting",

@@ -16,11 +16,13 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qaflow.execution.model import ActionOnExisting, Job, Options, RunResult, RunStatus
-from qaflow.execution.scheduler import Decide
 from qaflow.plan.model import Plan
+
+if TYPE_CHECKING:  # the scheduler (and concurrent.futures): not on a no-op's path
+    from qaflow.execution.scheduler import Decide
 
 
 @dataclass(frozen=True)
