@@ -3,7 +3,9 @@ calls on two real SQLite files leave the same rows, and fail the same way (state
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +72,6 @@ class SameWrites(RuleBasedStateMachine):
 
     @initialize()
     def open_both(self) -> None:
-        import tempfile
-
         self.folder = Path(tempfile.mkdtemp(prefix="direct-writes-"))
         self.store = Store.open(None, storage=self.folder / "a")
         Store.open(None, storage=self.folder / "b").close()
@@ -207,6 +207,7 @@ class SameWrites(RuleBasedStateMachine):
         if hasattr(self, "direct"):
             self.store.close()
             self.direct.close()
+            shutil.rmtree(self.folder)  # one folder per example: none left behind
 
 
 SameWrites.TestCase.settings = settings(

@@ -5,8 +5,7 @@ through a `Database`; `qaflow.store.store.Store` is a `Database` that carries th
 from __future__ import annotations
 
 import contextlib
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Self
 
@@ -15,6 +14,8 @@ from sqlalchemy.exc import OperationalError
 
 from qaflow.errors import StoreError
 from qaflow.store import engine as db
+from qaflow.store.codec import retrying_locks
+from qaflow.store.records import no_execution
 
 
 class Database:
@@ -43,7 +44,7 @@ class Database:
         try:
             db.reach(engine)
             with db.translated(target, "open the database"):
-                _retrying_locks(lambda: db.ensure_schema(engine))
+                retrying_locks(lambda: db.ensure_schema(engine), OperationalError)
         except BaseException:
             engine.dispose()
             raise
@@ -71,27 +72,4 @@ class Database:
         return self._shown_as or db.shown(self._engine.url)
 
     def no_execution(self, ref: str) -> StoreError:
-        return StoreError(
-            f"There is no execution {ref!r} (nor one whose id starts with it) in the run store "
-            f"at {self.shown_url}."
-        )
-
-
-def _retrying_locks(action: Callable[[], None], *, seconds: float = 30.0) -> None:
-    """Run action, again while SQLite says "database is locked", for up to `seconds`.
-
-    Two processes opening a new SQLite file at once both switch it to WAL mode, which needs
-    the file to themselves: SQLite then reports the lock at once instead of waiting on the
-    busy timeout. Waiting a little and trying again is all it takes.
-    """
-    deadline = time.monotonic() + seconds
-    delay = 0.01
-    while True:
-        try:
-            action()
-            return
-        except OperationalError as error:
-            if "locked" not in str(error) or time.monotonic() + delay > deadline:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.5)
+        return no_execution(ref, self.shown_url)

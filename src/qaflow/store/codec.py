@@ -1,13 +1,15 @@
 """What the store's database holds, independent of how it is reached: JSON values as both
 backends store them (`dumps`, `loads`), the schema revision this code needs, and SQLite's
-settings. No SQLAlchemy here: the direct SQLite path (`direct.py`) shares these with the
-engines of `engine.py`."""
+settings (with `retrying_locks`, for its one lock that does not wait). No SQLAlchemy here:
+the direct SQLite path (`direct.py`) shares these with the engines of `engine.py`."""
 
 from __future__ import annotations
 
 import json
 import math
 import re
+import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -24,6 +26,29 @@ SQLITE_PRAGMAS = (
     # 400,000 updates indexes all over their B-trees, and a small cache re-reads pages
     "PRAGMA cache_size=-65536",
 )
+
+
+def retrying_locks(
+    action: Callable[[], object], error: type[Exception], *, seconds: float = 30.0
+) -> None:
+    """Run action, again while it raises `error` saying "database is locked", for up to
+    `seconds` (`error`: the OperationalError of the caller's driver or SQLAlchemy).
+
+    Two processes opening a new SQLite file at once both switch it to WAL mode, which needs
+    the file to themselves: SQLite then reports the lock at once instead of waiting on the
+    busy timeout. Waiting a little and trying again is all it takes.
+    """
+    deadline = time.monotonic() + seconds
+    delay = 0.01
+    while True:
+        try:
+            action()
+            return
+        except error as raised:
+            if "locked" not in str(raised) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
 
 
 _ENCODE = json.JSONEncoder(allow_nan=False, default=str).encode

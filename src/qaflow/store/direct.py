@@ -32,12 +32,20 @@ from typing import Any, Self
 
 from qaflow.config.git import GitInfo
 from qaflow.errors import StoreError
-from qaflow.store.codec import CHUNK, SCHEMA_REVISION, SQLITE_PRAGMAS, dumps, loads
+from qaflow.store.codec import (
+    CHUNK,
+    SCHEMA_REVISION,
+    SQLITE_PRAGMAS,
+    dumps,
+    loads,
+    retrying_locks,
+)
 from qaflow.store.records import (
     OK,
     execution_row,
     finish_params,
     finished_status,
+    no_execution,
     run_rows,
     settled_execution_row,
     start_params,
@@ -104,7 +112,8 @@ class DirectStore:
             return None
         try:
             connection.execute(SQLITE_PRAGMAS[0])
-            _switch_to_wal(connection)
+            # SQLITE_PRAGMAS' journal mode: two new openers at once may find it locked
+            retrying_locks(lambda: connection.execute(SQLITE_PRAGMAS[1]), sqlite3.OperationalError)
             for pragma in SQLITE_PRAGMAS[2:]:
                 connection.execute(pragma)
             connection.execute("BEGIN IMMEDIATE")
@@ -283,7 +292,7 @@ class DirectStore:
                 (pid, host, time.time(), execution_id),
             ).rowcount
         if not changed:
-            raise self._no_execution(execution_id)
+            raise no_execution(execution_id, self.shown_url)
 
     def heartbeat(self, execution_id: str) -> None:
         """As `Writes.heartbeat`: the execution's driver is alive."""
@@ -293,7 +302,7 @@ class DirectStore:
                 "UPDATE executions SET heartbeat_at = ? WHERE id = ?", (time.time(), execution_id)
             ).rowcount
         if not changed:
-            raise self._no_execution(execution_id)
+            raise no_execution(execution_id, self.shown_url)
 
     def finish_execution(
         self, execution_id: str, status: str, *, ended_at: float | None = None
@@ -307,18 +316,12 @@ class DirectStore:
                 (value, when, execution_id),
             ).rowcount
         if not changed:
-            raise self._no_execution(execution_id)
+            raise no_execution(execution_id, self.shown_url)
 
     def _known(self, connection: sqlite3.Connection, execution_id: str) -> None:
         found = connection.execute("SELECT 1 FROM executions WHERE id = ?", (execution_id,))
         if found.fetchone() is None:
-            raise self._no_execution(execution_id)
-
-    def _no_execution(self, ref: str) -> StoreError:
-        return StoreError(  # as `Database.no_execution`
-            f"There is no execution {ref!r} (nor one whose id starts with it) in the run store "
-            f"at {self.shown_url}."
-        )
+            raise no_execution(execution_id, self.shown_url)
 
 
 _BY_KEY = "WHERE execution_id = :b_execution_id AND key = :b_key"
@@ -369,23 +372,6 @@ def _revision(connection: sqlite3.Connection) -> str:
     """The database's schema revision (sqlite3.Error without Alembic's table)."""
     rows = connection.execute("SELECT version_num FROM alembic_version").fetchall()
     return ",".join(sorted(str(row[0]) for row in rows))
-
-
-def _switch_to_wal(connection: sqlite3.Connection, *, seconds: float = 30.0) -> None:
-    """SQLITE_PRAGMAS' journal mode. Two processes switching a new file to WAL at once: SQLite
-    says "locked" at once instead of waiting on the busy timeout; waiting a little and
-    trying again is all it takes (as `Store` does)."""
-    deadline = time.monotonic() + seconds
-    delay = 0.01
-    while True:
-        try:
-            connection.execute(SQLITE_PRAGMAS[1])
-            return
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error) or time.monotonic() + delay > deadline:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.5)
 
 
 def _reason(error: sqlite3.Error) -> str:

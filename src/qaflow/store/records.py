@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from qaflow.config.git import GitInfo
+from qaflow.errors import StoreError
 from qaflow.worker.model import RunResult, RunStatus
 
 if TYPE_CHECKING:
@@ -199,6 +200,14 @@ def run_rows(
         run_row(execution_id, s, f, settled.get(str(s["id"])))
         for s, f in zip(specs, prints, strict=True)
     ]
+
+
+def no_execution(ref: str, shown_url: str) -> StoreError:
+    """The error for an execution `ref` the store at `shown_url` does not have."""
+    return StoreError(
+        f"There is no execution {ref!r} (nor one whose id starts with it) in the run store "
+        f"at {shown_url}."
+    )
 
 
 def finished_status(status: object) -> str:
