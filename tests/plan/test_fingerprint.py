@@ -15,11 +15,15 @@ from hypothesis import strategies as st
 
 from qaflow.errors import BatchSpecError
 from qaflow.plan.fingerprint import (
+    _FIELDS,
+    SCHEME,
     InputHashes,
     Parts,
     code_version,
     explain,
     fingerprint,
+    fingerprint_of,
+    hash_bytes,
     make_parts,
 )
 
@@ -394,6 +398,36 @@ def test_fingerprint_is_stable_and_round_trips() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env
     )
     assert child.stdout.strip() == fingerprint(parts)
+
+
+def test_the_recipe_does_not_change_without_its_scheme() -> None:
+    """Fingerprints address every cached result: a faster recipe must give the same digests
+    (else bump SCHEME, which says every result is to be made again)."""
+    assert fingerprint(_parts()) == "860537c4dd01054eaa7002bfdd864174"
+    assert fingerprint(_parts(input_hash=None, upstream=[])) == "1f25b89dede835858c70d5fb17dd9d76"
+
+
+field_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\0,"), max_size=8
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.fixed_dictionaries({name: field_text | st.none() for name in _FIELDS}), st.lists(field_text)
+)
+def test_fingerprint_of_is_the_written_recipe(
+    parts: dict[str, object], upstream: list[str]
+) -> None:
+    parts["upstream"] = upstream
+    written = "\0".join(
+        [f"scheme={SCHEME}"]
+        + [
+            f"{n}={','.join(v) if isinstance(v, list) else v}"
+            for n, v in ((n, parts[n]) for n in _FIELDS)
+        ]
+    )
+    assert fingerprint_of(parts) == hash_bytes(written.encode())
 
 
 def test_parts_json_identical_dicts_in_any_order() -> None:

@@ -340,26 +340,33 @@ def runs_of(
         [*described, extra] if extra else described, sort_keys=True, default=str
     ).encode()
     prefix = hashlib.blake2b(identity, digest_size=8)
-    runs_dir = Path(f"{project.storage}/runs/{slug(context.batch)}")  # shared: no parse per run
+    shared = RunSpec(  # what the runs share; each run is a copy with its input and key
+        batch=context.batch,
+        batch_file=context.batch_file,
+        input_path=None,
+        rel_input_path=None,
+        database=context.database,
+        type=type_name,
+        configurations=configs,
+        params=params,
+        platform=platform,
+        matrix=context.matrix,
+        # the batch's folder of runs (parsed once); `Fingerprints.assign` completes it
+        output_dir=Path(f"{project.storage}/runs/{slug(context.batch)}"),
+        key=prefix.hexdigest(),
+        extra_parameters=extra or None,
+    )
     for item in found:
+        if item is None:
+            yield shared
+            continue
         digest = prefix.copy()
-        if item is not None:
-            digest.update(f"\0{item.database}\0{item.rel}".encode())
-        key = digest.hexdigest()
-        yield RunSpec(
-            batch=context.batch,
-            batch_file=context.batch_file,
-            input_path=None if item is None else item.path,
-            rel_input_path=None if item is None else item.rel,
-            database=context.database if item is None else item.database,
-            type=type_name,
-            configurations=configs,
-            params=params,
-            platform=platform,
-            matrix=context.matrix,
-            output_dir=runs_dir,  # the batch's folder of runs; `Fingerprints.assign` completes it
-            key=key,
-            extra_parameters=extra or None,
+        digest.update(f"\0{item.database}\0{item.rel}".encode())
+        yield shared.evolve(
+            input_path=item.path,
+            rel_input_path=item.rel,
+            database=item.database,
+            key=digest.hexdigest(),
         )
 
 

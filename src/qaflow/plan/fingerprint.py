@@ -351,15 +351,20 @@ def fingerprint(parts: Parts) -> str:
     return fingerprint_of(parts.to_dict())
 
 
-def fingerprint_of(parts: Mapping[str, object]) -> str:
+def fingerprint_of(parts: Mapping[str, Any]) -> str:
     """`fingerprint` of parts already made a dict by `Parts.to_dict`: a hash of each field,
-    by name, in a fixed order (faster than sorted JSON, and as unambiguous: fields are
-    separated by a byte that never occurs in them)."""
-    fields = [f"scheme={SCHEME}"]
-    for name in _FIELDS:
-        value = parts[name]
-        fields.append(f"{name}={','.join(value) if isinstance(value, list) else value}")
-    return hash_bytes("\0".join(fields).encode())
+    by name, in `_FIELDS`' order (faster than sorted JSON, and as unambiguous: fields are
+    separated by a byte that never occurs in them; the upstream tokens by commas). Written
+    out, field by field: this runs for every planned run."""
+    up = parts["upstream"]
+    return hash_bytes(
+        (
+            f"scheme={SCHEME}\0kind={parts['kind']}\0configurations={parts['configurations']}"
+            f"\0params={parts['params']}\0platform={parts['platform']}\0input={parts['input']}"
+            f"\0code={parts['code']}\0upstream={','.join(up) if isinstance(up, list) else up}"
+            f"\0identity={parts['identity']}"
+        ).encode()
+    )
 
 
 _FIELDS = ("kind", "configurations", "params", "platform", "input", "code", "upstream", "identity")

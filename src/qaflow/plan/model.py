@@ -156,15 +156,14 @@ class Plan:
 
     def to_json(self, statuses: Mapping[str, str] | None = None) -> str:
         """A JSON array, one run object per line (fast to write, easy to grep); with `statuses`,
-        each object says whether the run would execute or is cached."""
+        each object says whether the run would execute or is cached. Each line is the JSON of
+        `describe(run)` (plus its status), as `listing.RunLines` writes it."""
         if not self.runs:
             return "[]"
-        dumps = json.JSONEncoder(default=str, ensure_ascii=False).encode
-        rows = (
-            self.describe(run) | ({"status": statuses[run.key]} if statuses else {})
-            for run in self.runs
-        )
-        return "[\n" + ",\n".join(dumps(row) for row in rows) + "\n]"
+        from qaflow.plan.listing import RunLines  # `qa batch --list` only
+
+        lines = RunLines(self, statuses)
+        return "[\n" + ",\n".join(map(lines.line, self.runs)) + "\n]"
 
     def describe(self, run: RunSpec) -> dict[str, Any]:
         """A run as `--list` shows it: its spec, what it needs, its extra environment."""

@@ -78,6 +78,7 @@ class Fingerprints:
         self._read: set[str] = set()  # keys whose result was looked for
         self._completions: dict[tuple[int, str | None, int], tuple[Any, Any, tuple[Any, ...]]] = {}
         self._ran: dict[str, bool] = {}  # batch -> whether its folder of runs exists
+        self._folders: dict[tuple[str, str | None], Path] = {}  # (runs folder, input) -> folder
 
     def token(self, run: RunSpec) -> str:
         """What a run that needs `run` covers of it (early cutoff): the digest of what `run`
@@ -114,10 +115,19 @@ class Fingerprints:
             input_hash = hashes.get(run.input_path) if run.input_path is not None else None
             parts = self.parts(run, kind=kind, input_hash=input_hash, code=code, upstream=ups)
             digest = fingerprint_of(parts)
-            # joined to the parsed folder of runs: only the new part is parsed (never absolute)
-            output_dir = run.output_dir / f"{_input_dir(run)}/{digest[:12]}"
+            output_dir = self._input_folder(run) / digest[:12]
             out.append(run.evolve(fingerprint=digest, parts=parts, output_dir=output_dir))
         return out
+
+    def _input_folder(self, run: RunSpec) -> Path:
+        """The folder of the input's runs, under the batch's folder of runs (`run.output_dir`
+        when expanded): made once per input and folder (the runs of a matrix share it), by a
+        join that parses only the input's part (never absolute)."""
+        key = (str(run.output_dir), run.rel_input_path)
+        found = self._folders.get(key)
+        if found is None:
+            found = self._folders[key] = run.output_dir / _input_dir(run)
+        return found
 
     def _input_hashes(self, paths: list[Path]) -> dict[Path, str]:
         """Content hashes of inputs, each looked up once per plan (batches share inputs)."""
