@@ -9,6 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from qaflow.plan import model
 from qaflow.plan.model import Plan, RunSpec
 
 text = st.text(max_size=12)  # any unicode: quotes, backslashes, controls, surrogates…
@@ -63,15 +64,21 @@ def plans(draw: Any) -> tuple[Plan, dict[str, str] | None]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(plans())
-def test_each_line_is_the_json_of_describe(drawn: tuple[Plan, dict[str, str] | None]) -> None:
+@given(plans(), st.integers(1, 6))
+def test_each_line_is_the_json_of_describe(
+    drawn: tuple[Plan, dict[str, str] | None], per_write: int
+) -> None:
     plan, statuses = drawn
+    kept, model._LINES_PER_WRITE = model._LINES_PER_WRITE, per_write  # pieces: their seams too
     reference = json.JSONEncoder(default=str, ensure_ascii=False).encode
     expected = [
         reference(plan.describe(run) | ({"status": statuses[run.key]} if statuses else {}))
         for run in plan.runs
     ]
-    assert plan.to_json(statuses) == "[\n" + ",\n".join(expected) + "\n]"
+    try:
+        assert plan.to_json(statuses) == "[\n" + ",\n".join(expected) + "\n]"
+    finally:
+        model._LINES_PER_WRITE = kept
 
 
 def test_an_empty_plan_is_an_empty_array() -> None:

@@ -241,10 +241,10 @@ def batch(
     ):
         warm_up()  # the pool's processes start while the store opens and records
     if list_runs:
-        # written as is: click.echo would scan it for colour codes to strip, a pass over
-        # megabytes for 100,000 runs (JSON has none: it escapes control characters)
-        text = the_plan.to_json(statuses(the_plan, force, force_batches, project))
-        sys.stdout.write(text + "\n")
+        # written as is, in pieces: click.echo would scan it for colour codes to strip (JSON
+        # has none: it escapes control characters), a pass over megabytes for 100,000 runs
+        the_plan.write_json(sys.stdout.write, statuses(the_plan, force, force_batches, project))
+        sys.stdout.write("\n")
         sys.stdout.flush()
     elif list_inputs:
         _echo_lines(str(run.input_path) for run in the_plan.runs if run.input_path is not None)
