@@ -12,7 +12,7 @@ are runs of the plan; the order of `runs` is a topological order of the edges.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -147,9 +147,17 @@ class _Builder:
                 raw.setdefault(run.key, run)
                 if len(raw) + len(self.runs) > self.project.max_runs:
                     raise too_many_runs(self.project, batch.name)
-        groups = [self.linker.groups(batch, run) if batch.needs else {} for run in raw.values()]
-        ups = [tuple(key for keys in group.values() for key in keys) for group in groups]
-        upstream = [[self.fingerprints.token(self.by_key[key]) for key in keys] for keys in ups]
+        ups: list[tuple[str, ...]]
+        upstream: list[Sequence[str]]
+        if batch.needs:
+            groups = [self.linker.groups(batch, run) for run in raw.values()]
+            ups = [tuple(key for keys in group.values() for key in keys) for group in groups]
+            token, by_key = self.fingerprints.token, self.by_key
+            upstream = [[token(by_key[key]) for key in keys] for keys in ups]
+        else:  # a batch that needs none (the common case): no upstream to look up per run
+            groups = [{} for _ in raw]
+            ups = [()] * len(raw)
+            upstream = [()] * len(raw)
         runs = []
         templated: dict[int, bool] = {}  # runs of one matrix point share their configurations
         for run, group, keys in zip(

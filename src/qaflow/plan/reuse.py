@@ -272,10 +272,14 @@ def reusable(
     forced = set(force_batches)
     cached: dict[str, RunResult] = {}
     ran: dict[str, bool] = {}  # batch -> whether its folder of runs exists
+    edges, committed = plan.edges, plan.committed
     for run in plan.runs:  # topological order: what a run needs was decided before it
-        if run.batch in forced or not all(key in cached for key in plan.needs(run.key)):
+        if run.batch in forced:
             continue
-        found = plan.committed.get(run.key) or _committed(run, ran)
+        needs = edges.get(run.key)
+        if needs and not all(key in cached for key in needs):
+            continue
+        found = committed.get(run.key) or _committed(run, ran)
         if found is not None:
             cached[run.key] = reused(run.key, found, run.output_dir, fingerprint=run.fingerprint)
     return cached
