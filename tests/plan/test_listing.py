@@ -1,4 +1,4 @@
-"""`Plan.to_json` (`qa batch --list`): each line is exactly `json.dumps` of `describe(run)`."""
+"""`listing.to_json` (`qa batch --list`): each line is exactly `json.dumps` of `describe(run)`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qaflow.plan import model
+from qaflow.plan import listing
 from qaflow.plan.model import Plan, RunSpec
 
 text = st.text(max_size=12)  # any unicode: quotes, backslashes, controls, surrogates…
@@ -69,17 +69,17 @@ def test_each_line_is_the_json_of_describe(
     drawn: tuple[Plan, dict[str, str] | None], per_write: int
 ) -> None:
     plan, statuses = drawn
-    kept, model._LINES_PER_WRITE = model._LINES_PER_WRITE, per_write  # pieces: their seams too
+    kept, listing.LINES_PER_WRITE = listing.LINES_PER_WRITE, per_write  # pieces: their seams too
     reference = json.JSONEncoder(default=str, ensure_ascii=False).encode
     expected = [
         reference(plan.describe(run) | ({"status": statuses[run.key]} if statuses else {}))
         for run in plan.runs
     ]
     try:
-        assert plan.to_json(statuses) == "[\n" + ",\n".join(expected) + "\n]"
+        assert listing.to_json(plan, statuses) == "[\n" + ",\n".join(expected) + "\n]"
     finally:
-        model._LINES_PER_WRITE = kept
+        listing.LINES_PER_WRITE = kept
 
 
 def test_an_empty_plan_is_an_empty_array() -> None:
-    assert Plan(runs=[], batches=[]).to_json({}) == "[]"
+    assert listing.to_json(Plan(runs=[], batches=[]), {}) == "[]"

@@ -9,6 +9,7 @@ from pathlib import Path
 import qaflow
 from qaflow.config.project import Project
 from qaflow.execution.report import RecordingReporter
+from qaflow.plan.listing import to_json
 from qaflow.plan.planner import plan
 from qaflow.store import Store
 from qaflow.worker.model import RunStatus
@@ -285,7 +286,7 @@ def test_upstream_metrics_are_resolved_when_the_run_starts(project):
         "${needs['first'].metrics['score'] * 10}",
         "${first.output_dir}",
     )
-    assert json.loads(the_plan.to_json())[-1]["deferred"] is True
+    assert json.loads(to_json(the_plan))[-1]["deferred"] is True
     execution = execute(root, "second")
     assert execution.exit_code == 0
     run = execution.runs()[-1]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ from qaflow.worker.rundir import Committed
 SINGLE_RUN_BATCH = "@run"
 PRODUCED = "out:"  # an upstream token: the digest of what the upstream run produced
 PENDING = "run:"  # an upstream token: the fingerprint of an upstream run with no result yet
-_LINES_PER_WRITE = 2000  # `Plan.write_json`: about 1 MB of text a write
 
 
 @dataclass(frozen=True)
@@ -155,35 +153,9 @@ class Plan:
     def needs(self, key: str) -> frozenset[str]:
         return self.edges.get(key, frozenset())
 
-    def to_json(self, statuses: Mapping[str, str] | None = None) -> str:
-        """A JSON array, one run object per line (fast to write, easy to grep); with `statuses`,
-        each object says whether the run would execute or is cached. Each line is the JSON of
-        `describe(run)` (plus its status), as `listing.RunLines` writes it."""
-        parts: list[str] = []
-        self.write_json(parts.append, statuses)
-        return "".join(parts)
-
-    def write_json(
-        self, write: Callable[[str], object], statuses: Mapping[str, str] | None = None
-    ) -> None:
-        """`to_json`'s text, given to `write` a few thousand lines at a time: `qa batch --list`
-        of 100,000 runs never holds its 50 MB of text at once, nor copies it."""
-        if not self.runs:
-            write("[]")
-            return
-        from qaflow.plan.listing import RunLines  # `qa batch --list` only
-
-        line = RunLines(self, statuses).line
-        write("[\n")
-        for start in range(0, len(self.runs), _LINES_PER_WRITE):
-            write(
-                (",\n" if start else "")
-                + ",\n".join(map(line, self.runs[start : start + _LINES_PER_WRITE]))
-            )
-        write("\n]")
-
     def describe(self, run: RunSpec) -> dict[str, Any]:
-        """A run as `--list` shows it: its spec, what it needs, its extra environment."""
+        """A run as `--list` shows it: its spec, what it needs, its extra environment (as JSON,
+        `listing.to_json` writes it)."""
         data = run.to_dict()
         if run.key in self.edges:
             data["needs"] = sorted(self.edges[run.key])

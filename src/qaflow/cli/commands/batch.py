@@ -243,7 +243,9 @@ def batch(
     if list_runs:
         # written as is, in pieces: click.echo would scan it for colour codes to strip (JSON
         # has none: it escapes control characters), a pass over megabytes for 100,000 runs
-        the_plan.write_json(sys.stdout.write, statuses(the_plan, force, force_batches, project))
+        from qaflow.plan.listing import write_json
+
+        write_json(the_plan, sys.stdout.write, statuses(the_plan, force, force_batches, project))
         sys.stdout.write("\n")
         sys.stdout.flush()
     elif list_inputs:
