@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 
 from qaflow.errors import BatchSpecError
 from qaflow.plan.fingerprint import (
-    _FIELDS,
     SCHEME,
     InputHashes,
     Parts,
@@ -407,6 +406,7 @@ def test_the_recipe_does_not_change_without_its_scheme() -> None:
     assert fingerprint(_parts(input_hash=None, upstream=[])) == "1f25b89dede835858c70d5fb17dd9d76"
 
 
+FIELDS = [field.name for field in dataclasses.fields(Parts)]  # the recipe's order
 field_text = st.text(
     alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\0,"), max_size=8
 )
@@ -414,7 +414,7 @@ field_text = st.text(
 
 @settings(max_examples=200, deadline=None)
 @given(
-    st.fixed_dictionaries({name: field_text | st.none() for name in _FIELDS}), st.lists(field_text)
+    st.fixed_dictionaries({name: field_text | st.none() for name in FIELDS}), st.lists(field_text)
 )
 def test_fingerprint_of_is_the_written_recipe(
     parts: dict[str, object], upstream: list[str]
@@ -424,7 +424,7 @@ def test_fingerprint_of_is_the_written_recipe(
         [f"scheme={SCHEME}"]
         + [
             f"{n}={','.join(v) if isinstance(v, list) else v}"
-            for n, v in ((n, parts[n]) for n in _FIELDS)
+            for n, v in ((n, parts[n]) for n in FIELDS)
         ]
     )
     assert fingerprint_of(parts) == hash_bytes(written.encode())
@@ -434,7 +434,6 @@ def test_parts_json_identical_dicts_in_any_order() -> None:
     assert _parts(params={"a": 1, "b": 2}) == _parts(params={"b": 2, "a": 1})
 
 
-FIELDS = [field.name for field in dataclasses.fields(Parts)]
 small_text = st.text(alphabet="ab:c", max_size=4)
 parts_strategy = st.builds(
     Parts,

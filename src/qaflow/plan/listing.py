@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
 
+from qaflow.plan.memo import ByObject
 from qaflow.plan.model import Plan, RunSpec
 
 LINES_PER_WRITE = 2000  # `write_json`: about 1 MB of text a write
@@ -46,16 +46,7 @@ class RunLines:
     def __init__(self, plan: Plan, statuses: Mapping[str, str] | None) -> None:
         self.plan, self.statuses = plan, statuses
         self.encode = json.JSONEncoder(default=str, ensure_ascii=False).encode
-        self.known: dict[int, str] = {}  # id of a shared value -> its JSON
-        self.held: list[Any] = []  # the values known: alive, their ids stay theirs
-
-    def shared(self, value: Any) -> str:
-        """The JSON of a value that many runs hold (the same object), encoded once."""
-        found = self.known.get(id(value))
-        if found is None:
-            found = self.known[id(value)] = self.encode(value)
-            self.held.append(value)
-        return found
+        self.shared = ByObject(self.encode).of  # a value many runs hold, encoded once
 
     def line(self, run: RunSpec) -> str:
         string, shared, plan = _string, self.shared, self.plan

@@ -35,6 +35,7 @@ from qaflow.config.project import Project
 from qaflow.errors import BatchSpecError, ConfigError
 from qaflow.plan.expand import PIPELINE, SCRIPT, rel_dir
 from qaflow.plan.fingerprint import InputHashes, code_version, fingerprint_of, hash_json, parts_dict
+from qaflow.plan.memo import ByObject
 from qaflow.plan.model import PENDING, PRODUCED, Plan, PlanOptions, RunSpec
 from qaflow.worker.model import RunResult
 from qaflow.worker.rundir import Committed, read_result, reused
@@ -70,9 +71,7 @@ class Fingerprints:
         self._inputs: InputHashes | None = None
         self._code: dict[tuple[str, ...], str] = {}
         self._input_hash: dict[Path, str] = {}  # input path -> content hash, for this plan
-        self._hashed: dict[
-            int, tuple[str, str]
-        ] = {}  # id(configurations) -> (configs, params) hashes
+        self._hashed = ByObject(hash_json)  # the runs of a batch share their configurations
         self._exclude = [project.config_path, *project.batch_files()]
         self.committed: dict[str, Committed] = {}  # run key -> its verified committed result
         self._read: set[str] = set()  # keys whose result was looked for
@@ -165,14 +164,14 @@ class Fingerprints:
             batch=run.batch,
             batch_file=None if run.batch_file is None else self._relative(run.batch_file),
             rel_input_path=run.rel_input_path,
-            hashed=self._hash,
+            hashed=self._hashed.of,
         )
 
     def _completed(self, run: RunSpec, commanded: bool) -> tuple[Any, ...]:
         """The configurations a fingerprint covers: the run's, then its command (`qa run -i X
         CMD`) and its matrix (run() sees context.matrix: a key no configuration uses counts
         too). One tuple per (configurations, command, matrix): the runs of a batch's matrix
-        combination share it, so `_hash` hashes it once, not once per run."""
+        combination share it, so `_hashed` hashes it once, not once per run."""
         command = run.command if commanded else None
         key = (id(run.configurations), command, id(run.matrix))
         if key not in self._completions:
@@ -190,13 +189,6 @@ class Fingerprints:
         """Paths in fingerprints are relative to the project: a moved or cloned project keeps them."""
         root = self.project.root
         return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
-
-    def _hash(self, value: Any) -> str:
-        """JSON hashes memoised by object: the runs of a batch share their configurations."""
-        key = id(value)
-        if key not in self._hashed:
-            self._hashed[key] = (value, hash_json(value))  # holding value keeps its id unique
-        return self._hashed[key][1]
 
     def code(self, deps: tuple[str, ...]) -> str:
         deps = deps or self.project.deps

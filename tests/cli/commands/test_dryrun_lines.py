@@ -7,7 +7,8 @@ from pathlib import Path
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from qaflow.cli.commands.batch import _describe_run
+from qaflow.cli.commands.batch import _configs_text, _describe_run
+from qaflow.plan.memo import ByObject
 from qaflow.plan.model import RunSpec
 
 names = st.sampled_from(["a", "b", "ab", "a.b", "é", "x y", "..a"])
@@ -41,15 +42,16 @@ def test_a_folder_is_shown_relative_to_the_project_when_under_it(
     out = root / out.relative_to("/") if under else out
     shown = out.relative_to(root) if out.is_relative_to(root) else out
     base = str(root).rstrip("/") + "/"
-    line = _describe_run(_run(out, ("c",)), base, "run", {})
+    line = _describe_run(_run(out, ("c",)), base, "run", ByObject(_configs_text))
     assert line.endswith(f"  -> {shown}")
 
 
 def test_configurations_are_written_once_per_object_and_shown_alike() -> None:
     configs = ("c", {"x": 1}, [2, "y"])
-    shown: dict[int, tuple[tuple[object, ...], str]] = {}
+    written: list[tuple[object, ...]] = []
+    shown = ByObject(lambda given: written.append(given) or _configs_text(given))
     first = _describe_run(_run(Path("/p/o/1"), configs), "/p/", "cached", shown)
     second = _describe_run(_run(Path("/p/o/2"), configs), "/p/", "run", shown)
     assert '[c, {"x": 1}, [2, "y"]]' in first and '[c, {"x": 1}, [2, "y"]]' in second
     assert first.startswith("cached  b  -  [") and first.endswith("-> o/1")
-    assert list(shown) == [id(configs)]
+    assert written == [configs]

@@ -29,6 +29,7 @@ from qaflow.cli.commands.batch_qaboard import (
     tuning_search_points,
     with_batches_files,
 )
+from qaflow.plan.memo import ByObject
 from qaflow.plan.model import Plan, RunSpec
 from qaflow.plan.planner import plan
 
@@ -393,7 +394,7 @@ def _echo_lines(lines: Iterable[str]) -> None:
 def describe(the_plan: Plan, root: Path, status: dict[str, str]) -> str:
     """The readable plan of `qa --dryrun batch`: one line per run, then counts per batch."""
     base = str(root).rstrip("/") + "/"  # what the runs' folders are shown relative to
-    configs: dict[int, tuple[tuple[Any, ...], str]] = {}  # a batch's runs share theirs
+    configs = ByObject(_configs_text)  # a batch's runs share their configurations
     lines = [_describe_run(run, base, status[run.key], configs) for run in the_plan.runs]
     counts: dict[str, Counter[str]] = {}
     for run in the_plan.runs:
@@ -416,21 +417,18 @@ def _counts(counts: Counter[str]) -> str:
     )
 
 
-def _describe_run(
-    run: RunSpec, base: str, status: str, shown: dict[int, tuple[tuple[Any, ...], str]]
-) -> str:
+def _describe_run(run: RunSpec, base: str, status: str, configs: ByObject[str]) -> str:
     """One line of the dry run. `base`: the project's folder and a "/" (a run's folder under
-    it is shown relative to it; paths are normalised, so a prefix is a parent); `shown`: the
-    configurations already written, by object (held: their ids stay theirs)."""
-    found = shown.get(id(run.configurations))
-    if found is None:
-        text = ", ".join(
-            c if isinstance(c, str) else json.dumps(c, default=str) for c in run.configurations
-        )
-        found = shown[id(run.configurations)] = (run.configurations, text)
+    it is shown relative to it; paths are normalised, so a prefix is a parent)."""
     out = str(run.output_dir)
     if out.startswith(base):
         out = out[len(base) :] or "."
     elif out == base[:-1]:
         out = "."
-    return f"{status:<6}  {run.batch}  {run.rel_input_path or '-'}  [{found[1]}]  {run.platform}  -> {out}"
+    return f"{status:<6}  {run.batch}  {run.rel_input_path or '-'}  [{configs.of(run.configurations)}]  {run.platform}  -> {out}"
+
+
+def _configs_text(configurations: tuple[Any, ...]) -> str:
+    return ", ".join(
+        c if isinstance(c, str) else json.dumps(c, default=str) for c in configurations
+    )
