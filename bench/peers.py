@@ -328,6 +328,34 @@ def snakemake_of(venv: Path) -> Path | None:
     return None
 
 
+def filesystem_of(folder: Path) -> str:
+    """The type of the filesystem holding `folder` (from /proc/mounts), and whether an ext4
+    one has no journal: there, every new file or folder skips the inodes deleted in the last
+    minute or so (the kernel's `recently_deleted`), so creating files slows down for a while
+    after a workload's folders are deleted. A tool that makes more files per run than the
+    bare loop then pays more than its own code costs."""
+    try:
+        mounts = [line.split() for line in Path("/proc/mounts").read_text().splitlines()]
+    except OSError:
+        return "an unknown filesystem"
+    resolved = str(folder.resolve())
+    best = max(
+        (m for m in mounts if len(m) > 2 and (resolved + "/").startswith(m[1].rstrip("/") + "/")),
+        key=lambda m: len(m[1]),
+        default=None,
+    )
+    if best is None:
+        return "an unknown filesystem"
+    device, mount, kind = best[0], best[1], best[2]
+    note = ""
+    if kind == "ext4":
+        name = Path(device).name
+        journal = Path("/proc/fs/jbd2")
+        if journal.is_dir() and not any(p.name.startswith(f"{name}-") for p in journal.iterdir()):
+            note = " without a journal"
+    return f"{kind}{note} ({mount})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
@@ -338,13 +366,23 @@ def main() -> None:
     parser.add_argument("--snakemake-w4", action="store_true", help="Snakemake on W4 too (minutes)")
     parser.add_argument("--list-runs", type=int, default=100_000)
     parser.add_argument("--only", default="W1,W2,W4,list", help="W1,W2 (with W3, dryrun),W4,list")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="where the workloads' projects are made (default: the temporary folder); "
+        "e.g. /dev/shm to measure the tools, not the disk (see filesystem_of)",
+    )
     args = parser.parse_args()
     qaflows = dict(item.split("=", 1) for item in args.qaflow) or {"this": str(HERE.parent / "src")}
     snakemake = None if args.no_snakemake else snakemake_of(args.snakemake_venv)
     tools = Tools({name: Path(src).resolve() for name, src in qaflows.items()}, snakemake)
     only = set(args.only.split(","))
-    print(f"{os.cpu_count()} CPUs, concurrency {CONCURRENCY}, medians of {args.repeat}")
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        print(
+            f"{os.cpu_count()} CPUs, concurrency {CONCURRENCY}, medians of {args.repeat}, "
+            f"projects on {filesystem_of(Path(tmp))}"
+        )
         if "W1" in only:
             report("W1: 200 runs", flat_workload(tools, Path(tmp), 200, args.repeat), TARGETS["W1"])
         if "W2" in only:

@@ -116,7 +116,7 @@ class Catalog:
         raw: dict[str, _Raw] = {}
         aliases: dict[str, list[str]] = {}
         for path in project.batch_files():
-            data = yamlfile.load(path)
+            data = yamlfile.load(path, root=project.root)
             if data is None:
                 continue
             if not isinstance(data, dict):

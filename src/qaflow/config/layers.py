@@ -46,7 +46,7 @@ def config_files(start: Path) -> list[Path]:
         if path is None:
             continue
         found.append(path)
-        content = _load(path)
+        content = _load(path, folder)
         if content.get("root"):
             break
     found.reverse()
@@ -59,8 +59,9 @@ def merged(files: list[Path]) -> dict[str, Any]:
     if not files:
         return settings
     root = files[0].parent
+    project = files[-1].parent  # whose kept parses answer (`yamlfile.load`)
     for path in files:
-        layer = dict(_load(path))
+        layer = dict(_load(path, project))
         include = layer.get("include")
         if include:
             included_path = root / str(include)
@@ -69,13 +70,13 @@ def merged(files: list[Path]) -> dict[str, Any]:
                     f"{yamlfile.where(path, ('include',))}: `include: {include}` names no file "
                     f"(looked for {str(included_path)!r}, relative to the root project). Fix the path."
                 )
-            layer = merge(_load(included_path), layer)  # as QA-Board: the included file wins
+            layer = merge(_load(included_path, project), layer)  # as QA-Board: the included file wins
         settings = merge(layer, settings)
     return settings
 
 
-def _load(path: Path) -> dict[str, Any]:
-    data = yamlfile.load(path)
+def _load(path: Path, project: Path) -> dict[str, Any]:
+    data = yamlfile.load(path, root=project)
     if data is None:
         return {}
     if not isinstance(data, dict):

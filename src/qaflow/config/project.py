@@ -89,7 +89,7 @@ class Project:
                 f"No {CONFIG_FILENAME} in {str(root)!r}. Run `qa init` there to create a project."
             )
         files = layers.config_files(root)
-        data = yamlfile.load(path)
+        data = yamlfile.load(path, root=root)
         if len(files) > 1 or (isinstance(data, dict) and data.get("include")):
             data = layers.merged(files)
             root = files[0].parent

@@ -12,9 +12,14 @@ Policy:
 - Written only by `flush()`, which `qa batch` and `qa run` call when an execution is about
   to start: a command that fails, plans only (`--dryrun`), or only reads writes nothing.
 - Where: one file per project, in QA_CONFIG_CACHE_DIR, else `$XDG_CACHE_HOME/qaflow/config/`
-  (`~/.cache` when unset), at most `MAX_ENTRIES` validations per project and `MAX_FILES` projects (the oldest go).
+  (`~/.cache` when unset), at most `MAX_ENTRIES` validations (and as many parses) per project and `MAX_FILES` projects (the oldest go).
 - A document that `marshal` cannot encode (a YAML date, a custom tag) is not kept; a kept
   file that cannot be read is ignored. `QA_CONFIG_CACHE=0` turns the cache off.
+
+Parses are kept the same way (`parsed`): a YAML file's data, under a digest of its bytes and
+of the parsing code (PyYAML's version included), so that a process whose files did not
+change does not import PyYAML either. Its data is kept with its shared values shared (an
+anchor used twice is one object, as PyYAML gives it), up to `MAX_PARSED` bytes.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ T = TypeVar("T")
 MARSHAL_VERSION = 2  # no back-references: equal documents always encode to equal bytes
 MAX_ENTRIES = 512  # validations kept per project (the latest)
 MAX_FILES = 256  # projects kept (the most recently written)
+MAX_PARSED = 8 * 1024 * 1024  # bytes of a kept parse, encoded
+PARSED_MARSHAL_VERSION = 4  # with back-references: values shared in the data stay shared
 _CODE = ("models.py", "schema.py", "values.py", "batch_errors.py")  # what validates, in config/
 
 _projects: dict[str, _Kept] = {}  # project root -> what is kept for it, read once
@@ -46,7 +53,7 @@ class _Kept:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self.entries: dict[bytes, bytes] = _read(path) if path is not None else {}
+        self.entries, self.parses = _read_both(path) if path is not None else ({}, {})
         self.dirty = False
 
 
@@ -102,6 +109,36 @@ def cached(
     return result
 
 
+def parsed(
+    raw: bytes, parse: Callable[[], T], *, root: Path, code: tuple[Path, ...]
+) -> T:
+    """`parse()`'s result for a file whose bytes are `raw`: kept from an earlier process when
+    the same bytes were parsed by the same `code` (the parsing modules), else parsed and kept
+    (in the project at `root`'s file). Errors are not kept: `parse()` raises them again."""
+    if os.environ.get("QA_CONFIG_CACHE") == "0":
+        return parse()
+    try:
+        key = hashlib.blake2b(raw, digest_size=20, key=_code(code), person=b"parsed").digest()
+    except OSError:  # the parsing code cannot be read: not kept
+        return parse()
+    kept = _kept(root)
+    blob = kept.parses.get(key)
+    if blob is not None:
+        try:
+            return marshal.loads(blob)  # type: ignore[no-any-return]
+        except (EOFError, ValueError, TypeError):
+            kept.parses.pop(key, None)
+    result = parse()
+    try:
+        blob = marshal.dumps(result, PARSED_MARSHAL_VERSION)
+    except ValueError:  # a value marshal does not know (a YAML date): not kept
+        return result
+    if len(blob) <= MAX_PARSED:
+        kept.parses[key] = blob
+        kept.dirty = True
+    return result
+
+
 def flush() -> None:
     """Write what this process validated (`qa batch`/`qa run`, when an execution starts).
     Best effort: a cache that cannot be written is no error."""
@@ -110,11 +147,12 @@ def flush() -> None:
             continue
         kept.dirty = False
         entries = dict(list(kept.entries.items())[-MAX_ENTRIES:])
+        parses = dict(list(kept.parses.items())[-MAX_ENTRIES:])
         try:
             new = not kept.path.exists()
             kept.path.parent.mkdir(parents=True, exist_ok=True)
             temporary = kept.path.with_name(f".{kept.path.name}.{os.getpid()}")
-            temporary.write_bytes(marshal.dumps(entries, MARSHAL_VERSION))
+            temporary.write_bytes(marshal.dumps((entries, parses), MARSHAL_VERSION))
             temporary.replace(kept.path)
             if new:
                 _prune(kept.path.parent)
@@ -146,11 +184,19 @@ def _kept(root: Path) -> _Kept:
 
 
 def _read(path: Path) -> dict[bytes, bytes]:
+    """The kept validations of a project's file."""
+    return _read_both(path)[0]
+
+
+def _read_both(path: Path) -> tuple[dict[bytes, bytes], dict[bytes, bytes]]:
+    """The kept validations and parses of a project's file; none if it cannot be read."""
     try:
-        entries = marshal.loads(path.read_bytes())
+        kept = marshal.loads(path.read_bytes())
     except (OSError, EOFError, ValueError, TypeError):
-        return {}
-    return entries if isinstance(entries, dict) else {}
+        return {}, {}
+    if not (isinstance(kept, tuple) and len(kept) == 2 and all(isinstance(d, dict) for d in kept)):
+        return {}, {}  # not this version's layout
+    return kept[0], kept[1]
 
 
 def _code(extra: tuple[Path, ...]) -> bytes:

@@ -3,31 +3,70 @@
 A file must be UTF-8 text; its aliases may not expand it past MAX_VALUES values (a
 "billion laughs" file is a few lines that expand to 10^9 values) nor make a value contain
 itself: both are refused with a ConfigError before anything uses the data.
+
+Parsing is kept between processes (`validated.parsed`, keyed by the file's bytes): a
+command whose configuration files did not change never imports PyYAML (~40 ms), which is
+imported here only to parse, or to find the line of a problem.
 """
 
 from __future__ import annotations
 
+import functools
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
-
+from qaflow.config import validated
 from qaflow.errors import ConfigError
 
-try:  # the C loader is ~10x faster on large batch files
-    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
-except AttributeError:  # pragma: no cover - PyYAML built without libyaml
-    _Loader = yaml.SafeLoader
-
+if TYPE_CHECKING:
+    import yaml
 
 MAX_VALUES = 10_000_000  # values of a file once its aliases are expanded
 
 
-def load(path: Path) -> Any:
-    """Parse one YAML file; a syntax error becomes a ConfigError naming the file and line."""
-    text = read_text(path)
+@functools.cache
+def _loader() -> type[yaml.SafeLoader]:
+    import yaml
+
+    try:  # the C loader is ~10x faster on large batch files
+        return yaml.CSafeLoader  # type: ignore[no-any-return]
+    except AttributeError:  # pragma: no cover - PyYAML built without libyaml
+        return yaml.SafeLoader
+
+
+@functools.cache
+def _parser_code() -> tuple[Path, ...]:
+    """The files whose change makes a kept parse stale: this module, and PyYAML's
+    `__init__.py` (its version), found as `import yaml` would, without importing it."""
+    for entry in sys.path:
+        candidate = Path(entry or ".", "yaml", "__init__.py")
+        if candidate.is_file():
+            return (Path(__file__), candidate)
+    import importlib.util  # not a plain folder on sys.path (a zip?): ask the import system
+
+    spec = importlib.util.find_spec("yaml")
+    origin = spec.origin if spec is not None else None
+    return (Path(__file__), Path(origin)) if origin and Path(origin).is_file() else (Path(__file__),)
+
+
+def load(path: Path, *, root: Path | None = None) -> Any:
+    """Parse one YAML file; a syntax error becomes a ConfigError naming the file and line.
+
+    `root`: the project whose kept parses (`validated.parsed`) may answer for the file's
+    bytes; None parses every time."""
+    raw = _read_bytes(path)
+    if root is None:
+        return _parse(path, raw)
+    return validated.parsed(raw, lambda: _parse(path, raw), root=root, code=_parser_code())
+
+
+def _parse(path: Path, raw: bytes) -> Any:
+    import yaml
+
+    text = _decode(path, raw)
     try:
-        data = yaml.load(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_loader())
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -46,10 +85,17 @@ def load(path: Path) -> Any:
 
 def read_text(path: Path) -> str:
     """The text of a configuration file; a file that is not UTF-8 text is a ConfigError."""
+    return _decode(path, _read_bytes(path))
+
+
+def _read_bytes(path: Path) -> bytes:
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"Cannot read {str(path)!r}: {exc.strerror}.") from exc
+
+
+def _decode(path: Path, raw: bytes) -> str:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -112,8 +158,10 @@ def line_of(path: Path, keys: tuple[str | int, ...]) -> int | None:
     Only called to decorate an error message, so it re-reads the file rather than keeping
     marks around for every value of every file.
     """
+    import yaml
+
     try:
-        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=_Loader)
+        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=_loader())
     except (OSError, ValueError, yaml.YAMLError, RecursionError):
         return None
     line = None
@@ -128,6 +176,8 @@ def line_of(path: Path, keys: tuple[str | int, ...]) -> int | None:
 
 
 def _child(node: yaml.Node, key: str | int) -> yaml.Node | None:
+    import yaml
+
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
             if isinstance(k, yaml.ScalarNode) and k.value == str(key):
@@ -139,9 +189,11 @@ def _child(node: yaml.Node, key: str | int) -> yaml.Node | None:
 
 def where_key(path: Path, keys: tuple[str | int, ...]) -> str:
     """`file:line` of the last key of `keys` itself (not of its value), for unknown keys."""
+    import yaml
+
     line = line_of(path, keys[:-1]) if keys[:-1] else 1
     try:
-        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=_Loader)
+        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=_loader())
     except (OSError, ValueError, yaml.YAMLError, RecursionError):
         return str(path)
     for key in keys[:-1]:
