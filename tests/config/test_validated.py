@@ -5,8 +5,6 @@ only an execution writes them, and an unchanged project's `qa` never imports pyd
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import write_project
+from importing import packages, qa_importing
 from qaflow.config import validated
 from qaflow.config.batches import Catalog
 from qaflow.config.project import Project
@@ -276,24 +275,6 @@ def test_a_document_marshal_cannot_encode_is_validated_every_time(tmp_path, kept
 
 
 # ---------------------------------------------------------------- through `qa`
-def qa(root: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "qaflow", "-C", str(root), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-
-
-def imported(result: subprocess.CompletedProcess[str]) -> set[str]:
-    return {
-        line.rpartition("|")[2].strip().split(".")[0]
-        for line in result.stderr.splitlines()
-        if line.startswith("import time:")
-    }
-
-
 def test_only_an_execution_keeps_validations_and_then_qa_needs_no_pydantic(tmp_path):
     root = write_project(
         tmp_path / "p",
@@ -304,11 +285,7 @@ def test_only_an_execution_keeps_validations_and_then_qa_needs_no_pydantic(tmp_p
         },
     )
     folder = tmp_path / "kept"
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(sys.path),
-        "QA_CONFIG_CACHE_DIR": str(folder),
-    }
+    env = {**os.environ, "QA_CONFIG_CACHE_DIR": str(folder)}
     env.pop("QA_CONFIG_CACHE", None)
     for args in (
         ("--dryrun", "batch", "b"),
@@ -316,13 +293,13 @@ def test_only_an_execution_keeps_validations_and_then_qa_needs_no_pydantic(tmp_p
         ("status",),
         ("batch", "b", "--list"),
     ):
-        qa(root, *args, env=env)
+        qa_importing(root, *args, env=env)
         assert not folder.exists(), f"qa {' '.join(args)} wrote what it validated"
-    first = qa(root, "batch", "b", env=env)
+    first, first_imported = qa_importing(root, "batch", "b", env=env)
     assert first.returncode == 0, first.stderr[-2000:]
-    assert "pydantic" in imported(first) and list(folder.iterdir())
+    assert "pydantic" in packages(first_imported) and list(folder.iterdir())
     for args in (("--dryrun", "batch", "b"), ("batch", "b")):
-        again = qa(root, *args, env=env)
+        again, again_imported = qa_importing(root, *args, env=env)
         assert again.returncode == 0, again.stderr[-2000:]
-        assert "pydantic" not in imported(again), f"qa {' '.join(args)} imported pydantic"
+        assert "pydantic" not in packages(again_imported), f"qa {' '.join(args)} imported pydantic"
         assert "unknown key `odd_key`" in again.stderr  # the warning is still shown

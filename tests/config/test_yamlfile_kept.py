@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import write_project
+from importing import packages, qa_importing
 from qaflow.config import validated, yamlfile
 from qaflow.errors import ConfigError
 from validations import new_process
@@ -180,28 +180,13 @@ def test_an_unchanged_project_runs_without_importing_pyyaml(tmp_path):
         qaboard="inputs: {database: data}\n",
         batches="b:\n  type: script\n  configs: ['echo hi > $QA_OUTPUT_DIR/out.txt']\n",
     )
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(sys.path),
-        "QA_CONFIG_CACHE_DIR": str(tmp_path / "kept"),
-    }
+    env = {**os.environ, "QA_CONFIG_CACHE_DIR": str(tmp_path / "kept")}
     env.pop("QA_CONFIG_CACHE", None)
 
     def qa(*args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
-        done = subprocess.run(
-            [sys.executable, "-X", "importtime", "-m", "qaflow", "-C", str(root), *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
-        )
+        done, imported = qa_importing(root, *args, env=env)
         assert done.returncode == 0, done.stderr[-2000:]
-        names = {
-            line.rpartition("|")[2].strip().split(".")[0]
-            for line in done.stderr.splitlines()
-            if line.startswith("import time:")
-        }
-        return done, names
+        return done, packages(imported)
 
     assert "yaml" in qa("batch", "b")[1]  # parsed, then kept as the execution starts
     for args in (("batch", "b"), ("--dryrun", "batch", "b")):

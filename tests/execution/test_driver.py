@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import qaflow
+from importing import qa_importing
 from qaflow.config.project import Project
 from qaflow.execution.driver import _options
 from qaflow.execution.model import Options
@@ -264,24 +264,6 @@ def test_a_no_op_re_run_is_recorded_whole_and_finished(project, store_url):
     assert record.status == "succeeded" and record.label == "again" and record.ended_at
     assert record.counts == {"cached": len(first.runs())}
     assert [run.key for run in runs] == [spec.key for spec in again.plan.runs]
-
-
-def qa_importing(root: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
-    """A real `qa` process in `root`, and the modules it imported."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "qaflow", "-C", str(root), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    imported = {
-        line.rpartition("|")[2].strip()
-        for line in done.stderr.splitlines()
-        if line.startswith("import time:")
-    }
-    return done, imported
 
 
 def test_a_no_op_re_run_of_the_default_store_needs_no_sqlalchemy(project):

@@ -109,9 +109,7 @@ def cached(
     return result
 
 
-def parsed(
-    raw: bytes, parse: Callable[[], T], *, root: Path, code: tuple[Path, ...]
-) -> T:
+def parsed(raw: bytes, parse: Callable[[], Any], *, root: Path, code: tuple[Path, ...]) -> Any:
     """`parse()`'s result for a file whose bytes are `raw`: kept from an earlier process when
     the same bytes were parsed by the same `code` (the parsing modules), else parsed and kept
     (in the project at `root`'s file). Errors are not kept: `parse()` raises them again."""
@@ -125,7 +123,7 @@ def parsed(
     blob = kept.parses.get(key)
     if blob is not None:
         try:
-            return marshal.loads(blob)  # type: ignore[no-any-return]
+            return marshal.loads(blob)
         except (EOFError, ValueError, TypeError):
             kept.parses.pop(key, None)
     result = parse()

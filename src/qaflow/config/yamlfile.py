@@ -30,7 +30,7 @@ def _loader() -> type[yaml.SafeLoader]:
     import yaml
 
     try:  # the C loader is ~10x faster on large batch files
-        return yaml.CSafeLoader  # type: ignore[no-any-return]
+        return yaml.CSafeLoader  # type: ignore[return-value]
     except AttributeError:  # pragma: no cover - PyYAML built without libyaml
         return yaml.SafeLoader
 
@@ -47,7 +47,9 @@ def _parser_code() -> tuple[Path, ...]:
 
     spec = importlib.util.find_spec("yaml")
     origin = spec.origin if spec is not None else None
-    return (Path(__file__), Path(origin)) if origin and Path(origin).is_file() else (Path(__file__),)
+    return (
+        (Path(__file__), Path(origin)) if origin and Path(origin).is_file() else (Path(__file__),)
+    )
 
 
 def load(path: Path, *, root: Path | None = None) -> Any:
