@@ -229,6 +229,17 @@ def isolated(task: RunTask, output_dir: Path) -> Iterator[None]:
                 os.chdir(saved_cwd)
 
 
+def command_env(task: RunTask, output_dir: Path) -> dict[str, str]:
+    """The environment of a command run's process: what `isolated` would make this process's,
+    built as a dict instead (a command runs in a child: this process's own need not change)."""
+    env = dict(os.environ)
+    run_env = _run_env(task, output_dir)
+    env.update(run_env)
+    if "QA_INPUT_PATH" not in run_env:
+        env.pop("QA_INPUT_PATH", None)
+    return env
+
+
 def _run_env(task: RunTask, output_dir: Path) -> dict[str, str]:
     """The task's own variables, `ENV` of the dict configurations (later ones win) and of the
     extra parameters, then QA_OUTPUT_DIR, QA_INPUT_PATH, QA_LABEL."""
@@ -419,7 +430,7 @@ def manifest(output_dir: Path) -> dict[str, dict[str, Any]]:
 
 def write_manifest(output_dir: Path) -> None:
     with open(output_dir / "manifest.outputs.json", "w", encoding="utf-8") as file:
-        json.dump(manifest(output_dir), file)
+        file.write(json.dumps(manifest(output_dir)))  # dumps: the C encoder
 
 
 def _scan(folder: str, prefix: str, found: dict[str, dict[str, Any]]) -> None:
@@ -466,4 +477,4 @@ def write_inputs_manifest(output_dir: Path, input_path: str | None) -> None:
                 entry = _file_entry(str(item))
                 files[item.as_posix()] = {"st_size": entry["st_size"], "md5": entry["md5"]}
     with open(output_dir / "manifest.inputs.json", "w", encoding="utf-8") as file:
-        json.dump(files, file, sort_keys=True, indent=2)
+        file.write(json.dumps(files, sort_keys=True, indent=2))

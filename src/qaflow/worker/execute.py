@@ -32,6 +32,7 @@ from qaflow.worker import isolation, rundir
 from qaflow.worker.context import (
     MetricsError,
     captured,
+    command_env,
     isolated,
     jsonable,
     read_metrics,
@@ -126,11 +127,14 @@ def _execute(
             task, command=task.command.replace(str(output_dir), str(attempt))
         )
     try:
+        # a command runs in a child process given its environment and cwd; the run's own
+        # code runs here, in this process's, set and restored around it
+        env = None if task.command is None else command_env(task, attempt)
         with (
-            isolated(task, attempt),
+            isolated(task, attempt) if env is None else contextlib.nullcontext(),
             captured(attempt / "log.txt", tee=task.tee, append=task.action != "run"),
         ):
-            outcome = _dispatch(task, attempt)
+            outcome = _dispatch(task, attempt, env)
             if after_run is not None:
                 after_run()
     except ExecutorError as exc:
@@ -172,11 +176,11 @@ def _prepare(task: RunTask, source: Path, attempt: Path, started: float) -> None
     if task.command is not None:
         record["command"] = task.command
     with open(attempt / "run.json", "w", encoding="utf-8") as file:
-        json.dump(record, file, indent=2, default=jsonable)
+        file.write(json.dumps(record, indent=2, default=jsonable))
 
 
-def _dispatch(task: RunTask, output_dir: Path) -> Outcome:
-    outcome = invoke(task, output_dir)
+def _dispatch(task: RunTask, output_dir: Path, env: dict[str, str] | None) -> Outcome:
+    outcome = invoke(task, output_dir, env)
     if task.action == "postprocess" and outcome.status is not RunStatus.SUCCEEDED:
         outcome = _keeping_results(outcome, output_dir)
     if outcome.error:

@@ -55,11 +55,12 @@ class Outcome:
     compute_time: float = 0.0
 
 
-def invoke(task: RunTask, output_dir: Path) -> Outcome:
-    """Run the task's code (its command, or its entrypoint's functions) in this process."""
+def invoke(task: RunTask, output_dir: Path, env: dict[str, str] | None = None) -> Outcome:
+    """Run the task's code (its command, or its entrypoint's functions) in this process;
+    `env`: a command's environment (default: this process's)."""
     try:
         if task.command is not None:
-            outcome = _run_command(task, output_dir)
+            outcome = _run_command(task, output_dir, env)
         else:
             module = _load_entrypoint(task)
             run = task.payload  # as QA-Board's `qa run`: the metadata() of the run's input
@@ -204,7 +205,7 @@ def _judge(metrics: dict[str, Any], who: str, compute_time: float) -> Outcome:
 
 
 # ---------------------------------------------------------------- command mode
-def _run_command(task: RunTask, output_dir: Path) -> Outcome:
+def _run_command(task: RunTask, output_dir: Path, env: dict[str, str] | None) -> Outcome:
     if task.action != "run":
         raise _Errored("a run defined by a command has no postprocess step")
     run = task.payload
@@ -225,7 +226,7 @@ def _run_command(task: RunTask, output_dir: Path) -> Outcome:
     start = time.perf_counter()
     try:
         status = subprocess.run(
-            command, shell=True, cwd=task.project_root, env=dict(os.environ)
+            command, shell=True, cwd=task.project_root, env=dict(os.environ) if env is None else env
         ).returncode
     except OSError as exc:
         raise _Errored(f"cannot start the command: {exc}") from None
