@@ -6,6 +6,9 @@
 - `quiet`: only the failed runs' lines. `single` (`qa run`): the run's own output is the
   progress; one line at the end.
 - At the end: the summary (`qaflow.execution.summary`).
+- An execution settled before anything ran (a no-op re-run: every run up to date, no
+  summary metric asked for) is shown whole as plain lines (`show_settled`): the table would
+  only repeat them, and rich (~80 ms of imports) is then never imported.
 Writing never raises (`qaflow.execution.display`): a closed pipe or terminal only stops it.
 """
 
@@ -19,15 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.text import Text
-
 from qaflow.execution.display import GuardedStream
-from qaflow.execution.summary import SummaryMetric, compact, seconds, summary
+from qaflow.execution.summary import SummaryMetric, compact, outputs_line, seconds, summary
 from qaflow.plan.model import Plan, RunSpec
 from qaflow.worker.model import RunResult, RunStatus
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.progress import Progress, TaskID
 
     from qaflow.execution.model import Execution
@@ -83,8 +84,8 @@ class ConsoleReporter:
         """`before_output`: called once, before the first thing shown (the CLI's spinner
         clears its line)."""
         self.stream = GuardedStream()
-        self.console = console or Console(file=self.stream, highlight=False)  # type: ignore[arg-type]
-        self.live = (self.console.is_terminal if live is None else live) and not single
+        self._console = console  # made at first use (`console`)
+        self._live = live
         self.quiet = quiet
         self.single = single  # `qa run`: the run's own output is the progress; end with one line
         self.interval = interval
@@ -101,6 +102,22 @@ class ConsoleReporter:
         self._ticker: threading.Thread | None = None
         self._root = Path.cwd()
         self._before_output = before_output
+
+    @property
+    def console(self) -> Console:
+        """rich's console, on the guarded stream: made when first needed."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(file=self.stream, highlight=False)  # type: ignore[arg-type]
+        return self._console
+
+    @property
+    def live(self) -> bool:
+        """Live progress bars: on a terminal (as rich sees it), unless `single`."""
+        if self._live is None:
+            self._live = self.console.is_terminal
+        return self._live and not self.single
 
     @property
     def verbose(self) -> bool:
@@ -194,6 +211,41 @@ class ConsoleReporter:
             for renderable in summary(execution, self._root, self.summary_metrics):
                 self._print(renderable)
 
+    def show_settled(self, execution: Execution) -> bool:
+        """Show an execution settled before anything ran, whole, as plain lines: when every
+        run is up to date (CACHED) and no summary metric is asked for (else False: nothing
+        shown, the events show it). A line per batch says what the table would repeat."""
+        results = execution.results
+        if (
+            self.single
+            or self.summary_metrics
+            or any(r.status is not RunStatus.CACHED for r in results.values())
+        ):
+            return False
+        self._cleared()
+        if self.quiet:
+            return True
+        per_batch = Counter(run.batch for run in execution.plan.runs)
+        batches = ", ".join(
+            f"{name} ({per_batch[name]})" for name in execution.plan.batches if name in per_batch
+        )
+        lines = [
+            f"execution {execution.id}: {len(execution.plan.runs)} run(s) in "
+            f"{batches or 'no batch'}"
+        ]
+        symbol = f"{RunStatus.CACHED.symbol} {RunStatus.CACHED.value:<9}"
+        lines += [
+            f"{symbol} {name}: {count} run(s) up to date" for name, count in per_batch.items()
+        ]
+        lines.append(
+            f"execution {execution.id} ({execution.label}): {execution.status}, nothing to run: "
+            f"{len(results)} run(s) up to date"
+        )
+        lines.append(outputs_line(execution, self._root))
+        self.stream.write("".join(f"{line}\n" for line in lines))
+        self.stream.flush()
+        return True
+
     def close(self) -> None:
         self._stop.set()
         if self._ticker is not None and self._ticker is not threading.current_thread():
@@ -221,6 +273,8 @@ class ConsoleReporter:
         with self._lock:
             cached, self._cached = self._cached, Counter()
         if self.verbose:
+            from rich.text import Text
+
             for batch, count in cached.items():
                 line = Text(f"{RunStatus.CACHED.symbol} {RunStatus.CACHED.value:<9}")
                 line.stylize(RunStatus.CACHED.style)
@@ -245,6 +299,8 @@ class ConsoleReporter:
             return f"progress: {self._done}/{self._total} ({per_batch}) in {seconds(elapsed)}{eta}"
 
     def _line(self, run: RunSpec, result: RunResult) -> None:
+        from rich.text import Text
+
         status = result.status
         line = Text(f"{status.symbol} {status.value:<9}", style=status.style)
         line.append(f" {run.batch}  {run.rel_input_path or '-'}  ({result.duration:.2f}s)")
@@ -253,6 +309,8 @@ class ConsoleReporter:
         self._print(line)
 
     def _print(self, renderable: Any) -> None:
+        from rich.text import Text
+
         if self._progress is not None:
             self._progress.console.print(renderable, soft_wrap=isinstance(renderable, Text | str))
         else:

@@ -304,10 +304,12 @@ def _settled_execution(
     )
     execution = dataclasses.replace(execution, id=execution_id)
     shown = reporter if reporter is not None else ConsoleReporter(single=options.tee)
-    shown.execution_started(execution_id, the_plan)
-    for spec in the_plan.runs:
-        shown.run_finished(spec, results[spec.key])
-    shown.execution_finished(execution)
+    show_settled = getattr(shown, "show_settled", None)  # the console's: plain lines
+    if show_settled is None or not show_settled(execution):
+        shown.execution_started(execution_id, the_plan)
+        for spec in the_plan.runs:
+            shown.run_finished(spec, results[spec.key])
+        shown.execution_finished(execution)
     return execution
 
 

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.table import Table
-from rich.text import Text
-
 from qaflow.plan.model import RunSpec
 from qaflow.worker.model import RunResult, RunStatus
 
 if TYPE_CHECKING:
+    from rich.table import Table
+    from rich.text import Text
+
     from qaflow.execution.model import Execution
 
 MAX_FAILURES_SHOWN = 20
@@ -47,6 +47,8 @@ def summary(
     execution: Execution, root: Path, metrics: Sequence[SummaryMetric] = ()
 ) -> list[Table | Text]:
     """The end-of-execution table, the failed runs and where their logs are, what next."""
+    from rich.text import Text  # imported when shown: a no-op's plain lines need no rich
+
     by_batch: dict[str, list[RunResult]] = {}
     failures: list[tuple[RunSpec, RunResult]] = []
     for spec in execution.plan.runs:  # not execution.runs(): no object per run (10,000s)
@@ -73,11 +75,14 @@ def summary(
         lines.append(
             Text(f"cancelled: {cancelled} run(s) did not finish; {RESUME_HINT}.", style="yellow")
         )
-    outputs = _short(execution.storage / "runs", root)
-    lines.append(
-        Text(f"outputs: {outputs}/  logs: <output dir>/log.txt, or `qa logs RUN`", style="dim")
-    )
+    lines.append(Text(outputs_line(execution, root), style="dim"))
     return lines
+
+
+def outputs_line(execution: Execution, root: Path) -> str:
+    """The summary's last line: where the runs' outputs and logs are."""
+    outputs = _short(execution.storage / "runs", root)
+    return f"outputs: {outputs}/  logs: <output dir>/log.txt, or `qa logs RUN`"
 
 
 def _table(
@@ -86,6 +91,9 @@ def _table(
     metrics: Sequence[SummaryMetric],
     cancelled: bool,
 ) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(
         title=f"execution {execution.id} ({execution.label}): {execution.status}",
         title_justify="left",
@@ -140,6 +148,8 @@ def _mean(results: Sequence[RunResult], metric: SummaryMetric) -> str:
 
 
 def _failure_line(run: RunSpec, result: RunResult, root: Path) -> Text:
+    from rich.text import Text
+
     line = Text(
         f"{result.status.symbol} {run.batch} {run.rel_input_path or '-'}: ",
         style=result.status.style,
@@ -152,6 +162,8 @@ def _failure_line(run: RunSpec, result: RunResult, root: Path) -> Text:
 
 def compact(execution: Execution, root: Path) -> Text:
     """The ending of `qa run`: one line with the status, the metrics and the output directory."""
+    from rich.text import Text
+
     [run] = execution.runs()
     status = run.result.status
     line = Text(f"{status.symbol} {status.value} in {run.result.duration:.2f}s", style=status.style)
