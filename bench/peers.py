@@ -189,7 +189,14 @@ class Tools:
         return [sys.executable, "-m", "qaflow", "-C", str(root), *args]
 
     def env(self, name: str) -> dict[str, str]:
-        return {**bytecode_env(), "PYTHONPATH": str(self.qaflows[name])}
+        """Each tree compiles and keeps its validations in folders of its own: trees whose
+        kept files differ in layout must not spoil each other's (as one user's version)."""
+        kept = Path.home() / ".cache" / "qaflow-bench" / "config" / name
+        return {
+            **bytecode_env(),
+            "PYTHONPATH": str(self.qaflows[name]),
+            "QA_CONFIG_CACHE_DIR": str(kept),
+        }
 
     def snake(self, root: Path, *args: str) -> list[str]:
         assert self.snakemake is not None

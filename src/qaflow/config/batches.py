@@ -11,7 +11,6 @@ that are not batches, as QA-Board files often do.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,6 +178,8 @@ class Catalog:
 
     def _unknown(self, name: str, stack: tuple[str, ...]) -> str:
         known = [*self._raw, *self.aliases]
+        import difflib  # only for an error message
+
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
         hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         via = f" (listed by alias {stack[-1]!r})" if stack else ""

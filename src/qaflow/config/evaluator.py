@@ -21,7 +21,6 @@ import operator
 import os.path
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
 from qaflow.config.limits import MAX_CALL_WORK, unfit_result, work
@@ -63,6 +62,8 @@ def _round(number: float, ndigits: int | None = None) -> float:
     if not math.isfinite(number):
         raise ValueError(f"cannot round {number}")
     digits = 0 if ndigits is None else max(-400, min(ndigits, 400))
+    from decimal import ROUND_HALF_UP, Decimal, localcontext  # only to round a float
+
     with localcontext() as context:
         context.prec = 1000
         exact = Decimal(number) if isinstance(number, int) else Decimal(repr(number))

@@ -10,8 +10,6 @@ QA-Board project may carry keys qaflow has no use for): each one is a warning na
 
 from __future__ import annotations
 
-import difflib
-import getpass
 import json
 import os
 import sys
@@ -260,11 +258,17 @@ def _validate(path: Path, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _user() -> str:
-    return os.environ.get("QA_USER") or getpass.getuser()
+    if os.environ.get("QA_USER"):
+        return os.environ["QA_USER"]
+    import getpass  # only for a {user} placeholder
+
+    return getpass.getuser()
 
 
 def did_you_mean(name: str, known: Any) -> str:
     """'. Did you mean 'x'?' for the closest of `known`, else '.' (for messages)."""
+    import difflib  # only for an error message
+
     close = difflib.get_close_matches(name, [str(k) for k in known], n=1, cutoff=0.6)
     return f". Did you mean {close[0]!r}?" if close else "."
 

@@ -7,7 +7,6 @@ No pydantic here: the settled path (`config.validated`'s cache hits) and the che
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from typing import Any
 
@@ -47,6 +46,8 @@ def misspelt(key: str, known: Iterable[str]) -> str | None:
     folded = {name.lower().replace("-", "_"): name for name in names}
     if key.lower().replace("-", "_") in folded:
         return folded[key.lower().replace("-", "_")]
+    import difflib  # only for a key no one knows
+
     close = difflib.get_close_matches(key, names, n=1, cutoff=NEAR_MISS)
     return close[0] if close else None
 

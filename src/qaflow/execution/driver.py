@@ -25,7 +25,6 @@ import contextlib
 import dataclasses
 import functools
 import os
-import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -36,7 +35,7 @@ from qaflow.config.project import Project
 from qaflow.execution.interrupts import handled
 from qaflow.execution.model import Cancellation, Execution, Job, Options, Run, RunResult, RunTask
 from qaflow.execution.preflight import Preflight, preflight
-from qaflow.execution.prepare import payload_of
+from qaflow.execution.prepare import hostname, payload_of
 from qaflow.execution.recorder import ended_on_error
 from qaflow.execution.reserve import SpaceReserve
 from qaflow.execution.settle import Decisions, settle
@@ -250,7 +249,7 @@ def _record(
 ) -> str:
     """The execution's id: a new record, or the one recorded by `qa batch --no-wait`."""
     if execution_id is not None:
-        store.writes.adopt_execution(execution_id, pid=os.getpid(), host=socket.gethostname())
+        store.writes.adopt_execution(execution_id, pid=os.getpid(), host=hostname())
         return execution_id
     from qaflow.config.git import git_info
 
@@ -260,7 +259,7 @@ def _record(
         argv=list(options.argv or sys.argv),
         git=git_info(project.root),
         pid=os.getpid(),
-        host=socket.gethostname(),
+        host=hostname(),
     )
 
 
@@ -294,7 +293,7 @@ def _settled_execution(
         argv=list(options.argv or sys.argv),
         git=git_info(project.root),
         pid=os.getpid(),
-        host=socket.gethostname(),
+        host=hostname(),
         specs=planned_specs(the_plan, decisions.settled, decisions.known),
         fingerprints=[run.fingerprint for run in the_plan.runs],
         results=results,

@@ -12,8 +12,8 @@ the listing of the previous step's runs written to `$QA_PREVIOUS_BATCH`, once.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
-import socket
 import time
 from collections import ChainMap
 from collections.abc import Mapping
@@ -27,8 +27,6 @@ from qaflow.plan.model import PENDING, PRODUCED, Plan, RunSpec
 from qaflow.plan.pipeline import write_previous
 from qaflow.worker.model import RunPayload, RunResult, RunStatus
 from qaflow.worker.rundir import Committed, read_result, reused
-
-HOST = socket.gethostname()  # as worker.execute records it (not imported here: the pool)
 
 
 def payload_of(spec: RunSpec) -> RunPayload:
@@ -145,7 +143,7 @@ def _reused(job: Job, found: Committed) -> RunResult:
         job.key,
         found,
         job.run.output_dir,
-        host=HOST,
+        host=hostname(),
         pid=os.getpid(),  # decided when it started (the summary's "reused after upstream re-ran")
         fingerprint=job.run.fingerprint,
         parts=job.run.parts,
@@ -158,3 +156,12 @@ def _token(result: RunResult) -> str:
     if result.digest:
         return PRODUCED + result.digest
     return PENDING + (result.fingerprint or result.key)
+
+
+@functools.cache
+def hostname() -> str:
+    """This machine's name, as worker.execute records it (not imported here: the pool);
+    `socket` (~3 ms of imports) is imported when it is first asked for."""
+    import socket
+
+    return socket.gethostname()

@@ -14,12 +14,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import queue
-import socket
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from qaflow.execution.prepare import hostname
 from qaflow.execution.reserve import disk_full
 from qaflow.plan.model import Plan, RunSpec
 from qaflow.worker.model import RunResult
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from qaflow.store import Store
     from qaflow.store.direct import DirectStore
 
-HOST = socket.gethostname()
 HEARTBEAT = 5.0  # seconds between signs of life of a driver; `qa status` allows several missed
 _STOP = object()
 
@@ -95,7 +94,7 @@ class StoreRecorder:
         self._thread.start()
 
     def run_started(self, run: RunSpec, attempt: int) -> None:
-        self._queue.put((run.key, time.time(), HOST, attempt))
+        self._queue.put((run.key, time.time(), hostname(), attempt))
 
     def run_finished(self, run: RunSpec, result: RunResult) -> None:
         if self.settled.get(run.key) is not result:  # a settled one is in the store already

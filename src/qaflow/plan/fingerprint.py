@@ -22,7 +22,6 @@ import errno
 import hashlib
 import json
 import os
-import random
 import sqlite3
 import stat
 import subprocess
@@ -181,6 +180,8 @@ def _setup(db: sqlite3.Connection) -> None:
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
+            import random
+
             time.sleep(0.005 + random.random() * 0.05)
 
 

@@ -15,7 +15,6 @@ Policy
 
 from __future__ import annotations
 
-import difflib
 import graphlib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -69,6 +68,8 @@ def _check_known(catalog: Catalog, needed: str, by: str, field: tuple[str, ...])
     if needed in catalog.names:
         return
     batch = catalog.batch(by)
+    import difflib  # only for an error message
+
     close = difflib.get_close_matches(needed, catalog.names, n=3, cutoff=0.6)
     hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     where = yamlfile.where(batch.file, (batch.yaml_key, *field))

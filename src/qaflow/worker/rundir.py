@@ -32,7 +32,6 @@ import fcntl
 import hashlib
 import json
 import os
-import shutil
 import stat
 import time
 from collections.abc import Iterator
@@ -215,6 +214,8 @@ def fresh(output_dir: Path, project_root: Path) -> None:
     if mode is not None:
         _check_safe(output_dir, project_root)
         if stat.S_ISDIR(mode):
+            import shutil  # only to clear a stale attempt
+
             shutil.rmtree(output_dir)
         else:
             output_dir.unlink()
