@@ -283,6 +283,36 @@ def test_command_mode_failures(tmp_path):
     assert "args: a b c" in (args / "log.txt").read_text()
 
 
+def test_a_command_gets_the_runs_environment_and_this_process_keeps_its_own(tmp_path, monkeypatch):
+    """A command's process gets this process's variables, then the run's (ENV of its
+    configurations, QA_OUTPUT_DIR, QA_LABEL, QA_INPUT_PATH only for a run with an input),
+    in the project's folder; this process's environment and cwd do not change."""
+    root = project(tmp_path)
+    monkeypatch.setenv("INHERITED", "yes")
+    monkeypatch.setenv("QA_INPUT_PATH", "/stale/from/the/driver")
+    monkeypatch.setenv("OVERRIDDEN", "driver")
+    monkeypatch.chdir(tmp_path)
+    before = (dict(os.environ), Path.cwd())
+    command = (
+        'printf \'%s|%s|%s|%s|%s|%s\' "$INHERITED" "$OVERRIDDEN" "$QA_OUTPUT_DIR" '
+        '"${QA_INPUT_PATH-unset}" "$QA_LABEL" "$PWD" > {output_dir}/env.txt'
+    )
+    configs = ({"ENV": {"OVERRIDDEN": "run", "NUMBER": 3}},)
+    with_input, out = run(root, "a", command=command, configs=configs, label="lbl")
+    assert with_input.status is RunStatus.SUCCEEDED, with_input.error
+    inherited, overridden, output_dir, input_path, label, cwd = (
+        (out / "env.txt").read_text().split("|")
+    )
+    assert (inherited, overridden, label) == ("yes", "run", "lbl")
+    assert Path(output_dir).parent == out.parent and input_path == str(root / "data" / "a.in")
+    assert cwd == str(root)
+    task = conftest.make_task(root, "none", (), command=command)  # a run without an input
+    without = execute(task)
+    assert without.status is RunStatus.SUCCEEDED, without.error
+    assert (root / "output" / "none" / "env.txt").read_text().split("|")[3] == "unset"
+    assert (dict(os.environ), Path.cwd()) == before
+
+
 def test_context_from_task_is_plain_and_picklable(tmp_path):
     root = project(tmp_path)
     task = make_task(root, configs=("base", {"a": {"b": 1}}), forwarded_args=("--x",))
