@@ -13,7 +13,13 @@ import pytest
 import qaflow
 from importing import packages, qa_importing
 from qaflow.execution.model import Execution
-from qaflow.execution.report import ConsoleReporter, NullReporter, SummaryMetric
+from qaflow.execution.report import (
+    ConsoleReporter,
+    NullReporter,
+    RecordingReporter,
+    Reporters,
+    SummaryMetric,
+)
 from qaflow.worker.model import RunStatus
 
 BATCHES = (
@@ -100,3 +106,31 @@ def test_a_no_op_with_summary_metrics_still_shows_the_table(project, tmp_path):
         assert done.returncode == 0, done.stderr[-2000:]
     assert "wall time" in done.stdout and "cached" in done.stdout
     assert "nothing to run" not in done.stdout
+
+
+class Warming(RecordingReporter):
+    def warm_up(self) -> None:
+        self.events.append(("warm_up", "", ""))
+
+
+def test_reporters_warm_up_once_before_an_execution_runs_and_not_for_a_no_op(project):
+    """The driver lets each reporter import what it shows with (`warm_up`) before it starts
+    the backend (whose pool waits for its fork server), through a fan-out too; a no-op
+    starts no backend and shows nothing running."""
+    root = project(batches=BATCHES, files=["a.txt", "b.txt"])
+    shown = Warming()
+    first = qaflow.batch("second", project=root, reporter=Reporters(NullReporter(), shown))
+    assert first.status == "succeeded"
+    kinds = [event[0] for event in shown.events]
+    assert kinds[:2] == ["warm_up", "execution_started"] and kinds.count("warm_up") == 1
+    again = Warming()
+    assert qaflow.batch("second", project=root, reporter=again).status == "succeeded"
+    assert "warm_up" not in [event[0] for event in again.events]
+
+
+def test_a_warmed_console_has_made_its_console(capsys):
+    reporter = ConsoleReporter()
+    assert reporter._console is None  # nothing made until shown or warmed
+    reporter.warm_up()
+    assert reporter._console is not None
+    assert capsys.readouterr().out == ""  # warming shows nothing

@@ -128,6 +128,14 @@ class ConsoleReporter:
         self.stream.close_display()
         self.close()
 
+    def warm_up(self) -> None:
+        """Import what showing a running execution takes (rich's console, and its table for
+        the end) now: the driver calls this before it waits for the worker processes to
+        start, so the imports take time that would otherwise be spent waiting."""
+        self.console  # noqa: B018 - made now, not at the first line shown
+        if self.verbose:
+            import rich.table  # noqa: F401
+
     def execution_started(self, execution_id: str, plan: Plan) -> None:
         self._cleared()
         if self.verbose:  # the end's table: imported while the first runs start, not after

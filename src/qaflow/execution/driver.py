@@ -200,6 +200,7 @@ def _drive(
         backend_for,  # the local pool's modules: not for `qa --help`
     )
 
+    _warm_display(reporter)
     with backend_for(project, the_plan, options, checks, decisions, pool) as backend:
         execution_id = _record(store, project, options, execution_id)
         reserve = SpaceReserve(project.storage) if store.sqlite else None
@@ -223,6 +224,15 @@ def _drive(
                     started_at=started,
                 )
                 return _finish(events, execution)
+
+
+def _warm_display(reporter: Any) -> None:
+    """Let the reporters that show something import what they need now (`warm_up`): the
+    backend starts next, and the local pool waits for its fork server to start."""
+    for each in getattr(reporter, "reporters", (reporter,)):
+        warm = getattr(each, "warm_up", None)
+        if callable(warm):
+            warm()
 
 
 def _signals(
