@@ -206,7 +206,7 @@ def test_errors_are_not_kept(tmp_path, kept):
     assert first[0][0] == "error" and "retries" in first[0][2]
     validated.flush()
     assert not kept.exists() or all(
-        len(validated._read(file)) == 1
+        len(validated._read_both(file)[0]) == 1
         for file in kept.iterdir()  # qaboard.yaml only
     )
     new_process()
@@ -255,7 +255,7 @@ def test_what_is_kept_is_bounded(tmp_path, kept, monkeypatch):
         Project.load(root)
     validated.flush()
     [file] = kept.iterdir()
-    assert len(validated._read(file)) == 3
+    assert len(validated._read_both(file)[0]) == 3
     for index in range(3):
         other = write_project(tmp_path / f"other{index}")
         Project.load(other)

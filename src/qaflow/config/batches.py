@@ -177,11 +177,7 @@ class Catalog:
         return (database / name).exists()
 
     def _unknown(self, name: str, stack: tuple[str, ...]) -> str:
-        known = [*self._raw, *self.aliases]
-        import difflib  # only for an error message
-
-        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
-        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        hint = near_misses(name, [*self._raw, *self.aliases])
         via = f" (listed by alias {stack[-1]!r})" if stack else ""
         files = ", ".join(
             str(p.relative_to(self.project.root)) if p.is_relative_to(self.project.root) else str(p)
@@ -425,3 +421,12 @@ def _tuple_or_none(value: str | list[str] | None) -> tuple[str, ...] | None:
     if value is None:
         return None
     return (value,) if isinstance(value, str) else tuple(value)
+
+
+def near_misses(name: str, known: list[str]) -> str:
+    """' Did you mean 'a' or 'b'?' for the (up to 3) batch names of `known` close to `name`,
+    else '' (for messages)."""
+    import difflib  # only for an error message
+
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""

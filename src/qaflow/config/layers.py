@@ -70,9 +70,8 @@ def merged(files: list[Path]) -> dict[str, Any]:
                     f"{yamlfile.where(path, ('include',))}: `include: {include}` names no file "
                     f"(looked for {str(included_path)!r}, relative to the root project). Fix the path."
                 )
-            layer = merge(
-                _load(included_path, project), layer
-            )  # as QA-Board: the included file wins
+            # as QA-Board: the included file wins
+            layer = merge(_load(included_path, project), layer)
         settings = merge(layer, settings)
     return settings
 

@@ -181,11 +181,6 @@ def _kept(root: Path) -> _Kept:
     return _projects[name]
 
 
-def _read(path: Path) -> dict[bytes, bytes]:
-    """The kept validations of a project's file."""
-    return _read_both(path)[0]
-
-
 def _read_both(path: Path) -> tuple[dict[bytes, bytes], dict[bytes, bytes]]:
     """The kept validations and parses of a project's file; none if it cannot be read."""
     try:

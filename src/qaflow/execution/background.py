@@ -30,7 +30,6 @@ import json
 import math
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -42,7 +41,7 @@ from typing import TYPE_CHECKING
 
 from qaflow.errors import ExecutorError, UsageError
 from qaflow.store.records import ExecutionRecord, RunRecord
-from qaflow.worker.model import RunStatus
+from qaflow.worker.model import RunStatus, hostname
 
 if TYPE_CHECKING:
     from qaflow.config.project import Project
@@ -50,7 +49,7 @@ if TYPE_CHECKING:
     from qaflow.plan.model import Plan
     from qaflow.store import Store
 
-HOST = socket.gethostname()
+HOST = hostname()
 HEARTBEAT_TIMEOUT = 60.0  # seconds without a heartbeat (the recorder beats every 5 s): dead
 CANCEL_GRACE = 10.0  # seconds a driver has to end after SIGTERM before it is killed
 POLL = 0.2  # seconds between two reads of the store while waiting

@@ -138,8 +138,8 @@ class ConsoleReporter:
 
     def execution_started(self, execution_id: str, plan: Plan) -> None:
         self._cleared()
-        if self.verbose:  # the end's table: imported while the first runs start, not after
-            import rich.table  # noqa: F401
+        if self.verbose:  # when the driver did not: imported while the first runs start
+            self.warm_up()
         self._started = time.monotonic()
         self._total = len(plan.runs)
         for run in plan.runs:

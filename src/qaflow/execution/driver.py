@@ -35,7 +35,7 @@ from qaflow.config.project import Project
 from qaflow.execution.interrupts import handled
 from qaflow.execution.model import Cancellation, Execution, Job, Options, Run, RunResult, RunTask
 from qaflow.execution.preflight import Preflight, preflight
-from qaflow.execution.prepare import hostname, payload_of
+from qaflow.execution.prepare import payload_of
 from qaflow.execution.recorder import ended_on_error
 from qaflow.execution.reserve import SpaceReserve
 from qaflow.execution.settle import Decisions, settle
@@ -43,6 +43,7 @@ from qaflow.interpreter import freeze_planned
 from qaflow.plan.model import SINGLE_RUN_BATCH, BatchSettings, Plan, PlanOptions, RunSpec
 from qaflow.plan.planner import plan, plan_single
 from qaflow.plan.reuse import without_postprocess
+from qaflow.worker.model import hostname
 from qaflow.worker.rundir import lock_dir_of
 
 if TYPE_CHECKING:

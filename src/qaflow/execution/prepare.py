@@ -12,7 +12,6 @@ the listing of the previous step's runs written to `$QA_PREVIOUS_BATCH`, once.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import time
 from collections import ChainMap
@@ -25,7 +24,7 @@ from qaflow.plan.fingerprint import fingerprint_of
 from qaflow.plan.link import resolve
 from qaflow.plan.model import PENDING, PRODUCED, Plan, RunSpec
 from qaflow.plan.pipeline import write_previous
-from qaflow.worker.model import RunPayload, RunResult, RunStatus
+from qaflow.worker.model import RunPayload, RunResult, RunStatus, hostname
 from qaflow.worker.rundir import Committed, read_result, reused
 
 
@@ -156,12 +155,3 @@ def _token(result: RunResult) -> str:
     if result.digest:
         return PRODUCED + result.digest
     return PENDING + (result.fingerprint or result.key)
-
-
-@functools.cache
-def hostname() -> str:
-    """This machine's name, as worker.execute records it (not imported here: the pool);
-    `socket` (~3 ms of imports) is imported when it is first asked for."""
-    import socket
-
-    return socket.gethostname()

@@ -19,10 +19,9 @@ import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from qaflow.execution.prepare import hostname
 from qaflow.execution.reserve import disk_full
 from qaflow.plan.model import Plan, RunSpec
-from qaflow.worker.model import RunResult
+from qaflow.worker.model import RunResult, hostname
 
 if TYPE_CHECKING:
     from qaflow.execution.model import Execution

@@ -9,7 +9,6 @@ SIGTERM: the trials' executions are cancelled). Its output goes to the execution
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import threading
 from pathlib import Path
@@ -19,6 +18,7 @@ from qaflow.errors import QaflowError, shown_warnings
 from qaflow.execution.background import options_path
 from qaflow.optimize.request import Request
 from qaflow.optimize.study import optimize
+from qaflow.worker.model import hostname
 
 if TYPE_CHECKING:
     from qaflow.store import Store
@@ -44,7 +44,7 @@ def _drive(storage: Path, execution_id: str) -> int:
     prepared = request.prepare()
     project = prepared.project
     with Store.open(project.database_url, storage=project.storage) as store:
-        store.writes.adopt_execution(execution_id, pid=os.getpid(), host=socket.gethostname())
+        store.writes.adopt_execution(execution_id, pid=os.getpid(), host=hostname())
         stop = threading.Event()
         beat = threading.Thread(target=_beat, args=(store, execution_id, stop), daemon=True)
         beat.start()

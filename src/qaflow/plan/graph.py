@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from qaflow.config import yamlfile
-from qaflow.config.batches import Catalog, FolderTarget
+from qaflow.config.batches import Catalog, FolderTarget, near_misses
 from qaflow.errors import GraphError
 
 
@@ -68,10 +68,7 @@ def _check_known(catalog: Catalog, needed: str, by: str, field: tuple[str, ...])
     if needed in catalog.names:
         return
     batch = catalog.batch(by)
-    import difflib  # only for an error message
-
-    close = difflib.get_close_matches(needed, catalog.names, n=3, cutoff=0.6)
-    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    hint = near_misses(needed, catalog.names)
     where = yamlfile.where(batch.file, (batch.yaml_key, *field))
     raise GraphError(
         f"{where}: batch {by!r}: `needs` names {needed!r}, which is not a batch of the batch files.{hint}"

@@ -17,7 +17,7 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path, PurePath
 from typing import Any
@@ -214,9 +214,7 @@ def isolated(task: RunTask, output_dir: Path) -> Iterator[None]:
             os.chdir(task.project_root)
         except OSError as exc:
             raise ExecutorError(f"cannot enter the project's folder: {exc}") from None
-        os.environ.update(env)
-        if "QA_INPUT_PATH" not in env:
-            os.environ.pop("QA_INPUT_PATH", None)
+        _set_run_env(os.environ, env)
         yield
     finally:
         for key in [key for key in os.environ if key not in saved_env]:
@@ -233,11 +231,16 @@ def command_env(task: RunTask, output_dir: Path) -> dict[str, str]:
     """The environment of a command run's process: what `isolated` would make this process's,
     built as a dict instead (a command runs in a child: this process's own need not change)."""
     env = dict(os.environ)
-    run_env = _run_env(task, output_dir)
-    env.update(run_env)
-    if "QA_INPUT_PATH" not in run_env:
-        env.pop("QA_INPUT_PATH", None)
+    _set_run_env(env, _run_env(task, output_dir))
     return env
+
+
+def _set_run_env(target: MutableMapping[str, str], run_env: Mapping[str, str]) -> None:
+    """Put a run's variables in `target` (os.environ, or a copy of it): an inherited
+    QA_INPUT_PATH goes when the run has no input."""
+    target.update(run_env)
+    if "QA_INPUT_PATH" not in run_env:
+        target.pop("QA_INPUT_PATH", None)
 
 
 def _run_env(task: RunTask, output_dir: Path) -> dict[str, str]:

@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sys
 import threading
 import time
@@ -40,11 +39,10 @@ from qaflow.worker.context import (
     write_manifest,
     write_metrics,
 )
-from qaflow.worker.model import PENDING_SKIPPED, RunResult, RunStatus, RunTask
+from qaflow.worker.model import PENDING_SKIPPED, RunResult, RunStatus, RunTask, hostname
 from qaflow.worker.modes import Outcome, invoke
 from qaflow.worker.rundir import output_dir_of, run_lock
 
-HOST = socket.gethostname()
 READY = "ready"  # a worker's first message: it leads its own process group and waits for tasks
 RETIRING = "retiring"  # before a result: the worker exits after it (it could not be reset)
 
@@ -75,7 +73,7 @@ def _reused(task: RunTask, done: rundir.Committed, output_dir: Path) -> RunResul
         task.key,
         done,
         output_dir,
-        host=HOST,
+        host=hostname(),
         pid=os.getpid(),
         attempt=task.attempt,
         fingerprint=task.payload.fingerprint,
@@ -229,7 +227,7 @@ def _result(task: RunTask, outcome: Outcome, started: float, where: Path) -> Run
         error=outcome.error,
         started_at=started,
         ended_at=time.time(),
-        host=HOST,
+        host=hostname(),
         pid=os.getpid(),
         attempt=task.attempt,
         output_dir=str(where),
@@ -249,7 +247,7 @@ def failed_result(
         error=error,
         started_at=started,
         ended_at=time.time(),
-        host=HOST,
+        host=hostname(),
         pid=pid,
         attempt=task.attempt,
         output_dir=str(attempt) if (attempt := rundir.attempt_dir_of(task)).is_dir() else None,

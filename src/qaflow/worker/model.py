@@ -9,6 +9,7 @@ seam, `Executor`, is on the run side: `qaflow.execution.model`.)
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
@@ -183,3 +184,13 @@ class RunResult:
         return (
             (self.error or "").strip().splitlines()[0] if self.error and self.error.strip() else ""
         )
+
+
+@functools.cache
+def hostname() -> str:
+    """This machine's name, as every record of a run or an execution gives it (results,
+    executions, background drivers); `socket` (~3 ms of imports) is imported when it is
+    first asked for."""
+    import socket
+
+    return socket.gethostname()

@@ -37,8 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qaflow.worker.context import record_failure
-from qaflow.worker.execute import HOST
-from qaflow.worker.model import RunResult, RunStatus, RunTask
+from qaflow.worker.model import RunResult, RunStatus, RunTask, hostname
 from qaflow.worker.rundir import attempt_dir_of, run_lock
 
 if TYPE_CHECKING:
@@ -330,7 +329,7 @@ def _digest(key: str) -> str:
 
 def _settled(job: Job, status: RunStatus, error: str) -> RunResult:
     now = time.time()
-    return RunResult(job.key, status, error=error, started_at=now, ended_at=now, host=HOST)
+    return RunResult(job.key, status, error=error, started_at=now, ended_at=now, host=hostname())
 
 
 # ---------------------------------------------------------------- --dask-concurrency
