@@ -132,21 +132,44 @@ def slurm() -> Slurm:
     default = next(p.rstrip("*") for p in partitions if p.endswith("*"))
     others = [p for p in partitions if not p.endswith("*")]
     assert others, f"the tests need two partitions, SLURM has {partitions}"
+    cpus = max(int(n) for n in _slurm("sinfo", "-h", "-N", "-o", "%c").split())
+    assert cpus >= 2, f"the tests hold two one-core jobs at once; the node has {cpus} CPU(s)"
     return Slurm(default=default, other=others[0])
+
+
+def cluster_state() -> str:
+    """What the queue and the node say: for a test's message when a wait times out."""
+    queue = _slurm("squeue", "-h", "-o", "%i %j %T %r cpus=%C mem=%m")
+    nodes = _slurm("sinfo", "-h", "-N", "-o", "%N %t cpus=%c (allocated/idle/other/total %C) %E")
+    return f"squeue:\n{queue or '(empty)'}\nsinfo:\n{nodes}"
+
+
+_DRIVERS: list[subprocess.Popen[str]] = []  # the executions started by in_background
 
 
 @pytest.fixture
 def job_name(slurm: Slurm) -> Iterator[str]:
-    """This test's jobs' name; those left when it ends are cancelled."""
+    """This test's jobs' name. When it ends, its executions still running are stopped, and
+    its jobs left are cancelled: a failed test must not hold the node's CPUs for the next."""
     name = f"qa-test-{secrets.token_hex(4)}"
     yield name
+    while _DRIVERS:
+        driver = _DRIVERS.pop()
+        if driver.poll() is None:
+            driver.terminate()  # qa cancels its execution, whose jobs then stop
+            try:
+                driver.wait(60)
+            except subprocess.TimeoutExpired:
+                driver.kill()
+                driver.wait(60)
     slurm.cancel(name)
 
 
 def eventually(check: Callable[[], Any], seconds: float = DEADLINE) -> Any:
     deadline = time.monotonic() + seconds
     while not (value := check()):
-        assert time.monotonic() < deadline, f"still false after {seconds} s"
+        if time.monotonic() >= deadline:
+            pytest.fail(f"still false after {seconds} s\n{cluster_state()}")
         time.sleep(0.2)
     return value
 
@@ -184,21 +207,31 @@ def project(tmp_path: Path, job_name: str, **options: Any) -> Path:
 FASTER = {"DASK_DISTRIBUTED__DEPLOY__LOST_WORKER_TIMEOUT": "2s"}
 
 
+def qa_command(root: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "qaflow", "-C", str(root), *args]
+
+
 def qa(root: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "qaflow", "-C", str(root), *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False,
-                          env={**os.environ, **FASTER})  # fmt: skip
+    return subprocess.run(qa_command(root, *args), capture_output=True, text=True,
+                          timeout=timeout, check=False, env={**os.environ, **FASTER})  # fmt: skip
 
 
-def in_thread(function: Callable[[], subprocess.CompletedProcess[str]]) -> Callable[[], Any]:
-    box: list[subprocess.CompletedProcess[str]] = []
-    thread = threading.Thread(target=lambda: box.append(function()), daemon=True)
+def in_background(root: Path, *args: str) -> Callable[[], subprocess.CompletedProcess[str]]:
+    """Start `qa ARGS` (stopped when the test ends, if it still runs); the returned function
+    waits for its end and gives its output."""
+    driver = subprocess.Popen(qa_command(root, *args), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env={**os.environ, **FASTER})  # fmt: skip
+    _DRIVERS.append(driver)
+    box: list[tuple[str, str]] = []
+    thread = threading.Thread(target=lambda: box.append(driver.communicate()), daemon=True)
     thread.start()
 
     def result() -> subprocess.CompletedProcess[str]:
         thread.join(600)
-        assert box, "the execution did not end"
-        return box[0]
+        if not box:
+            pytest.fail(f"the execution did not end in 600 s\n{cluster_state()}")
+        out, err = box[0]
+        return subprocess.CompletedProcess(driver.args, driver.returncode, out, err)
 
     return result
 
@@ -272,7 +305,7 @@ def metrics_of(root: Path) -> dict[str, dict[str, Any]]:
 def test_jobs_start_as_runs_wait_and_stop_when_done(slurm, job_name, tmp_path):
     root = project(tmp_path, job_name, maximum_jobs=2)
     (root / "gate").write_text("")
-    result = in_thread(lambda: qa(root, "batch", "after-gated"))
+    result = in_background(root, "batch", "after-gated")
     seen: set[str] = set()
 
     def both_held_on_jobs() -> bool:
@@ -373,7 +406,7 @@ def check_nothing_lost(root: Path, done: subprocess.CompletedProcess[str], lost:
 
 def test_a_job_cancelled_mid_run_loses_nothing(slurm, job_name, tmp_path):
     root = project(tmp_path, job_name, cores=2, maximum_jobs=1)
-    result = in_thread(lambda: qa(root, "batch", "lost-retried", "lost-once"))
+    result = in_background(root, "batch", "lost-retried", "lost-once")
     job = held_runs_on_one_job(root)
     _slurm("scancel", job)
     check_nothing_lost(root, result(), job)
@@ -382,7 +415,7 @@ def test_a_job_cancelled_mid_run_loses_nothing(slurm, job_name, tmp_path):
 
 def test_a_job_killed_by_its_walltime_loses_nothing(slurm, job_name, tmp_path):
     root = project(tmp_path, job_name, cores=2, maximum_jobs=1, walltime="00:01:00")
-    result = in_thread(lambda: qa(root, "batch", "lost-retried", "lost-once"))
+    result = in_background(root, "batch", "lost-retried", "lost-once")
     job = held_runs_on_one_job(root)
     check_nothing_lost(root, result(), job)  # SLURM ended the job after a minute
     no_jobs_left(slurm, job_name)
