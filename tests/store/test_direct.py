@@ -124,6 +124,8 @@ def test_succeeded_answers_as_the_store_does(
             fingerprints = [f or None for f, _ in runs]
             store.writes.add_runs(execution_id, specs, fingerprints=fingerprints, results=results)
         expected = store.lookups.succeeded(asked)
+    ok = {RunStatus.SUCCEEDED, RunStatus.CACHED}
+    assert expected == {f for f, status in runs if f and status in ok} & set(asked)
     direct = DirectStore.open(None, folder)
     assert direct is not None
     with direct:

@@ -50,3 +50,36 @@ def test_a_store_carries_its_parts_over_one_engine(store: Store) -> None:
     store.writes.set_status(execution_id, [make_spec(0)["id"]], RunStatus.CANCELLED)
     assert store.lookups.execution(execution_id).counts == {"cancelled": 1}
     assert store.board.find_executions(label="l")[0].id == execution_id
+
+
+def test_succeeded_sees_any_success_in_the_history_over_several_chunks(
+    store_url: str, tmp_path: Path
+) -> None:
+    """A fingerprint counts once some run of it, in any execution, succeeded or was cached;
+    failures and runs not finished do not count. 1,200 fingerprints: three chunks of the
+    lookup, each probed through a history of three executions."""
+    count = 1200
+    prints = [f"fp{i:05d}" for i in range(count)]
+    # what the n-th execution made of fingerprint i (None: not finished)
+    statuses = [
+        lambda i: "failed" if i % 3 == 0 else None,
+        lambda i: "succeeded" if i % 3 == 1 else "failed",
+        lambda i: "cached" if i % 5 == 2 else "cancelled",
+    ]
+    with Database.open(store_url, storage=tmp_path) as database:
+        writes = Writes(database)
+        for status_of in statuses:
+            execution_id = writes.create_execution(
+                label="l", project="p", argv=["qa"], git=GIT, pid=None, host=None
+            )
+            specs = [make_spec(i) for i in range(count)]
+            writes.add_runs(execution_id, specs, fingerprints=prints)
+            finished = [
+                RunResult(key=spec["id"], status=status)
+                for i, spec in enumerate(specs)
+                if (status := status_of(i)) is not None
+            ]
+            writes.record(execution_id, finished=finished)
+        asked = [*prints, "unknown", "", prints[1]]
+        found = Lookups(database).succeeded(asked)
+    assert found == {p for i, p in enumerate(prints) if i % 3 == 1 or i % 5 == 2}

@@ -17,6 +17,21 @@ import orjson
 SCHEMA_REVISION = "0002"  # the head of migrations/versions; a test keeps the two equal
 KNOWN_REVISIONS = ("0001", "0002")  # every revision of migrations/versions, oldest first
 CHUNK = 500  # keys per IN (…) list: well under every backend's limit on parameters
+
+
+def sqlite_succeeded(count: int) -> str:
+    """SQLite's query of which of `count` fingerprints (then the two OK statuses) have a
+    successful run: one indexed probe each that stops at the first row found (EXISTS), so
+    its cost does not grow with the store's history. A `DISTINCT … IN (…)` visits every
+    run of each fingerprint: one per execution that planned it, 450,000 rows for a 10,000-run
+    project after 45 executions (113 ms against 40 ms here)."""
+    rows = ", ".join(["(?)"] * count)
+    return (
+        f"SELECT column1 FROM (VALUES {rows}) WHERE EXISTS "
+        "(SELECT 1 FROM runs WHERE fingerprint = column1 AND status IN (?, ?))"
+    )
+
+
 SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=30000",  # first: switching to WAL may wait for another process
     "PRAGMA journal_mode=WAL",

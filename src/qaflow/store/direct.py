@@ -8,7 +8,8 @@ Policy
   `Store` creates it (`sqlite_schema`). Otherwise it answers None and the caller opens
   `Store`, which migrates or refuses the database and names what is wrong.
 - It answers and writes exactly what `Store` would: `lookups.succeeded` is the same query
-  (served by the (fingerprint, status) index); its writes (`create_settled_execution`,
+  as `Store`'s on SQLite (`codec.sqlite_succeeded`, served by the (fingerprint, status)
+  index); its writes (`create_settled_execution`,
   `create_execution`, `adopt_execution`, `add_runs`, `record`, `heartbeat`,
   `finish_execution`: the driver's and the recorder's) are `Writes`' statements on the
   same rows and parameters (`records`: `execution_row`, `run_rows`, `start_params`,
@@ -39,6 +40,7 @@ from qaflow.store.codec import (
     dumps,
     loads,
     retrying_locks,
+    sqlite_succeeded,
 )
 from qaflow.store.records import (
     OK,
@@ -176,12 +178,7 @@ class DirectStore:
         with self._transaction("look up cached runs", write=False) as connection:
             for start in range(0, len(unique), CHUNK):
                 chunk = unique[start : start + CHUNK]
-                marks = ", ".join("?" * len(chunk))
-                rows = connection.execute(
-                    f"SELECT DISTINCT fingerprint FROM runs WHERE fingerprint IN ({marks}) "
-                    "AND status IN (?, ?)",
-                    (*chunk, *OK),
-                )
+                rows = connection.execute(sqlite_succeeded(len(chunk)), (*chunk, *OK))
                 found.update(row[0] for row in rows)
         return found
 
