@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from qaflow.execution.executors.local import LocalPool
-from qaflow.worker.model import RunPayload, RunStatus, RunTask
+from qaflow.worker.model import RunStatus
+from qaflow.worker.task import RunPayload, RunTask
 
 MAIN = "def run(context):\n    return {'x': 1}\n"
 

@@ -27,7 +27,7 @@ from sqlalchemy.exc import DBAPIError
 
 from qaflow.plan.model import merge_params
 from qaflow.store import Store
-from qaflow.worker.model import RunPayload, RunTask
+from qaflow.worker.task import RunPayload, RunTask
 
 # No property test has a time limit: on a loaded 2-core machine an example may take seconds
 # (speed is measured in bench/, not asserted in tests).

@@ -91,6 +91,15 @@ def test_a_no_op_qa_batch_imports_no_rich_yaml_pydantic_or_sqlalchemy(project, t
     assert "nothing to run: 3 run(s) up to date" in again.stdout
     assert "wall time" not in again.stdout
     assert not packages(imported) & {"rich", "yaml", "pydantic", "sqlalchemy"}
+    # nor what only executing runs needs: the tasks for workers, their preparation
+    assert "qaflow.store.direct" in imported  # the no-op was recorded
+    assert not imported & {"qaflow.worker.task", "qaflow.execution.prepare"}
+    dry, imported = qa_importing(root, "--dryrun", "batch", "second", env=env)
+    assert dry.returncode == 0 and "3 run(s) planned, 0 to run, 3 cached" in dry.stdout, dry.stdout
+    assert "qaflow.plan.planner" in imported
+    assert not imported & {"qaflow.worker.task", "qaflow.execution.prepare"}
+    first_run = "wall time"  # an execution that runs imports them, and shows its table
+    assert first_run in first.stdout
 
 
 def test_a_no_op_with_summary_metrics_still_shows_the_table(project, tmp_path):

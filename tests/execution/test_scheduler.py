@@ -17,7 +17,8 @@ from qaflow.execution.prepare import payload_of
 from qaflow.execution.report import RecordingReporter
 from qaflow.execution.scheduler import Scheduler
 from qaflow.plan.model import RunSpec
-from qaflow.worker.model import RunResult, RunStatus, RunTask
+from qaflow.worker.model import RunResult, RunStatus
+from qaflow.worker.task import RunTask
 
 
 def spec(key: str, batch: str = "b") -> RunSpec:

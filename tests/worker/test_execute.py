@@ -16,7 +16,8 @@ import conftest
 from conftest import write_project
 from qaflow.worker.context import RunContext
 from qaflow.worker.execute import execute
-from qaflow.worker.model import RunStatus, RunTask
+from qaflow.worker.model import RunStatus
+from qaflow.worker.task import RunTask
 
 MAIN = """
 import json, os, sys

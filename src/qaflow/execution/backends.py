@@ -31,13 +31,13 @@ from qaflow.execution.model import (
     Run,
     RunResult,
     RunStatus,
-    RunTask,
 )
 from qaflow.execution.preflight import Preflight
 from qaflow.execution.prepare import Preparer
 from qaflow.execution.scheduler import Decide, Prepare, Scheduler
 from qaflow.execution.settle import Decisions
 from qaflow.plan.model import Plan
+from qaflow.worker.task import RunTask
 
 if TYPE_CHECKING:
     from qaflow.execution.executors.cluster import Cluster

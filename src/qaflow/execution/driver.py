@@ -33,9 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 from qaflow.config.project import Project
 from qaflow.execution.interrupts import handled
-from qaflow.execution.model import Cancellation, Execution, Job, Options, Run, RunResult, RunTask
+from qaflow.execution.model import Cancellation, Execution, Job, Options, Run, RunResult
 from qaflow.execution.preflight import Preflight, preflight
-from qaflow.execution.prepare import payload_of
 from qaflow.execution.recorder import ended_on_error
 from qaflow.execution.reserve import SpaceReserve
 from qaflow.execution.settle import Decisions, settle
@@ -53,6 +52,7 @@ if TYPE_CHECKING:
     from qaflow.execution.report import Reporters
     from qaflow.store import Store
     from qaflow.store.direct import DirectStore
+    from qaflow.worker.task import RunTask
 
 
 def batch(
@@ -426,6 +426,9 @@ def _task(
     project: Project, the_plan: Plan, spec: RunSpec, options: Options, default_timeout: float | None
 ) -> RunTask:
     """`default_timeout`: QA_BATCH_TIMEOUT, else runners.local.timeout (`Preflight.timeout`)."""
+    from qaflow.execution.prepare import payload_of  # what executes: not on a no-op's path
+    from qaflow.worker.task import RunTask
+
     settings = the_plan.settings.get(spec.batch)
     timeout = settings.timeout if settings and settings.timeout else None
     if timeout is None:  # --local-timeout, else the default; 0 at either level: no limit

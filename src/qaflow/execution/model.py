@@ -3,8 +3,8 @@
 
 The orchestrator (`driver`) and its helpers (`background`, `recorder`, `report`, the
 schedulers) all import this module, never one another's orchestrator. The worker-level
-types (`RunStatus`, `RunTask`, `RunResult`) live in `qaflow.worker.model`, below; they are
-re-exported here for the run side.
+types (`RunStatus`, `RunResult`) live in `qaflow.worker.model`, below; they are re-exported
+here for the run side. `RunTask` (`qaflow.worker.task`) is imported where tasks are made.
 """
 
 from __future__ import annotations
@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from qaflow.plan.model import Plan, PlanOptions, RunSpec
-from qaflow.worker.model import PENDING_SKIPPED, RunResult, RunStatus, RunTask
+from qaflow.worker.model import PENDING_SKIPPED, RunResult, RunStatus
 
 if TYPE_CHECKING:
     import concurrent.futures  # the Executor seam's type: not imported on a no-op's path
+
+    from qaflow.worker.task import RunTask  # made only where runs execute
 
 __all__ = [
     "ActionOnExisting",
@@ -34,7 +36,6 @@ __all__ = [
     "Run",
     "RunResult",
     "RunStatus",
-    "RunTask",
 ]
 
 ActionOnExisting = Literal["run", "postprocess", "sync", "skip"]

@@ -24,8 +24,9 @@ from qaflow.plan.fingerprint import fingerprint_of
 from qaflow.plan.link import resolve
 from qaflow.plan.model import PENDING, PRODUCED, Plan, RunSpec
 from qaflow.plan.pipeline import write_previous
-from qaflow.worker.model import RunPayload, RunResult, RunStatus, hostname
+from qaflow.worker.model import RunResult, RunStatus, hostname
 from qaflow.worker.rundir import Committed, read_result, reused
+from qaflow.worker.task import RunPayload
 
 
 def payload_of(spec: RunSpec) -> RunPayload:

@@ -23,8 +23,8 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from qaflow.errors import ExecutorError
-from qaflow.worker.model import RunTask
 from qaflow.worker.rundir import OWN_FILES, attempt_dir_of, output_dir_of
+from qaflow.worker.task import RunTask
 
 _CHUNK = 1 << 20
 

@@ -39,9 +39,10 @@ from qaflow.worker.context import (
     write_manifest,
     write_metrics,
 )
-from qaflow.worker.model import PENDING_SKIPPED, RunResult, RunStatus, RunTask, hostname
+from qaflow.worker.model import PENDING_SKIPPED, RunResult, RunStatus, hostname
 from qaflow.worker.modes import Outcome, invoke
 from qaflow.worker.rundir import output_dir_of, run_lock
+from qaflow.worker.task import RunTask
 
 READY = "ready"  # a worker's first message: it leads its own process group and waits for tasks
 RETIRING = "retiring"  # before a result: the worker exits after it (it could not be reset)

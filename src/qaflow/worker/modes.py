@@ -32,7 +32,8 @@ from qaflow.errors import InterpolationError
 from qaflow.worker.context import MetricsError, RunContext, read_metrics
 from qaflow.worker.isolation import exit_if_forked
 from qaflow.worker.metadata import run_metadata
-from qaflow.worker.model import RunStatus, RunTask
+from qaflow.worker.model import RunStatus
+from qaflow.worker.task import RunTask
 
 _MODULES: dict[str, tuple[int, ModuleType]] = {}  # entrypoint path -> (mtime_ns, module)
 

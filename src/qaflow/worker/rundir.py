@@ -37,9 +37,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from qaflow.worker.model import RunResult, RunStatus, RunTask
+from qaflow.worker.model import RunResult, RunStatus
+
+if TYPE_CHECKING:
+    from qaflow.worker.task import RunTask
 
 OWN_FILES = frozenset(
     {"run.json", "metrics.json", "log.txt", "manifest.outputs.json", "manifest.inputs.json"}

@@ -19,7 +19,8 @@ import pytest
 import conftest
 from conftest import write_project
 from qaflow.execution.executors.local import LocalPool
-from qaflow.worker.model import RunResult, RunStatus, RunTask
+from qaflow.worker.model import RunResult, RunStatus
+from qaflow.worker.task import RunTask
 
 MAIN = """
 import os, subprocess, sys, time

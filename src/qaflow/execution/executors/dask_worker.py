@@ -37,8 +37,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qaflow.worker.context import record_failure
-from qaflow.worker.model import RunResult, RunStatus, RunTask, hostname
+from qaflow.worker.model import RunResult, RunStatus, hostname
 from qaflow.worker.rundir import attempt_dir_of, run_lock
+from qaflow.worker.task import RunTask
 
 if TYPE_CHECKING:
     from qaflow.execution.executors.local import LocalPool

@@ -5,7 +5,8 @@ from __future__ import annotations
 import concurrent.futures
 from types import TracebackType
 
-from qaflow.worker.model import RunResult, RunTask
+from qaflow.worker.model import RunResult
+from qaflow.worker.task import RunTask
 
 
 class InlineExecutor:

@@ -34,7 +34,8 @@ from qaflow.execution.executors.local_workers import (
 )
 from qaflow.worker.context import record_failure
 from qaflow.worker.execute import RETIRING, failed_result
-from qaflow.worker.model import RunResult, RunStatus, RunTask
+from qaflow.worker.model import RunResult, RunStatus
+from qaflow.worker.task import RunTask
 
 __all__ = ["LocalPool", "warm_up"]
 

@@ -17,7 +17,8 @@ import concurrent.futures
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from qaflow.worker.model import RunResult, RunTask
+from qaflow.worker.model import RunResult
+from qaflow.worker.task import RunTask
 
 
 @dataclass(eq=False)
