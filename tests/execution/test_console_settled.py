@@ -96,8 +96,13 @@ def test_a_no_op_qa_batch_imports_no_rich_yaml_pydantic_or_sqlalchemy(project, t
     assert not imported & {"qaflow.worker.task", "qaflow.execution.prepare"}
     dry, imported = qa_importing(root, "--dryrun", "batch", "second", env=env)
     assert dry.returncode == 0 and "3 run(s) planned, 0 to run, 3 cached" in dry.stdout, dry.stdout
-    assert "qaflow.plan.planner" in imported
-    assert not imported & {"qaflow.worker.task", "qaflow.execution.prepare"}
+    assert "qaflow.plan.planner" in imported and "qaflow.execution.options" in imported
+    # a dry run records nothing and executes nothing: none of the execution's other types
+    assert not imported & {
+        "qaflow.worker.task",
+        "qaflow.execution.prepare",
+        "qaflow.execution.model",
+    }
     first_run = "wall time"  # an execution that runs imports them, and shows its table
     assert first_run in first.stdout
 

@@ -27,7 +27,7 @@ from qaflow.interpreter import pause_gc, restore_gc
 if TYPE_CHECKING:
     from qaflow.cli.spinner import Spinner
     from qaflow.config.project import Project
-    from qaflow.execution.model import Options
+    from qaflow.execution.options import Options
     from qaflow.plan.model import PlanOptions
 
 
@@ -74,7 +74,7 @@ class Globals:
         )
 
     def options(self, **execution: Any) -> Options:
-        from qaflow.execution.model import Options
+        from qaflow.execution.options import Options
 
         return Options(
             label=self.label,

@@ -17,7 +17,7 @@ from qaflow.config.entrypoint import check_entrypoint
 from qaflow.config.project import Project
 from qaflow.config.values import concurrency_value
 from qaflow.errors import UsageError
-from qaflow.execution.model import Options
+from qaflow.execution.options import Options
 from qaflow.plan.model import Plan
 
 

@@ -17,7 +17,7 @@ from qaflow.cli.main import Globals
 from qaflow.config.project import Project
 
 if TYPE_CHECKING:
-    from qaflow.execution.model import ActionOnExisting, Options
+    from qaflow.execution.options import ActionOnExisting, Options
     from qaflow.execution.report import ConsoleReporter
 from qaflow.cli.commands.batch_qaboard import (
     BATCHES_FILE,

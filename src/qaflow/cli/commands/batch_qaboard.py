@@ -20,7 +20,7 @@ from qaflow.errors import UsageError
 from qaflow.plan.model import Plan, PlanOptions, RunSpec
 
 if TYPE_CHECKING:
-    from qaflow.execution.model import Options
+    from qaflow.execution.options import Options
 
 # QA-Board's --batches-file, read by `with_batches_files` (qa batch, optimize, check-bit-accuracy)
 BATCHES_FILE = click.option(

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from distributed import Client
 
     from qaflow.config.project import Project
-    from qaflow.execution.model import Options
+    from qaflow.execution.options import Options
     from qaflow.plan.model import Plan
 
 JOBQUEUE = {"slurm": "SLURMCluster", "lsf": "LSFCluster", "pbs": "PBSCluster", "sge": "SGECluster"}
