@@ -9,6 +9,7 @@ and ends by waiting for them to be gone: the jobs of an execution stop with it.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -28,7 +29,10 @@ import yaml
 from conftest import write_project
 from qaflow.worker.rundir import committed_attempt, run_dir_of
 
-# in turn, on one pytest-xdist worker: the cluster is one node with the machine's CPUs
+# in turn: the cluster is one node with the machine's CPUs, and a test that holds two of them
+# waits for them. On one pytest-xdist worker where `--dist loadgroup` honours the group; with
+# pytest 9.2 it does not (xdist 3.8 renames the node ids, which pytest now computes), so the
+# tests also take a lock that every xdist worker of the session shares (`in_turn`).
 pytestmark = pytest.mark.xdist_group("slurm")
 
 SLURM_ENV = "QA_TEST_SLURM"  # set by .ci/slurm-up's caller once `sinfo` shows the node idle
@@ -142,6 +146,21 @@ def cluster_state() -> str:
     queue = _slurm("squeue", "-h", "-o", "%i %j %T %r cpus=%C mem=%m")
     nodes = _slurm("sinfo", "-h", "-N", "-o", "%N %t cpus=%c (allocated/idle/other/total %C) %E")
     return f"squeue:\n{queue or '(empty)'}\nsinfo:\n{nodes}"
+
+
+@pytest.fixture(autouse=True)
+def in_turn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One SLURM test at a time in the whole session, each xdist worker waiting for the
+    lock in the session's base folder (shared by its workers); held until the test's jobs
+    are gone (set up before, so torn down after, the fixtures it uses)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    with open(shared / "slurm-tests.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 _DRIVERS: list[subprocess.Popen[str]] = []  # the executions started by in_background
