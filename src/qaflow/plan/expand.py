@@ -26,6 +26,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from qaflow.config import passes, yamlfile
@@ -189,9 +190,10 @@ def _expand_plain(
     the runs' shared parts computed, once for all of them."""
     configs = _configs(batch, context, (), later)
     found: list[FoundInput | None] = []
+    hooks = entrypoint_hooks(project, filtering=bool(batch.only or batch.exclude))  # once
     for entry in entries:
-        found += _find(
-            project,
+        found += _find_with(
+            hooks,
             find,
             batch,
             entry.location,
@@ -231,6 +233,20 @@ def _find(
     """The inputs at `location`; a missing one is an error naming the batch and its file.
     The entrypoint's QA-Board hooks (`plan.hooks`) may find them, or filter them."""
     hooks = entrypoint_hooks(project, filtering=bool(batch.only or batch.exclude))
+    return _find_with(hooks, find, batch, location, database, globs, use_parent_folder)
+
+
+def _find_with(
+    hooks: ModuleType | None,
+    find: Find,
+    batch: Batch,
+    location: str,
+    database: Path,
+    globs: tuple[str, ...],
+    use_parent_folder: bool,
+) -> list[FoundInput]:
+    """`_find` with the entrypoint's hooks already looked up (`entrypoint_hooks`): once for
+    a long list of input files, not once per file."""
     try:
         if hooks is not None and callable(getattr(hooks, "iter_inputs", None)):
             settings = {
