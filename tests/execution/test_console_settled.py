@@ -93,7 +93,7 @@ def test_a_no_op_qa_batch_imports_no_rich_yaml_pydantic_or_sqlalchemy(project, t
     assert not packages(imported) & {"rich", "yaml", "pydantic", "sqlalchemy"}
     # nor what only executing runs needs: the tasks for workers, their preparation
     assert "qaflow.store.direct" in imported  # the no-op was recorded
-    assert not imported & {"qaflow.worker.task", "qaflow.execution.prepare"}
+    assert not imported & {"qaflow.worker.task", "qaflow.execution.prepare", "socket"}
     dry, imported = qa_importing(root, "--dryrun", "batch", "second", env=env)
     assert dry.returncode == 0 and "3 run(s) planned, 0 to run, 3 cached" in dry.stdout, dry.stdout
     assert "qaflow.plan.planner" in imported and "qaflow.execution.options" in imported
