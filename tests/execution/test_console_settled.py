@@ -94,6 +94,8 @@ def test_a_no_op_qa_batch_imports_no_rich_yaml_pydantic_or_sqlalchemy(project, t
     # nor what only executing runs needs: the tasks for workers, their preparation
     assert "qaflow.store.direct" in imported  # the no-op was recorded
     assert not imported & {"qaflow.worker.task", "qaflow.execution.prepare", "socket"}
+    # no configuration has a ${…} template: nothing imports the interpolation code
+    assert not imported & {"qaflow.config.expressions", "qaflow.config.evaluator"}
     dry, imported = qa_importing(root, "--dryrun", "batch", "second", env=env)
     assert dry.returncode == 0 and "3 run(s) planned, 0 to run, 3 cached" in dry.stdout, dry.stdout
     assert "qaflow.plan.planner" in imported and "qaflow.execution.options" in imported
@@ -102,6 +104,8 @@ def test_a_no_op_qa_batch_imports_no_rich_yaml_pydantic_or_sqlalchemy(project, t
         "qaflow.worker.task",
         "qaflow.execution.prepare",
         "qaflow.execution.model",
+        "qaflow.config.expressions",
+        "qaflow.config.evaluator",
     }
     first_run = "wall time"  # an execution that runs imports them, and shows its table
     assert first_run in first.stdout

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from qaflow.config.limits import MAX_CALL_WORK, unfit_result, work
+from qaflow.config.templates import Deferred
 from qaflow.errors import InterpolationError
 
 MAX_LENGTH = 2000
@@ -38,14 +39,6 @@ _CHEAP = frozenset({"len", "bool", "abs", "int", "float", "round", "floor", "cei
 
 class Refused(Exception):
     """Why an expression cannot be evaluated; turned into an InterpolationError by the caller."""
-
-
-class Deferred(Exception):
-    """A value that is not known yet: an upstream run's metrics, read while planning.
-
-    Not an error (not a QaflowError): it tells the caller of an interpolation pass to leave
-    the run `deferred` and run the pass again when the value exists (see `config.passes`).
-    The evaluator lets it through untouched."""
 
 
 # --- allowed functions and operators -------------------------------------------------------------

@@ -31,6 +31,7 @@ from qaflow.config.evaluator import (
     template_error,
     try_parse,
 )
+from qaflow.config.templates import KNOWN_ROOTS, has_templates
 from qaflow.errors import InterpolationError
 
 __all__ = [
@@ -42,9 +43,6 @@ __all__ = [
     "interpolate_command",
 ]
 
-KNOWN_ROOTS: frozenset[str] = frozenset(
-    {"needs", "depends", "matrix", "previous", "input_path", "output_dir"}
-)
 
 _Mode = Literal["dollar", "double", "single"]
 
@@ -276,14 +274,3 @@ def interpolate_command(
         return command
     parts = _split(command, _context(names, roots, True, later), single=True)
     return "".join(_render(part, True) for part in parts)
-
-
-def has_templates(value: object) -> bool:
-    """True if any string inside value (lists, dict values) contains `${` (cheap check)."""
-    if isinstance(value, str):
-        return "${" in value
-    if isinstance(value, list):
-        return any(has_templates(item) for item in value)
-    if isinstance(value, dict):
-        return any(has_templates(item) for item in value.values())
-    return False

@@ -33,13 +33,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from qaflow.config.evaluator import Deferred
-from qaflow.config.expressions import (
-    KNOWN_ROOTS,
-    has_templates,
-    interpolate,
-    interpolate_command,
-)
+from qaflow.config.templates import KNOWN_ROOTS, Deferred, has_templates
 
 __all__ = ["Deferred", "at_expansion", "at_linking", "at_run_start", "later_names"]
 
@@ -109,6 +103,8 @@ def at_run_start(
         names["input_path"] = input_path
     if rel_input_path is not None:
         names["rel_input_path"] = rel_input_path
+    from qaflow.config.expressions import interpolate_command  # a template: the evaluator
+
     return interpolate_command(command, names)
 
 
@@ -123,7 +119,9 @@ def _configurations(
     """Each configuration interpolated (strings as shell commands when `commands`)."""
     configs = list(configs)
     if not any(_maybe_template(c, commands) for c in configs):
-        return configs
+        return configs  # nothing to interpolate: the evaluator is not even imported
+    from qaflow.config.expressions import interpolate, interpolate_command
+
     return [
         interpolate_command(c, names, roots=roots, later=later)
         if commands and isinstance(c, str)

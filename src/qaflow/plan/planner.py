@@ -19,8 +19,8 @@ from pathlib import Path
 from qaflow.config import validated
 from qaflow.config.batches import Batch, Catalog, FolderTarget
 from qaflow.config.checks import check_type_option, too_many_runs
-from qaflow.config.expressions import has_templates
 from qaflow.config.project import HOST, Project
+from qaflow.config.templates import has_templates
 from qaflow.errors import BatchSpecError
 from qaflow.plan.expand import (
     PIPELINE,
