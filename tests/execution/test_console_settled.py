@@ -96,6 +96,7 @@ def test_a_no_op_qa_batch_imports_no_rich_yaml_pydantic_or_sqlalchemy(project, t
     assert not imported & {"qaflow.worker.task", "qaflow.execution.prepare", "socket"}
     # no configuration has a ${…} template: nothing imports the interpolation code
     assert not imported & {"qaflow.config.expressions", "qaflow.config.evaluator"}
+    assert "qaflow.store.rows" in imported and "qaflow.store.records" not in imported  # writes only
     dry, imported = qa_importing(root, "--dryrun", "batch", "second", env=env)
     assert dry.returncode == 0 and "3 run(s) planned, 0 to run, 3 cached" in dry.stdout, dry.stdout
     assert "qaflow.plan.planner" in imported and "qaflow.execution.options" in imported

@@ -1,6 +1,7 @@
 """The run store: where executions and their runs are recorded (SQLite by default, or PostgreSQL).
 
-Layout, by consumer (each query module returns the plain records of `records.py`)
+Layout, by consumer (each query module returns the plain records of `records.py`; the
+writes make their table rows with `rows.py`)
 - `base.py`: `Database`, the engine and one transaction per call; opening checks the schema.
 - `store.py`: `Store`, a Database carrying the query modules as attributes.
 - `writes.py` (`store.writes`): what drivers write — execution/recorder, execution/driver, execution/background.
@@ -57,10 +58,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from qaflow.config.git import GitInfo
-from qaflow.store.records import ExecutionRecord, RunRecord
 
 if TYPE_CHECKING:
     from qaflow.store.engine import SCHEMA_REVISION
+    from qaflow.store.records import ExecutionRecord, RunRecord
     from qaflow.store.store import Store
 
 __all__ = ["SCHEMA_REVISION", "ExecutionRecord", "GitInfo", "RunRecord", "Store"]
@@ -68,7 +69,12 @@ __all__ = ["SCHEMA_REVISION", "ExecutionRecord", "GitInfo", "RunRecord", "Store"
 
 def __getattr__(name: str) -> Any:
     """`Store` and `SCHEMA_REVISION` import SQLAlchemy (~150 ms): only when asked for, so
-    importing the records stays cheap for commands that never open the store."""
+    importing the records stays cheap for commands that never open the store. The records
+    too: a driver on the direct SQLite path (`direct`) only writes rows, never reads them."""
+    if name in ("ExecutionRecord", "RunRecord"):
+        from qaflow.store import records
+
+        return getattr(records, name)
     if name == "Store":
         from qaflow.store.store import Store
 

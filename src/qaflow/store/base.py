@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 from qaflow.errors import StoreError
 from qaflow.store import engine as db
 from qaflow.store.codec import retrying_locks
-from qaflow.store.records import no_execution
+from qaflow.store.rows import no_execution
 
 
 class Database:

@@ -42,7 +42,7 @@ from qaflow.store.codec import (
     retrying_locks,
     sqlite_succeeded,
 )
-from qaflow.store.records import (
+from qaflow.store.rows import (
     OK,
     execution_row,
     finish_params,

@@ -16,7 +16,8 @@ from qaflow.store.base import Database
 from qaflow.store.engine import loads
 from qaflow.store.models import EXECUTIONS, RUNS
 from qaflow.store.queries import status_counts
-from qaflow.store.records import OK, CompareRow, ExecutionRecord, execution_record
+from qaflow.store.records import CompareRow, ExecutionRecord, execution_record
+from qaflow.store.rows import OK
 
 
 class History:

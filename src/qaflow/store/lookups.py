@@ -21,7 +21,8 @@ from qaflow.store.base import Database
 from qaflow.store.codec import CHUNK, sqlite_succeeded
 from qaflow.store.models import EXECUTIONS, RUNS
 from qaflow.store.queries import HEX, MIN_PREFIX, PREFIX, exists, starts, status_counts
-from qaflow.store.records import OK, ExecutionRecord, RunRecord, execution_record, run_record
+from qaflow.store.records import ExecutionRecord, RunRecord, execution_record, run_record
+from qaflow.store.rows import OK
 from qaflow.worker.model import RunStatus
 
 

@@ -25,7 +25,7 @@ from qaflow.store.base import Database
 from qaflow.store.codec import CHUNK
 from qaflow.store.models import EXECUTIONS, RUNS
 from qaflow.store.queries import exists
-from qaflow.store.records import (
+from qaflow.store.rows import (
     execution_row,
     finish_params,
     finished_status,
