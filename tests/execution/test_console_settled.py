@@ -105,6 +105,7 @@ def test_a_no_op_qa_batch_imports_no_rich_yaml_pydantic_or_sqlalchemy(project, t
         "qaflow.worker.task",
         "qaflow.execution.prepare",
         "qaflow.execution.model",
+        "qaflow.execution.preflight",  # its checks are the execution's
         "qaflow.config.expressions",
         "qaflow.config.evaluator",
     }

@@ -17,7 +17,7 @@ from qaflow.errors import QaflowError, shown_warnings
 from qaflow.execution.background import read_options
 from qaflow.execution.driver import execute
 from qaflow.execution.executors.forkserver import may_execute, warm_up
-from qaflow.execution.preflight import runner_of
+from qaflow.execution.options import runner_of
 from qaflow.interpreter import pause_gc, restore_gc
 from qaflow.plan.planner import plan
 

@@ -1,4 +1,5 @@
-"""`Options`: how to execute, everything `qa batch` accepts besides the batch names.
+"""`Options`: how to execute, everything `qa batch` accepts besides the batch names; and
+`runner_of`, the runner they and the project choose.
 
 Apart from the execution's other types (`qaflow.execution.model`, which re-exports it) so
 that a dry run, a `--list` and the CLI's option parsing import only this.
@@ -8,9 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from qaflow.errors import UsageError
 from qaflow.plan.model import PlanOptions
+
+if TYPE_CHECKING:
+    from qaflow.config.project import Project
 
 ActionOnExisting = Literal["run", "postprocess", "sync", "skip"]
 
@@ -74,3 +79,15 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return list(value) if isinstance(value, tuple) else value
+
+
+def runner_of(project: Project, options: Options) -> str:
+    """--runner, else dask when a Dask scheduler is given, else runners.default. QA-Board's
+    `lsf` runner is the Dask runner on an LSF cluster (`cluster.cluster_options`)."""
+    runner = options.runner or ("dask" if options.dask_scheduler else project.runner)
+    if runner not in ("local", "dask", "lsf"):
+        raise UsageError(
+            f"Unknown runner {runner!r} (from --runner or runners.default in qaboard.yaml): "
+            "use local, dask or lsf."
+        )
+    return "dask" if runner == "lsf" else runner

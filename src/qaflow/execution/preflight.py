@@ -17,7 +17,7 @@ from qaflow.config.entrypoint import check_entrypoint
 from qaflow.config.project import Project
 from qaflow.config.values import concurrency_value
 from qaflow.errors import UsageError
-from qaflow.execution.options import Options
+from qaflow.execution.options import Options, runner_of
 from qaflow.plan.model import Plan
 
 
@@ -80,18 +80,6 @@ def check_storage(storage: Path) -> None:
             f"Cannot use the storage folder {str(storage)!r}: {problem}. Set `storage:` in "
             "qaboard.yaml to a folder you may write in (it is created if missing)."
         )
-
-
-def runner_of(project: Project, options: Options) -> str:
-    """--runner, else dask when a Dask scheduler is given, else runners.default. QA-Board's
-    `lsf` runner is the Dask runner on an LSF cluster (`cluster.cluster_options`)."""
-    runner = options.runner or ("dask" if options.dask_scheduler else project.runner)
-    if runner not in ("local", "dask", "lsf"):
-        raise UsageError(
-            f"Unknown runner {runner!r} (from --runner or runners.default in qaboard.yaml): "
-            "use local, dask or lsf."
-        )
-    return "dask" if runner == "lsf" else runner
 
 
 def concurrency(project: Project, the_plan: Plan, cli: int | None) -> tuple[int, dict[str, int]]:

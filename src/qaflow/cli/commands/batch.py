@@ -197,7 +197,7 @@ def batch(
     on_pool = not (list_runs or list_inputs or list_output_dirs or g.dryrun or no_wait)
     if on_pool:
         from qaflow.execution.executors.forkserver import may_execute, warm_up
-        from qaflow.execution.preflight import runner_of
+        from qaflow.execution.options import runner_of
 
         options = g.options(runner=runner, dask_scheduler=dask_scheduler)
         on_pool = runner_of(project, options) == "local"
@@ -299,7 +299,7 @@ def lsf_settings(given: dict[str, str | int | None]) -> dict[str, str | int]:
 
 def _echo_job_script(project: Project, options: Options) -> None:
     """With a batch-system cluster, the job script its worker jobs would be submitted with."""
-    from qaflow.execution.preflight import runner_of
+    from qaflow.execution.options import runner_of
 
     if runner_of(project, options) != "dask":
         return
