@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from qaflow.config.git import GitInfo, git_info
+from qaflow.config.git import GitInfo, git_info, may_be_in_git
 
 
 def git(root: Path, *args: str) -> str:
@@ -70,3 +70,40 @@ def test_a_detached_head_has_no_branch(repo: Path) -> None:
     assert git_info(repo) == GitInfo(commit=commit, branch=None, dirty=False)
     git(repo, "checkout", "-q", "-b", "feature/x")
     assert git_info(repo).branch == "feature/x"
+
+
+def git_finds_a_repository(folder: Path) -> bool:
+    done = subprocess.run(["git", "rev-parse", "--git-dir"], cwd=folder, capture_output=True)
+    return done.returncode == 0
+
+
+def test_git_is_not_started_where_it_would_find_no_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """may_be_in_git is False only where git itself finds no repository, and True for a
+    repository, a folder inside one, a worktree's or submodule's `.git` file, a path that
+    reaches a repository through a symlink, and GIT_DIR / GIT_WORK_TREE set."""
+    monkeypatch.delenv("GIT_DIR", raising=False)
+    monkeypatch.delenv("GIT_WORK_TREE", raising=False)
+    plain = tmp_path / "plain" / "sub"
+    plain.mkdir(parents=True)
+    if git_finds_a_repository(plain):
+        pytest.skip(f"the temporary folder {tmp_path} is inside a git repository")
+    assert may_be_in_git(plain) is False
+    assert git_info(plain) == GitInfo()  # answered without git
+    repo = tmp_path / "repo"
+    (repo / "deep" / "er").mkdir(parents=True)
+    git(repo, "init", "-q", "-b", "main")
+    for folder in (repo, repo / "deep" / "er"):
+        assert may_be_in_git(folder) is True and git_finds_a_repository(folder)
+    worktree = tmp_path / "worktree"
+    worktree.mkdir()
+    (worktree / ".git").write_text(f"gitdir: {repo / '.git'}\n")  # as a worktree or submodule
+    assert may_be_in_git(worktree) is True and git_finds_a_repository(worktree)
+    link = tmp_path / "plain" / "link"
+    link.symlink_to(repo / "deep")
+    assert may_be_in_git(link / "er") is True and git_finds_a_repository(link / "er")
+    for variable in ("GIT_DIR", "GIT_WORK_TREE"):
+        monkeypatch.setenv(variable, str(repo / ".git"))
+        assert may_be_in_git(plain) is True
+        monkeypatch.delenv(variable)

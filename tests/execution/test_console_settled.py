@@ -12,6 +12,7 @@ import pytest
 
 import qaflow
 from importing import packages, qa_importing
+from qaflow.config.git import may_be_in_git
 from qaflow.execution.model import Execution
 from qaflow.execution.report import (
     ConsoleReporter,
@@ -96,6 +97,8 @@ def test_a_no_op_qa_batch_imports_no_rich_yaml_pydantic_or_sqlalchemy(project, t
     assert not imported & {"qaflow.worker.task", "qaflow.execution.prepare", "socket"}
     # no configuration has a ${…} template: nothing imports the interpolation code
     assert not imported & {"qaflow.config.expressions", "qaflow.config.evaluator"}
+    if not may_be_in_git(root):  # git would find no repository: it is not started
+        assert "subprocess" not in imported
     assert "qaflow.store.rows" in imported and "qaflow.store.records" not in imported  # writes only
     dry, imported = qa_importing(root, "--dryrun", "batch", "second", env=env)
     assert dry.returncode == 0 and "3 run(s) planned, 0 to run, 3 cached" in dry.stdout, dry.stdout

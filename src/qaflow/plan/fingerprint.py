@@ -24,13 +24,13 @@ import json
 import os
 import sqlite3
 import stat
-import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qaflow.config.git import may_be_in_git
 from qaflow.errors import BatchSpecError
 
 CHUNK = 1 << 20  # bytes read at a time
@@ -282,6 +282,8 @@ def _ignored(name: str) -> bool:
 
 def _git_version(root: Path, exclude: Sequence[Path]) -> str | None:
     """ "git:COMMIT" plus ":DIRTY" when tracked files differ from HEAD; None outside git."""
+    if not may_be_in_git(root):  # no repository: git is not even started
+        return None
     head = _git(root, "rev-parse", "--show-toplevel", "HEAD")
     if head is None:
         return None
@@ -300,6 +302,8 @@ def _git_version(root: Path, exclude: Sequence[Path]) -> str | None:
 
 
 def _git(root: Path, *args: str) -> bytes | None:
+    import subprocess  # only for a project git may hold
+
     env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
     try:
         out = subprocess.run(
