@@ -34,7 +34,6 @@ from typing import Any, Self
 from qaflow.config.git import GitInfo
 from qaflow.errors import StoreError
 from qaflow.store.codec import (
-    CHUNK,
     SCHEMA_REVISION,
     SQLITE_PRAGMAS,
     dumps,
@@ -174,13 +173,8 @@ class DirectStore:
     def succeeded(self, fingerprints: Sequence[str]) -> set[str]:
         """As `Lookups.succeeded`: the fingerprints that have a successful run."""
         unique = list(dict.fromkeys(f for f in fingerprints if f))
-        found: set[str] = set()
         with self._transaction("look up cached runs", write=False) as connection:
-            for start in range(0, len(unique), CHUNK):
-                chunk = unique[start : start + CHUNK]
-                rows = connection.execute(sqlite_succeeded(len(chunk)), (*chunk, *OK))
-                found.update(row[0] for row in rows)
-        return found
+            return sqlite_succeeded(connection.execute, unique, OK)
 
     # ------------------------------------------------------------ writes
     def create_settled_execution(

@@ -176,11 +176,7 @@ class Lookups:
         found: set[str] = set()
         with self._db.transaction("look up cached runs", write=False) as connection:
             if connection.dialect.name == "sqlite":  # one probe per fingerprint, as DirectStore
-                for start in range(0, len(unique), CHUNK):
-                    chunk = unique[start : start + CHUNK]
-                    rows = connection.exec_driver_sql(sqlite_succeeded(len(chunk)), (*chunk, *OK))
-                    found.update(row[0] for row in rows)
-                return found
+                return sqlite_succeeded(connection.exec_driver_sql, unique, OK)
             for start in range(0, len(unique), CHUNK):  # PostgreSQL plans the IN list well
                 query = (
                     select(RUNS.c.fingerprint)
