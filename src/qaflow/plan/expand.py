@@ -171,7 +171,8 @@ def _expand_entry(
             "use_parent_folder", itype.use_parent_folder if itype else context.use_parent_folder
         )
     )
-    found = _find(project, find, batch, entry.location, database, globs, use_parent)
+    hooks = _hooks(project, batch)
+    found = _find(hooks, find, batch, entry.location, database, globs, use_parent)
     platform = str(settings.get("platform", context.platform))
     yield from runs_of(project, context, list(found), configs, type_name, platform, options)
 
@@ -190,9 +191,9 @@ def _expand_plain(
     the runs' shared parts computed, once for all of them."""
     configs = _configs(batch, context, (), later)
     found: list[FoundInput | None] = []
-    hooks = entrypoint_hooks(project, filtering=bool(batch.only or batch.exclude))  # once
+    hooks = _hooks(project, batch)  # once for the list, not once per file
     for entry in entries:
-        found += _find_with(
+        found += _find(
             hooks,
             find,
             batch,
@@ -221,22 +222,12 @@ def _configs(
     return tuple(flatten(configs))
 
 
+def _hooks(project: Project, batch: Batch) -> ModuleType | None:
+    """The entrypoint's QA-Board hooks (`plan.hooks`) that finding `batch`'s inputs needs."""
+    return entrypoint_hooks(project, filtering=bool(batch.only or batch.exclude))
+
+
 def _find(
-    project: Project,
-    find: Find,
-    batch: Batch,
-    location: str,
-    database: Path,
-    globs: tuple[str, ...],
-    use_parent_folder: bool,
-) -> list[FoundInput]:
-    """The inputs at `location`; a missing one is an error naming the batch and its file.
-    The entrypoint's QA-Board hooks (`plan.hooks`) may find them, or filter them."""
-    hooks = entrypoint_hooks(project, filtering=bool(batch.only or batch.exclude))
-    return _find_with(hooks, find, batch, location, database, globs, use_parent_folder)
-
-
-def _find_with(
     hooks: ModuleType | None,
     find: Find,
     batch: Batch,
@@ -245,8 +236,8 @@ def _find_with(
     globs: tuple[str, ...],
     use_parent_folder: bool,
 ) -> list[FoundInput]:
-    """`_find` with the entrypoint's hooks already looked up (`entrypoint_hooks`): once for
-    a long list of input files, not once per file."""
+    """The inputs at `location`; a missing one is an error naming the batch and its file.
+    The entrypoint's QA-Board hooks (`_hooks`) may find them, or filter them."""
     try:
         if hooks is not None and callable(getattr(hooks, "iter_inputs", None)):
             settings = {
