@@ -1,7 +1,8 @@
 """The git commit, branch and dirty flag of the project, as recorded with each execution.
 
-A project that no git repository holds (no `.git` in its folder or above it, and no GIT_DIR
-or GIT_WORK_TREE) is answered without starting git (`may_be_in_git`): git would find none.
+Every git command of qaflow goes through `git_output` (planning's code version too). For a
+project that no git repository holds (no `.git` in its folder or above it, and no GIT_DIR or
+GIT_WORK_TREE), it answers None without starting git (`may_be_in_git`): git would find none.
 """
 
 from __future__ import annotations
@@ -39,8 +40,6 @@ def git_info(root: Path) -> GitInfo:
     or before the first commit. One `git status` answers all three (porcelain v2's branch
     headers name the commit and the branch): recorded with every execution, no-op re-runs
     included."""
-    if not may_be_in_git(root):
-        return GitInfo()
     out = _git(
         root, "--no-optional-locks", "status", "--porcelain=v2", "--branch", "--untracked-files=no"
     )
@@ -65,21 +64,34 @@ def git_info(root: Path) -> GitInfo:
 
 def tag_commit(root: Path, tag: str) -> str | None:
     """The commit a git tag of the repository holding `root` points at; None if there is none."""
-    if not may_be_in_git(root):
-        return None
     return _git(root, "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}^{{commit}}")
 
 
-def _git(root: Path, *args: str) -> str | None:
-    import subprocess  # only for a project git may hold (see may_be_in_git)
+def git_output(root: Path, *args: str, timeout: float = 10) -> bytes | None:
+    """What `git -C root ARGS` prints, None if it fails, times out or is not installed, or
+    when no repository holds `root` (then git is not started: `may_be_in_git`). Optional
+    locks are off: a read must not block a user's own git command."""
+    if not may_be_in_git(root):
+        return None
+    import subprocess  # only for a project git may hold
 
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
     try:
         out = subprocess.run(
-            ["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=False
+            ["git", "-C", str(root), *args],
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+            env=env,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return out.stdout.strip() if out.returncode == 0 else None
+    return out.stdout if out.returncode == 0 else None
+
+
+def _git(root: Path, *args: str) -> str | None:
+    out = git_output(root, *args)
+    return None if out is None else out.decode().strip()
 
 
 # QA-Board parity: the commit a CI job builds, from its CI tool's variables (GitLab CI,

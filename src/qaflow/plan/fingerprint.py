@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qaflow.config.git import may_be_in_git
+from qaflow.config.git import git_output
 from qaflow.errors import BatchSpecError
 
 CHUNK = 1 << 20  # bytes read at a time
@@ -282,8 +282,6 @@ def _ignored(name: str) -> bool:
 
 def _git_version(root: Path, exclude: Sequence[Path]) -> str | None:
     """ "git:COMMIT" plus ":DIRTY" when tracked files differ from HEAD; None outside git."""
-    if not may_be_in_git(root):  # no repository: git is not even started
-        return None
     head = _git(root, "rev-parse", "--show-toplevel", "HEAD")
     if head is None:
         return None
@@ -302,16 +300,7 @@ def _git_version(root: Path, exclude: Sequence[Path]) -> str | None:
 
 
 def _git(root: Path, *args: str) -> bytes | None:
-    import subprocess  # only for a project git may hold
-
-    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(root), *args], capture_output=True, timeout=60, check=False, env=env
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout if out.returncode == 0 else None
+    return git_output(root, *args, timeout=60)  # a large diff may take a while
 
 
 # ---------------------------------------------------------------- fingerprints
