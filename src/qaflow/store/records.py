@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from qaflow.config.git import GitInfo
-from qaflow.store.rows import _BITS, _IN_COLUMNS, _MOVED
+from qaflow.store.rows import whole_spec
 from qaflow.worker.model import RunStatus
 
 if TYPE_CHECKING:
@@ -93,15 +93,6 @@ class CompareRow(NamedTuple):
 
 
 # ---------------------------------------------------------------- rows -> records
-def _whole(row: Row[Any]) -> dict[str, Any]:
-    spec = dict(row.spec)
-    moved = spec.pop(_MOVED, ())
-    names = [k for k, bit in _BITS.items() if moved & bit] if isinstance(moved, int) else moved
-    for k in names:
-        spec[k] = getattr(row, _IN_COLUMNS[k])
-    return spec
-
-
 def execution_record(row: Row[Any], counts: dict[str, int]) -> ExecutionRecord:
     return ExecutionRecord(
         id=row.id,
@@ -140,5 +131,5 @@ def run_record(row: Row[Any]) -> RunRecord:
         ended_at=row.ended_at,
         host=row.host,
         attempt=row.attempt,
-        spec=_whole(row),
+        spec=whole_spec(row),
     )

@@ -1,6 +1,7 @@
 """The store's table rows, as the writes make them (the driver's direct SQLite path and
 `Writes` alike): an execution's row, its runs' rows (each spec compacted: the fields its
-columns hold are left out), and the parameters of the run-started and run-finished updates.
+columns hold are left out), and the parameters of the run-started and run-finished updates;
+and `whole_spec`, which undoes the compaction for the reads, so its format lives here alone.
 
 Apart from the records the reads hand out (`records`), so that recording an execution (a
 no-op re-run's only write) creates none of their classes.
@@ -10,11 +11,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qaflow.config.git import GitInfo
 from qaflow.errors import StoreError
 from qaflow.worker.model import RunResult, RunStatus
+
+if TYPE_CHECKING:
+    from sqlalchemy import Row
 
 EXECUTION_STATUSES = ("running", "succeeded", "failed", "cancelled", "interrupted")
 OK = (RunStatus.SUCCEEDED.value, RunStatus.CACHED.value)  # run statuses that count as a success
@@ -215,3 +219,14 @@ def _compact(spec: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
             compact[k] = v
     compact[_MOVED] = moved
     return compact
+
+
+def whole_spec(row: Row[Any]) -> dict[str, Any]:
+    """A run row's whole spec again (what `_compact` stored, with the fields its columns
+    hold put back): for the records the reads make of rows (`records.run_record`)."""
+    spec = dict(row.spec)
+    moved = spec.pop(_MOVED, ())
+    names = [k for k, bit in _BITS.items() if moved & bit] if isinstance(moved, int) else moved
+    for k in names:
+        spec[k] = getattr(row, _IN_COLUMNS[k])
+    return spec
