@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 import sys
 import threading
 from collections.abc import Iterator, Mapping, MutableMapping
@@ -23,6 +24,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from qaflow.errors import ExecutorError
+from qaflow.worker.files import read_bytes, write_bytes, write_text
 from qaflow.worker.rundir import OWN_FILES, attempt_dir_of, output_dir_of
 from qaflow.worker.task import RunTask
 
@@ -227,11 +229,15 @@ def isolated(task: RunTask, output_dir: Path) -> Iterator[None]:
                 os.chdir(saved_cwd)
 
 
-def command_env(task: RunTask, output_dir: Path) -> dict[str, str]:
+def command_env(task: RunTask, output_dir: Path) -> dict[bytes, bytes]:
     """The environment of a command run's process: what `isolated` would make this process's,
-    built as a dict instead (a command runs in a child: this process's own need not change)."""
-    env = dict(os.environ)
-    _set_run_env(env, _run_env(task, output_dir))
+    built as a dict instead (a command runs in a child: this process's own need not change).
+    In bytes, as the child gets it: this process's variables are not decoded and encoded."""
+    env = dict(os.environb)
+    run_env = _run_env(task, output_dir)
+    env.update((os.fsencode(key), os.fsencode(value)) for key, value in run_env.items())
+    if "QA_INPUT_PATH" not in run_env:
+        env.pop(b"QA_INPUT_PATH", None)
     return env
 
 
@@ -356,13 +362,15 @@ def _write_all(fd: int, data: bytes) -> None:
 # ---------------------------------------------------------------- the output directory
 def read_metrics(output_dir: Path) -> dict[str, Any]:
     """The metrics.json in output_dir ({} if none). MetricsError if it cannot be read as one."""
-    path = output_dir / "metrics.json"
+    path = f"{output_dir}/metrics.json"
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bytes(path).decode()
     except FileNotFoundError:
         return {}
     except OSError as exc:
         raise MetricsError(f"cannot read {path}: {exc}") from None
+    except ValueError as exc:  # not UTF-8
+        raise MetricsError(f"{path} is not valid JSON: {exc}") from None
     try:
         data = _loads(text)
     except ValueError as exc:
@@ -380,7 +388,7 @@ def write_metrics(output_dir: Path, metrics: dict[str, Any]) -> dict[str, Any]:
         text = _dumps(_string_keys(metrics), indent=2, default=jsonable)
     # written last, in one write: a run killed while writing it leaves invalid JSON, which
     # counts as "not completed" (rundir.completed_metrics), so no temporary file is needed
-    (output_dir / "metrics.json").write_text(text + "\n", encoding="utf-8")
+    write_text(f"{output_dir}/metrics.json", text + "\n")
     return _loads(text)
 
 
@@ -431,9 +439,11 @@ def manifest(output_dir: Path) -> dict[str, dict[str, Any]]:
     return dict(sorted(found.items()))
 
 
-def write_manifest(output_dir: Path) -> None:
-    with open(output_dir / "manifest.outputs.json", "w", encoding="utf-8") as file:
-        file.write(json.dumps(manifest(output_dir)))  # dumps: the C encoder
+def write_manifest(output_dir: Path) -> bytes:
+    """Write manifest.outputs.json; its bytes (a result's digest is made of them)."""
+    data = json.dumps(manifest(output_dir)).encode()  # dumps: the C encoder
+    write_bytes(f"{output_dir}/manifest.outputs.json", data)
+    return data
 
 
 def _scan(folder: str, prefix: str, found: dict[str, dict[str, Any]]) -> None:
@@ -467,17 +477,20 @@ def write_inputs_manifest(output_dir: Path, input_path: str | None) -> None:
     200 files), so that a changed input shows."""
     files: dict[str, dict[str, Any]] = {}
     if input_path is not None:
-        path = Path(input_path)
-        found = (
-            sorted(p for p in path.rglob("*") if p.is_file())[:INPUTS_MANIFEST_LIMIT]
-            if path.is_dir()
-            else [path]
-            if path.is_file()
-            else []
-        )
+        try:
+            mode = os.stat(input_path).st_mode  # noqa: PTH116 (one call; a run's input is a str)
+        except (OSError, ValueError):
+            mode = 0
+        found: list[str] = []
+        if stat.S_ISDIR(mode):
+            path = Path(input_path)
+            items = sorted(p for p in path.rglob("*") if p.is_file())[:INPUTS_MANIFEST_LIMIT]
+            found = [item.as_posix() for item in items]
+        elif stat.S_ISREG(mode):
+            found = [Path(input_path).as_posix()]
         for item in found:
             with contextlib.suppress(OSError):
-                entry = _file_entry(str(item))
-                files[item.as_posix()] = {"st_size": entry["st_size"], "md5": entry["md5"]}
-    with open(output_dir / "manifest.inputs.json", "w", encoding="utf-8") as file:
-        file.write(json.dumps(files, sort_keys=True, indent=2))
+                entry = _file_entry(item)
+                files[item] = {"st_size": entry["st_size"], "md5": entry["md5"]}
+    text = json.dumps(files, sort_keys=True, indent=2) if files else "{}"
+    write_text(f"{output_dir}/manifest.inputs.json", text)

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+import orjson
+
 from qaflow.errors import ExecutorError
 from qaflow.worker import isolation, rundir
 from qaflow.worker.context import (
@@ -39,6 +41,7 @@ from qaflow.worker.context import (
     write_manifest,
     write_metrics,
 )
+from qaflow.worker.files import write_bytes
 from qaflow.worker.model import PENDING_SKIPPED, RunResult, RunStatus, hostname
 from qaflow.worker.modes import Outcome, invoke
 from qaflow.worker.rundir import output_dir_of, run_lock
@@ -140,12 +143,12 @@ def _execute(
         outcome = Outcome(RunStatus.ERRORED, error=str(exc))
     except OSError as exc:
         outcome = Outcome(RunStatus.ERRORED, error=f"cannot capture the run's output: {exc}")
-    outcome = _finish(attempt, outcome, task.payload.input_path)
+    outcome, listed = _finish(attempt, outcome, task.payload.input_path)
     if outcome.status is not RunStatus.SUCCEEDED:
         return _result(task, outcome, started, attempt)
     try:
-        written = json.loads((attempt / "metrics.json").read_bytes())  # as read when reused
-        digest = rundir.result_digest((attempt / rundir.MANIFEST).read_bytes(), written)
+        # the metrics as written, read back (as when reused), and the manifest's bytes
+        digest = rundir.result_digest(listed, outcome.metrics)
         rundir.commit(output_dir, attempt, Path(task.project_root))
     except (OSError, ValueError, rundir.UnsafeRunDir) as exc:
         error = f"cannot commit the result {attempt} as {output_dir}: {exc}"
@@ -174,11 +177,14 @@ def _prepare(task: RunTask, source: Path, attempt: Path, started: float) -> None
     record.update(key=task.key, attempt=task.attempt, started_at=started)
     if task.command is not None:
         record["command"] = task.command
-    with open(attempt / "run.json", "w", encoding="utf-8") as file:
-        file.write(json.dumps(record, indent=2, default=jsonable))
+    try:  # orjson: indented in C (json indents in Python), for what it can encode
+        text = orjson.dumps(record, default=jsonable, option=orjson.OPT_INDENT_2)
+    except TypeError:  # e.g. keys that are not strings, integers beyond 64 bits
+        text = json.dumps(record, indent=2, default=jsonable).encode()
+    write_bytes(f"{attempt}/run.json", text)
 
 
-def _dispatch(task: RunTask, output_dir: Path, env: dict[str, str] | None) -> Outcome:
+def _dispatch(task: RunTask, output_dir: Path, env: dict[bytes, bytes] | None) -> Outcome:
     outcome = invoke(task, output_dir, env)
     if task.action == "postprocess" and outcome.status is not RunStatus.SUCCEEDED:
         outcome = _keeping_results(outcome, output_dir)
@@ -199,13 +205,15 @@ def _keeping_results(outcome: Outcome, output_dir: Path) -> Outcome:
     return Outcome(outcome.status, {**previous, **outcome.metrics}, outcome.error, float(seconds))
 
 
-def _finish(output_dir: Path, outcome: Outcome, input_path: str | None) -> Outcome:
-    """Write the manifests, then metrics.json (with is_failed, compute_time); the final outcome."""
+def _finish(output_dir: Path, outcome: Outcome, input_path: str | None) -> tuple[Outcome, bytes]:
+    """Write the manifests, then metrics.json (with is_failed, compute_time); the final
+    outcome (its metrics as metrics.json reads back) and the bytes of the outputs' manifest."""
     failed = outcome.status is not RunStatus.SUCCEEDED
     metrics = {**outcome.metrics, "is_failed": failed, "compute_time": outcome.compute_time}
     error = outcome.error
+    listed = b""
     try:
-        write_manifest(output_dir)
+        listed = write_manifest(output_dir)
         write_inputs_manifest(output_dir, input_path)
         try:  # last: a valid metrics.json is the sign that a run completed (crash safety)
             metrics = write_metrics(output_dir, metrics)
@@ -215,9 +223,10 @@ def _finish(output_dir: Path, outcome: Outcome, input_path: str | None) -> Outco
             metrics = write_metrics(output_dir, metrics)
     except OSError as exc:
         status = outcome.status if failed else RunStatus.ERRORED
-        return Outcome(status, metrics, error or f"cannot write the results in {output_dir}: {exc}")
+        error = error or f"cannot write the results in {output_dir}: {exc}"
+        return Outcome(status, metrics, error), listed
     status = RunStatus.FAILED if error and not failed else outcome.status
-    return Outcome(status, metrics, error, outcome.compute_time)
+    return Outcome(status, metrics, error, outcome.compute_time), listed
 
 
 def _result(task: RunTask, outcome: Outcome, started: float, where: Path) -> RunResult:

@@ -56,7 +56,7 @@ class Outcome:
     compute_time: float = 0.0
 
 
-def invoke(task: RunTask, output_dir: Path, env: dict[str, str] | None = None) -> Outcome:
+def invoke(task: RunTask, output_dir: Path, env: dict[bytes, bytes] | None = None) -> Outcome:
     """Run the task's code (its command, or its entrypoint's functions) in this process;
     `env`: a command's environment (default: this process's)."""
     try:
@@ -206,7 +206,7 @@ def _judge(metrics: dict[str, Any], who: str, compute_time: float) -> Outcome:
 
 
 # ---------------------------------------------------------------- command mode
-def _run_command(task: RunTask, output_dir: Path, env: dict[str, str] | None) -> Outcome:
+def _run_command(task: RunTask, output_dir: Path, env: dict[bytes, bytes] | None) -> Outcome:
     if task.action != "run":
         raise _Errored("a run defined by a command has no postprocess step")
     run = task.payload
@@ -227,7 +227,10 @@ def _run_command(task: RunTask, output_dir: Path, env: dict[str, str] | None) ->
     start = time.perf_counter()
     try:
         status = subprocess.run(
-            command, shell=True, cwd=task.project_root, env=dict(os.environ) if env is None else env
+            command,
+            shell=True,
+            cwd=task.project_root,
+            env=env,  # None: this process's
         ).returncode
     except OSError as exc:
         raise _Errored(f"cannot start the command: {exc}") from None

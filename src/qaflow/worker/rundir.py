@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qaflow.worker.files import read_bytes
 from qaflow.worker.model import RunResult, RunStatus
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ def read_result(output_dir: Path) -> Committed | str:
     an empty manifest (the common case) is not parsed."""
     folder = str(output_dir)
     try:
-        metrics = json.loads(_read(folder + "/metrics.json").decode())
+        metrics = json.loads(read_bytes(folder + "/metrics.json").decode())
     except FileNotFoundError:
         return NO_RESULT
     except (OSError, ValueError):
@@ -122,7 +123,7 @@ def read_result(output_dir: Path) -> Committed | str:
     if not isinstance(metrics, dict) or metrics.get("is_failed") is not False:
         return FAILED_RESULT
     try:
-        listed = _read(f"{folder}/{MANIFEST}")
+        listed = read_bytes(f"{folder}/{MANIFEST}")
         names = {} if listed == b"{}" else json.loads(listed.decode())
     except (OSError, ValueError):
         return MISSING_FILES
@@ -146,24 +147,6 @@ def reused(key: str, found: Committed, output_dir: Path, **extra: Any) -> RunRes
         digest=found.digest,
         **extra,
     )
-
-
-def _read(path: str) -> bytes:
-    """A small file's bytes, with os-level calls (no file object to set up: read per run)."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        data = os.read(fd, _SMALL)
-        if len(data) < _SMALL:
-            return data
-        chunks = [data]
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
-_SMALL = 1 << 16
 
 
 def result_problem(output_dir: Path) -> str | None:
@@ -222,7 +205,10 @@ def fresh(output_dir: Path, project_root: Path) -> None:
             shutil.rmtree(output_dir)
         else:
             output_dir.unlink()
-    output_dir.mkdir(parents=True)
+    try:
+        output_dir.mkdir()
+    except FileNotFoundError:  # the first run of its input: the parents are made
+        output_dir.mkdir(parents=True)
 
 
 def _check_safe(output_dir: Path, project_root: Path) -> None:
@@ -248,8 +234,11 @@ def run_lock(
     with `wait=False`, False at once if another process holds it (the run is pending there).
     """
     path, offset = _lock_of(output_dir, lock_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except FileNotFoundError:  # the batch's first run: its folder is made
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB), 1, offset)
