@@ -44,6 +44,9 @@ Announce = Callable[[], None] | None  # LocalPool.submit's on_start
 _STOP_TIMEOUT = 5.0  # graceful stop: how long a worker may take to exit before it is killed
 _CANCEL_TIMEOUT = 10.0  # how long shutdown(cancel=True) waits for the manager thread
 _MAX_START_FAILURES = 3  # workers dying before their first message, in a row: the pool is broken
+# a busy worker is sent its next task ahead while recent runs last less than this (seconds)
+AHEAD_BELOW = 0.02
+_AHEAD_WEIGHT = 0.2  # of the last run in the recent duration (an exponential moving average)
 
 
 class LocalPool:
@@ -56,6 +59,14 @@ class LocalPool:
     cancel, fails that run only (FAILED with the reason, metrics.json written from here) and
     is replaced; the other runs go on.
 
+    Ahead: while runs are short (recent ones lasted less than `ahead_below` on average), a
+    worker busy with a one-slot run is also sent the next one-slot task, which waits in its
+    pipe: the worker starts it as soon as it sent its result, without a round trip through
+    this process. It counts as started (on_start, its timeout) when that result arrives. If
+    the worker dies, retires or is killed first, the task goes back first in the queue; at
+    cancel it is CANCELLED like the queued ones. A long run delays at most the one task
+    sent ahead of it, and only if the runs before it were short.
+
     State: submitters and the manager thread share the queue (`SlotQueue`) and the flags,
     under `_lock`. Everything else (workers, their jobs, the slots in use) belongs to the
     manager thread alone. It sleeps in `connection.wait()` on the wake-up pipe, the
@@ -67,16 +78,21 @@ class LocalPool:
     Invariants: a submitted future always resolves to a RunResult, never an exception, and
     futures resolve outside `_lock` (a done-callback may submit); a task is sent only to a
     worker that said it is ready (so it leads its own process group and `killpg` reaches the
-    run's children); slots in use = sum of the running tasks' needs <= concurrency; a worker
-    dies with the driver (EOF on the `alive` pipe kills its process group).
+    run's children); slots in use = sum of the running tasks' needs <= concurrency, plus one
+    per task sent ahead; a worker has a task ahead only while it runs one; a worker dies
+    with the driver (EOF on the `alive` pipe kills its process group).
     """
 
-    def __init__(self, concurrency: int, *, workers: int | None = None) -> None:
-        """`concurrency` slots; `workers` processes (at most `concurrency`: runs to do)."""
+    def __init__(
+        self, concurrency: int, *, workers: int | None = None, ahead_below: float = AHEAD_BELOW
+    ) -> None:
+        """`concurrency` slots; `workers` processes (at most `concurrency`: runs to do);
+        tasks are sent ahead while runs last less than `ahead_below` seconds on average."""
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency <= 0:
             raise ValueError(f"concurrency must be a positive number of processes: {concurrency!r}")
         self.concurrency = concurrency
         self.size = max(1, min(concurrency, workers if workers is not None else concurrency))
+        self.ahead_below = ahead_below
         self._mp = context()
         self._lock = threading.Lock()
         self._queue = SlotQueue(concurrency)
@@ -88,6 +104,7 @@ class LocalPool:
         self._alive_r, self._alive_w = self._mp.Pipe(duplex=False)
         self._workers: list[Worker] = []
         self._start_failures = 0
+        self._recent: float | None = None  # how long runs last lately (seconds), for `_ahead`
         try:
             for _ in range(self.size):
                 self._workers.append(spawn(self._mp, self._alive_r))
@@ -150,6 +167,10 @@ class LocalPool:
     @property
     def worker_pids(self) -> list[int]:  # for diagnostics and tests
         return [worker.pid for worker in list(self._workers)]
+
+    @property
+    def tasks_ahead(self) -> int:  # for diagnostics and tests: tasks waiting in workers' pipes
+        return sum(worker.next is not None for worker in list(self._workers))
 
     # ------------------------------------------------------------ the manager thread
     def _manage(self) -> None:
@@ -221,31 +242,83 @@ class LocalPool:
     # ------------------------------------------------------------ scheduling
     def _assign(self) -> None:
         idle = [w for w in self._workers if w.ready and not (w.eof or w.retiring or w.job)]
-        if not idle:
-            return
-        picks: list[Pending] = []
-        with self._lock:
-            while len(picks) < len(idle) and (pending := self._queue.pick()) is not None:
-                picks.append(pending)
-        for worker, pending in zip(idle, picks, strict=False):
-            self._send(worker, pending)
+        if idle:
+            picks: list[Pending] = []
+            with self._lock:
+                while len(picks) < len(idle) and (pending := self._queue.pick()) is not None:
+                    picks.append(pending)
+            for worker, pending in zip(idle, picks, strict=False):
+                self._send(worker, pending)
+        busy = [w for w in self._workers if self._ahead(w)]
+        if busy:
+            with self._lock:
+                aheads = [(w, p) for w in busy if (p := self._queue.pick_ahead()) is not None]
+            for worker, pending in aheads:
+                self._send(worker, pending, ahead=True)
 
-    def _send(self, worker: Worker, pending: Pending) -> None:
+    def _ahead(self, worker: Worker) -> bool:
+        """Whether to send the worker its next task now (see the policy)."""
+        job = worker.job
+        return (
+            job is not None
+            and worker.next is None
+            and not (worker.eof or worker.retiring)
+            and job.pending.need == 1
+            and self._recent is not None
+            and self._recent < self.ahead_below
+            and time.time() - job.started_at < self.ahead_below
+        )
+
+    def _send(self, worker: Worker, pending: Pending, *, ahead: bool = False) -> None:
         task = pending.task
-        deadline = None if task.timeout is None else time.monotonic() + task.timeout
-        worker.job = Running(pending, time.time(), deadline)
-        _announce(pending)
+        if ahead:
+            worker.next = pending
+        else:
+            self._begin(worker, pending)
         try:
             worker.conn.send(task)
-        except OSError:  # the worker died while idle: the task goes back first in line
-            worker.job, worker.eof = None, True
+        except OSError:  # the worker died: the task goes back first in line
+            worker.eof = True
+            if ahead:
+                worker.next = None
+            else:
+                worker.job = None
             with self._lock:
                 self._queue.push_back(pending)
         except Exception as exc:  # the task does not pickle
-            worker.job = None
+            if ahead:
+                worker.next = None
+            else:
+                worker.job = None
             self._queue.release(pending)
             error = f"cannot send the run to a worker process: {exc!r}"
             _resolve(pending.future, failed_result(task, RunStatus.ERRORED, error, time.time(), 0))
+
+    def _begin(self, worker: Worker, pending: Pending) -> None:
+        """The task is the worker's run from now: its timeout starts, it is announced."""
+        timeout = pending.task.timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        worker.job = Running(pending, time.time(), deadline)
+        _announce(pending)
+
+    def _take_next(self, worker: Worker) -> None:
+        """The worker's run ended: the task sent ahead starts, or goes back in the queue if
+        the worker will not run it (it retires, or its pipe is closed)."""
+        pending, worker.next = worker.next, None
+        if pending is None:
+            return
+        if worker.retiring or worker.eof:
+            with self._lock:
+                self._queue.push_back(pending)
+        else:
+            self._begin(worker, pending)
+
+    def _requeue_next(self, worker: Worker) -> None:
+        """The worker died or was killed: its task sent ahead never ran, it goes back first."""
+        pending, worker.next = worker.next, None
+        if pending is not None:
+            with self._lock:
+                self._queue.push_back(pending)
 
     # ------------------------------------------------------------ events
     def _receive(self, worker: Worker) -> None:
@@ -262,7 +335,13 @@ class LocalPool:
         job, worker.job = worker.job, None
         if job is not None:
             self._queue.release(job.pending)
+            self._learn(time.time() - job.started_at)
+            self._take_next(worker)  # announced before this run's end is resolved
             _resolve(job.pending.future, message)
+
+    def _learn(self, seconds: float) -> None:
+        recent = self._recent
+        self._recent = seconds if recent is None else recent + _AHEAD_WEIGHT * (seconds - recent)
 
     def _lost(self, worker: Worker) -> None:
         """The worker's process ended: fail its run if it had one, and replace it."""
@@ -270,6 +349,7 @@ class LocalPool:
         worker.process.join()
         code = worker.process.exitcode
         self._discard(worker)
+        self._requeue_next(worker)
         if worker.job is not None:
             self._fail(worker, death_reason(code), RunStatus.FAILED)
         elif not worker.ready:
@@ -287,6 +367,7 @@ class LocalPool:
             job = worker.job
             if job is not None and job.deadline is not None and job.deadline <= now:
                 self._kill(worker)
+                self._requeue_next(worker)
                 self._fail(
                     worker, f"timed out after {job.pending.task.timeout:g} s", RunStatus.FAILED
                 )
@@ -313,6 +394,11 @@ class LocalPool:
             result = failed_result(pending.task, status, error, now)
             _resolve(pending.future, dataclasses.replace(result, metrics={}))  # it never ran
         for worker in list(self._workers):
+            if worker.next is not None:  # it never ran
+                pending, worker.next = worker.next, None
+                self._queue.release(pending)
+                result = failed_result(pending.task, status, error, now)
+                _resolve(pending.future, dataclasses.replace(result, metrics={}))
             if worker.job is not None:
                 self._kill(worker)
                 self._fail(worker, error, status)

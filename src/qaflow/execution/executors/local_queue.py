@@ -85,6 +85,25 @@ class SlotQueue:
                 return pending
         return None
 
+    def pick_ahead(self) -> Pending | None:
+        """The oldest task if it needs one slot, to send ahead to a worker busy with a one-slot
+        task: it takes that task's slot when it ends, so `used` counts it from now (and may
+        exceed the concurrency by the tasks sent ahead). None if the oldest needs more."""
+        while self.queued:
+            heads = self._heads()
+            if not heads or heads[0][1] != 1:
+                return None
+            queue = self._queues[1]
+            pending = queue.popleft()
+            self.queued -= 1
+            if not queue:
+                del self._queues[1]
+            if pending.running or pending.future.set_running_or_notify_cancel():
+                pending.running = True
+                self.used += pending.need
+                return pending
+        return None
+
     def release(self, pending: Pending) -> None:
         """The task's slots are free again (it ended, or was never sent)."""
         self.used -= pending.need

@@ -45,6 +45,8 @@ class Worker:
     ready: bool = False
     eof: bool = False  # its pipe is closed: it is dying, its sentinel will tell
     job: Running | None = None  # None: idle
+    # sent ahead, waiting in its pipe: it starts when `job` ends (only while `job` is set)
+    next: Pending | None = None
     retiring: bool = False  # it exits after its current run (its state could not be reset)
 
 
