@@ -411,11 +411,18 @@ def _job(
     """The graph's job for a run to execute; `batch_env` for the runs of batches (not the
     one run of `qa run`)."""
     settings = the_plan.settings.get(spec.batch)
-    task = _task(project, the_plan, spec, options, checks.timeout)
-    env = task.env if spec.batch == SINGLE_RUN_BATCH else {**batch_env, **task.env}
+    task = _task(
+        project,
+        the_plan,
+        spec,
+        options,
+        checks.timeout,
+        attempt_id=execution_id,
+        batch_env=None if spec.batch == SINGLE_RUN_BATCH else batch_env,
+    )
     return Job(
         run=spec,
-        task=dataclasses.replace(task, attempt_id=execution_id, env=env),
+        task=task,
         needs=the_plan.needs(spec.key),
         retries=settings.retries if settings else 0,
         batch_limit=checks.limits.get(spec.batch),
@@ -423,9 +430,17 @@ def _job(
 
 
 def _task(
-    project: Project, the_plan: Plan, spec: RunSpec, options: Options, default_timeout: float | None
+    project: Project,
+    the_plan: Plan,
+    spec: RunSpec,
+    options: Options,
+    default_timeout: float | None,
+    *,
+    attempt_id: str = "",
+    batch_env: dict[str, str] | None = None,
 ) -> RunTask:
-    """`default_timeout`: QA_BATCH_TIMEOUT, else runners.local.timeout (`Preflight.timeout`)."""
+    """`default_timeout`: QA_BATCH_TIMEOUT, else runners.local.timeout (`Preflight.timeout`);
+    `batch_env`: the variables of a batch's runs, under the run's own (`Job`'s)."""
     from qaflow.execution.prepare import payload_of  # what executes: not on a no-op's path
     from qaflow.worker.task import RunTask
 
@@ -436,14 +451,16 @@ def _task(
         timeout = given or None
     command = spec.command if spec.command is not None else options.command
     runner = options.runner or project.runner
+    env = the_plan.env.get(spec.key, {})
     return RunTask(
         key=spec.key,
         payload=payload_of(spec),
         project_root=str(project.root),
         entrypoint=None if command is not None else str(project.entrypoint),
         command=command,
-        env=the_plan.env.get(spec.key, {}),
+        env=env if batch_env is None else {**batch_env, **env},
         lock_dir=str(lock_dir_of(spec.output_dir, project.storage / "runs")),
+        attempt_id=attempt_id,
         action="postprocess" if options.action_on_existing == "postprocess" else "run",
         forwarded_args=options.forwarded_args,
         extra_parameters=spec.extra_parameters

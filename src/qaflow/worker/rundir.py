@@ -271,10 +271,21 @@ def try_run_lock(
 
 
 def lock_dir_of(output_dir: Path, runs_root: Path) -> Path:
-    """Where the lock of a run directory lives: its batch's folder, STORAGE/runs/<first part>."""
-    if not output_dir.is_relative_to(runs_root) or output_dir == runs_root:
+    """Where the lock of a run directory lives: its batch's folder, STORAGE/runs/<first part>.
+    (On the paths' strings: the driver asks for each run it executes.)"""
+    root, path = str(runs_root), str(output_dir)
+    if not (_plain_absolute(root) and _plain_absolute(path)):  # relative, or POSIX's `//`
+        if not output_dir.is_relative_to(runs_root) or output_dir == runs_root:
+            return output_dir.parent
+        return runs_root / output_dir.relative_to(runs_root).parts[0]
+    prefix = root if root.endswith("/") else f"{root}/"
+    if not path.startswith(prefix) or len(path) == len(prefix):
         return output_dir.parent
-    return runs_root / output_dir.relative_to(runs_root).parts[0]
+    return runs_root / path[len(prefix) :].split("/", 1)[0]
+
+
+def _plain_absolute(path: str) -> bool:
+    return path.startswith("/") and not path.startswith("//")
 
 
 def _lock_of(output_dir: Path, lock_dir: Path | None) -> tuple[Path, int]:
