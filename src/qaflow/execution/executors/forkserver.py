@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from multiprocessing.context import ForkServerContext
 
-PRELOAD = ["qaflow.worker.execute", "qaflow.execution.executors.local"]
+# what a worker runs (`serve`, unpickled in each forked worker) and all it imports; not the
+# pool's own module, which no worker uses: the server is ready sooner
+PRELOAD = ["qaflow.worker.execute"]
 
 
 def context() -> ForkServerContext:
