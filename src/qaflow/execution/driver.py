@@ -411,15 +411,8 @@ def _job(
     """The graph's job for a run to execute; `batch_env` for the runs of batches (not the
     one run of `qa run`)."""
     settings = the_plan.settings.get(spec.batch)
-    task = _task(
-        project,
-        the_plan,
-        spec,
-        options,
-        checks.timeout,
-        attempt_id=execution_id,
-        batch_env=None if spec.batch == SINGLE_RUN_BATCH else batch_env,
-    )
+    env = None if spec.batch == SINGLE_RUN_BATCH else batch_env
+    task = _task(project, the_plan, spec, options, checks.timeout, execution_id, env)
     return Job(
         run=spec,
         task=task,
@@ -435,7 +428,6 @@ def _task(
     spec: RunSpec,
     options: Options,
     default_timeout: float | None,
-    *,
     attempt_id: str = "",
     batch_env: dict[str, str] | None = None,
 ) -> RunTask:

@@ -8,7 +8,8 @@ fingerprint's *committed result*.
 
 Switch. An attempt becomes the committed result only when it succeeded (metrics.json, written
 last, says `is_failed: false`), by `commit`: a new symlink made beside `output_dir`, then
-`rename(2)` over it, which is atomic. A failed, cancelled or killed attempt never touches
+`rename(2)` over it, which is atomic (the fingerprint's first result: the symlink is made
+at `output_dir` directly, as atomic). A failed, cancelled or killed attempt never touches
 `output_dir`: the previous good result stays as it was, and the attempt keeps its own log.
 A committed attempt is never modified or deleted by qaflow, except by `qa gc` once nothing
 points to it. (A real directory at `output_dir`, written by an older qaflow, is renamed to an
@@ -181,6 +182,12 @@ def commit(output_dir: Path, attempt: Path, project_root: Path) -> None:
     if mode is not None and stat.S_ISDIR(mode):  # a result of an older qaflow: kept, aside
         _check_safe(output_dir, project_root)
         output_dir.rename(attempt_dir(output_dir, f"legacy-{time.time_ns()}"))
+    elif mode is None:  # the fingerprint's first result: the link is made in place (atomic)
+        try:
+            output_dir.symlink_to(attempt.name)  # relative: the storage may move
+            return
+        except FileExistsError:  # another process committed it meanwhile: replaced below
+            pass
     swap = output_dir.with_name(f".{output_dir.name}.{os.getpid()}-{time.time_ns()}.swap")
     swap.symlink_to(attempt.name)  # relative: the storage may move
     try:

@@ -422,7 +422,9 @@ def _pooled(execution_id: str, size: int) -> Iterator[LocalPool]:
         entry = _POOLS.get(execution_id)
         if entry is None:
             _allow_children()
-            entry = _POOLS[execution_id] = _Pool(LocalPool(max(1, size)), now)
+            # no task sent ahead (`local_ahead`): a run's ledger must record its start before
+            # it can start, so that a run never started is never taken for one its worker died in
+            entry = _POOLS[execution_id] = _Pool(LocalPool(max(1, size), ahead_below=0.0), now)
         entry.inflight += 1
     for old in stale:
         old.pool.shutdown()

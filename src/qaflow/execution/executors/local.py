@@ -17,22 +17,23 @@ import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import wait
 from types import TracebackType
 
 from qaflow.errors import ExecutorError
 from qaflow.execution.executors.forkserver import context, warm_up
-from qaflow.execution.executors.local_queue import Pending, SlotQueue
+from qaflow.execution.executors.local_ahead import AHEAD_BELOW, Ahead
+from qaflow.execution.executors.local_queue import Pending, SlotQueue, WakeUp
 from qaflow.execution.executors.local_workers import (
-    Running,
     Worker,
     close,
     death_reason,
     kill_group,
     spawn,
     stop,
+    timeout,
+    waitables,
 )
-from qaflow.worker.context import record_failure
 from qaflow.worker.execute import RETIRING, failed_result
 from qaflow.worker.model import RunResult, RunStatus
 from qaflow.worker.task import RunTask
@@ -44,12 +45,9 @@ Announce = Callable[[], None] | None  # LocalPool.submit's on_start
 _STOP_TIMEOUT = 5.0  # graceful stop: how long a worker may take to exit before it is killed
 _CANCEL_TIMEOUT = 10.0  # how long shutdown(cancel=True) waits for the manager thread
 _MAX_START_FAILURES = 3  # workers dying before their first message, in a row: the pool is broken
-# a busy worker is sent its next task ahead while recent runs last less than this (seconds)
-AHEAD_BELOW = 0.02
-_AHEAD_WEIGHT = 0.2  # of the last run in the recent duration (an exponential moving average)
 
 
-class LocalPool:
+class LocalPool(contextlib.AbstractContextManager["LocalPool"]):
     """Worker processes (`concurrency`, or fewer if asked) living as long as the pool, each
     executing one run at a time; one that cannot be reset after a run retires, replaced.
 
@@ -59,21 +57,14 @@ class LocalPool:
     cancel, fails that run only (FAILED with the reason, metrics.json written from here) and
     is replaced; the other runs go on.
 
-    Ahead: while runs are short (recent ones lasted less than `ahead_below` on average), a
-    worker busy with a one-slot run is also sent the next one-slot task, which waits in its
-    pipe: the worker starts it as soon as it sent its result, without a round trip through
-    this process. It counts as started (on_start, its timeout) when that result arrives. If
-    the worker dies, retires or is killed first, the task goes back first in the queue; at
-    cancel it is CANCELLED like the queued ones. A long run delays at most the one task
-    sent ahead of it, and only if the runs before it were short.
+    Ahead: while runs are short, a busy worker also gets its next task (`local_ahead`); one
+    it never started (it died, retired, was killed) goes back first, or is CANCELLED at cancel.
 
     State: submitters and the manager thread share the queue (`SlotQueue`) and the flags,
     under `_lock`. Everything else (workers, their jobs, the slots in use) belongs to the
-    manager thread alone. It sleeps in `connection.wait()` on the wake-up pipe, the
-    connections of workers it expects a message from, every worker's sentinel, with the
+    manager thread alone. It sleeps in `connection.wait()` on the wake-up pipe (`WakeUp`),
+    the connections of workers it expects a message from, every worker's sentinel, with the
     nearest deadline as timeout.
-    `_woken` says a byte is in the wake-up pipe: submitters write one only when it is clear,
-    and the manager clears it after draining the pipe, so no wake-up is ever lost.
 
     Invariants: a submitted future always resolves to a RunResult, never an exception, and
     futures resolve outside `_lock` (a done-callback may submit); a task is sent only to a
@@ -92,19 +83,16 @@ class LocalPool:
             raise ValueError(f"concurrency must be a positive number of processes: {concurrency!r}")
         self.concurrency = concurrency
         self.size = max(1, min(concurrency, workers if workers is not None else concurrency))
-        self.ahead_below = ahead_below
+        self._ahead = Ahead(ahead_below)
         self._mp = context()
         self._lock = threading.Lock()
         self._queue = SlotQueue(concurrency)
-        self._closing = self._cancelling = self._stopped = self._woken = False
+        self._closing = self._cancelling = self._stopped = False
         self._broken: str | None = None
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
+        self._wake = WakeUp()
         self._alive_r, self._alive_w = self._mp.Pipe(duplex=False)
         self._workers: list[Worker] = []
         self._start_failures = 0
-        self._recent: float | None = None  # how long runs last lately (seconds), for `_ahead`
         try:
             for _ in range(self.size):
                 self._workers.append(spawn(self._mp, self._alive_r))
@@ -118,7 +106,7 @@ class LocalPool:
 
     # ------------------------------------------------------------ the Executor seam
     def submit(self, task: RunTask, *, on_start: Announce = None) -> Future[RunResult]:
-        """Queue the task (thread-safe; RuntimeError after shutdown()); `on_start`: `_announce`."""
+        """Queue the task (thread-safe; RuntimeError after shutdown()); `on_start`: `announce`."""
         future: Future[RunResult] = Future()
         with self._lock:
             if self._closing:
@@ -152,9 +140,6 @@ class LocalPool:
             for worker in list(self._workers):
                 with contextlib.suppress(OSError):
                     os.killpg(worker.pid, signal.SIGKILL)
-
-    def __enter__(self) -> LocalPool:
-        return self
 
     def __exit__(
         self,
@@ -200,8 +185,8 @@ class LocalPool:
             if self._closing and not self._queue.queued and idle:
                 self._stopped = True
                 return False
-        ready = set(wait(self._waitables(), self._timeout()))
-        if self._wake_r in ready:
+        ready = set(wait(waitables(self._wake.fd, self._workers), timeout(self._workers)))
+        if self._wake.fd in ready:
             self._drain_wake()
         for worker in list(self._workers):
             if worker.conn in ready:
@@ -212,36 +197,20 @@ class LocalPool:
         self._expire()
         return True
 
-    def _waitables(self) -> list[Connection | int]:
-        waitables: list[Connection | int] = [self._wake_r]
-        for worker in self._workers:
-            waitables.append(worker.sentinel)
-            if not worker.eof and (worker.job is not None or not worker.ready):
-                waitables.append(worker.conn)
-        return waitables
-
-    def _timeout(self) -> float | None:
-        deadlines = [w.job.deadline for w in self._workers if w.job and w.job.deadline is not None]
-        return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
-
     def _drain_wake(self) -> None:
-        """Empty the pipe, then clear the flag: a wake-up after this writes a byte again, and
-        one before it is seen by this round (the state is read after, under the lock)."""
-        with contextlib.suppress(BlockingIOError):
-            while os.read(self._wake_r, 4096):
-                pass
+        """Empty the pipe, then clear it: a wake-up after this writes a byte again, and one
+        before it is seen by this round (the state is read after, under the lock)."""
+        self._wake.drain()
         with self._lock:
-            self._woken = False
+            self._wake.clear()
 
     def _wake_locked(self) -> None:
-        if not self._woken and not self._stopped:
-            self._woken = True
-            with contextlib.suppress(BlockingIOError):
-                os.write(self._wake_w, b"w")
+        if not self._stopped:
+            self._wake.set()
 
     # ------------------------------------------------------------ scheduling
     def _assign(self) -> None:
-        idle = [w for w in self._workers if w.ready and not (w.eof or w.retiring or w.job)]
+        idle = [w for w in self._workers if w.idle]
         if idle:
             picks: list[Pending] = []
             with self._lock:
@@ -249,73 +218,32 @@ class LocalPool:
                     picks.append(pending)
             for worker, pending in zip(idle, picks, strict=False):
                 self._send(worker, pending)
-        busy = [w for w in self._workers if self._ahead(w)]
+        busy = [w for w in self._workers if self._ahead.wanted(w)]
         if busy:
             with self._lock:
                 aheads = [(w, p) for w in busy if (p := self._queue.pick_ahead()) is not None]
             for worker, pending in aheads:
                 self._send(worker, pending, ahead=True)
 
-    def _ahead(self, worker: Worker) -> bool:
-        """Whether to send the worker its next task now (see the policy)."""
-        job = worker.job
-        return (
-            job is not None
-            and worker.next is None
-            and not (worker.eof or worker.retiring)
-            and job.pending.need == 1
-            and self._recent is not None
-            and self._recent < self.ahead_below
-            and time.time() - job.started_at < self.ahead_below
-        )
-
     def _send(self, worker: Worker, pending: Pending, *, ahead: bool = False) -> None:
         task = pending.task
         if ahead:
             worker.next = pending
         else:
-            self._begin(worker, pending)
+            worker.begin(pending)
         try:
             worker.conn.send(task)
-        except OSError:  # the worker died: the task goes back first in line
-            worker.eof = True
-            if ahead:
-                worker.next = None
-            else:
-                worker.job = None
-            with self._lock:
-                self._queue.push_back(pending)
-        except Exception as exc:  # the task does not pickle
-            if ahead:
-                worker.next = None
-            else:
-                worker.job = None
-            self._queue.release(pending)
+        except Exception as exc:
+            worker.take_back(pending)
+            if isinstance(exc, OSError):  # the worker died: the task goes back first in line
+                worker.eof = True
+                return self._requeue(pending)
+            self._queue.release(pending)  # the task does not pickle
             error = f"cannot send the run to a worker process: {exc!r}"
             _resolve(pending.future, failed_result(task, RunStatus.ERRORED, error, time.time(), 0))
 
-    def _begin(self, worker: Worker, pending: Pending) -> None:
-        """The task is the worker's run from now: its timeout starts, it is announced."""
-        timeout = pending.task.timeout
-        deadline = None if timeout is None else time.monotonic() + timeout
-        worker.job = Running(pending, time.time(), deadline)
-        _announce(pending)
-
-    def _take_next(self, worker: Worker) -> None:
-        """The worker's run ended: the task sent ahead starts, or goes back in the queue if
-        the worker will not run it (it retires, or its pipe is closed)."""
-        pending, worker.next = worker.next, None
-        if pending is None:
-            return
-        if worker.retiring or worker.eof:
-            with self._lock:
-                self._queue.push_back(pending)
-        else:
-            self._begin(worker, pending)
-
-    def _requeue_next(self, worker: Worker) -> None:
-        """The worker died or was killed: its task sent ahead never ran, it goes back first."""
-        pending, worker.next = worker.next, None
+    def _requeue(self, pending: Pending | None) -> None:
+        """A task sent that did not run goes back, first in line."""
         if pending is not None:
             with self._lock:
                 self._queue.push_back(pending)
@@ -335,13 +263,9 @@ class LocalPool:
         job, worker.job = worker.job, None
         if job is not None:
             self._queue.release(job.pending)
-            self._learn(time.time() - job.started_at)
-            self._take_next(worker)  # announced before this run's end is resolved
+            self._ahead.learn(time.time() - job.started_at)
+            self._requeue(worker.take_next())  # announced before this run's end is resolved
             _resolve(job.pending.future, message)
-
-    def _learn(self, seconds: float) -> None:
-        recent = self._recent
-        self._recent = seconds if recent is None else recent + _AHEAD_WEIGHT * (seconds - recent)
 
     def _lost(self, worker: Worker) -> None:
         """The worker's process ended: fail its run if it had one, and replace it."""
@@ -349,7 +273,6 @@ class LocalPool:
         worker.process.join()
         code = worker.process.exitcode
         self._discard(worker)
-        self._requeue_next(worker)
         if worker.job is not None:
             self._fail(worker, death_reason(code), RunStatus.FAILED)
         elif not worker.ready:
@@ -367,38 +290,30 @@ class LocalPool:
             job = worker.job
             if job is not None and job.deadline is not None and job.deadline <= now:
                 self._kill(worker)
-                self._requeue_next(worker)
                 self._fail(
                     worker, f"timed out after {job.pending.task.timeout:g} s", RunStatus.FAILED
                 )
                 self._replace()
 
     def _fail(self, worker: Worker, error: str, status: RunStatus) -> None:
-        """Resolve the worker's run, which cannot tell: record the failure in its output dir."""
-        job, worker.job = worker.job, None
-        if job is None:
-            return
-        self._queue.release(job.pending)
-        task = job.pending.task
-        metrics = record_failure(task, error, time.time() - job.started_at)
-        result = failed_result(task, status, error, job.started_at, worker.pid)
-        _resolve(job.pending.future, dataclasses.replace(result, metrics=metrics))
+        """Resolve the worker's run, which cannot tell (`Worker.fail`)."""
+        if (failed := worker.fail(error, status)) is not None:
+            self._queue.release(failed[0])
+            _resolve(failed[0].future, failed[1])
 
     def _abort(self, status: RunStatus, error: str) -> None:
         """Resolve every queued and running task with status; kill the running ones."""
         with self._lock:
             pendings = self._queue.clear()
             self._stopped = True
+        for ahead in filter(None, [worker.drop_next() for worker in self._workers]):
+            self._queue.release(ahead)  # sent ahead: it never ran either
+            pendings.append(ahead)
         now = time.time()
         for pending in pendings:
             result = failed_result(pending.task, status, error, now)
             _resolve(pending.future, dataclasses.replace(result, metrics={}))  # it never ran
         for worker in list(self._workers):
-            if worker.next is not None:  # it never ran
-                pending, worker.next = worker.next, None
-                self._queue.release(pending)
-                result = failed_result(pending.task, status, error, now)
-                _resolve(pending.future, dataclasses.replace(result, metrics={}))
             if worker.job is not None:
                 self._kill(worker)
                 self._fail(worker, error, status)
@@ -414,9 +329,11 @@ class LocalPool:
         self._discard(worker)
 
     def _discard(self, worker: Worker) -> None:
+        """Forget a worker whose process ended; its task sent ahead, if any, goes back."""
         if worker in self._workers:
             self._workers.remove(worker)
         close(worker)
+        self._requeue(worker.drop_next())
 
     def _stop_workers(self, *, graceful: bool) -> None:
         workers, self._workers = self._workers, []
@@ -424,23 +341,12 @@ class LocalPool:
 
     def _close_pipes(self) -> None:
         with self._lock:
-            if self._wake_w < 0:
+            if self._wake.closed:
                 return
             self._stopped = True
-            os.close(self._wake_r)
-            os.close(self._wake_w)
-            self._wake_r = self._wake_w = -1
+            self._wake.close()
         self._alive_w.close()
         self._alive_r.close()
-
-
-def _announce(pending: Pending) -> None:
-    """Call the task's `on_start` (given to `LocalPool.submit`), from the pool's thread: once,
-    right before the task is sent to a worker, so before the run can start (even if resent)."""
-    if pending.on_start is not None:
-        with contextlib.suppress(Exception):  # the caller's: never the pool's problem
-            pending.on_start()
-        pending.on_start = None
 
 
 def _resolve(future: concurrent.futures.Future[RunResult], result: RunResult) -> None:

@@ -1,4 +1,5 @@
-"""The queue of `LocalPool`: tasks waiting for slots, and the slots in use.
+"""The queue of `LocalPool`: tasks waiting for slots, the slots in use, and the pipe that
+wakes the pool's manager thread when the queue changes (`WakeUp`).
 
 Policy: tasks start in submission order when enough of the `concurrency` slots are free; a
 task needs `cpus` slots (clamped to [1, concurrency]). When the oldest task does not fit,
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -136,3 +139,40 @@ class SlotQueue:
             return False
         self._bypass = (oldest, count + 1)
         return True
+
+
+class WakeUp:
+    """A pipe that wakes the pool's manager thread in `connection.wait()` (`fd`).
+
+    A byte is written only when none is pending (`set`), and the manager empties the pipe
+    (`drain`) before it clears that flag (`clear`): so no wake-up is lost and the pipe never
+    fills. `set` and `clear` are called under the pool's lock."""
+
+    def __init__(self) -> None:
+        self.fd, self._write = os.pipe()
+        os.set_blocking(self.fd, False)
+        os.set_blocking(self._write, False)
+        self._pending = False
+
+    @property
+    def closed(self) -> bool:
+        return self.fd < 0
+
+    def set(self) -> None:
+        if not self._pending:
+            self._pending = True
+            with contextlib.suppress(BlockingIOError):
+                os.write(self._write, b"w")
+
+    def drain(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self.fd, 4096):
+                pass
+
+    def clear(self) -> None:
+        self._pending = False
+
+    def close(self) -> None:
+        os.close(self.fd)
+        os.close(self._write)
+        self.fd = self._write = -1

@@ -4,6 +4,7 @@ and saying why one died. (What a worker runs is `qaflow.worker.execute.serve`.)"
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -18,8 +19,10 @@ from pathlib import Path
 
 from qaflow.execution.executors.local_queue import Pending
 from qaflow.execution.interrupts import hangup_ignored
-from qaflow.worker.execute import serve
+from qaflow.worker.context import record_failure
+from qaflow.worker.execute import failed_result, serve
 from qaflow.worker.isolation import kill_tree
+from qaflow.worker.model import RunResult, RunStatus
 from qaflow.worker.modes import signal_name
 
 _SIGNAL_HINTS: dict[int, str] = {signal.SIGKILL: "killed, e.g. by the out-of-memory killer"}
@@ -36,7 +39,8 @@ class Running:
 
 @dataclass(eq=False)
 class Worker:
-    """One worker process, as the pool's manager thread sees it."""
+    """One worker process, as the pool's manager thread sees it: its run (`job`), and the
+    task sent ahead to start after it (`next`, see `local_ahead`)."""
 
     process: BaseProcess
     conn: Connection
@@ -48,6 +52,60 @@ class Worker:
     # sent ahead, waiting in its pipe: it starts when `job` ends (only while `job` is set)
     next: Pending | None = None
     retiring: bool = False  # it exits after its current run (its state could not be reset)
+
+    @property
+    def idle(self) -> bool:
+        """Ready for a task, and without one."""
+        return self.ready and not (self.eof or self.retiring or self.job)
+
+    def begin(self, pending: Pending) -> None:
+        """`pending` is its run from now: its timeout starts, it is announced (`announce`)."""
+        timeout = pending.task.timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self.job = Running(pending, time.time(), deadline)
+        announce(pending)
+
+    def take_next(self) -> Pending | None:
+        """Its run ended: the task sent ahead begins; it is returned instead if this worker
+        will not run it (it retires, or its pipe is closed), to queue again."""
+        pending, self.next = self.next, None
+        if pending is None or self.retiring or self.eof:
+            return pending
+        self.begin(pending)
+        return None
+
+    def take_back(self, pending: Pending) -> None:
+        """`pending` could not be sent to it: it is neither its run nor its next task."""
+        if self.next is pending:
+            self.next = None
+        elif self.job is not None and self.job.pending is pending:
+            self.job = None
+
+    def fail(self, error: str, status: RunStatus) -> tuple[Pending, RunResult] | None:
+        """Its run ended without a result (the worker died, or was killed): the failure is
+        recorded in the run's attempt folder (metrics.json, log.txt); the run and its result.
+        None if it had no run."""
+        job, self.job = self.job, None
+        if job is None:
+            return None
+        task = job.pending.task
+        metrics = record_failure(task, error, time.time() - job.started_at)
+        result = failed_result(task, status, error, job.started_at, self.pid)
+        return job.pending, dataclasses.replace(result, metrics=metrics)
+
+    def drop_next(self) -> Pending | None:
+        """The task sent ahead, taken back (this worker died or was killed: it never ran)."""
+        pending, self.next = self.next, None
+        return pending
+
+
+def announce(pending: Pending) -> None:
+    """Call the task's `on_start` (given to `LocalPool.submit`), from the pool's thread: once,
+    when the task becomes a worker's run, before its result can be resolved."""
+    if pending.on_start is not None:
+        with contextlib.suppress(Exception):  # the caller's: never the pool's problem
+            pending.on_start()
+        pending.on_start = None
 
 
 def spawn(mp: ForkServerContext, alive: Connection) -> Worker:
@@ -66,6 +124,23 @@ def spawn(mp: ForkServerContext, alive: Connection) -> Worker:
         child.close()
     assert process.pid is not None
     return Worker(process, parent, process.pid, process.sentinel)
+
+
+def waitables(wake: int, workers: list[Worker]) -> list[Connection | int]:
+    """What the manager thread waits on: the wake-up pipe `wake`, every worker's sentinel,
+    and the pipes of the workers it expects a message from (READY, or a result)."""
+    found: list[Connection | int] = [wake]
+    for worker in workers:
+        found.append(worker.sentinel)
+        if not worker.eof and (worker.job is not None or not worker.ready):
+            found.append(worker.conn)
+    return found
+
+
+def timeout(workers: list[Worker]) -> float | None:
+    """Seconds until the nearest run's deadline (None: no run has one)."""
+    deadlines = [w.job.deadline for w in workers if w.job and w.job.deadline is not None]
+    return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
 
 
 def kill_group(worker: Worker) -> None:
