@@ -167,7 +167,9 @@ class LocalBackend:
             capacity=self.capacity,
             decide=self.decide,
             prepare=self.prepare,
-            ahead=self.capacity if own else 0,  # each worker's next run waits at the pool
+            # each worker's next run waits at the pool, and one more: the pool sends a
+            # worker its next run ahead only while it has more queued than workers
+            ahead=2 * self.capacity if own else 0,
         )
 
     def wind_down(self) -> None:

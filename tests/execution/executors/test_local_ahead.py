@@ -1,6 +1,10 @@
-"""The local pool sends a busy worker its next task ahead while runs are short: the worker
-starts it without waiting for the driver, and a task sent ahead is never lost nor run twice
-(crash, timeout, cancel) and never waits behind long runs."""
+"""The local pool sends a busy worker its next task ahead while runs are short and more are
+queued than it has workers: the worker starts it without waiting for the driver, and a task
+sent ahead is never lost nor run twice (crash, timeout, cancel); a few ready runs never wait
+behind a long one, nor do runs after long runs.
+
+With one worker, a task is sent ahead only while another one waits in the queue behind it:
+the tests queue a last task `filler` for that."""
 
 from __future__ import annotations
 
@@ -81,10 +85,15 @@ def eager(root: Path) -> Iterator[LocalPool]:
         pool.shutdown(cancel=True)
 
 
+def filler(pool: LocalPool, root: Path) -> Future[RunResult]:
+    return pool.submit(task(root, "filler", "true"))
+
+
 def test_a_worker_starts_the_task_sent_ahead_without_the_driver(root, eager):
     log = Log()
     first = log.submit(eager, task(root, "first", until_go(root)))
     second = log.submit(eager, task(root, "second", "touch $QA_OUTPUT_DIR/ran"))
+    rest = filler(eager, root)
     wait_for(lambda: eager.tasks_ahead == 1)
     ran = Path(root, "output", "second.run-1", "ran")
     seen: list[bool] = []
@@ -102,11 +111,13 @@ def test_a_worker_starts_the_task_sent_ahead_without_the_driver(root, eager):
     assert seen == [True]  # the second run ran while the pool's thread was held
     assert log.index("start", "second") < log.index("done", "first")  # started, then ended
     assert second.result().pid == first.result().pid
+    assert rest.result(WAIT).status is RunStatus.SUCCEEDED
 
 
 def test_a_task_sent_ahead_of_a_crash_runs_on_the_replacement(root, eager):
     crash = eager.submit(task(root, "crash", until_go(root, "kill -9 $PPID")))
     after = eager.submit(task(root, "after", "echo after > $QA_OUTPUT_DIR/out.txt"))
+    rest = filler(eager, root)
     wait_for(lambda: eager.tasks_ahead == 1)
     crashed_pid = eager.worker_pids[0]
     Path(root, "go").touch()
@@ -117,14 +128,17 @@ def test_a_task_sent_ahead_of_a_crash_runs_on_the_replacement(root, eager):
     assert done.pid != crashed_pid
     assert done.attempt == 1
     assert (Path(done.output_dir or "") / "out.txt").read_text() == "after\n"
+    assert rest.result(WAIT).status is RunStatus.SUCCEEDED
 
 
 def test_a_task_sent_ahead_of_a_timeout_still_runs(root, eager):
     slow = eager.submit(task(root, "slow", "sleep 60", timeout=8.0))
     after = eager.submit(task(root, "after", "echo after > $QA_OUTPUT_DIR/out.txt"))
+    rest = filler(eager, root)
     wait_for(lambda: eager.tasks_ahead == 1)
     assert slow.result(WAIT).error_line == "timed out after 8 s"
     assert after.result(WAIT).status is RunStatus.SUCCEEDED
+    assert rest.result(WAIT).status is RunStatus.SUCCEEDED
 
 
 def test_cancel_cancels_a_task_sent_ahead_which_never_ran(root):
@@ -133,10 +147,12 @@ def test_cancel_cancels_a_task_sent_ahead_which_never_ran(root):
         warmed(pool, root)
         running = pool.submit(task(root, "running", until_go(root)))
         ahead = pool.submit(task(root, "ahead", "touch $QA_OUTPUT_DIR/ran"))
+        queued = filler(pool, root)
         wait_for(lambda: pool.tasks_ahead == 1)
     finally:
         pool.shutdown(cancel=True)
     assert running.result(WAIT).status is RunStatus.CANCELLED
+    assert queued.result(WAIT).status is RunStatus.CANCELLED
     never = ahead.result(WAIT)
     assert (never.status, never.metrics) == (RunStatus.CANCELLED, {})
     assert not Path(root, "output", "ahead.run-1").exists()
@@ -158,6 +174,29 @@ def test_runs_that_last_are_not_sent_ahead(root):
             assert future.result(WAIT).status is RunStatus.SUCCEEDED
     ends = [log.index("done", key) for key in ("first", "second")]
     assert log.index("start", "third") > min(ends)
+
+
+def test_a_few_ready_runs_never_wait_behind_a_long_one(root):
+    """Both workers busy, one long run; the one queued run is not sent ahead (as many queued
+    as workers or fewer): it starts on the worker that frees up first, the long run going on."""
+    with LocalPool(2, ahead_below=math.inf) as pool:
+        warmed(pool, root)
+        log = Log()
+        long = log.submit(pool, task(root, "long", until_go(root)))
+        short = log.submit(
+            pool, task(root, "short", f"until [ -e {root}/go-short ]; do sleep 0.01; done")
+        )
+        ready = log.submit(pool, task(root, "ready", "true"))
+        wait_for(lambda: ("start", "short") in log.events)
+        assert pool.tasks_ahead == 0
+        Path(root, "go-short").touch()
+        assert ready.result(WAIT).status is RunStatus.SUCCEEDED
+        assert not long.done()  # it ran while the long run goes on, on the other worker
+        assert ready.result().pid == short.result(WAIT).pid
+        Path(root, "go").touch()
+        assert long.result(WAIT).status is RunStatus.SUCCEEDED
+    # sent once a worker was free, not ahead (then it is started before the run before it ends)
+    assert log.index("start", "ready") > log.index("done", "short")
 
 
 def test_many_short_runs_each_run_once_with_a_start_before_its_end(root):

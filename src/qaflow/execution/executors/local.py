@@ -218,10 +218,9 @@ class LocalPool(contextlib.AbstractContextManager["LocalPool"]):
                     picks.append(pending)
             for worker, pending in zip(idle, picks, strict=False):
                 self._send(worker, pending)
-        busy = [w for w in self._workers if self._ahead.wanted(w)]
-        if busy:
+        if busy := [w for w in self._workers if self._ahead.wanted(w)]:
             with self._lock:
-                aheads = [(w, p) for w in busy if (p := self._queue.pick_ahead()) is not None]
+                aheads = self._ahead.assign(busy, self._queue, len(self._workers))
             for worker, pending in aheads:
                 self._send(worker, pending, ahead=True)
 

@@ -7,10 +7,12 @@ worker busy with a one-slot run is also sent the next one-slot task, which waits
 and the worker starts it as soon as it sent its result.
 
 Policy: a task is sent ahead only while the recent runs (an exponential moving average of
-their durations, as the pool sees them) lasted less than `below` seconds, and only to a
-worker whose current run started less than `below` ago. A task sent ahead counts as started
-when the run before it ends. Whatever the durations, a long run delays at most the one task
-sent ahead of it, and only if the runs before it were short.
+their durations, as the pool sees them) lasted less than `below` seconds, only to a worker
+whose current run started less than `below` ago, and only while the pool's queue holds more
+tasks than it has workers: a stream of runs, where a worker that frees up always
+finds one queued. A run that turns out long thus delays at most the one task sent ahead of
+it, and a few ready runs (a DAG's next step) never wait behind a long one while a worker is
+idle. A task sent ahead counts as started when the run before it ends.
 
 What it changes for the pool's callers: a task's `on_start` is called when it becomes a
 worker's run, before its result; without tasks sent ahead that is also before it can start,
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import time
 
+from qaflow.execution.executors.local_queue import Pending, SlotQueue
 from qaflow.execution.executors.local_workers import Worker
 
 AHEAD_BELOW = 0.02  # seconds: the default `below`
@@ -40,6 +43,16 @@ class Ahead:
         """A run ended after `seconds` (from its start to its result)."""
         recent = self.recent
         self.recent = seconds if recent is None else recent + WEIGHT * (seconds - recent)
+
+    def assign(
+        self, busy: list[Worker], queue: SlotQueue, workers: int
+    ) -> list[tuple[Worker, Pending]]:
+        """Tasks of the queue to send ahead to `busy` workers that want one (`wanted`), while
+        the queue holds more than `workers` (see the policy). Under the pool's lock."""
+        pairs: list[tuple[Worker, Pending]] = []
+        while busy and queue.queued > workers and (pending := queue.pick_ahead()) is not None:
+            pairs.append((busy.pop(), pending))
+        return pairs
 
     def wanted(self, worker: Worker) -> bool:
         """Whether to send `worker` its next task now (see the policy)."""
