@@ -24,7 +24,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from qaflow.errors import ExecutorError
-from qaflow.worker.files import read_bytes, write_bytes, write_text
+from qaflow.worker.files import read_bytes, write_all, write_bytes, write_text
 from qaflow.worker.rundir import OWN_FILES, attempt_dir_of, output_dir_of
 from qaflow.worker.task import RunTask
 
@@ -347,16 +347,10 @@ def _pump(read_fd: int, targets: list[int]) -> None:
         while chunk := os.read(read_fd, 65536):
             for fd in targets:
                 with contextlib.suppress(OSError):
-                    _write_all(fd, chunk)
+                    write_all(fd, chunk)
     finally:
         for fd in (read_fd, *targets):
             os.close(fd)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 # ---------------------------------------------------------------- the output directory
@@ -492,5 +486,4 @@ def write_inputs_manifest(output_dir: Path, input_path: str | None) -> None:
             with contextlib.suppress(OSError):
                 entry = _file_entry(item)
                 files[item] = {"st_size": entry["st_size"], "md5": entry["md5"]}
-    text = json.dumps(files, sort_keys=True, indent=2) if files else "{}"
-    write_text(f"{output_dir}/manifest.inputs.json", text)
+    write_text(f"{output_dir}/manifest.inputs.json", json.dumps(files, sort_keys=True, indent=2))

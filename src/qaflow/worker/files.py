@@ -33,11 +33,16 @@ def write_bytes(path: str, data: bytes) -> None:
     """Create or truncate the file (mode 0o666 less the umask, as `open`) and write `data`."""
     fd = os.open(path, _WRITE, 0o666)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, data)
     finally:
         os.close(fd)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of `data` to `fd` (a write may take only part of it)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def write_text(path: str, text: str) -> None:

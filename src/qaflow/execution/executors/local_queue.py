@@ -77,14 +77,7 @@ class SlotQueue:
             choice = next(((seq, need) for seq, need in heads if need <= free), None)
             if choice is None or (choice[0] != heads[0][0] and not self._may_bypass(heads[0][0])):
                 return None
-            queue = self._queues[choice[1]]
-            pending = queue.popleft()
-            self.queued -= 1
-            if not queue:
-                del self._queues[choice[1]]
-            if pending.running or pending.future.set_running_or_notify_cancel():
-                pending.running = True
-                self.used += pending.need
+            if (pending := self._take(choice[1])) is not None:
                 return pending
         return None
 
@@ -96,15 +89,22 @@ class SlotQueue:
             heads = self._heads()
             if not heads or heads[0][1] != 1:
                 return None
-            queue = self._queues[1]
-            pending = queue.popleft()
-            self.queued -= 1
-            if not queue:
-                del self._queues[1]
-            if pending.running or pending.future.set_running_or_notify_cancel():
-                pending.running = True
-                self.used += pending.need
+            if (pending := self._take(1)) is not None:
                 return pending
+        return None
+
+    def _take(self, need: int) -> Pending | None:
+        """The first task of the queue of `need` slots, set running and its slots taken;
+        None if it was cancelled meanwhile (then it is dropped)."""
+        queue = self._queues[need]
+        pending = queue.popleft()
+        self.queued -= 1
+        if not queue:
+            del self._queues[need]
+        if pending.running or pending.future.set_running_or_notify_cancel():
+            pending.running = True
+            self.used += pending.need
+            return pending
         return None
 
     def release(self, pending: Pending) -> None:
