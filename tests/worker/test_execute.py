@@ -344,3 +344,23 @@ def test_a_run_that_sets_up_things_at_import_is_imported_once(tmp_path):
     """)
     root = project(tmp_path, main)
     assert [run(root, name)[0].metrics["calls"] for name in "abc"] == [0, 1, 2]
+
+
+def test_a_metrics_file_that_is_not_utf8_fails_the_run_with_the_reason(tmp_path):
+    root = project(tmp_path)
+    # valid JSON, but for its one byte that is not UTF-8
+    result, _ = run(root, command="""printf '{"a": "\\377"}' > $QA_OUTPUT_DIR/metrics.json""")
+    assert result.status is RunStatus.FAILED
+    assert "metrics.json is not valid JSON" in (result.error or "")
+
+
+def test_run_json_holds_what_orjson_cannot_encode(tmp_path):
+    """run.json is written by orjson, and by json for what orjson refuses (keys that are not
+    strings, integers beyond 64 bits): the same record either way."""
+    root = project(tmp_path)
+    configs = ({1: "one", "big": 2**70},)
+    result, out = run(root, command="true", configs=configs)
+    assert result.status is RunStatus.SUCCEEDED, result.error
+    record = json.loads((out / "run.json").read_text())
+    assert record["configurations"] == [{"1": "one", "big": 2**70}]
+    assert record["params"] == {"1": "one", "big": 2**70}

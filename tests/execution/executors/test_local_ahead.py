@@ -132,12 +132,20 @@ def test_a_task_sent_ahead_of_a_crash_runs_on_the_replacement(root, eager):
 
 
 def test_a_task_sent_ahead_of_a_timeout_still_runs(root, eager):
-    slow = eager.submit(task(root, "slow", "sleep 60", timeout=8.0))
+    blocker = eager.submit(task(root, "blocker", until_go(root)))
+    slow = eager.submit(task(root, "slow", "sleep 60", timeout=3.0))
     after = eager.submit(task(root, "after", "echo after > $QA_OUTPUT_DIR/out.txt"))
     rest = filler(eager, root)
+    # `slow` waits behind the blocker: its timeout has not started, nothing races a clock
     wait_for(lambda: eager.tasks_ahead == 1)
-    assert slow.result(WAIT).error_line == "timed out after 8 s"
-    assert after.result(WAIT).status is RunStatus.SUCCEEDED
+    Path(root, "go").touch()
+    # the blocker's result starts `slow`, and the pool's thread sends `after` ahead of it
+    # in its next round, before it ever checks a deadline
+    assert blocker.result(WAIT).status is RunStatus.SUCCEEDED
+    assert slow.result(WAIT).error_line == "timed out after 3 s"
+    done = after.result(WAIT)
+    assert done.status is RunStatus.SUCCEEDED
+    assert (Path(done.output_dir or "") / "out.txt").read_text() == "after\n"
     assert rest.result(WAIT).status is RunStatus.SUCCEEDED
 
 
