@@ -1,0 +1,179 @@
+"""Benchmark: the floors under issue 18's targets, measured on this machine, part by part.
+
+A target of `bench/peers.py` or `bench/cache.py` can only be met if the work any qaflow must
+do for it, whatever its code, fits under it. This measures that work alone, each part with
+nothing of qaflow's around it, and prints, per target, the sum of its parts against the target:
+
+- start: a fresh interpreter importing click, the CLI's library (`python -c "import click"`).
+- validate: a fresh interpreter importing pydantic and validating one small model, less
+  `start`: what validating a project's files costs the first time they are seen (qaflow keeps
+  validations, so a project seen before skips it).
+- hash N inputs: each input file read and hashed (blake2b), as a first plan must.
+- record N runs: N rows of the run store's schema inserted in one transaction and committed
+  (SQLite, WAL, `codec.SQLITE_PRAGMAS`), rows of the size a 10,000-run execution writes.
+- verify N results: each result's two small files (metrics.json, its manifest) opened and read,
+  in folders of their own, as a cached plan must to trust what is on disk.
+- run N: the bare `xargs -P2 sh -c` loop of peers.py, the same commands.
+
+The sums leave out everything else (planning, fingerprints, process and pipe costs, output):
+a qaflow at its floor would do nothing but these.
+
+    python bench/floors.py [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import peers  # noqa: E402  (the bench folder: the workloads and the bare loop)
+
+VALIDATE = (
+    "import click, pydantic\n"
+    "class M(pydantic.BaseModel):\n    name: str\n    inputs: list[str] = []\n    timeout: float | None = None\n"
+    "M.model_validate({'name': 'w', 'inputs': ['a', 'b']})\n"
+)
+SPEC = (
+    '{"batch_file":"/project/qa/batches.yaml","database":"/project/data","matrix":{},'
+    '"needs":["5b3d73ab702c0f78"],"_in_columns":2047}'
+)  # a cached run's stored spec, as `store.rows._compact` leaves it
+
+
+def median_of(measure: Callable[[], float], repeat: int) -> float:
+    return statistics.median(measure() for _ in range(repeat))
+
+
+def process(code: str) -> float:
+    return peers.timed([sys.executable, "-c", code], peers.bytecode_env())
+
+
+def hash_inputs(files: list[str]) -> float:
+    start = time.perf_counter()
+    for name in files:
+        with open(name, "rb") as file:
+            hashlib.blake2b(file.read(), digest_size=16).hexdigest()
+    return time.perf_counter() - start
+
+
+def record(store: Path, count: int) -> float:
+    """Seconds to insert and commit `count` run rows into a copy of a store of qaflow's schema."""
+    from qaflow.store.codec import SQLITE_PRAGMAS
+
+    connection = sqlite3.connect(store, isolation_level=None)
+    for pragma in SQLITE_PRAGMAS:
+        connection.execute(pragma)
+    execution = os.urandom(6).hex()
+    connection.execute(
+        "INSERT INTO executions (id, label, project, argv, status, started_at) "
+        "VALUES (?, 'bench', 'bench', '[]', 'succeeded', 0)",
+        (execution,),
+    )
+    rows = [
+        (
+            execution, f"{execution}{i:016x}", hashlib.blake2b(b"%d" % i).hexdigest(), "evaluate",
+            f"/project/data/d{i // 1000}/i{i:05d}.raw", f"d{i // 1000}/i{i:05d}.raw", "[]", "{}",
+            "linux", "entrypoint", f"/project/output/runs/evaluate/d0/i{i:05d}.raw/{i:012x}",
+            "cached", '{"ok":1,"is_failed":false}', 1.0, 1.0, "host", 0, SPEC,
+        )
+        for i in range(count)
+    ]  # fmt: skip
+    start = time.perf_counter()
+    connection.execute("BEGIN IMMEDIATE")
+    connection.executemany(
+        'INSERT INTO runs (execution_id, "key", fingerprint, batch, input_path, rel_input_path, '
+        "configurations, params, platform, type, output_dir, status, metrics, started_at, "
+        "ended_at, host, attempt, spec) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    connection.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    connection.close()
+    return elapsed
+
+
+def verify(folders: list[str]) -> float:
+    start = time.perf_counter()
+    for folder in folders:
+        for name in ("/metrics.json", "/manifest.outputs.json"):
+            fd = os.open(folder + name, os.O_RDONLY)
+            os.read(fd, 65536)
+            os.close(fd)
+    return time.perf_counter() - start
+
+
+def make_results(root: Path, count: int) -> list[str]:
+    folders = []
+    for i in range(count):
+        folder = root / "runs" / f"d{i // 1000}" / f"i{i:05d}.raw" / f"{i:012x}"
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text('{"ok": 1, "is_failed": false}')
+        (folder / "manifest.outputs.json").write_text("{}")
+        folders.append(str(folder))
+    return folders
+
+
+def new_store(root: Path) -> Path:
+    from qaflow.store import Store
+
+    Store.open(storage=root).close()
+    return root / "qaflow.db"
+
+
+def line(label: str, seconds: float, note: str = "") -> None:
+    print(f"  {label:<34} {seconds:7.3f} s  {note}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    repeat = args.repeat
+    start = median_of(lambda: process("import click"), repeat)
+    validate = median_of(lambda: process(VALIDATE), repeat) - start
+    print(f"{os.cpu_count()} CPUs; medians of {repeat}")
+    print(f"  {'start (python + click)':<34} {start:7.3f} s")
+    print(f"  {'validate (pydantic, first time)':<34} {validate:7.3f} s")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        store = new_store(root / "store")
+        for count, label, target in ((200, "W1", 1.25), (2000, "W4", 1.10)):
+            project = root / f"flat{count}"
+            commands = peers.make_flat(project, count)
+            files = [str(p) for p in sorted((project / "data" / "w").iterdir())]
+            run = median_of(lambda c=commands: peers.bare([c]), repeat)  # type: ignore[misc]
+            hashed = median_of(lambda f=files: hash_inputs(f), repeat)  # type: ignore[misc]
+            recorded = median_of(lambda n=count: record(store, n), repeat)  # type: ignore[misc]
+            floor = run + start + validate + hashed + recorded
+            print(
+                f"{label}: {count} runs, target <= {target}x the bare loop ({target * run:.3f} s)"
+            )
+            line(f"run {count} (bare loop)", run)
+            line(f"hash {count} inputs", hashed)
+            line(f"record {count} runs", recorded)
+            line("floor, fresh project", floor, f"= {floor / run:.2f}x the bare loop")
+            line(
+                "floor, project seen before", floor - validate, f"= {(floor - validate) / run:.2f}x"
+            )
+        results = make_results(root / "results", 10_000)
+        os.sync()
+        verified = median_of(lambda: verify(results), repeat)
+        recorded = median_of(lambda: record(store, 10_000), repeat)
+        floor = start + verified + recorded
+        print("bench/cache.py: 10,000 cached runs, target <= 0.5 s")
+        line("verify 10,000 results", verified)
+        line("record 10,000 runs", recorded)
+        line("floor", floor, f"= {floor / 0.5:.2f}x the target")
+
+
+if __name__ == "__main__":
+    main()
