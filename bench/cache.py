@@ -4,7 +4,8 @@ The DAG: `images` (5,000 inputs) -> `evaluate` (4,999 runs, per-input needs) -> 
 (a script run that needs them all). After one real execution, and once its files are on
 disk (os.sync: else the kernel's writeback of its 10,000 run folders slows the timed runs'
 commits), times the whole `qa batch` process (which must report 10,000 cached) and
-`qa --dryrun batch`, as a user waits for them. Target: each under 1 second.
+`qa --dryrun batch`, as a user waits for them. Target (issue 18): `qa batch` under 0.5 s;
+the parts no implementation can skip are measured by `bench/floors.py`.
 
     python bench/cache.py [--inputs 5000] [--repeat 5]
 """
@@ -19,6 +20,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from peers import bytecode_env  # the bench folder: timed processes keep compiled modules
 
 MAIN = "def run(context):\n    return {'ok': 1}\n"
 
@@ -44,7 +47,7 @@ def timed(command: list[str], repeat: int) -> tuple[list[float], bytes]:
     times, out = [], b""
     for _ in range(repeat):
         start = time.perf_counter()
-        out = subprocess.run(command, check=True, capture_output=True).stdout
+        out = subprocess.run(command, check=True, capture_output=True, env=bytecode_env()).stdout
         times.append(time.perf_counter() - start)
     return times, out
 
@@ -60,7 +63,10 @@ def main() -> None:
         qa = [sys.executable, "-m", "qaflow", "-C", str(root)]
         start = time.perf_counter()
         subprocess.run(
-            [*qa, "batch", "summary", "--local-concurrency", "2"], check=True, capture_output=True
+            [*qa, "batch", "summary", "--local-concurrency", "2"],
+            check=True,
+            capture_output=True,
+            env=bytecode_env(),
         )
         first = time.perf_counter() - start
         os.sync()  # the first execution's 10,000 run folders reach the disk before timing
