@@ -57,9 +57,6 @@ def find_inputs(
     (used for `qa batch some/folder`) instead of being itself one input.
     """
     database, pattern = _split(location, database)
-    listed = _listed_file(database, pattern, globs)
-    if listed is not None:
-        return listed
     if GLOB_CHARS.search(pattern):
         matched = sorted(database.glob(pattern), key=_PATH_ORDER)
         if not matched:
@@ -95,35 +92,6 @@ def find_inputs(
             "Check the path, or `inputs.globs` in qaboard.yaml."
         )
     return found
-
-
-def _listed_file(database: Path, pattern: str, globs: tuple[str, ...]) -> list[FoundInput] | None:
-    """A listed file's input, found with one stat of a string and one Path: the common case
-    of a long list of inputs (pathlib's join and the general path cost 3x more). None when
-    the pattern is not a plain relative path in pathlib's own spelling (then `database /
-    pattern` would not be the same string), or is not an existing non-folder: the general
-    path decides those, with its errors."""
-    root = str(database)
-    if (
-        not pattern
-        or root in ("/", ".")
-        or GLOB_CHARS.search(pattern)
-        or _NOT_PLAIN.search(pattern)
-    ):
-        return None
-    text = f"{root}/{pattern}"
-    try:
-        if stat.S_ISDIR(os.stat(text).st_mode):  # noqa: PTH116 - a string: no Path to build
-            return None
-    except OSError:
-        return None
-    if globs and not matches_globs(text, globs):
-        return []  # as QA-Board, the globs filter listed files too
-    return [FoundInput(Path(text), database, pattern)]
-
-
-# what pathlib would spell otherwise: an absolute path, `//`, `.` parts, a trailing `/`
-_NOT_PLAIN = re.compile(r"^/|//|(^|/)\.(/|$)|/$")
 
 
 def matches_globs(path: str, globs: tuple[str, ...]) -> bool:
