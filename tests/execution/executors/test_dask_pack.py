@@ -9,6 +9,7 @@ import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from distributed import Client, LocalCluster, get_task_stream
 
 import qaflow
 from conftest import write_project
+from qaflow.execution.executors.dask_pack import Packer
 from qaflow.execution.report import ConsoleReporter
 from qaflow.worker.model import RunStatus
 from qaflow.worker.rundir import run_dir_of
@@ -148,3 +150,40 @@ def test_a_worker_killed_mid_pack_loses_no_run(client, root):
     # the runs of the pack that did not finish went to Dask one by one
     alone = [task["key"] for task in stream.data if str(task["key"]).startswith("qaflow-killed")]
     assert any(killer.spec.key in key for key in alone)
+
+
+class _Finished:
+    """A pack's future, as `Packer.done` reads it."""
+
+    def __init__(self, key: str, status: str = "finished") -> None:
+        self.key, self.status = key, status
+
+
+class _Client:
+    """What `Packer.done` asks of the client: the pack's value, counted."""
+
+    def __init__(self, value: dict[str, Any]) -> None:
+        self.value, self.gathered = value, 0
+
+    def gather(self, future: _Finished) -> dict[str, Any]:
+        self.gathered += 1
+        return self.value
+
+
+def test_a_pack_is_fetched_only_for_runs_whose_result_event_is_missing(tmp_path):
+    alone: list[Any] = []
+    packer = Packer(tmp_path, lambda job: job, lambda key: key, lambda f: None, alone.append)
+    a, b, c = (SimpleNamespace(key=key) for key in "abc")
+    # every run reported by its event: nothing is fetched from the worker
+    packer.packs["p1"] = (_Finished("p1"), [a, b])
+    client = _Client({"a": "result a", "b": "result b"})
+    assert packer.done(client, _Finished("p1")) == []
+    assert client.gathered == 0
+    # b's event missing: the pack's value gives its result; c had none (its worker died
+    # mid-pack) and goes to Dask alone
+    packer.packs["p2"] = (_Finished("p2"), [a, b, c])
+    packer.by_key.update(b=b, c=c)
+    client = _Client({"a": "result a", "b": "result b"})
+    assert packer.done(client, _Finished("p2")) == [(b, "result b")]
+    assert client.gathered == 1
+    assert alone == [c]

@@ -198,10 +198,12 @@ class Packer:
 
     def done(self, client: Client, future: Future) -> list[tuple[Job, RunResult]]:
         """A pack's task ended: the results of its runs not reported yet; the runs it gave no
-        result for (its worker died) are submitted one by one."""
+        result for (its worker died) are submitted one by one. Its value is fetched only if
+        a run's result event is missing: the events come first, on the task's stream, so a
+        pack whose runs were all reported costs no round trip to its worker."""
         _, jobs = self.packs.pop(future.key, (None, []))
         results: dict[str, RunResult] = {}
-        if future.status == "finished":
+        if future.status == "finished" and any(job.key in self.by_key for job in jobs):
             with contextlib.suppress(Exception):
                 results = client.gather(future)
         out = []
