@@ -7,15 +7,24 @@ nothing of qaflow's around it, and prints, per target, the sum of its parts agai
 - start: a fresh interpreter importing click, the CLI's library (`python -c "import click"`).
 - validate: a fresh interpreter importing pydantic and validating one small model, less
   `start`: what validating a project's files costs the first time they are seen (qaflow keeps
-  validations, so a project seen before skips it).
+  validations, by content too, so a project seen before, or a new one with the files of one
+  seen before, skips it).
 - hash N inputs: each input file read and hashed (blake2b), as a first plan must.
 - record N runs: N rows of the run store's schema inserted in one transaction and committed
   (SQLite, WAL, `codec.SQLITE_PRAGMAS`), rows of the size a 10,000-run execution writes.
 - verify N results: each result's two small files (metrics.json, its manifest) opened and read,
   in folders of their own, as a cached plan must to trust what is on disk.
 - run N: the bare `xargs -P2 sh -c` loop of peers.py, the same commands.
+- keep N results: the files QA-Board's layout of a run's results holds beyond the command's
+  own, created by 2 processes at once as 2 workers would: the input's folder above the run's
+  (QA-Board's `<input>/<configurations hash>/`) and the run's run.json, log.txt,
+  metrics.json, manifest.outputs.json and manifest.inputs.json (6 new files and folders a run;
+  the bare loop makes 2: its folder and its output). qaflow adds one more, the link that
+  commits a result atomically (`worker.rundir`), which this leaves out.
 
-The sums leave out everything else (planning, fingerprints, process and pipe costs, output):
+On a disk, a new file or folder costs far more than on tmpfs (here 50 to 450 us of kernel
+time each, against 5 to 30): `--workdir` says where the projects go (default: the system's
+temporary folder). The sums leave out everything else (planning, fingerprints, process and pipe costs, output):
 a qaflow at its floor would do nothing but these.
 
     python bench/floors.py [--repeat 5]
@@ -24,6 +33,7 @@ a qaflow at its floor would do nothing but these.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import hashlib
 import os
 import sqlite3
@@ -114,6 +124,47 @@ def verify(folders: list[str]) -> float:
     return time.perf_counter() - start
 
 
+QAB_FILES = ("run.json", "log.txt", "metrics.json", "manifest.outputs.json", "manifest.inputs.json")
+
+
+def lay_out(root: Path, count: int, pool: concurrent.futures.Executor, files: int) -> float:
+    """Seconds for 2 processes to make `count` runs' folders (`count // 2` each), with `files`
+    small files in each: QA-Board's layout (`QAB_FILES` and the input's folder above the
+    run's) for "keep N results", the bare loop's output alone for what it subtracts."""
+    halves = [(str(root / f"w{i}-{files}"), count // 2, files) for i in range(2)]
+    start = time.perf_counter()
+    list(pool.map(_lay_out, *zip(*halves, strict=True)))
+    return time.perf_counter() - start
+
+
+def _lay_out(root: str, count: int, files: int) -> None:
+    from qaflow.worker.files import write_bytes  # how a worker writes its small files
+
+    Path(root).mkdir(parents=True)
+    names = QAB_FILES if files == len(QAB_FILES) else ("out.txt",)
+    for i in range(count):
+        # the run's folder in its input's (QA-Board's layout), or alone (the bare loop's)
+        run = Path(root, f"i{i:05d}.raw", "0123456789ab") if files > 1 else Path(root, f"{i:05d}")
+        run.mkdir(parents=True)
+        for name in names:
+            write_bytes(f"{run}/{name}", b'{"ok": 1, "is_failed": false}')
+
+
+def kept_files(root: Path, count: int, repeat: int) -> float:
+    """The median extra cost of QA-Board's layout for `count` runs (less what the bare loop
+    makes: a folder and a file a run), each measured once the files before it are on disk."""
+    extra = []
+    with concurrent.futures.ProcessPoolExecutor(2) as pool:
+        list(pool.map(abs, range(2)))  # the processes are started before timing
+        for rep in range(repeat):
+            here = root / f"kept{count}-{rep}"
+            os.sync()
+            laid = lay_out(here, count, pool, files=len(QAB_FILES))
+            os.sync()
+            extra.append(laid - lay_out(here, count, pool, files=1))
+    return max(0.0, statistics.median(extra))
+
+
 def make_results(root: Path, count: int) -> list[str]:
     from qaflow.worker.rundir import MANIFEST
 
@@ -141,6 +192,7 @@ def line(label: str, seconds: float, note: str = "") -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--workdir", type=Path, default=None, help="where the projects go")
     args = parser.parse_args()
     repeat = args.repeat
     start = median_of(lambda: process("import click"), repeat)
@@ -148,7 +200,7 @@ def main() -> None:
     print(f"{os.cpu_count()} CPUs; medians of {repeat}")
     print(f"  {'start (python + click)':<34} {start:7.3f} s")
     print(f"  {'validate (pydantic, first time)':<34} {validate:7.3f} s")
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         root = Path(tmp)
         store = new_store(root / "store")
         for count, label, target in ((200, "W1", 1.25), (2000, "W4", 1.10)):
@@ -158,6 +210,7 @@ def main() -> None:
             run = median_of(lambda c=commands: peers.bare([c]), repeat)  # type: ignore[misc]
             hashed = median_of(lambda f=files: hash_inputs(f), repeat)  # type: ignore[misc]
             recorded = median_of(lambda n=count: record(store, n), repeat)  # type: ignore[misc]
+            kept = kept_files(root, count, repeat)
             floor = run + start + validate + hashed + recorded
             print(
                 f"{label}: {count} runs, target <= {target}x the bare loop ({target * run:.3f} s)"
@@ -168,6 +221,12 @@ def main() -> None:
             line("floor, fresh project", floor, f"= {floor / run:.2f}x the bare loop")
             line(
                 "floor, project seen before", floor - validate, f"= {(floor - validate) / run:.2f}x"
+            )
+            line(f"keep {count} results (QA-Board files)", kept)
+            line(
+                "  floor with them, fresh / seen",
+                floor + kept,
+                f"= {(floor + kept) / run:.2f}x / {(floor + kept - validate) / run:.2f}x",
             )
         results = make_results(root / "results", 10_000)
         os.sync()

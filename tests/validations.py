@@ -39,3 +39,17 @@ def three_ways(load: Any, monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, li
     new_process()
     warm = outcome(load)
     return [off, cold, warm]
+
+
+def elsewhere(load: Any, at: Any, monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, list[str]]]:
+    """`load(root)` of a second project with the same files (`at("b")`): without the cache,
+    then from what a first one (`at("a")`) kept, as a new clone of a project finds it."""
+    monkeypatch.setenv("QA_CONFIG_CACHE", "0")
+    off = outcome(lambda: load(at("b")))
+    monkeypatch.delenv("QA_CONFIG_CACHE")
+    new_process()
+    outcome(lambda: load(at("a")))
+    validated.flush()
+    new_process()
+    shared = outcome(lambda: load(at("b")))
+    return [off, shared]

@@ -20,6 +20,16 @@ Parses are kept the same way (`parsed`): a YAML file's data, under a digest of i
 of the parsing code (PyYAML's version included), so that a process whose files did not
 change does not import PyYAML either. Its data is kept with its shared values shared (an
 anchor used twice is one object, as PyYAML gives it), up to `MAX_PARSED` bytes.
+
+Shared by content. A project seen for the first time (a new clone or worktree, a copy, a
+project made from the same template) finds what another project with the same files kept:
+a second file, `shared.kept`, holds the latest validations and parses that depend on no
+location, under a digest without the project's folder (the document's place *in* the
+project is kept: `qa/batches.yaml` validates the same in any clone). A validation is shared
+only if it gave no warning (warnings name the file) and its result does not hold the
+project's path; parses depend on bytes alone. It is read only when the project's own file
+has no answer, and what it answers is then kept in the project's file too. At most
+`MAX_SHARED` entries of each kind and `MAX_SHARED_BYTES` in all (the latest).
 """
 
 from __future__ import annotations
@@ -41,6 +51,10 @@ MARSHAL_VERSION = 2  # no back-references: equal documents always encode to equa
 MAX_ENTRIES = 512  # validations kept per project (the latest)
 MAX_FILES = 256  # projects kept (the most recently written)
 MAX_PARSED = 8 * 1024 * 1024  # bytes of a kept parse, encoded
+MAX_SHARED = 64  # validations (and as many parses) shared by content between projects
+MAX_SHARED_BYTES = 2 * 1024 * 1024  # the shared file's entries, encoded, at most
+SHARED = "shared.kept"  # the file of what is shared by content, in `folder()`
+_SHARED_KEY = "\0shared"  # its place among `_projects`
 PARSED_MARSHAL_VERSION = 4  # with back-references: values shared in the data stay shared
 _CODE = ("models.py", "schema.py", "values.py", "batch_errors.py")  # what validates, in config/
 
@@ -49,10 +63,12 @@ _code_digests: dict[tuple[Path, ...], bytes] = {}  # the validating code's diges
 
 
 class _Kept:
-    """The kept validations of one project, as read at first use, plus this process's."""
+    """The kept validations of one project (or the shared ones), as read at first use, plus
+    this process's."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, *, shared: bool = False) -> None:
         self.path = path
+        self.shared = shared
         self.entries, self.parses = _read_both(path) if path is not None else ({}, {})
         self.dirty = False
 
@@ -80,11 +96,20 @@ def cached(
     key = hashlib.blake2b(document, digest_size=20, key=digest).digest()
     kept = _kept(root)
     blob = kept.entries.get(key)
+    shared_key = None
+    if blob is None:  # looked for by content only when the project's own file has no answer
+        shared_key = _shared_key(kind, where, data, digest, root)
+        blob = None if shared_key is None else _shared().entries.get(shared_key)
+        if blob is not None:  # another project's: this one keeps it too
+            kept.entries[key] = blob
+            kept.dirty = True
     if blob is not None:
         try:
             result, messages = marshal.loads(blob)
         except (EOFError, ValueError, TypeError):
             kept.entries.pop(key, None)
+            if shared_key is not None:
+                _shared().entries.pop(shared_key, None)
         else:
             for message in messages:
                 warnings.warn(message, QaflowWarning, stacklevel=2)
@@ -102,11 +127,40 @@ def cached(
     if all(issubclass(w.category, QaflowWarning) for w in caught):
         try:
             outcome: Any = (result, [str(w.message) for w in caught])
-            kept.entries[key] = marshal.dumps(outcome, MARSHAL_VERSION)
+            blob = kept.entries[key] = marshal.dumps(outcome, MARSHAL_VERSION)
             kept.dirty = True
         except ValueError:
-            pass
+            return result
+        if shared_key is not None and not caught and str(root).encode() not in blob:
+            _share(_shared().entries, shared_key, blob)
     return result
+
+
+def _shared_key(kind: str, where: str, data: Any, code: bytes, root: Path) -> bytes | None:
+    """The key of a validation shared by content: as the project's, with `where` relative to
+    the project's folder; None when the project's folder is `/` (nothing to make relative)."""
+    prefix = str(root).rstrip("/") + "/"
+    if prefix == "/":
+        return None
+    try:
+        document = marshal.dumps((kind, where.replace(prefix, "\0/"), data), MARSHAL_VERSION)
+    except ValueError:
+        return None
+    return hashlib.blake2b(document, digest_size=20, key=code, person=b"shared").digest()
+
+
+def _shared() -> _Kept:
+    """What is shared by content between projects (`SHARED`), read at first use."""
+    if _SHARED_KEY not in _projects:
+        where = folder()
+        _projects[_SHARED_KEY] = _Kept(where / SHARED if where is not None else None, shared=True)
+    return _projects[_SHARED_KEY]
+
+
+def _share(entries: dict[bytes, bytes], key: bytes, blob: bytes) -> None:
+    if key not in entries and len(blob) <= MAX_SHARED_BYTES // 4:
+        entries[key] = blob
+        _shared().dirty = True
 
 
 def parsed(raw: bytes, parse: Callable[[], Any], *, root: Path, code: tuple[Path, ...]) -> Any:
@@ -121,11 +175,17 @@ def parsed(raw: bytes, parse: Callable[[], Any], *, root: Path, code: tuple[Path
         return parse()
     kept = _kept(root)
     blob = kept.parses.get(key)
+    if blob is None:
+        blob = _shared().parses.get(key)  # the same bytes, parsed for another project
+        if blob is not None:
+            kept.parses[key] = blob
+            kept.dirty = True
     if blob is not None:
         try:
             return marshal.loads(blob)
         except (EOFError, ValueError, TypeError):
             kept.parses.pop(key, None)
+            _shared().parses.pop(key, None)
     result = parse()
     try:
         blob = marshal.dumps(result, PARSED_MARSHAL_VERSION)
@@ -134,6 +194,7 @@ def parsed(raw: bytes, parse: Callable[[], Any], *, root: Path, code: tuple[Path
     if len(blob) <= MAX_PARSED:
         kept.parses[key] = blob
         kept.dirty = True
+        _share(_shared().parses, key, blob)
     return result
 
 
@@ -144,18 +205,38 @@ def flush() -> None:
         if not kept.dirty or kept.path is None:
             continue
         kept.dirty = False
-        entries = dict(list(kept.entries.items())[-MAX_ENTRIES:])
-        parses = dict(list(kept.parses.items())[-MAX_ENTRIES:])
+        entries = _latest(kept.entries, MAX_SHARED if kept.shared else MAX_ENTRIES)
+        parses = _latest(kept.parses, MAX_SHARED if kept.shared else MAX_ENTRIES)
+        if kept.shared:
+            entries, parses = (
+                _within(entries, MAX_SHARED_BYTES // 2),
+                _within(parses, MAX_SHARED_BYTES // 2),
+            )
         try:
             new = not kept.path.exists()
             kept.path.parent.mkdir(parents=True, exist_ok=True)
             temporary = kept.path.with_name(f".{kept.path.name}.{os.getpid()}")
             temporary.write_bytes(marshal.dumps((entries, parses), MARSHAL_VERSION))
             temporary.replace(kept.path)
-            if new:
+            if new and not kept.shared:
                 _prune(kept.path.parent)
         except OSError:
             continue
+
+
+def _latest(blobs: dict[bytes, bytes], count: int) -> dict[bytes, bytes]:
+    return dict(list(blobs.items())[-count:])
+
+
+def _within(blobs: dict[bytes, bytes], budget: int) -> dict[bytes, bytes]:
+    """The latest of `blobs` whose sizes add up to at most `budget` bytes."""
+    kept: list[tuple[bytes, bytes]] = []
+    for key, blob in reversed(blobs.items()):
+        budget -= len(blob)
+        if budget < 0:
+            break
+        kept.append((key, blob))
+    return dict(reversed(kept))
 
 
 def folder() -> Path | None:

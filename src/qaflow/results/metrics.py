@@ -144,7 +144,7 @@ class Metrics:
         """Read and validate metrics.yaml; a missing file describes no metric."""
         if not path.is_file():
             return cls(path=None)
-        data = yamlfile.load(path)
+        data = yamlfile.load(path, root=path.parent)  # kept as its validation is
         if data is None:
             data = {}
         if not isinstance(data, dict):
