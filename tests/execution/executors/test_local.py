@@ -44,6 +44,10 @@ def run(context):
         child = subprocess.Popen(["sleep", "60"])
         (context.output_dir / "child").write_text(str(child.pid))
         time.sleep(60)
+    if mode == "irreversible":  # a hard limit lowered cannot be raised again: the worker retires
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 256), min(hard, 256)))
     if mode == "leak":
         os.environ["LEAK"] = "1"
         os.environ["PATH"] = "/nowhere:" + os.environ["PATH"]
@@ -143,6 +147,33 @@ def test_each_crash_fails_only_its_run_and_workers_are_replaced(root, pool):
     again = results(pool, [make_task(root, f"after{i}") for i in range(4)])
     assert all(r.status is RunStatus.SUCCEEDED for r in again.values())
     assert len(pool.worker_pids) == 2
+
+
+def test_a_retiring_worker_s_result_is_read_when_its_exit_is_seen_with_it(root, monkeypatch):
+    """A worker that cannot put its process back sends RETIRING, then its result, then exits:
+    the pool may see its exit in the same round as its first message, the result still in the
+    pipe. That result is the run's, not a crash. (Here the pool's wait lingers so that each
+    round sees all that arrived: the worker's exit with its messages.)"""
+    from qaflow.execution.executors import local
+
+    real = local.wait
+
+    def lingering(objects: Any, timeout: float | None = None) -> list[Any]:
+        real(objects, timeout)
+        time.sleep(0.3)
+        return real(objects, 0)  # readiness is level-triggered: all that is ready now
+
+    monkeypatch.setattr(local, "wait", lingering)
+    with LocalPool(1) as pool:
+        first = pool.worker_pids
+        done = results(pool, [make_task(root, "a", "irreversible"), make_task(root, "b")])
+        wait_for(lambda: pool.worker_pids and pool.worker_pids != first)
+    assert {key: r.status for key, r in done.items()} == {
+        "a": RunStatus.SUCCEEDED,
+        "b": RunStatus.SUCCEEDED,
+    }, {key: r.error for key, r in done.items()}
+    assert done["a"].metrics["mode"] == "irreversible"
+    assert done["b"].pid not in first  # the retired worker's successor ran it
 
 
 def test_a_worker_dying_while_idle_is_replaced(root, pool):

@@ -267,7 +267,10 @@ class LocalPool(contextlib.AbstractContextManager["LocalPool"]):
             _resolve(job.pending.future, message)
 
     def _lost(self, worker: Worker) -> None:
-        """The worker's process ended: fail its run if it had one, and replace it."""
+        """The worker's process ended: fail its run if it had one, and replace it. What it sent
+        before it ended is read first: a retiring worker sends RETIRING, its result, then exits,
+        and this round may have read only the first of them."""
+        self._drain(worker)
         kill_group(worker)  # before the pid is reaped: what the run started dies too
         worker.process.join()
         code = worker.process.exitcode
@@ -282,6 +285,16 @@ class LocalPool(contextlib.AbstractContextManager["LocalPool"]):
                     "their messages, if any, are on stderr above"
                 )
         self._replace()
+
+    def _drain(self, worker: Worker) -> None:
+        """Receive every message left in the pipe of a worker that ended (up to its EOF)."""
+        while not worker.eof:
+            try:
+                if not worker.conn.poll():
+                    return
+            except (EOFError, OSError):
+                return
+            self._receive(worker)
 
     def _expire(self) -> None:
         now = time.monotonic()
