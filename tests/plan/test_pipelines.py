@@ -20,8 +20,14 @@ from pathlib import Path
 
 def run(context):
     name = context.input_path.name if context.input_path else "-"
-    if "slow" in name:
-        time.sleep(1.5)
+    marks = Path(context.database)
+    if (marks / "slow.txt").exists():  # test_per_input_needs_stream's project
+        if context.configs:  # an evaluation (it needs a run): it says it started
+            (marks / f"evaluating-{name}").touch()
+        elif "slow" in name:  # slow until a.txt's evaluation starts, a minute at most
+            deadline = time.monotonic() + 60
+            while not (marks / "evaluating-a.txt").exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
     if "fail" in name:
         raise RuntimeError("failing on purpose")
     (context.output_dir / "out.txt").write_text(name)
@@ -263,7 +269,8 @@ def test_per_input_needs_stream(project):
     execution = qaflow.batch("evaluate", project=root, concurrency=2, reporter=RecordingReporter())
     assert execution.exit_code == 0
     runs = {(r.spec.batch, r.spec.rel_input_path): r.result for r in execution.runs()}
-    # image a is evaluated while the slow image is still being processed
+    # image a is evaluated while the slow image is still being processed (the slow run waits
+    # for that, a minute at most: without streaming, it ends first)
     assert runs[("evaluate", "a.txt")].started_at < runs[("algo", "slow.txt")].ended_at
     assert_order(execution)
 

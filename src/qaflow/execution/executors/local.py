@@ -249,10 +249,7 @@ class LocalPool(contextlib.AbstractContextManager["LocalPool"]):
 
     # ------------------------------------------------------------ events
     def _receive(self, worker: Worker) -> None:
-        try:
-            message = worker.conn.recv()
-        except (EOFError, OSError):
-            worker.eof = True
+        if (message := worker.receive()) is None:
             return
         if isinstance(message, str):  # READY, or RETIRING: it exits after its result
             worker.retiring = worker.retiring or message == RETIRING
@@ -268,9 +265,9 @@ class LocalPool(contextlib.AbstractContextManager["LocalPool"]):
 
     def _lost(self, worker: Worker) -> None:
         """The worker's process ended: fail its run if it had one, and replace it. What it sent
-        before it ended is read first: a retiring worker sends RETIRING, its result, then exits,
-        and this round may have read only the first of them."""
-        self._drain(worker)
+        before is read first (RETIRING, its result, then its exit: seen in one round)."""
+        while worker.unread():
+            self._receive(worker)
         kill_group(worker)  # before the pid is reaped: what the run started dies too
         worker.process.join()
         code = worker.process.exitcode
@@ -285,16 +282,6 @@ class LocalPool(contextlib.AbstractContextManager["LocalPool"]):
                     "their messages, if any, are on stderr above"
                 )
         self._replace()
-
-    def _drain(self, worker: Worker) -> None:
-        """Receive every message left in the pipe of a worker that ended (up to its EOF)."""
-        while not worker.eof:
-            try:
-                if not worker.conn.poll():
-                    return
-            except (EOFError, OSError):
-                return
-            self._receive(worker)
 
     def _expire(self) -> None:
         now = time.monotonic()

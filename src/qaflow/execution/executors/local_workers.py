@@ -16,6 +16,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.context import ForkServerContext
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import Any
 
 from qaflow.execution.executors.local_queue import Pending
 from qaflow.execution.interrupts import hangup_ignored
@@ -92,6 +93,21 @@ class Worker:
         metrics = record_failure(task, error, time.time() - job.started_at)
         result = failed_result(task, status, error, job.started_at, self.pid)
         return job.pending, dataclasses.replace(result, metrics=metrics)
+
+    def receive(self) -> Any:
+        """Its next message (READY, RETIRING or a result); None at the end of its pipe."""
+        try:
+            return self.conn.recv()
+        except (EOFError, OSError):
+            self.eof = True
+            return None
+
+    def unread(self) -> bool:
+        """Whether its pipe holds a message (or its end) not yet received."""
+        try:
+            return not self.eof and self.conn.poll()
+        except (EOFError, OSError):
+            return False
 
     def drop_next(self) -> Pending | None:
         """The task sent ahead, taken back (this worker died or was killed: it never ran)."""
