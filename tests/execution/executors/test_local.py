@@ -40,6 +40,15 @@ def run(context):
         ctypes.string_at(0)
     if mode == "sleep":
         time.sleep(context.params.get("seconds", 0.5))
+    if mode == "meet":  # until `count` runs of its group have started (a minute at most)
+        from pathlib import Path
+        marks, group = Path(context.database), context.params["group"]
+        (marks / f"meet-{group}-{os.getpid()}").touch()
+        deadline = time.monotonic() + 60
+        while len(list(marks.glob(f"meet-{group}-*"))) < context.params["count"]:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
     if mode == "child":
         child = subprocess.Popen(["sleep", "60"])
         (context.output_dir / "child").write_text(str(child.pid))
@@ -205,7 +214,11 @@ def test_env_and_cwd_do_not_leak_to_the_next_run_of_the_worker(root, monkeypatch
 
 
 def test_runs_overlap_and_a_two_cpu_run_runs_alone(root, pool):
-    got = results(pool, [make_task(root, f"s{i}", "sleep") for i in range(2)])
+    # each waits for the other to start (a minute at most): they overlap unless one waits
+    got = results(
+        pool,
+        [make_task(root, f"s{i}", "meet", params={"group": "s", "count": 2}) for i in range(2)],
+    )
     assert max(r.started_at for r in got.values()) < min(r.ended_at for r in got.values())
     tasks = [
         make_task(root, "a", "sleep", params={"seconds": 0.3}),
