@@ -124,27 +124,24 @@ def verify(folders: list[str]) -> float:
     return time.perf_counter() - start
 
 
-QAB_FILES = ("run.json", "log.txt", "metrics.json", "manifest.outputs.json", "manifest.inputs.json")
-
-
-def lay_out(root: Path, count: int, pool: concurrent.futures.Executor, files: int) -> float:
-    """Seconds for 2 processes to make `count` runs' folders (`count // 2` each), with `files`
-    small files in each: QA-Board's layout (`QAB_FILES` and the input's folder above the
-    run's) for "keep N results", the bare loop's output alone for what it subtracts."""
-    halves = [(str(root / f"w{i}-{files}"), count // 2, files) for i in range(2)]
+def lay_out(root: Path, count: int, pool: concurrent.futures.Executor, qaboard: bool) -> float:
+    """Seconds for 2 processes to make `count` runs' folders (`count // 2` each): QA-Board's
+    layout (a run's own files, `rundir.OWN_FILES`, in a folder in its input's) for "keep N
+    results", else the bare loop's (a folder and its output) for what it subtracts."""
+    halves = [(str(root / f"w{i}-{qaboard}"), count // 2, qaboard) for i in range(2)]
     start = time.perf_counter()
     list(pool.map(_lay_out, *zip(*halves, strict=True)))
     return time.perf_counter() - start
 
 
-def _lay_out(root: str, count: int, files: int) -> None:
+def _lay_out(root: str, count: int, qaboard: bool) -> None:
     from qaflow.worker.files import write_bytes  # how a worker writes its small files
+    from qaflow.worker.rundir import OWN_FILES
 
     Path(root).mkdir(parents=True)
-    names = QAB_FILES if files == len(QAB_FILES) else ("out.txt",)
+    names = sorted(OWN_FILES) if qaboard else ["out.txt"]
     for i in range(count):
-        # the run's folder in its input's (QA-Board's layout), or alone (the bare loop's)
-        run = Path(root, f"i{i:05d}.raw", "0123456789ab") if files > 1 else Path(root, f"{i:05d}")
+        run = Path(root, f"i{i:05d}.raw", "0123456789ab") if qaboard else Path(root, f"{i:05d}")
         run.mkdir(parents=True)
         for name in names:
             write_bytes(f"{run}/{name}", b'{"ok": 1, "is_failed": false}')
@@ -159,9 +156,9 @@ def kept_files(root: Path, count: int, repeat: int) -> float:
         for rep in range(repeat):
             here = root / f"kept{count}-{rep}"
             os.sync()
-            laid = lay_out(here, count, pool, files=len(QAB_FILES))
+            laid = lay_out(here, count, pool, qaboard=True)
             os.sync()
-            extra.append(laid - lay_out(here, count, pool, files=1))
+            extra.append(laid - lay_out(here, count, pool, qaboard=False))
     return max(0.0, statistics.median(extra))
 
 

@@ -208,18 +208,21 @@ def test_a_batch_validation_shared_by_another_project_is_what_pydantic_gives(
 
 
 # ---------------------------------------------------------------- what is kept, and when
+def _no_pydantic(monkeypatch: Any) -> None:
+    def validated_again(*args: Any) -> Any:
+        raise AssertionError("validated again")
+
+    monkeypatch.setattr("qaflow.config.project._validate", validated_again)
+    monkeypatch.setattr("qaflow.config.batches._validate", validated_again)
+
+
 def test_an_unchanged_project_is_read_from_what_was_kept(tmp_path, kept, monkeypatch):
     root = write_project(tmp_path / "p", batches="b:\n  inputs: [a.txt]\n  colour: red\n")
     (root / "qaboard.yaml").write_text("inputs: {database: data}\nshiny: true\n")
     first = outcome(lambda: Catalog.load(Project.load(root)).batch("b"))
     validated.flush()
     new_process()
-
-    def no_pydantic(*args: Any) -> Any:
-        raise AssertionError("validated again")
-
-    monkeypatch.setattr("qaflow.config.project._validate", no_pydantic)
-    monkeypatch.setattr("qaflow.config.batches._validate", no_pydantic)
+    _no_pydantic(monkeypatch)
     again = outcome(lambda: Catalog.load(Project.load(root)).batch("b"))
     assert again == first
     assert any("unknown key `shiny`" in w for w in again[1])  # warnings are shown again
@@ -303,14 +306,6 @@ def test_what_is_kept_is_bounded(tmp_path, kept, monkeypatch):
         validated.flush()
         os.utime(next(iter(sorted(kept.iterdir(), key=lambda f: f.stat().st_mtime))), (0, 0))
     assert len(list(kept.glob("*.bin"))) == 2
-
-
-def _no_pydantic(monkeypatch: Any) -> None:
-    def validated_again(*args: Any) -> Any:
-        raise AssertionError("validated again")
-
-    monkeypatch.setattr("qaflow.config.project._validate", validated_again)
-    monkeypatch.setattr("qaflow.config.batches._validate", validated_again)
 
 
 def test_a_new_project_with_the_files_of_another_is_not_validated_again(
